@@ -1,0 +1,57 @@
+/**
+ * The contract between traffic filters and the tracing stage: one span per request per hop, as Envoy's
+ * HTTP connection manager creates it (istio-telemetry-v2 spec §5).
+ */
+import type { PeerMetadata } from '../metadata/types.js';
+
+/** Headers as Node gives them (lower-case names). */
+export type HeaderBag = Record<string, string | string[] | undefined>;
+
+/** What a filter knows when a request arrives. */
+export interface SpanStartInfo {
+  /** `server` for the inbound hop (reporter=destination), `client` for outbound/gateway hops. */
+  readonly kind: 'server' | 'client';
+  readonly method: string;
+  /** Full URL as Envoy's `http.url` tag: scheme://authority/path. */
+  readonly url: string;
+  readonly authority: string;
+  /** `HTTP/1.1`, `HTTP/2`. */
+  readonly protocol: string;
+  /** Downstream peer address (`peer.address`). */
+  readonly peerAddress?: string;
+  /** Port used in the span name `host:port/*`. */
+  readonly port: number;
+  /** Service host for the span name; falls back to the authority host. */
+  readonly serviceHost?: string;
+}
+
+/** What a filter knows when the request ends. */
+export interface SpanEndInfo {
+  readonly statusCode: number;
+  readonly responseFlags: string;
+  readonly upstreamCluster: string;
+  readonly requestSize: number;
+  readonly responseSize: number;
+  readonly grpcStatus?: string;
+  /** The peer learned by MX, added as `istio.peer.*` tags. */
+  readonly peer?: PeerMetadata | null;
+}
+
+/** A live span for one hop. Never throws; all methods are safe after end(). */
+export interface HopSpan {
+  /** True when sampled (recorded and exported). */
+  readonly sampled: boolean;
+  /** 32-hex trace id (also for unsampled spans, for log correlation). */
+  readonly traceId: string;
+  /** Write the propagation headers (traceparent, b3, x-request-id, ...) for the next hop. */
+  inject(headers: HeaderBag): void;
+  end(info: SpanEndInfo): void;
+}
+
+/** The tracing stage as filters see it. */
+export interface HopTracer {
+  /** Start a span from the incoming request headers (extracting the parent). Mutates `headers` to add x-request-id when absent. */
+  startSpan(headers: HeaderBag, info: SpanStartInfo): HopSpan;
+  /** Flush and stop exporting. */
+  shutdown(): Promise<void>;
+}
