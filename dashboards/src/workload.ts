@@ -1,0 +1,236 @@
+/**
+ * One workload: its inbound traffic (as a destination) and its outbound traffic (as a source). Variables and
+ * panel shapes follow Istio's Workload dashboard (istio/istio `manifests/addons/dashboards/istio-workload-dashboard.json`),
+ * including its outbound view read from the client side (`reporter="source"`).
+ */
+import { createDashboard } from './builder.js';
+import type { GrafanaDashboard, PanelOptions } from './builder.js';
+import { DASHBOARD_UIDS } from './uids.js';
+
+const RATE = '[$__rate_interval]';
+const ANY_TRAFFIC = '{__name__=~"istio_requests_total|istio_tcp_sent_bytes_total"';
+/** Requests received by the selected workload, as counted by the selected reporters. */
+const INBOUND = 'reporter=~"$qrep", destination_workload="$workload", destination_workload_namespace=~"$namespace"';
+/** The same, narrowed to the selected clients. */
+const FROM = `${INBOUND}, source_workload_namespace=~"$srcns", source_workload=~"$srcwl"`;
+/** Requests sent by the selected workload, counted by its own (client) proxy. */
+const OUTBOUND = 'reporter="source", source_workload="$workload", source_workload_namespace=~"$namespace", destination_service=~"$dstsvc"';
+const BY_SOURCE = 'source_workload, source_workload_namespace';
+
+/** P50/P90/P99 duration targets, optionally per group. */
+const durations = (filter: string, by: string, legend: string): PanelOptions['targets'] =>
+  [0.5, 0.9, 0.99].map((q) => ({
+    expr: `histogram_quantile(${q}, sum by (le${by === '' ? '' : ', ' + by}) (rate(istio_request_duration_milliseconds_bucket{${filter}}${RATE})))`,
+    legend: `P${q * 100}${legend === '' ? '' : ' ' + legend}`,
+  }));
+
+/** Build the workload dashboard. */
+export function createWorkloadDashboard(): GrafanaDashboard {
+  return createDashboard({
+    uid: DASHBOARD_UIDS.workload,
+    title: 'meshtel / Workload',
+    description:
+      'One workload: inbound requests by client and outbound requests by destination service. The pickers list workloads that receive traffic.',
+    tags: ['meshtel', 'istio'],
+    links: [
+      { title: 'Mesh', uid: DASHBOARD_UIDS.mesh },
+      { title: 'Service', uid: DASHBOARD_UIDS.service },
+    ],
+    variables: [
+      { kind: 'datasource' },
+      {
+        kind: 'query',
+        name: 'namespace',
+        label: 'Namespace',
+        query: `label_values(${ANY_TRAFFIC}}, destination_workload_namespace)`,
+      },
+      {
+        kind: 'query',
+        name: 'workload',
+        label: 'Workload',
+        query: `label_values(${ANY_TRAFFIC}, destination_workload_namespace=~"$namespace"}, destination_workload)`,
+      },
+      {
+        kind: 'custom',
+        name: 'qrep',
+        label: 'Reporter',
+        values: ['source', 'destination'],
+        selected: ['destination'],
+        multi: true,
+      },
+      {
+        kind: 'query',
+        name: 'srcns',
+        label: 'Inbound namespace',
+        query: `label_values(${ANY_TRAFFIC}, ${INBOUND}}, source_workload_namespace)`,
+        multi: true,
+        includeAll: true,
+      },
+      {
+        kind: 'query',
+        name: 'srcwl',
+        label: 'Inbound workload',
+        query: `label_values(${ANY_TRAFFIC}, ${INBOUND}, source_workload_namespace=~"$srcns"}, source_workload)`,
+        multi: true,
+        includeAll: true,
+      },
+      {
+        kind: 'query',
+        name: 'dstsvc',
+        label: 'Destination service',
+        query: `label_values(${ANY_TRAFFIC}, reporter="source", source_workload="$workload", source_workload_namespace=~"$namespace"}, destination_service)`,
+        multi: true,
+        includeAll: true,
+      },
+    ],
+    rows: [
+      {
+        title: 'General',
+        panels: [
+          {
+            title: 'Incoming Request Volume',
+            description: 'Requests per second received by the workload.',
+            type: 'stat',
+            unit: 'reqps',
+            width: 8,
+            targets: [{ expr: `round(sum(rate(istio_requests_total{${INBOUND}}${RATE})), 0.001)` }],
+          },
+          {
+            title: 'Incoming Success Rate (non-5xx responses)',
+            description: 'Share of requests to the workload that did not end in a 5xx response.',
+            type: 'stat',
+            unit: 'percentunit',
+            decimals: 2,
+            width: 8,
+            targets: [
+              {
+                expr:
+                  `sum(rate(istio_requests_total{${INBOUND}, response_code!~"5.."}${RATE}))` +
+                  ` / (sum(rate(istio_requests_total{${INBOUND}}${RATE})) or on () vector(1))`,
+              },
+            ],
+          },
+          {
+            title: 'TCP Server Traffic',
+            description: 'Bytes per second the workload received and sent over TCP as a server.',
+            type: 'stat',
+            unit: 'Bps',
+            width: 8,
+            targets: [
+              {
+                expr:
+                  `(sum(rate(istio_tcp_received_bytes_total{${INBOUND}}${RATE})) or vector(0))` +
+                  ` + (sum(rate(istio_tcp_sent_bytes_total{${INBOUND}}${RATE})) or vector(0))`,
+              },
+            ],
+          },
+          {
+            title: 'Request Duration',
+            description: 'P50, P90 and P99 of the duration of requests to the workload.',
+            type: 'timeseries',
+            unit: 'ms',
+            width: 24,
+            targets: durations(INBOUND, '', ''),
+          },
+        ],
+      },
+      {
+        title: 'Inbound',
+        panels: [
+          {
+            title: 'Incoming Requests By Source And Response Code',
+            description: 'Requests per second per client workload and response code.',
+            type: 'timeseries',
+            unit: 'reqps',
+            targets: [
+              {
+                expr: `round(sum by (${BY_SOURCE}, response_code) (rate(istio_requests_total{${FROM}}${RATE})), 0.001)`,
+                legend: '{{source_workload}}.{{source_workload_namespace}} : {{response_code}}',
+              },
+            ],
+          },
+          {
+            title: 'Incoming Success Rate (non-5xx responses) By Source',
+            description: 'Share of non-5xx responses per client workload.',
+            type: 'timeseries',
+            unit: 'percentunit',
+            min: 0,
+            max: 1,
+            targets: [
+              {
+                expr:
+                  `sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}, response_code!~"5.."}${RATE}))` +
+                  ` / sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}}${RATE}))`,
+                legend: '{{source_workload}}.{{source_workload_namespace}}',
+              },
+            ],
+          },
+          {
+            title: 'Incoming Request Duration By Source',
+            description: 'Request duration quantiles per client workload.',
+            type: 'timeseries',
+            unit: 'ms',
+            width: 24,
+            targets: durations(FROM, BY_SOURCE, '{{source_workload}}.{{source_workload_namespace}}'),
+          },
+        ],
+      },
+      {
+        title: 'Outbound',
+        panels: [
+          {
+            title: 'Outgoing Requests By Destination And Response Code',
+            description: 'Requests per second the workload sent, per destination service and response code.',
+            type: 'timeseries',
+            unit: 'reqps',
+            targets: [
+              {
+                expr: `round(sum by (destination_service, response_code) (rate(istio_requests_total{${OUTBOUND}}${RATE})), 0.001)`,
+                legend: '{{destination_service}} : {{response_code}}',
+              },
+            ],
+          },
+          {
+            title: 'Outgoing Success Rate (non-5xx responses) By Destination',
+            description: 'Share of non-5xx responses per destination service.',
+            type: 'timeseries',
+            unit: 'percentunit',
+            min: 0,
+            max: 1,
+            targets: [
+              {
+                expr:
+                  `sum by (destination_service) (rate(istio_requests_total{${OUTBOUND}, response_code!~"5.."}${RATE}))` +
+                  ` / sum by (destination_service) (rate(istio_requests_total{${OUTBOUND}}${RATE}))`,
+                legend: '{{destination_service}}',
+              },
+            ],
+          },
+          {
+            title: 'Outgoing Request Duration By Destination',
+            description: 'Request duration quantiles per destination service, measured by the workload\'s proxy.',
+            type: 'timeseries',
+            unit: 'ms',
+            targets: durations(OUTBOUND, 'destination_service', '{{destination_service}}'),
+          },
+          {
+            title: 'Outgoing TCP Traffic By Destination',
+            description: 'Bytes per second the workload sent (received_bytes) and got back (sent_bytes) over TCP.',
+            type: 'timeseries',
+            unit: 'Bps',
+            targets: [
+              {
+                expr: `sum by (destination_service) (rate(istio_tcp_received_bytes_total{${OUTBOUND}}${RATE}))`,
+                legend: 'sent to {{destination_service}}',
+              },
+              {
+                expr: `sum by (destination_service) (rate(istio_tcp_sent_bytes_total{${OUTBOUND}}${RATE}))`,
+                legend: 'received from {{destination_service}}',
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  });
+}
