@@ -189,14 +189,14 @@ export function computeStat(
   return sortRows(rows);
 }
 
-/** Rows sorted by namespace, name, then source: stable output for --watch and tests. */
+/** Rows sorted by source (edges), then namespace and name: stable output for --watch and tests. */
 export function sortRows(rows: StatRow[]): StatRow[] {
   return rows.sort(
     (x, y) =>
-      x.namespace.localeCompare(y.namespace) ||
-      x.name.localeCompare(y.name) ||
       (x.sourceNamespace ?? '').localeCompare(y.sourceNamespace ?? '') ||
-      (x.source ?? '').localeCompare(y.source ?? ''),
+      (x.source ?? '').localeCompare(y.source ?? '') ||
+      x.namespace.localeCompare(y.namespace) ||
+      x.name.localeCompare(y.name),
   );
 }
 
