@@ -38,6 +38,10 @@ export type {
 
 // --- tracing ---
 export type { HopTracer, HopSpan, SpanStartInfo, SpanEndInfo, HeaderBag } from './tracing/types.js';
+export { createTracing, createNoopTracing } from './tracing/tracer.js';
+export type { TracingOptions, TracingExporterName, PropagationFormat } from './tracing/config.js';
+export { METRIC_SPANS_EXPORTED, METRIC_SPANS_DROPPED } from './tracing/span-metrics.js';
+export type { SpanDropReason } from './tracing/span-metrics.js';
 
 // --- sidecar ---
 

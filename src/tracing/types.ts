@@ -30,6 +30,8 @@ export interface SpanEndInfo {
   readonly statusCode: number;
   readonly responseFlags: string;
   readonly upstreamCluster: string;
+  /** Upstream host address (`upstream_address` tag), when one was picked. */
+  readonly upstreamAddress?: string;
   readonly requestSize: number;
   readonly responseSize: number;
   readonly grpcStatus?: string;
@@ -41,7 +43,7 @@ export interface SpanEndInfo {
 export interface HopSpan {
   /** True when sampled (recorded and exported). */
   readonly sampled: boolean;
-  /** 32-hex trace id (also for unsampled spans, for log correlation). */
+  /** 32-hex trace id (also for unsampled spans, for log correlation); `''` when tracing is off (createNoopTracing). */
   readonly traceId: string;
   /** Write the propagation headers (traceparent, b3, x-request-id, ...) for the next hop. */
   inject(headers: HeaderBag): void;

@@ -1,0 +1,78 @@
+/**
+ * Our own counters for the export path, fed by the BatchSpanProcessor's self-observability hook.
+ *
+ * The OTel BatchSpanProcessor (sdk-trace `BatchSpanProcessorBase`) already knows every outcome: it drops a
+ * span when its queue is full (`dropSpans`) and learns the result of every export (`finishSpans`). It reports
+ * both on the `otel.sdk.processor.span.processed` counter of the `selfObsMeterProvider` it is given, with
+ * `error.type = queue_full` or the export error's name. We hand it a meter whose only live instrument is that
+ * counter and route each `add()` to prom-client, so the counts are the processor's own, exact, and cost nothing
+ * extra on the request path (the hook runs only when a span is dropped or a batch completes).
+ */
+import { createNoopMeter } from '@opentelemetry/api';
+import type { Attributes, Counter as OtelCounter, Meter, MeterProvider, MetricOptions } from '@opentelemetry/api';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../core/logger.js';
+
+/** Spans handed to the exporter and acknowledged by the backend. */
+export const METRIC_SPANS_EXPORTED = 'meshtel_spans_exported_total';
+/** Spans lost, by `reason`: `queue_full`, `export_failed`, `internal_error`. */
+export const METRIC_SPANS_DROPPED = 'meshtel_spans_dropped_total';
+
+/** Why a span was lost. */
+export type SpanDropReason = 'queue_full' | 'export_failed' | 'internal_error';
+
+/** The processor's counter we listen to (OTel semantic conventions, `otel.sdk.processor.span.processed`). */
+const OTEL_PROCESSED = 'otel.sdk.processor.span.processed';
+const ATTR_ERROR_TYPE = 'error.type';
+const QUEUE_FULL = 'queue_full';
+
+/** Counters of one tracing pipeline. */
+export interface SpanMetrics {
+  exported(count: number): void;
+  dropped(reason: SpanDropReason, count: number): void;
+}
+
+function counter(registry: Registry | undefined, name: string, help: string, labelNames: string[]): Counter<string> {
+  // Two pipelines on one registry (tests, a restarted embedding) share the series instead of failing to register.
+  const existing = registry?.getSingleMetric(name);
+  if (existing instanceof Counter) return existing as Counter<string>;
+  return new Counter({ name, help, labelNames, registers: registry ? [registry] : [] });
+}
+
+/** Create (or reuse, on `registry`) the span counters. Children are bound once so an increment does no label hashing. */
+export function createSpanMetrics(registry: Registry | undefined, logger: Logger): SpanMetrics {
+  const exported = counter(registry, METRIC_SPANS_EXPORTED, 'Sampled spans acknowledged by the tracing backend.', []);
+  const dropped = counter(registry, METRIC_SPANS_DROPPED, 'Sampled spans lost before reaching the tracing backend, by reason.', ['reason']);
+  const byReason = {
+    queue_full: dropped.labels('queue_full'),
+    export_failed: dropped.labels('export_failed'),
+    internal_error: dropped.labels('internal_error'),
+  };
+  return {
+    exported(count) {
+      exported.inc(count);
+    },
+    dropped(reason, count) {
+      byReason[reason].inc(count);
+      logger.warnOnce(`tracing-drop-${reason}`, 'dropping spans', { reason, count, metric: METRIC_SPANS_DROPPED });
+    },
+  };
+}
+
+/**
+ * A MeterProvider for the BatchSpanProcessor's `selfObsMeterProvider` option that turns its
+ * processed-span counter into {@link SpanMetrics} calls; every other instrument is a no-op.
+ */
+export function createSpanCountingMeterProvider(metrics: SpanMetrics): MeterProvider {
+  const base = createNoopMeter();
+  const processed: OtelCounter = {
+    add(value: number, attributes?: Attributes) {
+      const errorType = attributes?.[ATTR_ERROR_TYPE];
+      if (errorType === undefined) metrics.exported(value);
+      else metrics.dropped(errorType === QUEUE_FULL ? 'queue_full' : 'export_failed', value);
+    },
+  };
+  const meter: Meter = Object.create(base) as Meter;
+  meter.createCounter = (name: string, options?: MetricOptions) => (name === OTEL_PROCESSED ? processed : base.createCounter(name, options));
+  return { getMeter: () => meter };
+}
