@@ -20,9 +20,56 @@ export type {
   UnknownPeerReason,
   PayloadProfile,
 } from './metadata/types.js';
+export {
+  loadWorkloadMetadata,
+  createWorkloadMetadata,
+  parseDownwardApi,
+  readDownwardApiFile,
+  DEFAULT_LABELS_PATH,
+  DEFAULT_ANNOTATIONS_PATH,
+} from './metadata/workload.js';
+export type { WorkloadMetadataInput, WorkloadMetadataOptions } from './metadata/workload.js';
+export { formatNodeId, parseNodeId, tryParseNodeId } from './metadata/node-id.js';
+export type { ParsedNodeId } from './metadata/node-id.js';
+export {
+  HEADER_PEER_METADATA,
+  HEADER_PEER_METADATA_ID,
+  DEFAULT_MAX_MX_BYTES,
+  encodeMxHeader,
+  decodeMxHeader,
+  decodeMxBytes,
+  mxStruct,
+  peerFromStruct,
+} from './metadata/mx-header.js';
+export type { DecodeMxOptions } from './metadata/mx-header.js';
+export { HEADER_BAGGAGE, encodeBaggage, decodeBaggage } from './metadata/baggage.js';
+export type { DecodeBaggageOptions } from './metadata/baggage.js';
+export { MX_MAGIC, ALPN_PEER_EXCHANGE, encodeTcpFrame, createTcpFrameParser } from './metadata/tcp-frame.js';
+export type { TcpFrameParser, TcpParseStep, TcpFrameParserOptions } from './metadata/tcp-frame.js';
+export { parseOwner } from './metadata/owner.js';
 
 // --- exchange ---
-export type { ExchangeExtract, PropagationMethod, MetadataExchangeMode } from './exchange/types.js';
+export type {
+  ExchangeExtract,
+  PropagationMethod,
+  MetadataExchangeMode,
+  HeaderGetter,
+  HeaderSetter,
+  HeaderRemover,
+} from './exchange/types.js';
+export { createPeerCache, DEFAULT_PEER_CACHE_ENTRIES } from './exchange/peer-cache.js';
+export type { PeerCache, PeerCacheOptions, FoundPeer } from './exchange/peer-cache.js';
+export { createExchangeCounters, UNKNOWN_PEER_REASONS } from './exchange/counters.js';
+export type { ExchangeCounters } from './exchange/counters.js';
+export {
+  createHttpMetadataExchange,
+  nodeHeaderGetter,
+  nodeHeaderSetter,
+  nodeHeaderRemover,
+} from './exchange/http-exchange.js';
+export type { HttpMetadataExchange, HttpMetadataExchangeOptions, NodeHeaders } from './exchange/http-exchange.js';
+export { createTcpMetadataExchange } from './exchange/tcp-exchange.js';
+export type { TcpMetadataExchange, TcpMetadataExchangeOptions } from './exchange/tcp-exchange.js';
 
 // --- stats ---
 export { ResponseFlag } from './stats/types.js';
