@@ -1,0 +1,130 @@
+/**
+ * What reaches the tracing backend, decoded from the real wire formats: OTLP/HTTP protobuf (the default,
+ * Jaeger's port 4318) and the Jaeger exporter's Thrift batches (older collectors). Two sidecars:
+ * productpage (inbound server span, then an outbound client span) and reviews (inbound server span).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTracing } from '../../src/tracing/tracer.js';
+import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
+import { INBOUND, NODE_ID, OK_END, OUTBOUND, reviewsPeer, workload } from './support/fixtures.js';
+import { startJaegerCollector, startOtlpReceiver } from './support/receivers.js';
+import type { ReceivedSpan, TraceReceiver } from './support/receivers.js';
+
+const REVIEWS_NODE = 'sidecar~10.52.1.7~reviews-v2-5b64f47978-abcde.default~default.svc.cluster.local';
+
+let receiver: TraceReceiver | undefined;
+const tracers: HopTracer[] = [];
+afterEach(async () => {
+  await Promise.all(tracers.splice(0).map((t) => t.shutdown()));
+  await receiver?.close();
+  receiver = undefined;
+});
+
+/** Drive one request through productpage's sidecar (in and out) and reviews' sidecar (in). */
+function twoHops(productpage: HopTracer, reviews: HopTracer): void {
+  // Ingress → productpage sidecar (inbound): no trace headers, 100 % sampling starts the trace.
+  const inbound: HeaderBag = { 'user-agent': 'curl/8.5.0' };
+  const ppServer = productpage.startSpan(inbound, { ...INBOUND, serviceHost: 'productpage.default.svc.cluster.local', authority: 'productpage:9080', url: 'http://productpage:9080/productpage' });
+  const toApp: HeaderBag = { ...inbound };
+  ppServer.inject(toApp);
+  // The app forwards the trace headers on its call to reviews; productpage's sidecar (outbound).
+  const outbound: HeaderBag = { ...toApp };
+  const ppClient = productpage.startSpan(outbound, OUTBOUND);
+  ppClient.inject(outbound);
+  // reviews' sidecar (inbound).
+  const atReviews: HeaderBag = { ...outbound };
+  const rvServer = reviews.startSpan(atReviews, INBOUND);
+  rvServer.end({ ...OK_END, upstreamCluster: 'inbound|9080||', peer: null });
+  ppClient.end({ ...OK_END, peer: reviewsPeer() });
+  ppServer.end({ ...OK_END, upstreamCluster: 'inbound|9080||', responseSize: 5179 });
+}
+
+function byKindAndService(spans: ReceivedSpan[], kind: string, service: string): ReceivedSpan {
+  const s = spans.find((x) => x.kind === kind && x.serviceName === service);
+  if (!s) throw new Error(`no ${kind} span of ${service} in ${JSON.stringify(spans.map((x) => [x.kind, x.serviceName]))}`);
+  return s;
+}
+
+describe.each([
+  { backend: 'OTLP/HTTP protobuf', exporter: 'otlp' as const, start: startOtlpReceiver, kindTag: 'server' },
+  { backend: 'Jaeger Thrift over HTTP', exporter: 'jaeger' as const, start: startJaegerCollector, kindTag: 'server' },
+])('createTracing() exporting to $backend', ({ exporter, start }) => {
+  async function run(): Promise<ReceivedSpan[]> {
+    receiver = await start();
+    const common = { exporter, endpoint: receiver.url, samplingPercent: 100, scheduledDelayMillis: 20 };
+    const productpage = createTracing({ ...common, local: workload(), nodeId: NODE_ID });
+    // Jaeger's sender fixes the process (service name) per exporter, so each sidecar has its own exporter, as in a mesh.
+    const reviews = createTracing({
+      ...common,
+      local: workload({ name: 'reviews-v2-5b64f47978-abcde', workload: 'reviews-v2', canonicalService: 'reviews', canonicalRevision: 'v2', app: 'reviews', version: 'v2' }),
+      nodeId: REVIEWS_NODE,
+    });
+    tracers.push(productpage, reviews);
+    twoHops(productpage, reviews);
+    await Promise.all([productpage.shutdown(), reviews.shutdown()]);
+    return receiver.waitForSpans(3);
+  }
+
+  it('links the three spans of two hops into one trace: server → client → server', async () => {
+    const spans = await run();
+    expect(spans).toHaveLength(3);
+    const ppServer = byKindAndService(spans, 'server', 'productpage.default');
+    const ppClient = byKindAndService(spans, 'client', 'productpage.default');
+    const rvServer = byKindAndService(spans, 'server', 'reviews.default');
+    expect(ppServer.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
+    expect(ppServer.parentSpanId).toBe('');
+    expect(ppClient.parentSpanId).toBe(ppServer.spanId);
+    expect(rvServer.parentSpanId).toBe(ppClient.spanId);
+  });
+
+  it('names spans host:port/* after the service host', async () => {
+    const spans = await run();
+    expect(byKindAndService(spans, 'server', 'productpage.default').name).toBe('productpage.default.svc.cluster.local:9080/*');
+    expect(byKindAndService(spans, 'client', 'productpage.default').name).toBe('reviews.default.svc.cluster.local:9080/*');
+    expect(byKindAndService(spans, 'server', 'reviews.default').name).toBe('reviews.default.svc.cluster.local:9080/*');
+  });
+
+  it("carries Envoy's tags as strings and Istio's service tags", async () => {
+    const spans = await run();
+    const client = byKindAndService(spans, 'client', 'productpage.default');
+    expect(client.tags).toMatchObject({
+      component: 'proxy',
+      node_id: NODE_ID,
+      zone: 'us-east1-b',
+      'http.method': 'GET',
+      'http.url': 'http://reviews:9080/reviews/0',
+      'http.protocol': 'HTTP/1.1',
+      'http.status_code': '200',
+      response_flags: '-',
+      upstream_cluster: 'outbound|9080||reviews.default.svc.cluster.local',
+      request_size: '0',
+      response_size: '295',
+      user_agent: 'curl/8.5.0',
+      downstream_cluster: '-',
+      'istio.canonical_revision': 'v1',
+      'istio.canonical_service': 'productpage',
+      'istio.cluster_id': 'client-cluster',
+      'istio.mesh_id': 'mesh',
+      'istio.namespace': 'default',
+    });
+    expect(client.tags['guid:x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(client.tags.error).toBeUndefined();
+    // x-request-id is the same on all hops.
+    expect(new Set(spans.map((s) => s.tags['guid:x-request-id'])).size).toBe(1);
+    const rv = byKindAndService(spans, 'server', 'reviews.default');
+    expect(rv.tags).toMatchObject({ 'peer.address': '10.52.0.34', node_id: REVIEWS_NODE, 'istio.canonical_service': 'reviews' });
+  });
+
+  it('names the peer learned by metadata exchange with istio.destination_* on client spans', async () => {
+    const spans = await run();
+    expect(byKindAndService(spans, 'client', 'productpage.default').tags).toMatchObject({
+      'istio.destination_workload': 'reviews-v2',
+      'istio.destination_namespace': 'default',
+      'istio.destination_canonical_service': 'reviews',
+      'istio.destination_canonical_revision': 'v2',
+      'istio.destination_cluster_id': 'server-cluster',
+      'istio.destination_workload_type': 'deployment',
+    });
+  });
+});
