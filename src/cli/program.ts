@@ -5,6 +5,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isMeshtelError } from '../core/errors.js';
+import { registerDecodeCommand } from './commands/decode.js';
+import { registerEncodeCommand } from './commands/encode.js';
 import { registerInjectCommand } from './commands/inject.js';
 import { registerStatCommand } from './commands/stat.js';
 
@@ -23,6 +25,8 @@ export function createProgram(): Command {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage and examples)')
     .configureHelp({ sortSubcommands: true });
+  registerDecodeCommand(program);
+  registerEncodeCommand(program);
   registerInjectCommand(program);
   registerStatCommand(program);
   return program;
