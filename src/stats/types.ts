@@ -70,6 +70,11 @@ export interface ConnectionAttributes {
   /** The peer as learned by MX, or null (then `peerUnknownReason` says why). */
   readonly peer: PeerMetadata | null;
   readonly peerUnknownReason?: UnknownPeerReason;
+  /**
+   * Waypoints only (reporter `waypoint`): the upstream (destination) workload, Envoy's `upstream_peer`.
+   * `peer` is then the downstream (source) workload.
+   */
+  readonly upstreamPeer?: PeerMetadata | null;
   /** Peer certificate URI SAN (mTLS), `''` without TLS. */
   readonly peerPrincipal: string;
   /** Local certificate URI SAN (mTLS), `''` without TLS. */

@@ -1,0 +1,581 @@
+/**
+ * A safe, compiled subset of CEL for Telemetry API tag values (istio/api `telemetry/v1alpha1`
+ * `tagOverrides[].value`, evaluated by istio/proxy `istio_stats.cc` with Envoy's CEL attributes).
+ *
+ * Parsed once at configuration time into a tree of closures: no `eval`, no `new Function`, no regex
+ * built from user input, bounded source length and nesting. Supported:
+ * - attribute paths: `request.headers['x-user']`, `request.method`, `response.code`,
+ *   `source.address`, `connection.mtls`, `upstream_peer.app`, `downstream_peer.labels['role']`,
+ *   `node.metadata['MESH_ID']`, ... (see {@link ExpressionScope});
+ * - literals: strings ('…' or "…" with escapes), integers, `true`, `false`, `null`;
+ * - operators: `==`, `!=`, `<`, `<=`, `>`, `>=`, `&&`, `||`, `!`, unary `-`, `+` (int add, string
+ *   concat), `-`, `? :`, `in` (map key / list element);
+ * - functions: `has(a.b)`, `size(x)`, `string(x)`, `int(x)`, `x.startsWith(s)`, `x.endsWith(s)`,
+ *   `x.contains(s)`, `x.size()`.
+ *
+ * Parse errors throw `MESHTEL_ERR_INVALID_EXPRESSION` (configuration time). Evaluation never throws:
+ * a missing attribute, key or type mismatch makes the value `unknown`, as Envoy does for an error.
+ */
+import { ConfigError, quote } from '../core/errors.js';
+
+/** A CEL value as this subset models it. */
+export type CelValue = string | number | boolean | null | CelMap | readonly CelValue[];
+/** A CEL map (headers, labels, metadata). */
+export interface CelMap {
+  readonly [key: string]: CelValue | undefined;
+}
+
+/**
+ * Resolves top-level identifiers (`request`, `response`, `source`, `destination`, `connection`,
+ * `upstream_peer`, `downstream_peer`, `node`, `xds`) to values; `undefined` = not available (error).
+ */
+export interface ExpressionScope {
+  resolve(name: string): CelValue | undefined;
+}
+
+/** A compiled expression. */
+export interface CompiledExpression {
+  /** The source text. */
+  readonly source: string;
+  /** Evaluate to a label value, Envoy CEL `print` style; `unknown` on any evaluation error. */
+  evaluate(scope: ExpressionScope): string;
+  /** Evaluate to a raw value; throws {@link EvalError} on errors (internal use and tests). */
+  evaluateRaw(scope: ExpressionScope): CelValue;
+}
+
+/** Thrown internally during evaluation; never escapes {@link CompiledExpression.evaluate}. */
+export class EvalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EvalError';
+  }
+}
+
+/** Value of a tag whose expression failed (istio_stats.cc pushes `unknown_`). */
+export const EVAL_ERROR_VALUE = 'unknown';
+
+const MAX_SOURCE = 4096;
+const MAX_DEPTH = 64;
+
+type Node = (scope: ExpressionScope) => CelValue;
+
+// ---------------------------------------------------------------- tokenizer
+
+type Tok =
+  | { t: 'id'; v: string; p: number }
+  | { t: 'str'; v: string; p: number }
+  | { t: 'int'; v: number; p: number }
+  | { t: 'op'; v: string; p: number }
+  | { t: 'eof'; p: number };
+
+const OPS = ['&&', '||', '==', '!=', '<=', '>=', '!', '<', '>', '+', '-', '?', ':', '.', '(', ')', '[', ']', ','];
+
+function fail(source: string, pos: number, msg: string): never {
+  throw new ConfigError('MESHTEL_ERR_INVALID_EXPRESSION', `invalid expression ${quote(source)} at ${pos}: ${msg}`, {
+    expression: source,
+    position: pos,
+  });
+}
+
+function tokenize(src: string): Tok[] {
+  const out: Tok[] = [];
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i] as string;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      i++;
+      continue;
+    }
+    if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[A-Za-z0-9_]/.test(src[j] as string)) j++;
+      out.push({ t: 'id', v: src.slice(i, j), p: i });
+      i = j;
+      continue;
+    }
+    if (/[0-9]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[0-9]/.test(src[j] as string)) j++;
+      const n = Number(src.slice(i, j));
+      if (src[j] === 'u') j++; // uint literal: same value in this subset
+      if (src[j] === '.' && /[0-9]/.test(src[j + 1] ?? '')) fail(src, i, 'floating-point literals are not supported');
+      out.push({ t: 'int', v: n, p: i });
+      i = j;
+      continue;
+    }
+    if (c === '"' || c === "'") {
+      let j = i + 1;
+      let s = '';
+      for (;;) {
+        if (j >= src.length) fail(src, i, 'unterminated string');
+        const d = src[j] as string;
+        if (d === c) break;
+        if (d === '\\') {
+          const e = src[j + 1];
+          if (e === undefined) fail(src, j, 'unterminated escape');
+          const map: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', "'": "'" };
+          const m = map[e];
+          if (m === undefined) fail(src, j, `unsupported escape \\${e}`);
+          s += m;
+          j += 2;
+          continue;
+        }
+        s += d;
+        j++;
+      }
+      out.push({ t: 'str', v: s, p: i });
+      i = j + 1;
+      continue;
+    }
+    const op = OPS.find((o) => src.startsWith(o, i));
+    if (op === undefined) fail(src, i, `unexpected character ${JSON.stringify(c)}`);
+    out.push({ t: 'op', v: op, p: i });
+    i += op.length;
+  }
+  out.push({ t: 'eof', p: src.length });
+  return out;
+}
+
+// ---------------------------------------------------------------- helpers used at evaluation
+
+function err(msg: string): never {
+  throw new EvalError(msg);
+}
+
+function isMap(v: CelValue | undefined): v is CelMap {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function typeOf(v: CelValue): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  return typeof v === 'object' ? 'map' : typeof v;
+}
+
+function celEquals(a: CelValue, b: CelValue): boolean {
+  if (typeOf(a) !== typeOf(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => celEquals(x, b[i] as CelValue));
+  if (isMap(a) && isMap(b)) {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => b[k] !== undefined && celEquals(a[k] as CelValue, b[k] as CelValue));
+  }
+  return a === b;
+}
+
+function asString(v: CelValue, what: string): string {
+  if (typeof v !== 'string') err(`${what} expects a string, got ${typeOf(v)}`);
+  return v;
+}
+
+function sizeOf(v: CelValue): number {
+  if (typeof v === 'string') return [...v].length;
+  if (Array.isArray(v)) return v.length;
+  if (isMap(v)) return Object.keys(v).length;
+  return err(`size() of ${typeOf(v)}`);
+}
+
+/** Envoy CEL `print`: strings as-is, ints in decimal, bools `true`/`false`. */
+export function printValue(v: CelValue): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (v === null) return 'null';
+  // Lists and maps have no printable form in a metric tag.
+  return err(`cannot print ${typeOf(v)}`);
+}
+
+// ---------------------------------------------------------------- parser
+
+class Parser {
+  private i = 0;
+  private depth = 0;
+  constructor(
+    private readonly src: string,
+    private readonly toks: Tok[],
+  ) {}
+
+  private peek(): Tok {
+    return this.toks[this.i] as Tok;
+  }
+  private next(): Tok {
+    return this.toks[this.i++] as Tok;
+  }
+  private isOp(v: string): boolean {
+    const t = this.peek();
+    return t.t === 'op' && t.v === v;
+  }
+  private expect(v: string): void {
+    const t = this.next();
+    if (t.t !== 'op' || t.v !== v) fail(this.src, t.p, `expected ${JSON.stringify(v)}`);
+  }
+  private enter(p: number): void {
+    if (++this.depth > MAX_DEPTH) fail(this.src, p, 'expression nests too deeply');
+  }
+
+  parse(): Node {
+    const n = this.ternary();
+    const t = this.peek();
+    if (t.t !== 'eof') fail(this.src, t.p, 'unexpected trailing input');
+    return n;
+  }
+
+  private ternary(): Node {
+    this.enter(this.peek().p);
+    const cond = this.or();
+    if (!this.isOp('?')) {
+      this.depth--;
+      return cond;
+    }
+    this.next();
+    const a = this.ternary();
+    this.expect(':');
+    const b = this.ternary();
+    this.depth--;
+    return (s) => {
+      const c = cond(s);
+      if (typeof c !== 'boolean') err('condition must be a bool');
+      return c ? a(s) : b(s);
+    };
+  }
+
+  private or(): Node {
+    let left = this.and();
+    while (this.isOp('||')) {
+      this.next();
+      const l = left;
+      const r = this.and();
+      // CEL's commutative error handling: true || error is true.
+      left = (s) => {
+        let le: unknown;
+        try {
+          const v = l(s);
+          if (v === true) return true;
+          if (v !== false) err('|| expects bools');
+        } catch (e) {
+          le = e;
+        }
+        const v = r(s);
+        if (v === true) return true;
+        if (v !== false) err('|| expects bools');
+        if (le !== undefined) throw le;
+        return false;
+      };
+    }
+    return left;
+  }
+
+  private and(): Node {
+    let left = this.rel();
+    while (this.isOp('&&')) {
+      this.next();
+      const l = left;
+      const r = this.rel();
+      left = (s) => {
+        let le: unknown;
+        try {
+          const v = l(s);
+          if (v === false) return false;
+          if (v !== true) err('&& expects bools');
+        } catch (e) {
+          le = e;
+        }
+        const v = r(s);
+        if (v === false) return false;
+        if (v !== true) err('&& expects bools');
+        if (le !== undefined) throw le;
+        return true;
+      };
+    }
+    return left;
+  }
+
+  private rel(): Node {
+    const left = this.add();
+    const t = this.peek();
+    const op = t.t === 'op' && ['==', '!=', '<', '<=', '>', '>='].includes(t.v) ? t.v : t.t === 'id' && t.v === 'in' ? 'in' : undefined;
+    if (op === undefined) return left;
+    this.next();
+    const right = this.add();
+    switch (op) {
+      case '==':
+        return (s) => celEquals(left(s), right(s));
+      case '!=':
+        return (s) => !celEquals(left(s), right(s));
+      case 'in':
+        return (s) => {
+          const k = left(s);
+          const c = right(s);
+          if (Array.isArray(c)) return c.some((x) => celEquals(x, k));
+          if (isMap(c)) return typeof k === 'string' && Object.prototype.hasOwnProperty.call(c, k) && c[k] !== undefined;
+          return err('in expects a list or map');
+        };
+      default:
+        return (s) => {
+          const a = left(s);
+          const b = right(s);
+          if (typeof a !== typeof b || (typeof a !== 'number' && typeof a !== 'string')) err(`cannot compare ${typeOf(a)} and ${typeOf(b)}`);
+          const x = a as number | string;
+          const y = b as number | string;
+          return op === '<' ? x < y : op === '<=' ? x <= y : op === '>' ? x > y : x >= y;
+        };
+    }
+  }
+
+  private add(): Node {
+    let left = this.unary();
+    while (this.isOp('+') || this.isOp('-')) {
+      const op = this.next() as { v: string };
+      const l = left;
+      const r = this.unary();
+      left =
+        op.v === '+'
+          ? (s) => {
+              const a = l(s);
+              const b = r(s);
+              if (typeof a === 'number' && typeof b === 'number') return a + b;
+              if (typeof a === 'string' && typeof b === 'string') return a + b;
+              return err(`no + for ${typeOf(a)} and ${typeOf(b)}`);
+            }
+          : (s) => {
+              const a = l(s);
+              const b = r(s);
+              if (typeof a === 'number' && typeof b === 'number') return a - b;
+              return err(`no - for ${typeOf(a)} and ${typeOf(b)}`);
+            };
+    }
+    return left;
+  }
+
+  private unary(): Node {
+    if (this.isOp('!')) {
+      const p = this.next().p;
+      this.enter(p);
+      const n = this.unary();
+      this.depth--;
+      return (s) => {
+        const v = n(s);
+        if (typeof v !== 'boolean') err('! expects a bool');
+        return !v;
+      };
+    }
+    if (this.isOp('-')) {
+      const p = this.next().p;
+      this.enter(p);
+      const n = this.unary();
+      this.depth--;
+      return (s) => {
+        const v = n(s);
+        if (typeof v !== 'number') err('unary - expects an int');
+        return -v;
+      };
+    }
+    return this.member();
+  }
+
+  private member(): Node {
+    let node = this.primary();
+    // Keep the path text so has() can test presence without erroring.
+    for (;;) {
+      if (this.isOp('.')) {
+        this.next();
+        const t = this.next();
+        if (t.t !== 'id') fail(this.src, t.p, 'expected a field name');
+        if (this.isOp('(')) {
+          node = this.method(node, t.v, t.p);
+        } else {
+          const obj = node;
+          const field = t.v;
+          node = (s) => select(obj(s), field);
+        }
+        continue;
+      }
+      if (this.isOp('[')) {
+        const p = this.next().p;
+        this.enter(p);
+        const idx = this.ternary();
+        this.depth--;
+        this.expect(']');
+        const obj = node;
+        node = (s) => index(obj(s), idx(s));
+        continue;
+      }
+      return node;
+    }
+  }
+
+  private args(): Node[] {
+    this.expect('(');
+    const args: Node[] = [];
+    if (!this.isOp(')')) {
+      for (;;) {
+        args.push(this.ternary());
+        if (this.isOp(',')) {
+          this.next();
+          continue;
+        }
+        break;
+      }
+    }
+    this.expect(')');
+    return args;
+  }
+
+  private method(target: Node, name: string, pos: number): Node {
+    const args = this.args();
+    const arity = (n: number): void => {
+      if (args.length !== n) fail(this.src, pos, `${name}() takes ${n} argument(s)`);
+    };
+    switch (name) {
+      case 'startsWith':
+      case 'endsWith':
+      case 'contains': {
+        arity(1);
+        const a = args[0] as Node;
+        return (s) => {
+          const x = asString(target(s), name);
+          const y = asString(a(s), name);
+          return name === 'startsWith' ? x.startsWith(y) : name === 'endsWith' ? x.endsWith(y) : x.includes(y);
+        };
+      }
+      case 'size':
+        arity(0);
+        return (s) => sizeOf(target(s));
+      default:
+        return fail(this.src, pos, `unsupported function ${name}()`);
+    }
+  }
+
+  private primary(): Node {
+    const t = this.next();
+    switch (t.t) {
+      case 'str': {
+        const v = t.v;
+        return () => v;
+      }
+      case 'int': {
+        const v = t.v;
+        return () => v;
+      }
+      case 'op':
+        if (t.v === '(') {
+          this.enter(t.p);
+          const n = this.ternary();
+          this.depth--;
+          this.expect(')');
+          return n;
+        }
+        return fail(this.src, t.p, `unexpected ${JSON.stringify(t.v)}`);
+      case 'eof':
+        return fail(this.src, t.p, 'unexpected end of expression');
+      case 'id':
+        break;
+    }
+    const name = t.v;
+    if (name === 'true') return () => true;
+    if (name === 'false') return () => false;
+    if (name === 'null') return () => null;
+    if (this.isOp('(')) return this.func(name, t.p);
+    return (s) => {
+      const v = s.resolve(name);
+      return v === undefined ? err(`undeclared reference ${name}`) : v;
+    };
+  }
+
+  private func(name: string, pos: number): Node {
+    if (name === 'has') {
+      // has() is a macro over a field selection: evaluate the operand's object, test the last field.
+      this.expect('(');
+      const start = this.i;
+      const operand = this.member();
+      this.expect(')');
+      const last = this.toks[this.i - 2];
+      const sel = this.toks[this.i - 3];
+      if (last === undefined || last.t !== 'id' || sel === undefined || sel.t !== 'op' || sel.v !== '.' || this.i - 3 <= start) {
+        fail(this.src, pos, 'has() expects a field selection such as has(request.headers.x)');
+      }
+      // Re-parse the object part (everything before the final `.field`).
+      const objToks = [...this.toks.slice(start, this.i - 3), { t: 'eof', p: sel.p } as Tok];
+      const obj = new Parser(this.src, objToks).parse();
+      const field = last.v;
+      void operand;
+      return (s) => {
+        const o = obj(s);
+        if (!isMap(o)) return err('has() on a non-map');
+        return Object.prototype.hasOwnProperty.call(o, field) && o[field] !== undefined;
+      };
+    }
+    const args = this.args();
+    const one = (): Node => {
+      if (args.length !== 1) fail(this.src, pos, `${name}() takes 1 argument`);
+      return args[0] as Node;
+    };
+    switch (name) {
+      case 'size': {
+        const a = one();
+        return (s) => sizeOf(a(s));
+      }
+      case 'string': {
+        const a = one();
+        return (s) => printValue(a(s));
+      }
+      case 'int': {
+        const a = one();
+        return (s) => {
+          const v = a(s);
+          if (typeof v === 'number') return Math.trunc(v);
+          if (typeof v === 'string' && /^-?\d+$/.test(v)) return Number(v);
+          return err(`int() of ${typeOf(v)}`);
+        };
+      }
+      default:
+        return fail(this.src, pos, `unsupported function ${name}()`);
+    }
+  }
+}
+
+function select(obj: CelValue, field: string): CelValue {
+  if (!isMap(obj)) return err(`no field ${field} on ${typeOf(obj)}`);
+  const v = Object.prototype.hasOwnProperty.call(obj, field) ? obj[field] : undefined;
+  return v === undefined ? err(`no such field ${field}`) : v;
+}
+
+function index(obj: CelValue, key: CelValue): CelValue {
+  if (Array.isArray(obj)) {
+    if (typeof key !== 'number' || key < 0 || key >= obj.length) return err('index out of range');
+    return obj[key] as CelValue;
+  }
+  if (isMap(obj)) {
+    if (typeof key !== 'string') return err('map key must be a string');
+    const v = Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+    return v === undefined ? err(`no such key ${key}`) : v;
+  }
+  return err(`cannot index ${typeOf(obj)}`);
+}
+
+/**
+ * Compile an expression. Throws `MESHTEL_ERR_INVALID_EXPRESSION` with the position of the problem.
+ */
+export function compileExpression(source: string): CompiledExpression {
+  if (typeof source !== 'string' || source.trim() === '') {
+    throw new ConfigError('MESHTEL_ERR_INVALID_EXPRESSION', `expression must be a non-empty string, got ${quote(source)}`, {
+      expression: source,
+    });
+  }
+  if (source.length > MAX_SOURCE) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_EXPRESSION', `expression is longer than ${MAX_SOURCE} characters`, {
+      expression: source.slice(0, 80),
+    });
+  }
+  const root = new Parser(source, tokenize(source)).parse();
+  return Object.freeze({
+    source,
+    evaluateRaw: root,
+    evaluate(scope: ExpressionScope): string {
+      try {
+        return printValue(root(scope));
+      } catch {
+        return EVAL_ERROR_VALUE;
+      }
+    },
+  });
+}

@@ -1,0 +1,866 @@
+/**
+ * The stats stage: records Istio's standard metrics exactly as istio/proxy's `istio_stats` filter does
+ * (`source/extensions/filters/http/istio_stats/istio_stats.cc`, spec §4) and exposes them through a
+ * prom-client `Registry` and the streaming renderer in `exposition.ts`.
+ *
+ * Hot path (STYLE.md §5–7). A finished request:
+ * 1. finds its peer context by object identity: `WeakMap<peer, PeerContext[]>`, then a few `===`
+ *    compares of reporter/principals/service (the peer object comes from the MX cache, so it is the
+ *    same object for every request of a peer). The 20 peer labels were derived once per context.
+ * 2. finds its label group in the context by a numeric key built from small ints
+ *    (flags × protocol × grpc status × response code); no string is built or hashed.
+ * 3. adds numbers to the series the group points at (a counter, three bucket scans on Float64Array).
+ * Label strings are rendered once, when a group is first built; prom-client's label API is never used
+ * on the request path.
+ *
+ * Bounded: each metric has a series cap (then one overflow series, counted in
+ * `meshtel_series_overflow_total{metric}`), per-label allow-lists replace refused values with
+ * `overflow` (`meshtel_label_value_rejected_total{label}`), caches are capped and reset when full,
+ * and series untouched for `seriesTtlMs` leave memory and the exposition (`meshtel_series_expired_total`).
+ * Nothing here throws into the caller: failures are counted in `meshtel_stats_errors_total`.
+ */
+import { Registry } from 'prom-client';
+import type { WorkloadMetadata, PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
+import type { ConnectionAttributes, HttpStreamAttributes, Reporter, ServiceInfo, SpecialCluster } from './types.js';
+import { ConfigError, quote } from '../core/errors.js';
+import { parseIntInRange } from '../core/config.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import {
+  DEFAULT_BUCKETS,
+  HTTP_LABELS,
+  ISTIO_BUILD,
+  LABEL_INDEX,
+  MESHTEL_LABEL_VALUE_REJECTED_TOTAL,
+  MESHTEL_PEER_UNKNOWN_TOTAL,
+  MESHTEL_SERIES_ACTIVE,
+  MESHTEL_SERIES_EXPIRED_TOTAL,
+  MESHTEL_SERIES_OVERFLOW_TOTAL,
+  MESHTEL_STATS_ERRORS_TOTAL,
+  METRIC,
+  METRICS,
+  validateBuckets,
+  type BucketOverrides,
+  type StandardMetricName,
+} from './definitions.js';
+import { derivePeerLabels, localLabelValues, type LocalLabelValues } from './labels.js';
+import { formatResponseFlags } from './response-flags.js';
+import { grpcStatusCode, grpcStatusLabel } from './grpc-status.js';
+import type { HistogramSeries, ScalarSeries} from './series.js';
+import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } from './series.js';
+import type { TelemetryConfig } from './telemetry.js';
+import type { CelMap, CelValue, CompiledExpression, ExpressionScope } from './expression.js';
+import { createRegistryCollectors } from './registry-bridge.js';
+
+/** Options of {@link createIstioStats}. */
+export interface IstioStatsOptions {
+  /** This workload's metadata (local labels, ISTIO_VERSION for istio_build). */
+  readonly local: WorkloadMetadata;
+  /** prom-client registry the metrics are registered in; default a new Registry. */
+  readonly registry?: Registry;
+  /** Parsed Telemetry API configuration (`parseTelemetry`). */
+  readonly telemetry?: TelemetryConfig;
+  /** Per-metric histogram buckets (default Envoy's 19 bounds). */
+  readonly buckets?: BucketOverrides;
+  /** Series per metric before the overflow series takes over (default 10 000). */
+  readonly maxSeriesPerMetric?: number;
+  /** Per-label allowed values; other values become `overflow`. */
+  readonly labelAllowList?: Readonly<Record<string, readonly string[]>>;
+  /** Remove series untouched for this long (ms); 0 = never (default). */
+  readonly seriesTtlMs?: number;
+  /** Never use the Host header as destination_service (Istio: gateways; inbound never uses it). */
+  readonly disableHostHeaderFallback?: boolean;
+  /** Periodic TCP/gRPC report interval, Istio's `tcp_reporting_duration` (default 5000 ms; 0 = only at close). */
+  readonly tcpReportingIntervalMs?: number;
+  /** Clock in ms (tests). */
+  readonly now?: () => number;
+  readonly logger?: Logger;
+}
+
+/** Byte counters of one TCP connection; deltas are reported periodically and at close. */
+export interface TcpConnectionStats {
+  /** Count bytes received from the downstream (`istio_tcp_received_bytes_total`). */
+  addReceived(bytes: number): void;
+  /** Count bytes sent to the downstream (`istio_tcp_sent_bytes_total`). */
+  addSent(bytes: number): void;
+  /** Report the pending byte deltas now. */
+  flush(): void;
+  /**
+   * Final flush and `istio_tcp_connections_closed_total` +1. Envoy fixes a connection's labels when it
+   * first reports; meshtel does too, except that non-zero `responseFlags` given here label the close
+   * and the final byte deltas (so failed connections show their flags). Idempotent.
+   */
+  close(responseFlags?: number): void;
+}
+
+/** The stats stage. */
+export interface IstioStats {
+  /** Registry the istio_* and meshtel_* metrics are visible through. */
+  readonly registry: Registry;
+  /** One finished HTTP/gRPC stream: requests_total +1 and the three histograms. Never throws. */
+  recordHttp(attrs: HttpStreamAttributes): void;
+  /** gRPC message-count deltas (periodic and final reports of streaming calls). Never throws. */
+  recordGrpcMessages(attrs: HttpStreamAttributes, requestMessages: number, responseMessages: number): void;
+  /** A TCP connection whose peer is known: opened_total +1 now. Never throws. */
+  openTcp(attrs: ConnectionAttributes): TcpConnectionStats;
+  /** Count why a peer was unknown: `meshtel_peer_unknown_total{reason,reporter}`. */
+  recordPeerUnknown(reason: UnknownPeerReason, reporter: Reporter): void;
+  /** Run the TTL sweep now (the timer calls it every `seriesTtlMs / 4`). Returns series removed. */
+  sweep(): number;
+  /** Report every open TCP connection's pending deltas now (the timer calls it). */
+  flushTcp(): void;
+  /** Families in exposition order, for `exposition.ts`. Self metrics are refreshed by this call. */
+  families(): readonly Family[];
+  /** Stop timers and unregister nothing; recording after close is ignored. */
+  close(): void;
+}
+
+const MODE_CLIENT = 0;
+const MODE_SERVER = 1;
+const DEFAULT_MAX_SERIES = 10_000;
+/** Peer contexts kept per peer object (distinct principals/services/authorities seen with it). */
+const CONTEXTS_PER_PEER = 8;
+/** Label groups kept per context before the map is reset (code × flags × status combinations). */
+const GROUPS_PER_CONTEXT = 512;
+
+interface PlanEntry {
+  /** `name="` or `,name="`, pre-rendered. */
+  readonly prefix: string;
+  readonly name: string;
+  /** Index into the 25-slot standard vector, or -1. */
+  readonly std: number;
+  /** Index into the expression list, or -1. */
+  readonly expr: number;
+}
+
+interface MetricPlan {
+  readonly disabled: boolean;
+  readonly entries: readonly PlanEntry[];
+  /** Plans with the same entries share an id, so a group renders their label string once. */
+  readonly keyId: number;
+}
+
+interface ModeState {
+  readonly plans: readonly MetricPlan[];
+  /** Expressions any enabled plan of this mode uses. */
+  readonly exprIds: readonly number[];
+}
+
+/** A label group: the series of every metric for one full label set. */
+interface Group {
+  gen: number;
+  readonly s: (Series | undefined)[];
+}
+
+/** Everything derived from the peer and connection: the 20 peer labels and the groups under them. */
+interface PeerContext {
+  readonly reporter: Reporter;
+  readonly upstreamPeer: PeerMetadata | null;
+  readonly peerPrincipal: string;
+  readonly localPrincipal: string;
+  readonly service: ServiceInfo | null;
+  readonly special: SpecialCluster | undefined;
+  readonly authority: string;
+  readonly values: string[];
+  groups: Map<number, Group>;
+  strGroups: Map<string, Group> | undefined;
+}
+
+const HTTP_STD = HTTP_LABELS.map((_, i) => i);
+const MSG_STD = HTTP_STD.slice(0, 20);
+const TCP_STD = [...MSG_STD, LABEL_INDEX.request_protocol, LABEL_INDEX.response_flags, LABEL_INDEX.connection_security_policy];
+
+function standardIndices(metric: number): readonly number[] {
+  if (metric <= METRIC.RESPONSE_BYTES) return HTTP_STD;
+  if (metric <= METRIC.RESPONSE_MESSAGES) return MSG_STD;
+  return TCP_STD;
+}
+
+const HTTP_METRICS = [METRIC.REQUESTS, METRIC.DURATION, METRIC.REQUEST_BYTES, METRIC.RESPONSE_BYTES];
+const MSG_METRICS = [METRIC.REQUEST_MESSAGES, METRIC.RESPONSE_MESSAGES];
+const TCP_METRICS = [METRIC.TCP_OPENED, METRIC.TCP_CLOSED, METRIC.TCP_SENT, METRIC.TCP_RECEIVED];
+
+/** Create the stats stage. Validates options (throws ConfigError), then never throws again. */
+export function createIstioStats(options: IstioStatsOptions): IstioStats {
+  return new IstioStatsImpl(options);
+}
+
+class IstioStatsImpl implements IstioStats {
+  readonly registry: Registry;
+  private readonly local: WorkloadMetadata;
+  private readonly localValues: LocalLabelValues;
+  private readonly logger: Logger;
+  private readonly clock: () => number;
+  private readonly hostFallback: boolean;
+  private readonly istio: Family[];
+  private readonly build: Family;
+  private readonly peerUnknown: Family;
+  private readonly overflowFam: Family;
+  private readonly rejectedFam: Family;
+  private readonly expiredFam: Family;
+  private readonly errorsFam: Family;
+  private readonly activeFam: Family;
+  private readonly modes: readonly ModeState[];
+  private readonly exprs: CompiledExpression[] = [];
+  private readonly allow: Map<string, Set<string>> | undefined;
+  private readonly rejected = new Map<string, number>();
+  private readonly ttlMs: number;
+  private readonly tcpIntervalMs: number;
+  private readonly byPeer = new WeakMap<PeerMetadata, PeerContext[]>();
+  private nullPeer: PeerContext[] = [];
+  private readonly openConns = new Set<TcpConn>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Bumped when series are removed: groups built before must re-resolve their series. */
+  gen = 0;
+  /** TTL epoch: series record the epoch of their last update. */
+  epoch = 0;
+  private epochStarts: { epoch: number; start: number }[];
+  private errors = 0;
+  private closed = false;
+  private readonly scratch: string[] = new Array<string>(HTTP_LABELS.length).fill('');
+
+  constructor(o: IstioStatsOptions) {
+    if (o === null || typeof o !== 'object' || o.local === null || typeof o.local !== 'object') {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', 'createIstioStats: options.local (WorkloadMetadata) is required', { field: 'local' });
+    }
+    this.local = o.local;
+    this.localValues = localLabelValues(o.local);
+    this.logger = o.logger ?? silentLogger;
+    this.clock = o.now ?? Date.now;
+    this.hostFallback = o.disableHostHeaderFallback !== true;
+    const cap = parseIntInRange(o.maxSeriesPerMetric, 'maxSeriesPerMetric', 1, 10_000_000) ?? DEFAULT_MAX_SERIES;
+    this.ttlMs = parseIntInRange(o.seriesTtlMs, 'seriesTtlMs', 0, 365 * 24 * 3_600_000) ?? 0;
+    this.tcpIntervalMs =
+      parseIntInRange(o.tcpReportingIntervalMs ?? o.telemetry?.reportingIntervalMs, 'tcpReportingIntervalMs', 0, 24 * 3_600_000) ?? 5000;
+
+    const buckets = o.buckets ?? {};
+    for (const k of Object.keys(buckets)) {
+      const def = METRICS.find((m) => m.name === k);
+      if (def === undefined || def.type !== 'histogram') {
+        throw new ConfigError('MESHTEL_ERR_INVALID_BUCKETS', `buckets: ${quote(k)} is not an istio histogram`, { field: `buckets.${k}` });
+      }
+    }
+    this.istio = METRICS.map(
+      (m) =>
+        new Family(
+          m.name,
+          m.type,
+          m.help,
+          cap,
+          m.type === 'histogram' ? validateBuckets(m.name, (buckets as Record<string, unknown>)[m.name] ?? DEFAULT_BUCKETS) : [],
+        ),
+    );
+    this.build = new Family(ISTIO_BUILD, 'gauge', 'Istio component build: 1 with the proxy version as tag.', 1);
+    const buildSeries = this.build.get(`component="proxy",tag="${escapeLabelValue(o.local.istioVersion || 'unknown')}"`, 0);
+    buildSeries.epoch = Number.MAX_SAFE_INTEGER;
+    (buildSeries as ScalarSeries).value = 1;
+    this.peerUnknown = new Family(MESHTEL_PEER_UNKNOWN_TOTAL, 'counter', 'Peers reported as unknown, by reason and reporter.', 256);
+    this.overflowFam = new Family(MESHTEL_SERIES_OVERFLOW_TOTAL, 'counter', 'Observations routed to the overflow series of a full metric.', 64);
+    this.rejectedFam = new Family(MESHTEL_LABEL_VALUE_REJECTED_TOTAL, 'counter', 'Label values replaced by "overflow" because the allow-list refused them.', 64);
+    this.expiredFam = new Family(MESHTEL_SERIES_EXPIRED_TOTAL, 'counter', 'Series removed after seriesTtlMs without updates.', 64);
+    this.errorsFam = new Family(MESHTEL_STATS_ERRORS_TOTAL, 'counter', 'Recordings dropped because of an internal error.', 1);
+    this.activeFam = new Family(MESHTEL_SERIES_ACTIVE, 'gauge', 'Live series per istio metric.', 64);
+
+    if (o.labelAllowList !== undefined) {
+      this.allow = new Map();
+      for (const [label, values] of Object.entries(o.labelAllowList)) {
+        if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) {
+          throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `labelAllowList.${label} must be a list of strings`, { field: `labelAllowList.${label}` });
+        }
+        this.allow.set(label, new Set(values));
+      }
+    }
+
+    this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
+    const start = this.clock();
+    this.epochStarts = [{ epoch: 0, start }];
+
+    this.registry = o.registry ?? new Registry();
+    createRegistryCollectors(this.registry, () => this.families());
+
+    if (this.ttlMs > 0) {
+      const t = setInterval(() => this.sweep(), Math.max(250, Math.floor(this.ttlMs / 4)));
+      t.unref();
+      this.timers.push(t);
+    }
+    if (this.tcpIntervalMs > 0) {
+      const t = setInterval(() => this.flushTcp(), this.tcpIntervalMs);
+      t.unref();
+      this.timers.push(t);
+    }
+  }
+
+  // ------------------------------------------------------------ configuration
+
+  private compileMode(mode: 'CLIENT' | 'SERVER', telemetry: TelemetryConfig | undefined): ModeState {
+    const signatures = new Map<string, number>();
+    const exprIds = new Set<number>();
+    const plans = METRICS.map((def, mi) => {
+      const std = standardIndices(mi);
+      let disabled = false;
+      const removed = new Set<string>();
+      const replaced = new Map<string, CompiledExpression>();
+      const added = new Map<string, CompiledExpression>();
+      for (const ov of telemetry?.overrides ?? []) {
+        if (ov.metric !== 'ALL_METRICS' && ov.metric !== def.telemetryName) continue;
+        if (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode) continue;
+        if (ov.disabled !== undefined) disabled = ov.disabled;
+        for (const [tag, t] of Object.entries(ov.tagOverrides)) {
+          const standard = (HTTP_LABELS as readonly string[]).includes(tag);
+          if (t.operation === 'REMOVE') {
+            if (standard) {
+              removed.add(tag);
+              replaced.delete(tag);
+            } else added.delete(tag);
+          } else if (standard) {
+            replaced.set(tag, t.expression);
+            removed.delete(tag);
+          } else {
+            added.set(tag, t.expression);
+          }
+        }
+      }
+      const entries: PlanEntry[] = [];
+      const push = (name: string, stdIdx: number, expr: CompiledExpression | undefined): void => {
+        const e = expr === undefined ? -1 : this.internExpr(expr);
+        if (e >= 0) exprIds.add(e);
+        const n = sanitizeLabelName(name);
+        entries.push({ prefix: `${entries.length === 0 ? '' : ','}${n}="`, name: n, std: stdIdx, expr: e });
+      };
+      for (const i of std) {
+        const name = HTTP_LABELS[i] as string;
+        if (removed.has(name)) continue;
+        push(name, replaced.has(name) ? -1 : i, replaced.get(name));
+      }
+      // New tags go after all standard tags, sorted by name (istio_stats.cc sorts dimension keys).
+      for (const name of [...added.keys()].sort()) push(name, -1, added.get(name));
+      const sig = entries.map((e) => `${e.name}:${e.std}:${e.expr}`).join('|');
+      let keyId = signatures.get(sig);
+      if (keyId === undefined) {
+        keyId = signatures.size;
+        signatures.set(sig, keyId);
+      }
+      return { disabled, entries, keyId };
+    });
+    const used = [...exprIds].filter((id) => plans.some((p) => !p.disabled && p.entries.some((e) => e.expr === id)));
+    return { plans, exprIds: used };
+  }
+
+  private internExpr(e: CompiledExpression): number {
+    const i = this.exprs.findIndex((x) => x.source === e.source);
+    if (i >= 0) return i;
+    this.exprs.push(e);
+    return this.exprs.length - 1;
+  }
+
+  // ------------------------------------------------------------ request path
+
+  recordHttp(a: HttpStreamAttributes): void {
+    if (this.closed) return;
+    try {
+      const mode = this.modes[a.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState;
+      const ctx = this.context(a, a.authority);
+      const code = a.responseCode;
+      const grpc = grpcStatusCode(a.protocol, a.grpcStatus, code);
+      const flags = a.responseFlags & 0x1fffffff;
+      const proto = a.protocol === 'grpc' ? 1 : 0;
+      let g: Group | undefined;
+      let exprVals: string[] | undefined;
+      if (mode.exprIds.length === 0 && code >= 0 && code <= 999 && Number.isInteger(code)) {
+        // Numeric key: code < 1000, grpc status -2..16 (19 values), protocol 2, flags < 2^29.
+        const key = ((flags * 2 + proto) * 19 + (grpc + 2)) * 1000 + code;
+        g = ctx.groups.get(key);
+        if (g === undefined || g.gen !== this.gen) {
+          g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
+          if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
+          ctx.groups.set(key, g);
+        }
+      } else {
+        exprVals = this.evalExprs(mode, a, ctx);
+        const key = `${flags}|${proto}|${grpc}|${code}|${exprVals.join('\u0000')}`;
+        g = this.strGroup(ctx, key, mode, HTTP_METRICS, () => this.requestValues(ctx, proto, code, grpc, flags), exprVals);
+      }
+      const ep = this.epoch;
+      const fams = this.istio;
+      const c = g.s[METRIC.REQUESTS] as ScalarSeries | undefined;
+      if (c !== undefined) {
+        c.value += 1;
+        c.epoch = ep;
+        if (c.overflow) (fams[METRIC.REQUESTS] as Family).overflowCount++;
+        if (a.traceId !== undefined && a.traceId !== '') c.exemplar = { traceId: a.traceId, value: 1, timestamp: this.clock() / 1000 };
+      }
+      // Envoy: requestComplete() in integer milliseconds (truncated).
+      const d = a.durationMs > 0 ? Math.trunc(a.durationMs) : 0;
+      this.observe(g, METRIC.DURATION, d, ep, a.traceId);
+      this.observe(g, METRIC.REQUEST_BYTES, a.requestBytes > 0 ? a.requestBytes : 0, ep, undefined);
+      this.observe(g, METRIC.RESPONSE_BYTES, a.responseBytes > 0 ? a.responseBytes : 0, ep, undefined);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private observe(g: Group, m: number, v: number, ep: number, traceId: string | undefined): void {
+    const h = g.s[m] as HistogramSeries | undefined;
+    if (h === undefined) return;
+    const fam = this.istio[m] as Family;
+    const i = observe(h, fam.bounds, v);
+    h.epoch = ep;
+    if (h.overflow) fam.overflowCount++;
+    if (traceId !== undefined && traceId !== '') {
+      h.exemplars ??= new Array<undefined>(h.counts.length);
+      h.exemplars[i] = { traceId, value: v, timestamp: this.clock() / 1000 };
+    }
+  }
+
+  recordGrpcMessages(a: HttpStreamAttributes, requestMessages: number, responseMessages: number): void {
+    if (this.closed) return;
+    try {
+      const mode = this.modes[a.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState;
+      const ctx = this.context(a, a.authority);
+      // Envoy reports message deltas with the peer tags only (reportHelper runs before the request
+      // tags are pushed; istio/proxy testdata/metric/server_request_messages.yaml.tmpl has 20 labels).
+      let g: Group;
+      if (mode.exprIds.length === 0) {
+        let found = ctx.groups.get(-1);
+        if (found === undefined || found.gen !== this.gen) {
+          found = this.buildGroup(ctx, mode, MSG_METRICS, ctx.values, undefined);
+          ctx.groups.set(-1, found);
+        }
+        g = found;
+      } else {
+        const vals = this.evalExprs(mode, a, ctx);
+        g = this.strGroup(ctx, `m|${vals.join('\u0000')}`, mode, MSG_METRICS, () => ctx.values, vals);
+      }
+      this.addCounter(g, METRIC.REQUEST_MESSAGES, requestMessages);
+      this.addCounter(g, METRIC.RESPONSE_MESSAGES, responseMessages);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Add a non-negative finite delta to a counter series of a group. */
+  addCounter(g: Group, m: number, delta: number): void {
+    const s = g.s[m] as ScalarSeries | undefined;
+    if (s === undefined || !(delta > 0) || !Number.isFinite(delta)) return;
+    s.value += delta;
+    s.epoch = this.epoch;
+    if (s.overflow) (this.istio[m] as Family).overflowCount++;
+  }
+
+  openTcp(a: ConnectionAttributes): TcpConnectionStats {
+    const conn = new TcpConn(this);
+    if (this.closed) return conn;
+    try {
+      const mode = this.modes[a.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState;
+      const ctx = this.context(a, '');
+      // Envoy evaluates TCP expressions once, just before the first emission.
+      const vals = mode.exprIds.length === 0 ? undefined : this.evalExprs(mode, undefined, ctx, a);
+      conn.init(ctx, mode, vals);
+      this.addCounter(conn.group(0), METRIC.TCP_OPENED, 1);
+      this.openConns.add(conn);
+    } catch (err) {
+      this.fail(err);
+    }
+    return conn;
+  }
+
+  /** @internal group of a TCP connection for the given flags. */
+  tcpGroup(ctx: PeerContext, mode: ModeState, vals: string[] | undefined, flags: number): Group {
+    const build = (): string[] => {
+      const v = this.scratch;
+      for (let i = 0; i < 20; i++) v[i] = ctx.values[i] as string;
+      v[LABEL_INDEX.request_protocol] = 'tcp';
+      v[LABEL_INDEX.response_flags] = formatResponseFlags(flags);
+      v[LABEL_INDEX.connection_security_policy] = ctx.values[LABEL_INDEX.connection_security_policy] as string;
+      return v;
+    };
+    if (vals === undefined) {
+      // Negative keys: TCP groups live beside HTTP groups in the same map.
+      const key = -2 - flags;
+      let g = ctx.groups.get(key);
+      if (g === undefined || g.gen !== this.gen) {
+        g = this.buildGroup(ctx, mode, TCP_METRICS, build(), undefined);
+        if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
+        ctx.groups.set(key, g);
+      }
+      return g;
+    }
+    return this.strGroup(ctx, `t|${flags}|${vals.join('\u0000')}`, mode, TCP_METRICS, build, vals);
+  }
+
+  /** @internal */
+  connClosed(conn: TcpConn): void {
+    this.openConns.delete(conn);
+  }
+
+  recordPeerUnknown(reason: UnknownPeerReason, reporter: Reporter): void {
+    try {
+      const s = this.peerUnknown.get(`reason="${escapeLabelValue(String(reason))}",reporter="${escapeLabelValue(String(reporter))}"`, 0) as ScalarSeries;
+      s.value += 1;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  flushTcp(): void {
+    for (const c of this.openConns) c.flush();
+  }
+
+  // ------------------------------------------------------------ resolution (cache misses)
+
+  private context(a: ConnectionAttributes, authority: string): PeerContext {
+    const reporter = a.reporter;
+    const up = a.upstreamPeer ?? null;
+    const service = a.service;
+    const special = a.specialCluster;
+    // The Host header matters only when it can become destination_service (client, no registry service).
+    const auth = this.hostFallback && reporter === 'source' && service === null ? authority : '';
+    const peer = a.peer;
+    let list = peer === null ? this.nullPeer : this.byPeer.get(peer);
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i] as PeerContext;
+        if (
+          c.reporter === reporter &&
+          c.peerPrincipal === a.peerPrincipal &&
+          c.localPrincipal === a.localPrincipal &&
+          c.service === service &&
+          c.special === special &&
+          c.authority === auth &&
+          c.upstreamPeer === up
+        ) {
+          return c;
+        }
+      }
+    } else {
+      list = [];
+      if (peer !== null) this.byPeer.set(peer, list);
+    }
+    const values = new Array<string>(HTTP_LABELS.length).fill('');
+    derivePeerLabels(this.localValues, a, auth !== '', auth, values);
+    const ctx: PeerContext = {
+      reporter,
+      upstreamPeer: up,
+      peerPrincipal: a.peerPrincipal,
+      localPrincipal: a.localPrincipal,
+      service,
+      special,
+      authority: auth,
+      values,
+      groups: new Map(),
+      strGroups: undefined,
+    };
+    // Bounded per peer: drop the oldest context (its series stay in the families).
+    if (list.length >= CONTEXTS_PER_PEER) list.shift();
+    list.push(ctx);
+    return ctx;
+  }
+
+  private requestValues(ctx: PeerContext, proto: number, code: number, grpc: number, flags: number): string[] {
+    const v = this.scratch;
+    const src = ctx.values;
+    for (let i = 0; i < src.length; i++) v[i] = src[i] as string;
+    v[LABEL_INDEX.request_protocol] = proto === 1 ? 'grpc' : 'http';
+    v[LABEL_INDEX.response_code] = String(code);
+    v[LABEL_INDEX.grpc_response_status] = grpcStatusLabel(grpc);
+    v[LABEL_INDEX.response_flags] = formatResponseFlags(flags);
+    return v;
+  }
+
+  private strGroup(
+    ctx: PeerContext,
+    key: string,
+    mode: ModeState,
+    metrics: readonly number[],
+    values: () => string[],
+    exprVals: string[],
+  ): Group {
+    ctx.strGroups ??= new Map();
+    let g = ctx.strGroups.get(key);
+    if (g === undefined || g.gen !== this.gen) {
+      g = this.buildGroup(ctx, mode, metrics, values(), exprVals);
+      if (ctx.strGroups.size >= GROUPS_PER_CONTEXT) ctx.strGroups.clear();
+      ctx.strGroups.set(key, g);
+    }
+    return g;
+  }
+
+  private buildGroup(_ctx: PeerContext, mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
+    const s = new Array<Series | undefined>(METRICS.length).fill(undefined);
+    const rendered = new Map<number, string>();
+    for (const m of metrics) {
+      const plan = mode.plans[m] as MetricPlan;
+      if (plan.disabled) continue;
+      let key = rendered.get(plan.keyId);
+      if (key === undefined) {
+        key = this.renderKey(plan, values, exprVals);
+        rendered.set(plan.keyId, key);
+      }
+      s[m] = (this.istio[m] as Family).get(key, this.epoch);
+    }
+    return { gen: this.gen, s };
+  }
+
+  private renderKey(plan: MetricPlan, values: string[], exprVals: string[] | undefined): string {
+    let out = '';
+    for (const e of plan.entries) {
+      let v = e.std >= 0 ? (values[e.std] as string) : (exprVals?.[e.expr] ?? 'unknown');
+      if (this.allow !== undefined) {
+        const allowed = this.allow.get(e.name);
+        if (allowed !== undefined && !allowed.has(v)) {
+          this.rejected.set(e.name, (this.rejected.get(e.name) ?? 0) + 1);
+          v = 'overflow';
+        }
+      }
+      out += `${e.prefix}${escapeLabelValue(v)}"`;
+    }
+    return out;
+  }
+
+  private evalExprs(mode: ModeState, a: HttpStreamAttributes | undefined, ctx: PeerContext, conn?: ConnectionAttributes): string[] {
+    const vals = new Array<string>(this.exprs.length).fill('unknown');
+    const scope = createScope(this.local, a ?? (conn as ConnectionAttributes), a, ctx.reporter);
+    for (const id of mode.exprIds) vals[id] = (this.exprs[id] as CompiledExpression).evaluate(scope);
+    return vals;
+  }
+
+  private fail(err: unknown): void {
+    this.errors++;
+    this.logger.warnOnce('stats-record-error', 'meshtel stats: a recording failed and was dropped', { err });
+  }
+
+  // ------------------------------------------------------------ expiry and exposition
+
+  sweep(): number {
+    if (this.ttlMs <= 0) return 0;
+    const now = this.clock();
+    this.epoch++;
+    this.epochStarts.push({ epoch: this.epoch, start: now });
+    // A series updated in epoch k was last touched before the start of epoch k+1; it has been idle
+    // for at least ttl when that start is at least ttl ago. minEpoch = first epoch still alive.
+    let minEpoch = 0;
+    for (const e of this.epochStarts) {
+      if (now - e.start >= this.ttlMs) minEpoch = e.epoch;
+      else break;
+    }
+    this.epochStarts = this.epochStarts.filter((e) => e.epoch >= minEpoch - 1);
+    let removed = 0;
+    for (const f of this.istio) removed += f.expire(minEpoch);
+    if (removed > 0) {
+      this.gen++;
+      // Drop cached contexts so dead peers' label arrays go too.
+      this.nullPeer = [];
+    }
+    return removed;
+  }
+
+  families(): readonly Family[] {
+    // Refresh the self metrics from the counters the hot path keeps as plain numbers.
+    for (const f of this.istio) {
+      (this.overflowFam.get(`metric="${f.name}"`, 0) as ScalarSeries).value = f.overflowCount;
+      (this.expiredFam.get(`metric="${f.name}"`, 0) as ScalarSeries).value = f.expiredCount;
+      (this.activeFam.get(`metric="${f.name}"`, 0) as ScalarSeries).value = f.series.size + (f.overflowSeries ? 1 : 0);
+    }
+    for (const [label, n] of this.rejected) (this.rejectedFam.get(`label="${escapeLabelValue(label)}"`, 0) as ScalarSeries).value = n;
+    (this.errorsFam.get('', 0) as ScalarSeries).value = this.errors;
+    return [...this.istio, this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam];
+  }
+
+  close(): void {
+    if (this.closed) return;
+    for (const c of [...this.openConns]) c.close();
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+  }
+
+  /** Metric name by index (for diagnostics). */
+  metricName(m: number): StandardMetricName {
+    return (METRICS[m] as (typeof METRICS)[number]).name;
+  }
+}
+
+/** One TCP connection's pending byte deltas. */
+class TcpConn implements TcpConnectionStats {
+  private ctx: PeerContext | undefined;
+  private mode: ModeState | undefined;
+  private vals: string[] | undefined;
+  private rx = 0;
+  private tx = 0;
+  private done = false;
+  private cached: Group | undefined;
+  constructor(private readonly stats: IstioStatsImpl) {}
+
+  init(ctx: PeerContext, mode: ModeState, vals: string[] | undefined): void {
+    this.ctx = ctx;
+    this.mode = mode;
+    this.vals = vals;
+  }
+
+  group(flags: number): Group {
+    if (flags === 0 && this.cached !== undefined && this.cached.gen === this.stats.gen) return this.cached;
+    const g = this.stats.tcpGroup(this.ctx as PeerContext, this.mode as ModeState, this.vals, flags);
+    if (flags === 0) this.cached = g;
+    return g;
+  }
+
+  addReceived(bytes: number): void {
+    if (!this.done && bytes > 0 && Number.isFinite(bytes)) this.rx += bytes;
+  }
+
+  addSent(bytes: number): void {
+    if (!this.done && bytes > 0 && Number.isFinite(bytes)) this.tx += bytes;
+  }
+
+  flush(): void {
+    this.flushWith(0);
+  }
+
+  private flushWith(flags: number): void {
+    if (this.ctx === undefined || (this.rx === 0 && this.tx === 0)) return;
+    try {
+      const g = this.group(flags);
+      this.stats.addCounter(g, METRIC.TCP_SENT, this.tx);
+      this.stats.addCounter(g, METRIC.TCP_RECEIVED, this.rx);
+    } catch {
+      // Counted by the caller paths; a flush never throws.
+    }
+    this.rx = 0;
+    this.tx = 0;
+  }
+
+  close(responseFlags = 0): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.ctx === undefined) return;
+    const flags = Number.isInteger(responseFlags) ? responseFlags & 0x1fffffff : 0;
+    this.flushWith(flags);
+    try {
+      this.stats.addCounter(this.group(flags), METRIC.TCP_CLOSED, 1);
+    } catch {
+      // never throw into the proxy
+    }
+    this.stats.connClosed(this);
+  }
+}
+
+// ------------------------------------------------------------ expression attributes
+
+function headerMap(h: Readonly<Record<string, string | string[] | undefined>> | undefined): CelMap {
+  const out: Record<string, string> = {};
+  if (h === undefined) return out;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  }
+  return out;
+}
+
+/** WorkloadMetadataObject as CEL sees it (istio/proxy metadata_object.h field names). */
+function peerObject(p: PeerMetadata): CelMap {
+  return {
+    name: p.name,
+    namespace: p.namespace,
+    cluster: p.cluster,
+    service: p.canonicalService,
+    revision: p.canonicalRevision,
+    app: p.app,
+    version: p.version,
+    workload: p.workload,
+    type: p.workloadType,
+    identity: p.identity,
+    region: p.region,
+    availability_zone: p.zone,
+    labels: { ...p.labels },
+  };
+}
+
+function nodeObject(local: WorkloadMetadata): CelMap {
+  const extra: Record<string, CelValue> = {};
+  for (const [k, v] of Object.entries(local.extra ?? {})) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') extra[k] = v;
+  }
+  return {
+    metadata: {
+      ...extra,
+      NAME: local.name,
+      NAMESPACE: local.namespace,
+      CLUSTER_ID: local.cluster,
+      WORKLOAD_NAME: local.workload,
+      OWNER: local.owner,
+      MESH_ID: local.meshId,
+      ISTIO_VERSION: local.istioVersion,
+      SERVICE_ACCOUNT: local.serviceAccount,
+      INSTANCE_IPS: local.instanceIps.join(','),
+      LABELS: { ...local.podLabels },
+    },
+  };
+}
+
+function splitAddress(addr: string | undefined): CelMap {
+  if (addr === undefined || addr === '') return {};
+  return { address: addr };
+}
+
+/**
+ * The attribute set for one request/connection (Envoy attributes, spec §4 "CEL attribute set"). Built
+ * lazily per top-level name: only expressions that use `request` pay for its header map.
+ */
+function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a: HttpStreamAttributes | undefined, reporter: Reporter): ExpressionScope {
+  const cache = new Map<string, CelValue | undefined>();
+  const make = (name: string): CelValue | undefined => {
+    switch (name) {
+      case 'request':
+        if (a === undefined) return undefined;
+        return {
+          headers: headerMap(a.requestHeaders),
+          ...(a.method !== undefined ? { method: a.method } : {}),
+          ...(a.path !== undefined ? { path: a.path, url_path: a.path.split('?')[0] ?? '' } : {}),
+          host: a.authority,
+          protocol: a.protocol === 'grpc' ? 'HTTP/2' : 'HTTP/1.1',
+          total_size: a.requestBytes,
+          ...(a.requestHeaders?.['user-agent'] !== undefined ? { useragent: headerMap(a.requestHeaders)['user-agent'] as string } : {}),
+          ...(a.requestHeaders?.['x-request-id'] !== undefined ? { id: headerMap(a.requestHeaders)['x-request-id'] as string } : {}),
+        };
+      case 'response':
+        if (a === undefined) return undefined;
+        return {
+          code: a.responseCode,
+          flags: a.responseFlags,
+          headers: headerMap(a.responseHeaders),
+          total_size: a.responseBytes,
+          ...(a.protocol === 'grpc' && a.grpcStatus !== undefined ? { grpc_status: Number(a.grpcStatus) } : {}),
+        };
+      case 'source':
+        return reporter === 'source' ? { principal: c.localPrincipal } : { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal };
+      case 'destination':
+        return reporter === 'source' ? { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal } : { principal: c.localPrincipal };
+      case 'connection':
+        return {
+          mtls: c.peerPrincipal !== '' && c.localPrincipal !== '',
+          uri_san_peer_certificate: c.peerPrincipal,
+          uri_san_local_certificate: c.localPrincipal,
+        };
+      case 'upstream_peer': {
+        // Client side: the peer is upstream; waypoint: upstreamPeer. Inbound has none (error → unknown).
+        const p = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
+        return p === null ? undefined : peerObject(p);
+      }
+      case 'downstream_peer': {
+        const p = reporter === 'source' ? null : c.peer;
+        return p === null ? undefined : peerObject(p);
+      }
+      case 'node':
+        return nodeObject(local);
+      default:
+        return undefined;
+    }
+  };
+  return {
+    resolve(name: string): CelValue | undefined {
+      if (cache.has(name)) return cache.get(name);
+      const v = make(name);
+      cache.set(name, v);
+      return v;
+    },
+  };
+}

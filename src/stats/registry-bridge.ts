@@ -1,0 +1,110 @@
+/**
+ * Makes meshtel's families visible through a prom-client `Registry` (so `registry.metrics()` and
+ * `registry.getMetricsAsJSON()` include them and users can merge with their app's registry), without
+ * prom-client ever seeing the request path: each family is registered as a collector object whose
+ * `get()` converts the plain-number series into prom-client's value shape at scrape time.
+ *
+ * This path costs what prom-client costs (one string per line, joined); for 10k+ label sets use the
+ * streaming renderer in `exposition.ts`.
+ */
+import type { Registry } from 'prom-client';
+import { ConfigError } from '../core/errors.js';
+import { HistogramSeries, ScalarSeries, type Family, type Series } from './series.js';
+import { formatLe } from './definitions.js';
+
+/** prom-client's value entry (`MetricValue` / `MetricValueWithName`). */
+interface PromValue {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
+
+/** Marker on collectors created here, so the renderer can tell them from the app's metrics. */
+export const MESHTEL_COLLECTOR = Symbol.for('meshtel.collector');
+
+/** Parse a rendered label string (`a="x",b="y\"z"`) back into an object. */
+export function parseLabelString(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < s.length) {
+    const eq = s.indexOf('="', i);
+    if (eq < 0) break;
+    const name = s.slice(i, eq);
+    let j = eq + 2;
+    let v = '';
+    while (j < s.length && s[j] !== '"') {
+      if (s[j] === '\\') {
+        const n = s[j + 1];
+        v += n === 'n' ? '\n' : (n ?? '');
+        j += 2;
+      } else {
+        v += s[j];
+        j++;
+      }
+    }
+    out[name] = v;
+    i = j + 2; // skip `",`
+  }
+  return out;
+}
+
+function values(f: Family): PromValue[] {
+  const out: PromValue[] = [];
+  const all: Series[] = [...f.series.values()];
+  if (f.overflowSeries !== undefined) all.push(f.overflowSeries);
+  for (const s of all) {
+    const labels = parseLabelString(s.labels);
+    if (s instanceof HistogramSeries) {
+      let cum = 0;
+      for (let i = 0; i < f.buckets.length; i++) {
+        cum += s.counts[i] as number;
+        out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: formatLe(f.buckets[i] as number) }, value: cum });
+      }
+      out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
+      out.push({ metricName: `${f.name}_sum`, labels, value: s.sum });
+      out.push({ metricName: `${f.name}_count`, labels, value: s.count });
+    } else if (s instanceof ScalarSeries) {
+      out.push({ labels, value: s.value });
+    }
+  }
+  return out;
+}
+
+/**
+ * Register one collector per family in `registry`. A name already registered by something else is
+ * `MESHTEL_ERR_METRIC_CONFLICT`.
+ */
+export function createRegistryCollectors(registry: Registry, families: () => readonly Family[]): void {
+  for (const fam of families()) {
+    const famName = fam.name;
+    // prom-client renames counters in OpenMetrics mode by assigning `metric.name`; keep ours stable
+    // (the getter ignores the write and `get()` reports the right name for the mode).
+    let current = famName;
+    const collector = {
+      [MESHTEL_COLLECTOR]: true,
+      get name(): string {
+        return current;
+      },
+      set name(v: string) {
+        current = v;
+      },
+      help: fam.help,
+      type: fam.type,
+      aggregator: 'sum' as const,
+      labelNames: [] as string[],
+      get: async () => {
+        const f = families().find((x) => x.name === famName) ?? fam;
+        return { name: current, help: fam.help, type: fam.type, aggregator: 'sum' as const, values: values(f) };
+      },
+      reset: () => {},
+    };
+    const existing = registry.getSingleMetric(famName);
+    if (existing !== undefined) {
+      throw new ConfigError('MESHTEL_ERR_METRIC_CONFLICT', `metric ${famName} is already registered in the prom-client registry`, {
+        field: 'registry',
+        value: famName,
+      });
+    }
+    registry.registerMetric(collector as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+}
