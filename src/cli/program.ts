@@ -8,6 +8,7 @@ import { isMeshtelError } from '../core/errors.js';
 import { registerDecodeCommand } from './commands/decode.js';
 import { registerEncodeCommand } from './commands/encode.js';
 import { registerInjectCommand } from './commands/inject.js';
+import { registerLintCommand } from './commands/lint.js';
 import { registerStatCommand } from './commands/stat.js';
 
 /** Exit code for success. */
@@ -28,6 +29,7 @@ export function createProgram(): Command {
   registerDecodeCommand(program);
   registerEncodeCommand(program);
   registerInjectCommand(program);
+  registerLintCommand(program);
   registerStatCommand(program);
   return program;
 }
