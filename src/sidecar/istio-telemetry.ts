@@ -1,0 +1,72 @@
+/**
+ * Binds the sidecar's telemetry interface to the exchange, stats and tracing stages: the only file
+ * of src/sidecar that knows their factories.
+ */
+import { Registry } from 'prom-client';
+import { createHttpMetadataExchange, nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../exchange/http-exchange.js';
+import { createPeerCache } from '../exchange/peer-cache.js';
+import { createTcpMetadataExchange } from '../exchange/tcp-exchange.js';
+import type { PropagationMethod } from '../exchange/types.js';
+import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
+import { createIstioStats } from '../stats/istio-stats.js';
+import type { TelemetryConfig } from '../stats/telemetry.js';
+import { createNoopTracing } from '../tracing/tracer.js';
+import type { HopTracer } from '../tracing/types.js';
+import { createDisabledTelemetry } from './telemetry.js';
+import type { SidecarTelemetry } from './telemetry.js';
+
+/** Options for {@link createSidecarTelemetry}. */
+export interface SidecarTelemetryOptions {
+  readonly local: WorkloadMetadata;
+  readonly nodeId: string;
+  readonly enabled: boolean;
+  readonly profile?: PayloadProfile;
+  readonly propagation?: PropagationMethod;
+  /** Parsed Telemetry API configuration passed through to the stats stage. */
+  readonly telemetry?: TelemetryConfig;
+  /** TCP byte-delta report interval (the stats stage runs the timer). */
+  readonly reportingIntervalMs?: number;
+  readonly tracer?: HopTracer;
+  /** Registry to register the proxy metrics in; a fresh one by default. */
+  readonly registry?: Registry;
+}
+
+/** Build the telemetry adapter; with `enabled: false` it does nothing at all. */
+export function createSidecarTelemetry(options: SidecarTelemetryOptions): SidecarTelemetry {
+  const registry = options.registry ?? new Registry();
+  const tracer = options.tracer ?? createNoopTracing();
+  if (!options.enabled) return createDisabledTelemetry(registry, tracer);
+  const cache = createPeerCache();
+  const http = createHttpMetadataExchange({
+    local: options.local,
+    nodeId: options.nodeId,
+    profile: options.profile,
+    propagation: options.propagation,
+    cache,
+  });
+  // One cache for both: a peer learned from a TCP frame also serves HTTP requests carrying its id.
+  const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile, cache });
+  const stats = createIstioStats({
+    local: options.local,
+    registry,
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+    ...(options.reportingIntervalMs !== undefined ? { tcpReportingIntervalMs: options.reportingIntervalMs } : {}),
+  });
+  return {
+    enabled: true,
+    registry,
+    tracer,
+    readRequestPeer: (headers) => http.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover),
+    writeResponsePeer: (headers, extract) => http.injectResponse(headers, nodeHeaderSetter, extract),
+    writeRequestPeer: (headers) => http.injectRequest(headers, nodeHeaderSetter),
+    readResponsePeer: (headers) => http.extractResponse(headers, nodeHeaderGetter, nodeHeaderRemover),
+    recordHttp: (attrs) => stats.recordHttp(attrs),
+    recordGrpcMessages: (attrs, req, resp) => stats.recordGrpcMessages(attrs, req, resp),
+    openTcp: (attrs) => stats.openTcp(attrs),
+    recordPeerUnknown: (reason, reporter) => stats.recordPeerUnknown(reason, reporter),
+    tcpFrame: tcp.frame,
+    // The exchange's parser steps are a superset of what the listeners read.
+    createTcpParser: () => tcp.createParser(),
+  };
+}
+

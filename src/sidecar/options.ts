@@ -1,0 +1,170 @@
+/**
+ * Sidecar configuration: defaults, then the environment Istio's injector provides (ISTIO_META_*,
+ * POD_NAME, the downward-API files via the metadata stage, ISTIO_PROMETHEUS_ANNOTATIONS), then
+ * meshtel's own MESHTEL_* variables, then explicit options; validated once and frozen (STYLE.md §10).
+ */
+import type { Registry } from 'prom-client';
+import { ISTIO_PORTS, deepFreeze, parseBool, parseDurationMs, parseIntInRange, parsePort } from '../core/config.js';
+import type { Env } from '../core/config.js';
+import { ConfigError, quote } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { MetadataExchangeMode, PropagationMethod } from '../exchange/types.js';
+import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
+import type { TelemetryConfig } from '../stats/telemetry.js';
+import type { HopTracer } from '../tracing/types.js';
+import type { MeshFileInput, PortProtocol } from './registry.js';
+import type { TlsFiles } from './tls.js';
+
+/** Listener ports; 0 asks the OS for a free port (tests). */
+export interface SidecarPorts {
+  /** Inbound capture listener, Istio 15006. */
+  readonly inbound: number;
+  /** Outbound HTTP-proxy listener, Istio 15001. */
+  readonly outbound: number;
+  /** Envoy prometheus listener, 15090. */
+  readonly prometheus: number;
+  /** pilot-agent status server, 15020. */
+  readonly status: number;
+  /** Readiness listener, 15021. */
+  readonly health: number;
+  /** Admin, 15000 (127.0.0.1 only). */
+  readonly admin: number;
+}
+
+/** An extra inbound listener for another app port (Istio's per-port inbound filter chains). */
+export interface InboundPortOptions {
+  /** Port to listen on (0 = any). */
+  readonly port: number;
+  /** The app's port. */
+  readonly appPort: number;
+  readonly protocol: PortProtocol;
+}
+
+/** A per-service outbound listener: the app connects to `listenPort` to reach `host:port`. */
+export interface ServiceListenerOptions {
+  /** Service host as in the registry (short name or FQDN). */
+  readonly host: string;
+  /** Service port. */
+  readonly port: number;
+  /** Local port to listen on (0 = any). */
+  readonly listenPort: number;
+}
+
+/** Everything `startSidecar` accepts; every field overrides the environment. */
+export interface SidecarOptions {
+  /** Environment to read (default process.env). */
+  readonly env?: Env;
+  /** This workload's identity; loaded from env/downward API by the metadata stage when absent. */
+  readonly metadata?: WorkloadMetadata;
+  /** Address the traffic and agent listeners bind (admin is always 127.0.0.1). Default `0.0.0.0`. */
+  readonly bindAddress?: string;
+  readonly ports?: Partial<SidecarPorts>;
+  /** The local app (MESHTEL_APP_HOST, MESHTEL_APP_PORT, MESHTEL_APP_PROTOCOL). */
+  readonly app?: { readonly host?: string; readonly port?: number; readonly protocol?: PortProtocol };
+  /** More inbound listeners, one per further app port. */
+  readonly inboundPorts?: readonly InboundPortOptions[];
+  /** The mesh (services, ports, endpoints), or a YAML file (MESHTEL_MESH_FILE). */
+  readonly mesh?: MeshFileInput;
+  readonly meshFile?: string;
+  /** Per-service outbound listeners (h2c/gRPC and TCP services are reached this way). */
+  readonly serviceListeners?: readonly ServiceListenerOptions[];
+  /** Istio `outboundTrafficPolicy.mode` (MESHTEL_OUTBOUND_TRAFFIC_POLICY), default ALLOW_ANY. */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** `metadataExchangeHeaders.mode` (MESHTEL_MX_MODE), default ALWAYS. */
+  readonly mxMode?: MetadataExchangeMode;
+  /** Run MX and stats (MESHTEL_TELEMETRY, default true). Off = a bare proxy (benchmark baseline). */
+  readonly telemetry?: boolean;
+  /** Parsed Telemetry API configuration handed to the stats stage. */
+  readonly telemetryResources?: TelemetryConfig;
+  /** MX payload profile (default: the exchange stage's). */
+  readonly profile?: PayloadProfile;
+  readonly propagation?: PropagationMethod;
+  /** Mutual TLS certificates (MESHTEL_TLS_CERT, MESHTEL_TLS_KEY, MESHTEL_TLS_CA). */
+  readonly tls?: TlsFiles;
+  /** TCP and gRPC periodic report interval (MESHTEL_REPORTING_INTERVAL, default 5s). */
+  readonly reportingIntervalMs?: number;
+  /** Retries on connection failure (MESHTEL_RETRIES, Istio default 2). */
+  readonly retries?: number;
+  /** Route timeout (MESHTEL_ROUTE_TIMEOUT, default none as in Istio). */
+  readonly timeoutMs?: number;
+  /** `ISTIO_PROMETHEUS_ANNOTATIONS` JSON. */
+  readonly prometheusAnnotations?: string;
+  readonly tracer?: HopTracer;
+  readonly logger?: Logger;
+  /** Registry for the proxy metrics (default: a fresh one). */
+  readonly registry?: Registry;
+}
+
+/** The validated configuration. */
+export interface ResolvedSidecarOptions {
+  readonly bindAddress: string;
+  readonly ports: SidecarPorts;
+  readonly app: { readonly host: string; readonly port: number | undefined; readonly protocol: PortProtocol };
+  readonly inboundPorts: readonly InboundPortOptions[];
+  readonly meshFile: string | undefined;
+  readonly serviceListeners: readonly ServiceListenerOptions[];
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  readonly mxMode: MetadataExchangeMode;
+  readonly telemetry: boolean;
+  readonly tls: TlsFiles | undefined;
+  readonly reportingIntervalMs: number;
+  readonly retries: number;
+  readonly timeoutMs: number;
+  readonly prometheusAnnotations: string | undefined;
+}
+
+const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
+
+function oneOf<T extends string>(raw: string | undefined, allowed: readonly T[], origin: string): T | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${origin} must be one of ${allowed.join(', ')}, got ${quote(raw)}`, { field: origin, value: raw });
+}
+
+/** Resolve options against the environment. Throws ConfigError (MESHTEL_ERR_INVALID_CONFIG) on bad values. */
+export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSidecarOptions {
+  const env = options.env ?? process.env;
+  const p = options.ports ?? {};
+  const port = (v: number | undefined, envName: string, def: number): number => parsePort(v ?? env[envName], v !== undefined ? `ports` : envName) ?? def;
+  const ports: SidecarPorts = {
+    inbound: port(p.inbound, 'MESHTEL_INBOUND_PORT', ISTIO_PORTS.INBOUND),
+    outbound: port(p.outbound, 'MESHTEL_OUTBOUND_PORT', ISTIO_PORTS.OUTBOUND),
+    prometheus: port(p.prometheus, 'MESHTEL_PROMETHEUS_PORT', ISTIO_PORTS.PROMETHEUS),
+    status: port(p.status, 'MESHTEL_STATUS_PORT', ISTIO_PORTS.STATUS),
+    health: port(p.health, 'MESHTEL_HEALTH_PORT', ISTIO_PORTS.HEALTH),
+    admin: port(p.admin, 'MESHTEL_ADMIN_PORT', ISTIO_PORTS.ADMIN),
+  };
+  const appPort = parseIntInRange(options.app?.port ?? env.MESHTEL_APP_PORT, 'MESHTEL_APP_PORT', 1, 65535);
+  const appProtocol = options.app?.protocol ?? oneOf(env.MESHTEL_APP_PROTOCOL, PROTOCOLS, 'MESHTEL_APP_PROTOCOL') ?? 'http';
+  if (!PROTOCOLS.includes(appProtocol)) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `app.protocol must be one of ${PROTOCOLS.join(', ')}, got ${quote(appProtocol)}`, { field: 'app.protocol', value: appProtocol });
+  }
+  const tlsCert = options.tls?.certFile ?? env.MESHTEL_TLS_CERT;
+  const tlsKey = options.tls?.keyFile ?? env.MESHTEL_TLS_KEY;
+  const tlsCa = options.tls?.caFile ?? env.MESHTEL_TLS_CA;
+  let tls: TlsFiles | undefined;
+  if (tlsCert || tlsKey || tlsCa) {
+    if (!tlsCert || !tlsKey || !tlsCa) {
+      throw new ConfigError('MESHTEL_ERR_TLS', 'mutual TLS needs all three of the certificate chain, key and root certificate files', { certFile: tlsCert, keyFile: tlsKey, caFile: tlsCa });
+    }
+    tls = { certFile: tlsCert, keyFile: tlsKey, caFile: tlsCa };
+  }
+  const resolved: ResolvedSidecarOptions = {
+    bindAddress: options.bindAddress ?? env.MESHTEL_BIND_ADDRESS ?? '0.0.0.0',
+    ports,
+    app: { host: options.app?.host ?? env.MESHTEL_APP_HOST ?? '127.0.0.1', port: appPort, protocol: appProtocol },
+    inboundPorts: options.inboundPorts ?? [],
+    meshFile: options.meshFile ?? (options.mesh === undefined ? env.MESHTEL_MESH_FILE : undefined),
+    serviceListeners: options.serviceListeners ?? [],
+    outboundTrafficPolicy:
+      options.outboundTrafficPolicy ?? oneOf(env.MESHTEL_OUTBOUND_TRAFFIC_POLICY, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const, 'MESHTEL_OUTBOUND_TRAFFIC_POLICY') ?? 'ALLOW_ANY',
+    mxMode: options.mxMode ?? oneOf(env.MESHTEL_MX_MODE, ['ALWAYS', 'IN_MESH'] as const, 'MESHTEL_MX_MODE') ?? 'ALWAYS',
+    telemetry: options.telemetry ?? parseBool(env.MESHTEL_TELEMETRY, 'MESHTEL_TELEMETRY') ?? true,
+    tls,
+    reportingIntervalMs: options.reportingIntervalMs ?? parseDurationMs(env.MESHTEL_REPORTING_INTERVAL, 'MESHTEL_REPORTING_INTERVAL') ?? 5000,
+    retries: parseIntInRange(options.retries ?? env.MESHTEL_RETRIES, 'retries', 0, 10) ?? 2,
+    timeoutMs: options.timeoutMs ?? parseDurationMs(env.MESHTEL_ROUTE_TIMEOUT, 'MESHTEL_ROUTE_TIMEOUT') ?? 0,
+    prometheusAnnotations: options.prometheusAnnotations ?? env.ISTIO_PROMETHEUS_ANNOTATIONS,
+  };
+  return deepFreeze(resolved);
+}

@@ -1,0 +1,263 @@
+/**
+ * The service registry: a mesh file that plays the part of Kubernetes Services plus Istio's EDS.
+ * It answers "which service is this Host, and which endpoint do I send to", and carries the
+ * endpoint's `istio.workload` metadata that the client falls back to when the upstream sent no MX
+ * (istio/istio `pilot/pkg/networking/util/util.go` `AppendLbEndpointMetadata`).
+ *
+ * Everything is resolved at load time: every hostname variant of every service goes into one Map, so
+ * routing a request is one `Map.get` on the lower-cased host plus a port lookup.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, quote } from '../core/errors.js';
+import type { PeerMetadata, WorkloadType } from '../metadata/types.js';
+import type { ServiceInfo } from '../stats/types.js';
+
+/** Protocols a service port can declare (Istio's port-name prefixes `http-`, `http2-`, `grpc-`, `tcp-`). */
+export type PortProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
+
+const PORT_PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+
+const endpointSchema = z.strictObject({
+  /** IP or host name to connect to. */
+  address: z.string().min(1),
+  /** Port per service port name; a missing name means "the service port number". */
+  ports: z.record(z.string(), z.number().int().min(1).max(65535)).optional(),
+  /**
+   * Whether the endpoint runs a sidecar. Plain-text TCP MX frames are only sent to endpoints that
+   * have one (Istio gates TCP MX on ALPN, which needs TLS; this flag stands in for it without TLS).
+   */
+  sidecar: z.boolean().default(true),
+  /** Istio EDS `istio.workload`: `workload;namespace;canonicalService;canonicalRevision;clusterId`. */
+  workload: z.string().optional(),
+  /** Expected SPIFFE identity of the endpoint (checked against its certificate under mTLS). */
+  identity: z.string().optional(),
+});
+
+const serviceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label'),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
+  /** Extra hostnames (e.g. an external API), matched besides the Kubernetes forms of name.namespace. */
+  hostnames: z.array(z.string().min(1)).default([]),
+  /** MeshExternal services: IN_MESH mode sends them no MX headers (cluster metadata `istio.external`). */
+  external: z.boolean().default(false),
+  ports: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        protocol: z.enum(PORT_PROTOCOLS),
+        port: z.number().int().min(1).max(65535),
+      }),
+    )
+    .min(1),
+  endpoints: z.array(endpointSchema).default([]),
+});
+
+const meshSchema = z.strictObject({
+  /** Cluster DNS domain, `cluster.local` by default. */
+  domain: z.string().min(1).default('cluster.local'),
+  services: z.array(serviceSchema).default([]),
+});
+
+/** The mesh file as written (input of {@link createServiceRegistry}). */
+export type MeshFileInput = z.input<typeof meshSchema>;
+/** The validated mesh. */
+export type MeshConfig = z.output<typeof meshSchema>;
+
+/** One endpoint, resolved for one service port. */
+export interface ResolvedEndpoint {
+  readonly address: string;
+  readonly port: number;
+  readonly sidecar: boolean;
+  /** Peer metadata parsed from `istio.workload`, or null (client-side fallback when MX fails). */
+  readonly workload: PeerMetadata | null;
+  readonly identity: string | undefined;
+}
+
+/** A service port with its endpoints and a round-robin cursor. */
+export interface ServiceRoute {
+  readonly service: ServiceInfo;
+  readonly external: boolean;
+  readonly portName: string;
+  readonly port: number;
+  readonly protocol: PortProtocol;
+  readonly endpoints: readonly ResolvedEndpoint[];
+  /** Next endpoint, round robin (Istio defaults to LEAST_REQUEST; round robin is its deterministic equivalent for one client). */
+  pick(): ResolvedEndpoint | undefined;
+}
+
+/** The registry as the listeners use it. */
+export interface ServiceRegistry {
+  /** The validated mesh, for the admin `/config_dump`. */
+  readonly mesh: MeshConfig;
+  /**
+   * Route a Host/:authority (port optional) to a service port. `defaultPort` applies when the
+   * authority carries no port (80 for http URLs). Returns undefined for unknown hosts or ports.
+   */
+  resolve(authority: string, defaultPort?: number): ServiceRoute | undefined;
+  /** True when the host (port ignored) names a registered service. */
+  hasHost(authority: string): boolean;
+  /** All service routes (for per-service listeners). */
+  routes(): readonly ServiceRoute[];
+}
+
+/**
+ * Parse Istio's endpoint metadata string `workload;namespace;canonicalService;canonicalRevision;clusterId`.
+ * Fewer than 5 parts → null (istio/proxy `extensions/common/metadata_object.cc` `convertEndpointMetadata`).
+ * The revision is sent as `""` when it is `latest`; app/version/identity are not carried.
+ */
+export function parseEndpointWorkload(value: string): PeerMetadata | null {
+  const parts = value.split(';');
+  if (parts.length < 5) return null;
+  const [workload = '', namespace = '', canonicalService = '', canonicalRevision = '', cluster = ''] = parts;
+  const workloadType: WorkloadType = 'unknown';
+  return Object.freeze({
+    name: '',
+    namespace,
+    cluster,
+    workload,
+    workloadType,
+    canonicalService,
+    canonicalRevision,
+    app: '',
+    version: '',
+    identity: '',
+    region: '',
+    zone: '',
+    labels: Object.freeze({}),
+  });
+}
+
+/** Validate a mesh object. Throws MESHTEL_ERR_INVALID_MESH naming the path of the first bad value. */
+export function parseMesh(input: unknown, origin = 'mesh'): MeshConfig {
+  const parsed = meshSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue ? issue.path.map(String).join('.') : '';
+    throw new ConfigError(
+      'MESHTEL_ERR_INVALID_MESH',
+      `${origin}: ${at || '(root)'}: ${issue?.message ?? 'invalid'}`,
+      { origin, path: at, issues: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) },
+    );
+  }
+  const mesh = parsed.data;
+  // Cross-field checks zod cannot express simply: unique services and port names.
+  const seen = new Set<string>();
+  mesh.services.forEach((svc, i) => {
+    const key = `${svc.name}.${svc.namespace}`;
+    if (seen.has(key)) throw invalidMesh(origin, `services.${i}`, `duplicate service ${quote(key)}`);
+    seen.add(key);
+    const names = new Set<string>();
+    svc.ports.forEach((p, j) => {
+      if (names.has(p.name)) throw invalidMesh(origin, `services.${i}.ports.${j}.name`, `duplicate port name ${quote(p.name)}`);
+      names.add(p.name);
+    });
+    svc.endpoints.forEach((ep, j) => {
+      for (const name of Object.keys(ep.ports ?? {})) {
+        if (!names.has(name)) throw invalidMesh(origin, `services.${i}.endpoints.${j}.ports.${name}`, `no service port named ${quote(name)}`);
+      }
+    });
+  });
+  return mesh;
+}
+
+function invalidMesh(origin: string, at: string, message: string): ConfigError {
+  return new ConfigError('MESHTEL_ERR_INVALID_MESH', `${origin}: ${at}: ${message}`, { origin, path: at });
+}
+
+/** Read and validate a mesh YAML (or JSON) file. */
+export function loadMeshFile(file: string): MeshConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_MESH', `cannot read mesh file ${quote(file)}: ${(err as Error).message}`, { origin: file }, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_MESH', `${file}: not valid YAML: ${(err as Error).message}`, { origin: file }, { cause: err });
+  }
+  return parseMesh(doc, file);
+}
+
+/** Build the registry from a validated mesh (or raw input, validated here). */
+export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefined): ServiceRegistry {
+  const mesh = parseMesh(input);
+  // host (lower case, no port) → port number → route
+  const byHost = new Map<string, Map<number, ServiceRoute>>();
+  const all: ServiceRoute[] = [];
+  for (const svc of mesh.services) {
+    const fqdn = `${svc.name}.${svc.namespace}.svc.${mesh.domain}`;
+    const info: ServiceInfo = Object.freeze({ host: fqdn, name: svc.name, namespace: svc.namespace });
+    const ports = new Map<number, ServiceRoute>();
+    for (const p of svc.ports) {
+      const endpoints = svc.endpoints.map(
+        (ep): ResolvedEndpoint =>
+          Object.freeze({
+            address: ep.address,
+            port: ep.ports?.[p.name] ?? p.port,
+            sidecar: ep.sidecar,
+            workload: ep.workload === undefined ? null : parseEndpointWorkload(ep.workload),
+            identity: ep.identity,
+          }),
+      );
+      let next = 0;
+      const route: ServiceRoute = {
+        service: info,
+        external: svc.external,
+        portName: p.name,
+        port: p.port,
+        protocol: p.protocol,
+        endpoints,
+        pick() {
+          if (endpoints.length === 0) return undefined;
+          const ep = endpoints[next % endpoints.length];
+          next = (next + 1) % endpoints.length;
+          return ep;
+        },
+      };
+      ports.set(p.port, route);
+      all.push(route);
+    }
+    // The names a pod in the same namespace can use, as Kubernetes DNS search paths allow.
+    const hosts = [svc.name, `${svc.name}.${svc.namespace}`, `${svc.name}.${svc.namespace}.svc`, fqdn, ...svc.hostnames];
+    for (const h of hosts) byHost.set(h.toLowerCase(), ports);
+  }
+
+  return {
+    mesh,
+    resolve(authority, defaultPort) {
+      const { host, port } = splitAuthority(authority);
+      const ports = byHost.get(host);
+      if (ports === undefined) return undefined;
+      const p = port ?? defaultPort;
+      if (p !== undefined) return ports.get(p) ?? (port === undefined && ports.size === 1 ? ports.values().next().value : undefined);
+      return ports.size === 1 ? ports.values().next().value : undefined;
+    },
+    hasHost: (authority) => byHost.has(splitAuthority(authority).host),
+    routes: () => all,
+  };
+}
+
+/** Split `host[:port]` (IPv6 in brackets allowed), lower-casing the host. */
+export function splitAuthority(authority: string): { host: string; port: number | undefined } {
+  let host = authority;
+  let port: number | undefined;
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    host = authority.slice(1, end === -1 ? undefined : end);
+    const rest = end === -1 ? '' : authority.slice(end + 1);
+    if (rest.startsWith(':')) port = Number(rest.slice(1));
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon !== -1 && authority.indexOf(':') === colon) {
+      host = authority.slice(0, colon);
+      port = Number(authority.slice(colon + 1));
+    }
+  }
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) port = undefined;
+  return { host: host.toLowerCase(), port };
+}

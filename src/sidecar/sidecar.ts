@@ -1,0 +1,231 @@
+/**
+ * `startSidecar`: a process beside an app the way istio-proxy sits beside it: inbound and outbound
+ * listeners running metadata exchange, stats and tracing on every hop, plus the agent endpoints.
+ */
+import type { Registry } from 'prom-client';
+import { ConfigError, isMeshtelError } from '../core/errors.js';
+import { silentLogger } from '../core/logger.js';
+import { formatNodeId } from '../metadata/node-id.js';
+import type { WorkloadMetadata } from '../metadata/types.js';
+import { loadWorkloadMetadata } from '../metadata/workload.js';
+import type { ServiceInfo } from '../stats/types.js';
+import { parsePrometheusAnnotations, startAgentEndpoints } from './agent-endpoints.js';
+import type { AgentEndpoints } from './agent-endpoints.js';
+import { listenHttp } from './http-listener.js';
+import type { BoundListener } from './http-listener.js';
+import { createHttpProxyHandler } from './http-proxy.js';
+import { createSidecarTelemetry } from './istio-telemetry.js';
+import { resolveSidecarOptions } from './options.js';
+import type { ResolvedSidecarOptions, SidecarOptions } from './options.js';
+import { createServiceRegistry, loadMeshFile } from './registry.js';
+import type { PortProtocol, ServiceRegistry } from './registry.js';
+import { createReportingTicker } from './reporting-ticker.js';
+import { listenTcpInbound, listenTcpOutbound } from './tcp-proxy.js';
+import type { SidecarTelemetry } from './telemetry.js';
+import { loadSidecarTls } from './tls.js';
+import type { SidecarTls } from './tls.js';
+import { createUpstreamPool } from './upstream.js';
+
+/** Ports actually bound (useful when 0 was asked). */
+export interface SidecarBoundPorts {
+  /** Main inbound listener, or 0 when no app port is configured. */
+  readonly inbound: number;
+  readonly outbound: number;
+  readonly prometheus: number;
+  readonly status: number;
+  readonly health: number;
+  readonly admin: number;
+  /** Extra inbound listeners, in the order of `inboundPorts`. */
+  readonly inboundPorts: readonly number[];
+  /** Per-service outbound listeners, in the order of `serviceListeners`. */
+  readonly serviceListeners: readonly number[];
+}
+
+/** A running sidecar. */
+export interface Sidecar {
+  readonly ports: SidecarBoundPorts;
+  /** This workload's identity. */
+  readonly metadata: WorkloadMetadata;
+  /** Node id sent as `x-envoy-peer-metadata-id`. */
+  readonly nodeId: string;
+  /** The telemetry filters (MX, stats, tracing) the listeners run. */
+  readonly stats: SidecarTelemetry;
+  /** The proxy metric registry (what :15090 serves). */
+  readonly registry: Registry;
+  readonly registryOfServices: ServiceRegistry;
+  readonly options: ResolvedSidecarOptions;
+  /** Stop listening, close connections and pools. Safe to call twice. */
+  close(): Promise<void>;
+  /** Resolves when the sidecar has closed (e.g. after /quitquitquit). */
+  readonly closed: Promise<void>;
+}
+
+const isH2 = (p: PortProtocol): boolean => p === 'http2' || p === 'grpc';
+
+/** Start a sidecar. Throws ConfigError for bad options, mesh, certificates or ports in use. */
+export async function startSidecar(options: SidecarOptions = {}): Promise<Sidecar> {
+  const config = resolveSidecarOptions(options);
+  const logger = options.logger ?? silentLogger;
+  const env = options.env ?? process.env;
+  const metadata = options.metadata ?? loadWorkloadMetadata({ env });
+  const nodeId = formatNodeId(metadata);
+  const mesh = config.meshFile !== undefined ? loadMeshFile(config.meshFile) : options.mesh;
+  const registryOfServices = createServiceRegistry(mesh);
+  const tls: SidecarTls | undefined = config.tls ? loadSidecarTls(config.tls) : undefined;
+  const appScrape = parsePrometheusAnnotations(config.prometheusAnnotations, config.ports.status);
+  const telemetry = createSidecarTelemetry({
+    local: metadata,
+    nodeId,
+    enabled: config.telemetry,
+    profile: options.profile,
+    propagation: options.propagation,
+    ...(options.telemetryResources ? { telemetry: options.telemetryResources } : {}),
+    reportingIntervalMs: config.reportingIntervalMs,
+    tracer: options.tracer,
+    registry: options.registry,
+  });
+  const ticker = createReportingTicker(config.reportingIntervalMs);
+  const inboundPool = createUpstreamPool();
+  const outboundPool = createUpstreamPool({ tls });
+  // Inbound cluster metadata `istio.services[0]`: the registry service backed by this workload.
+  const inboundService: ServiceInfo | null =
+    registryOfServices.routes().find((r) => r.service.name === metadata.canonicalService && r.service.namespace === metadata.namespace)?.service ?? null;
+
+  const listeners: BoundListener[] = [];
+  let agent: AgentEndpoints | undefined;
+  let ready = false;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  const host = config.bindAddress;
+
+  const inboundListener = async (port: number, appPort: number, protocol: PortProtocol): Promise<BoundListener> => {
+    if (protocol === 'tcp') {
+      return listenTcpInbound({ host, port, app: { host: config.app.host, port: appPort }, service: inboundService, tls, telemetry, logger });
+    }
+    const handler = createHttpProxyHandler({
+      direction: 'inbound',
+      telemetry,
+      pool: inboundPool,
+      ticker,
+      logger,
+      app: { host: config.app.host, port: appPort, h2: isH2(protocol) },
+      inboundService,
+    });
+    return listenHttp({
+      host,
+      port,
+      name: 'inbound',
+      logger,
+      tls,
+      handler,
+      h2: isH2(protocol),
+      // An mTLS connection that asked for istio-peer-exchange on an HTTP port: Istio's TCP chain would
+      // take it; here it is refused rather than mis-parsed.
+      onPeerExchange: (socket) => socket.destroy(),
+    });
+  };
+
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await Promise.allSettled(listeners.map((l) => l.close()));
+      await agent?.close().catch(() => {});
+      ticker.close();
+      inboundPool.close();
+      outboundPool.close();
+      await telemetry.tracer.shutdown().catch(() => {});
+      resolveClosed();
+    })());
+
+  try {
+    const mainInbound = config.app.port !== undefined ? await inboundListener(config.ports.inbound, config.app.port, config.app.protocol) : undefined;
+    if (mainInbound) listeners.push(mainInbound);
+    const extraInbound: number[] = [];
+    for (const ip of config.inboundPorts) {
+      const l = await inboundListener(ip.port, ip.appPort, ip.protocol);
+      listeners.push(l);
+      extraInbound.push(l.port);
+    }
+    const outboundOptions = {
+      direction: 'outbound' as const,
+      telemetry,
+      pool: outboundPool,
+      ticker,
+      logger,
+      registry: registryOfServices,
+      outboundTrafficPolicy: config.outboundTrafficPolicy,
+      mxMode: config.mxMode,
+      mtls: tls !== undefined,
+      localPrincipal: tls?.localPrincipal ?? '',
+      retries: config.retries,
+      timeoutMs: config.timeoutMs,
+    };
+    const outbound = await listenHttp({ host, port: config.ports.outbound, name: 'outbound', logger, handler: createHttpProxyHandler(outboundOptions), h2: false });
+    listeners.push(outbound);
+    const serviceListenerPorts: number[] = [];
+    for (const sl of config.serviceListeners) {
+      const route = registryOfServices.resolve(`${sl.host}:${sl.port}`);
+      if (!route) {
+        throw new ConfigError('MESHTEL_ERR_INVALID_MESH', `service listener ${sl.host}:${sl.port} names no service port of the mesh`, { host: sl.host, port: sl.port });
+      }
+      const l =
+        route.protocol === 'tcp'
+          ? await listenTcpOutbound({ host, port: sl.listenPort, route, tls, telemetry, logger })
+          : await listenHttp({
+              host,
+              port: sl.listenPort,
+              name: `outbound ${route.service.host}:${route.port}`,
+              logger,
+              handler: createHttpProxyHandler({ ...outboundOptions, fixedRoute: route }),
+              h2: isH2(route.protocol),
+            });
+      listeners.push(l);
+      serviceListenerPorts.push(l.port);
+    }
+    agent = await startAgentEndpoints({
+      bindAddress: host,
+      ports: { prometheus: config.ports.prometheus, status: config.ports.status, health: config.ports.health, admin: config.ports.admin },
+      proxyRegistry: telemetry.registry,
+      appScrape,
+      appHost: config.app.host,
+      isReady: () => ready,
+      configDump: () => ({
+        node: { id: nodeId, metadata },
+        mesh: registryOfServices.mesh,
+        listeners: { ...sidecarPorts() },
+        options: config,
+        localPrincipal: tls?.localPrincipal ?? '',
+      }),
+      quit: () => void close(),
+      logger,
+    });
+    const a = agent;
+    const sidecarPorts = (): SidecarBoundPorts => ({
+      inbound: mainInbound?.port ?? 0,
+      outbound: outbound.port,
+      prometheus: a.ports.prometheus,
+      status: a.ports.status,
+      health: a.ports.health,
+      admin: a.ports.admin,
+      inboundPorts: extraInbound,
+      serviceListeners: serviceListenerPorts,
+    });
+    ready = true;
+    logger.info('sidecar ready', { nodeId, ports: sidecarPorts() });
+    return {
+      ports: sidecarPorts(),
+      metadata,
+      nodeId,
+      stats: telemetry,
+      registry: telemetry.registry,
+      registryOfServices,
+      options: config,
+      close,
+      closed,
+    };
+  } catch (err) {
+    await close();
+    if (isMeshtelError(err)) throw err;
+    throw new ConfigError('MESHTEL_ERR_LISTEN', `sidecar failed to start: ${(err as Error).message}`, {}, { cause: err });
+  }
+}

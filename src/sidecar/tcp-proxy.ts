@@ -1,0 +1,300 @@
+/**
+ * TCP listeners with Istio's TCP metadata exchange (istio/proxy `source/extensions/filters/network/
+ * metadata_exchange/metadata_exchange.cc`): each side writes its `istio-peer-exchange` frame before
+ * its first application bytes and reads and drains the peer's frame from the incoming stream. A peer
+ * that does not start with the magic is not MX: its bytes flow through untouched.
+ *
+ * Istio gates TCP MX on ALPN `istio-peer-exchange`, which needs TLS. In plain text this proxy
+ * sends its frame only to registry endpoints marked `sidecar: true`, and the inbound side answers
+ * with its frame only after it has read a peer frame, so a sidecar-less peer never sees one.
+ *
+ * Stats: opened once the peer is known (or at close); the stats stage reports byte deltas every
+ * reporting interval and at close (istio/proxy `istio_stats.cc` network filter).
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../core/logger.js';
+import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
+import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
+import { bind } from './http-listener.js';
+import type { BoundListener } from './http-listener.js';
+import type { ServiceRoute } from './registry.js';
+import type { SidecarTelemetry, TcpRecorder } from './telemetry.js';
+import { ALPN_TCP_CLIENT, peerPrincipalOf } from './tls.js';
+import type { SidecarTls } from './tls.js';
+
+/** Options shared by both TCP directions. */
+export interface TcpProxyOptions {
+  readonly telemetry: SidecarTelemetry;
+  readonly logger: Logger;
+  /** Connect timeout for the upstream, ms. */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Options of {@link listenTcpInbound}. */
+export interface TcpInboundOptions extends TcpProxyOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly app: { readonly host: string; readonly port: number };
+  readonly service: ServiceInfo | null;
+  readonly tls?: SidecarTls;
+}
+
+/** Options of {@link listenTcpOutbound}. */
+export interface TcpOutboundOptions extends TcpProxyOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly route: ServiceRoute;
+  readonly tls?: SidecarTls;
+}
+
+/** The per-connection stats bookkeeping, shared by both directions. */
+class TcpStatsSession {
+  private recorder: TcpRecorder | undefined;
+  private received = 0;
+  private sent = 0;
+  private closed = false;
+  constructor(
+    private readonly telemetry: SidecarTelemetry,
+    private readonly base: Omit<ConnectionAttributes, 'peer' | 'peerUnknownReason'>,
+  ) {}
+
+  /** Bytes from the downstream. */
+  received_(n: number): void {
+    if (this.recorder) this.recorder.addReceived(n);
+    else this.received += n;
+  }
+
+  /** Bytes to the downstream. */
+  sent_(n: number): void {
+    if (this.recorder) this.recorder.addSent(n);
+    else this.sent += n;
+  }
+
+  /** The peer is settled: open the connection series and start periodic reports. */
+  open(peer: PeerMetadata | null, reason: UnknownPeerReason | undefined, extra: Partial<ConnectionAttributes> = {}): void {
+    if (this.recorder || this.closed || !this.telemetry.enabled) return;
+    if (peer === null && reason !== undefined) this.telemetry.recordPeerUnknown(reason, this.base.reporter);
+    const attrs: ConnectionAttributes = { ...this.base, ...extra, peer, ...(peer === null && reason ? { peerUnknownReason: reason } : {}) };
+    this.recorder = this.telemetry.openTcp(attrs);
+    if (this.received > 0) this.recorder.addReceived(this.received);
+    if (this.sent > 0) this.recorder.addSent(this.sent);
+    this.received = 0;
+    this.sent = 0;
+  }
+
+  close(fallbackReason: UnknownPeerReason, fallbackPeer: PeerMetadata | null = null, responseFlags = 0): void {
+    if (this.closed) return;
+    if (!this.recorder) this.open(fallbackPeer, fallbackReason);
+    this.closed = true;
+    this.recorder?.close(responseFlags);
+  }
+}
+
+/** Pipe `from` into `to` with backpressure, counting bytes. */
+function pump(from: Socket, to: Socket, count: (n: number) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    count(chunk.length);
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+  from.on('end', () => to.end());
+}
+
+/** Inbound TCP: the peer sidecar (or a plain client) → this app. */
+export async function listenTcpInbound(options: TcpInboundOptions): Promise<BoundListener> {
+  const { telemetry, logger } = options;
+  const mx = telemetry.enabled;
+  const handle = (down: Socket, peerPrincipal: string, localPrincipal: string, alpnMx: boolean): void => {
+    const stats = new TcpStatsSession(telemetry, {
+      reporter: 'destination',
+      peerPrincipal,
+      localPrincipal,
+      service: options.service,
+      remoteAddress: down.remoteAddress,
+    });
+    const up = net.connect({ host: options.app.host, port: options.app.port });
+    up.setNoDelay(true);
+    let upReady = false;
+    const pendingUp: Buffer[] = [];
+    const toUp = (b: Buffer): void => {
+      if (upReady) up.write(b);
+      else pendingUp.push(b);
+    };
+    up.once('connect', () => {
+      upReady = true;
+      for (const b of pendingUp) up.write(b);
+      pendingUp.length = 0;
+    });
+    // Downstream bytes: first through the MX parser, then straight to the app.
+    const parser = mx ? telemetry.createTcpParser() : undefined;
+    let decided = !mx;
+    let frameSent = false;
+    const sendFrame = (): void => {
+      if (frameSent) return;
+      frameSent = true;
+      down.write(telemetry.tcpFrame);
+      stats.sent_(telemetry.tcpFrame.length);
+    };
+    // Under mTLS with the MX ALPN the peer expects our frame before anything else.
+    if (alpnMx && mx) sendFrame();
+    const decide = (peer: PeerMetadata | null, reason: UnknownPeerReason | undefined, isMx: boolean): void => {
+      decided = true;
+      if (isMx && mx) sendFrame();
+      stats.open(peer, reason);
+    };
+    down.on('data', (chunk: Buffer) => {
+      stats.received_(chunk.length);
+      if (decided || !parser) {
+        toUp(chunk);
+        return;
+      }
+      const step = parser.push(chunk);
+      if (!step.done) return;
+      const isMx = step.result.ok || step.result.reason !== 'not_mx';
+      decide(step.result.ok ? step.result.peer : null, step.result.ok ? undefined : step.result.reason, isMx);
+      if (step.rest.length > 0) toUp(step.rest);
+    });
+    down.on('end', () => {
+      if (!decided && parser) {
+        const step = parser.end();
+        if (step.done) {
+          decide(null, step.result.ok ? undefined : step.result.reason, false);
+          if (step.rest.length > 0) toUp(step.rest);
+        }
+      }
+      if (upReady) up.end();
+      else up.once('connect', () => up.end());
+    });
+    // App → downstream. A server-first app on a plain-text connection decides "not MX".
+    up.on('data', (chunk: Buffer) => {
+      if (!decided) decide(null, 'no_header', false);
+      stats.sent_(chunk.length);
+      if (!down.write(chunk)) {
+        up.pause();
+        down.once('drain', () => up.resume());
+      }
+    });
+    up.on('end', () => down.end());
+    let closedCount = 0;
+    const onClose = (): void => {
+      closedCount++;
+      if (closedCount === 2) stats.close('no_header');
+    };
+    const onError = (err: Error): void => {
+      logger.debug('tcp inbound error', { err });
+      down.destroy();
+      up.destroy();
+    };
+    down.on('error', onError);
+    up.on('error', onError);
+    down.on('close', () => {
+      up.destroy();
+      onClose();
+    });
+    up.on('close', () => {
+      if (!down.writableEnded) down.end();
+      onClose();
+    });
+  };
+
+  let server: net.Server;
+  if (options.tls) {
+    const t = options.tls;
+    server = tls.createServer(t.serverOptions(), (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
+    server.on('tlsClientError', () => {});
+  } else {
+    server = net.createServer((socket) => handle(socket, '', '', false));
+  }
+  return bind(server, { host: options.host, port: options.port, name: 'tcp-inbound', logger });
+}
+
+/** Outbound TCP: this app → a registry service's endpoints. */
+export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<BoundListener> {
+  const { telemetry, logger, route } = options;
+  const server = net.createServer((down) => {
+    down.setNoDelay(true);
+    const ep = route.pick();
+    const useTls = options.tls !== undefined && ep?.sidecar === true && !route.external;
+    const sendMx = telemetry.enabled && ep?.sidecar === true;
+    let upstreamPrincipal = '';
+    const stats = new TcpStatsSession(telemetry, {
+      reporter: 'source',
+      peerPrincipal: '',
+      localPrincipal: '',
+      service: route.service,
+      remoteAddress: down.remoteAddress,
+    });
+    const fallback = ep?.workload ?? null;
+    if (!ep) {
+      stats.close('no_peer_proxy');
+      down.destroy();
+      return;
+    }
+    const up: Socket = useTls && options.tls
+      ? tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port })
+      : net.connect({ host: ep.address, port: ep.port });
+    up.setNoDelay(true);
+    const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
+    if (useTls) {
+      up.once('secureConnect', () => {
+        upstreamPrincipal = peerPrincipalOf(up as TLSSocket);
+      });
+    }
+    // Our frame goes first on the upstream stream, before any app byte (node keeps write order).
+    if (sendMx) up.write(telemetry.tcpFrame);
+    const parser = sendMx ? telemetry.createTcpParser() : undefined;
+    let decided = !parser;
+    if (!parser) {
+      up.once('connect', () => stats.open(fallback, telemetry.enabled ? 'mx_disabled' : undefined, principals()));
+    }
+    pump(down, up, (n) => stats.received_(n));
+    up.on('data', (chunk: Buffer) => {
+      if (!decided && parser) {
+        const step = parser.push(chunk);
+        if (!step.done) return;
+        decided = true;
+        stats.open(step.result.ok ? step.result.peer : fallback, step.result.ok ? undefined : step.result.reason, principals());
+        chunk = step.rest;
+        if (chunk.length === 0) return;
+      }
+      stats.sent_(chunk.length);
+      if (!down.write(chunk)) {
+        up.pause();
+        down.once('drain', () => up.resume());
+      }
+    });
+    up.on('end', () => {
+      if (!decided && parser) {
+        decided = true;
+        const step = parser.end();
+        if (step.done && step.rest.length > 0) down.write(step.rest);
+        stats.open(fallback, step.done && !step.result.ok ? step.result.reason : 'truncated', principals());
+      }
+      down.end();
+    });
+    let closedCount = 0;
+    const onClose = (): void => {
+      closedCount++;
+      if (closedCount === 2) stats.close('no_peer_proxy', fallback);
+    };
+    up.on('error', (err) => {
+      logger.debug('tcp upstream error', { err });
+      down.destroy();
+    });
+    down.on('error', () => up.destroy());
+    down.on('close', () => {
+      up.destroy();
+      onClose();
+    });
+    up.on('close', () => {
+      if (!down.destroyed) down.end();
+      onClose();
+    });
+  });
+  return bind(server, { host: options.host, port: options.port, name: `tcp-outbound ${route.service.host}:${route.port}`, logger });
+}

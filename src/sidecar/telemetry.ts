@@ -1,0 +1,98 @@
+/**
+ * The telemetry interface the listeners call. `istio-telemetry.ts` binds it to the exchange, stats
+ * and tracing stages; {@link createDisabledTelemetry} is the "telemetry off" variant, decided once at
+ * construction (STYLE.md §5): every method is a shared no-op and no MX header is read, written or
+ * stripped. It is the baseline the benchmark compares against.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { Registry } from 'prom-client';
+import type { ExchangeExtract } from '../exchange/types.js';
+import type { PeerMetadata, PeerResult, UnknownPeerReason } from '../metadata/types.js';
+import type { ConnectionAttributes, HttpStreamAttributes, Reporter } from '../stats/types.js';
+import type { HopSpan, HopTracer } from '../tracing/types.js';
+
+/** Byte counters of one TCP connection; the stats stage reports deltas every interval and at close. */
+export interface TcpRecorder {
+  addReceived(bytes: number): void;
+  addSent(bytes: number): void;
+  /** Emit the deltas since the last report. */
+  flush(): void;
+  /** Final report and the closed-connection count; `responseFlags` label a failed connection. */
+  close(responseFlags?: number): void;
+}
+
+/** Result of reading a TCP MX stream. */
+export type TcpParseStep =
+  | { readonly done: false }
+  | { readonly done: true; readonly result: PeerResult; readonly rest: Buffer };
+
+/** An incremental reader of the peer's istio-peer-exchange frame. */
+export interface TcpFrameParser {
+  push(chunk: Buffer): TcpParseStep;
+  /** The stream ended before a whole frame: the reason to report. */
+  end(): TcpParseStep;
+}
+
+/** What the listeners need from the telemetry stages. */
+export interface SidecarTelemetry {
+  /** False when telemetry is switched off: listeners skip all telemetry work. */
+  readonly enabled: boolean;
+  /** The proxy's metric registry (served on :15090). */
+  readonly registry: Registry;
+  readonly tracer: HopTracer;
+  /** Inbound request: read and strip the downstream peer's MX headers. */
+  readRequestPeer(headers: IncomingHttpHeaders): ExchangeExtract;
+  /** Inbound response: add this proxy's MX headers per what the request carried. */
+  writeResponsePeer(headers: OutgoingHttpHeaders, extract: ExchangeExtract): void;
+  /** Outbound request: set this proxy's MX headers (overwriting what the app sent). */
+  writeRequestPeer(headers: OutgoingHttpHeaders): void;
+  /** Outbound response: read and strip the upstream's MX headers. */
+  readResponsePeer(headers: IncomingHttpHeaders): ExchangeExtract;
+  recordHttp(attrs: HttpStreamAttributes): void;
+  recordGrpcMessages(attrs: HttpStreamAttributes, requestMessages: number, responseMessages: number): void;
+  openTcp(attrs: ConnectionAttributes): TcpRecorder;
+  recordPeerUnknown(reason: UnknownPeerReason, reporter: Reporter): void;
+  /** This proxy's TCP MX frame (magic, length, Any(Struct)), encoded once. */
+  readonly tcpFrame: Buffer;
+  createTcpParser(): TcpFrameParser;
+}
+
+/** The extract used when MX is not run (telemetry off, IN_MESH to an external host). */
+export const NOT_READ: ExchangeExtract = Object.freeze({
+  result: Object.freeze({ ok: false as const, reason: 'mx_disabled' as const }),
+  idReceived: false,
+  valueReceived: false,
+  cacheHit: false,
+});
+const NOOP_TCP: TcpRecorder = Object.freeze({ addReceived() {}, addSent() {}, flush() {}, close() {} });
+const noop = (): void => {};
+
+/** Telemetry switched off: a pure proxy. */
+export function createDisabledTelemetry(registry: Registry = new Registry(), tracer: HopTracer = NOOP_TRACER): SidecarTelemetry {
+  return {
+    enabled: false,
+    registry,
+    tracer,
+    readRequestPeer: () => NOT_READ,
+    writeResponsePeer: noop,
+    writeRequestPeer: noop,
+    readResponsePeer: () => NOT_READ,
+    recordHttp: noop,
+    recordGrpcMessages: noop,
+    openTcp: () => NOOP_TCP,
+    recordPeerUnknown: noop,
+    tcpFrame: Buffer.alloc(0),
+    createTcpParser: () => ({
+      push: (chunk) => ({ done: true, result: NOT_READ.result, rest: chunk }),
+      end: () => ({ done: true, result: NOT_READ.result, rest: Buffer.alloc(0) }),
+    }),
+  };
+}
+
+const NOOP_SPAN: HopSpan = Object.freeze({ sampled: false, traceId: '00000000000000000000000000000000', inject() {}, end() {} });
+const NOOP_TRACER: HopTracer = Object.freeze({ startSpan: () => NOOP_SPAN, shutdown: () => Promise.resolve() });
+
+/** The peer of an extract, or null. */
+export function peerOf(extract: ExchangeExtract): PeerMetadata | null {
+  return extract.result.ok ? extract.result.peer : null;
+}

@@ -1,0 +1,127 @@
+/**
+ * Mutual TLS between sidecars, as Istio's ISTIO_MUTUAL: certificates with a SPIFFE URI SAN
+ * (`spiffe://<trust domain>/ns/<ns>/sa/<sa>`), loaded from files (Istio mounts them at
+ * `/etc/certs/{cert-chain.pem,key.pem,root-cert.pem}` when SDS is not used).
+ *
+ * Principals and `connection_security_policy="mutual_tls"` come from these certificates. ALPN
+ * follows istio/istio `pilot/pkg/networking/util/util.go` (`ALPNInMeshWithMxc`, `ALPNInMeshH2WithMxc`)
+ * on the client and `pilot/pkg/security/authn/utils/utils.go` on the server.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions, PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
+import { ConfigError, quote } from '../core/errors.js';
+
+/** ALPN a client offers for TCP: MX first, then Istio's marker. */
+export const ALPN_TCP_CLIENT = Object.freeze(['istio-peer-exchange', 'istio']);
+/** ALPN a client offers for HTTP/1.1 upstreams. */
+export const ALPN_HTTP1_CLIENT = Object.freeze(['istio-http/1.1', 'istio', 'http/1.1']);
+/** ALPN a client offers for HTTP/2 and gRPC upstreams. */
+export const ALPN_HTTP2_CLIENT = Object.freeze(['istio-h2', 'istio', 'h2']);
+/** ALPN the inbound server accepts, MX first as Istio's TCP chains do. */
+export const ALPN_SERVER = Object.freeze(['istio-peer-exchange', 'h2', 'istio-h2', 'http/1.1', 'istio-http/1.1', 'istio']);
+
+/** Files of one workload's identity. */
+export interface TlsFiles {
+  /** PEM certificate chain (leaf first), Istio's `cert-chain.pem`. */
+  readonly certFile: string;
+  /** PEM private key, `key.pem`. */
+  readonly keyFile: string;
+  /** PEM root certificate(s) to trust, `root-cert.pem`. */
+  readonly caFile: string;
+}
+
+/** Loaded material, ready for node:tls. */
+export interface SidecarTls {
+  /** This workload's SPIFFE id (leaf URI SAN). */
+  readonly localPrincipal: string;
+  /** Trust domain parsed from the local principal. */
+  readonly trustDomain: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+  /** Options for the inbound tls.Server (client certificates required). */
+  serverOptions(): TlsOptions;
+  /** Options for an outbound connection with the given ALPN list. */
+  clientOptions(alpn: readonly string[]): ConnectionOptions;
+}
+
+/** Extract the first `URI:spiffe://...` of a subjectAltName string, or `''`. */
+export function spiffeFromSan(san: string | undefined): string {
+  if (!san) return '';
+  for (const part of san.split(',')) {
+    const p = part.trim();
+    if (p.startsWith('URI:spiffe://')) return p.slice(4);
+  }
+  return '';
+}
+
+/** The peer principal of a TLS socket (its certificate's SPIFFE URI SAN), or `''`. */
+export function peerPrincipalOf(socket: TLSSocket): string {
+  let cert: PeerCertificate | undefined;
+  try {
+    cert = socket.getPeerCertificate();
+  } catch {
+    return '';
+  }
+  return spiffeFromSan(cert?.subjectaltname);
+}
+
+/** Load and check certificates. Throws MESHTEL_ERR_TLS naming the file at fault. */
+export function loadSidecarTls(files: TlsFiles): SidecarTls {
+  const read = (file: string, what: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('MESHTEL_ERR_TLS', `cannot read ${what} ${quote(file)}: ${(err as Error).message}`, { file }, { cause: err });
+    }
+  };
+  const cert = read(files.certFile, 'certificate chain');
+  const key = read(files.keyFile, 'private key');
+  const ca = read(files.caFile, 'root certificate');
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+  } catch (err) {
+    throw new ConfigError('MESHTEL_ERR_TLS', `${files.certFile}: not a PEM certificate`, { file: files.certFile }, { cause: err });
+  }
+  try {
+    new X509Certificate(ca);
+  } catch (err) {
+    throw new ConfigError('MESHTEL_ERR_TLS', `${files.caFile}: not a PEM certificate`, { file: files.caFile }, { cause: err });
+  }
+  let keyMatches = false;
+  try {
+    keyMatches = leaf.checkPrivateKey(createPrivateKey(key));
+  } catch (err) {
+    throw new ConfigError('MESHTEL_ERR_TLS', `${files.keyFile}: not a PEM private key`, { file: files.keyFile }, { cause: err });
+  }
+  if (!keyMatches) {
+    throw new ConfigError('MESHTEL_ERR_TLS', `${files.keyFile} does not match the certificate in ${files.certFile}`, { file: files.keyFile });
+  }
+  const localPrincipal = spiffeFromSan(leaf.subjectAltName);
+  if (localPrincipal === '') {
+    throw new ConfigError('MESHTEL_ERR_TLS', `${files.certFile} has no spiffe:// URI SAN (got ${quote(leaf.subjectAltName ?? '')})`, { file: files.certFile });
+  }
+  const trustDomain = localPrincipal.slice('spiffe://'.length).split('/')[0] ?? '';
+  return Object.freeze({
+    localPrincipal,
+    trustDomain,
+    cert,
+    key,
+    ca,
+    serverOptions: (): TlsOptions => ({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [...ALPN_SERVER] }),
+    clientOptions: (alpn: readonly string[]): ConnectionOptions => ({
+      cert,
+      key,
+      ca,
+      ALPNProtocols: [...alpn],
+      // SPIFFE certificates carry no DNS name: verify the chain (done by node) and that the peer is in
+      // our trust domain, as Envoy's SAN matcher on the trust domain does.
+      checkServerIdentity: (_host, peer) => {
+        const id = spiffeFromSan(peer.subjectaltname);
+        return id.startsWith(`spiffe://${trustDomain}/`) ? undefined : new Error(`peer identity ${quote(id)} is not in trust domain ${trustDomain}`);
+      },
+    }),
+  });
+}
