@@ -266,7 +266,13 @@ export function createTracing(options: TracingOptions): HopTracer {
     async shutdown(): Promise<void> {
       if (closed) return;
       closed = true;
-      await provider.shutdown();
+      try {
+        await provider.shutdown();
+      } catch (err) {
+        // The last flush failed (backend down); those spans are already counted as export_failed. Shutting
+        // down must still succeed so the proxy can exit.
+        logger.warn('tracing shutdown: final export failed', { err });
+      }
     },
   };
 }
