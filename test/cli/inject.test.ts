@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 import { Deployment, StatefulSet, DaemonSet } from 'kubernetes-models/apps/v1';
 import { Job, CronJob } from 'kubernetes-models/batch/v1';
@@ -6,6 +8,7 @@ import { Pod, Service } from 'kubernetes-models/v1';
 import { injectManifests, SIDECAR_CONTAINER_NAME, STATUS_ANNOTATION } from '../../src/cli/inject.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import { runMeshtel } from './support.js';
+import { REPO_ROOT } from '../support/shared.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -207,5 +210,14 @@ describe('meshtel inject (CLI)', () => {
     const usage = await runMeshtel(['inject']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("required option '-f, --filename <file>'");
+  });
+});
+
+describe('meshtel inject and the hand-written deploy manifests', () => {
+  const input = path.join(REPO_ROOT, 'test/deploy/fixtures/sample-app.uninjected.yaml');
+  const committed = path.join(REPO_ROOT, 'deploy/kubernetes/sample-app.yaml');
+  it.skipIf(!existsSync(input) || !existsSync(committed))('turns the un-injected sample app into deploy/kubernetes/sample-app.yaml', () => {
+    const ours = docs(injectManifests(readFileSync(input, 'utf8')).yaml);
+    expect(ours).toEqual(docs(readFileSync(committed, 'utf8')));
   });
 });
