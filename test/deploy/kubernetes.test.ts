@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ServiceAccount, Service } from 'kubernetes-models/v1';
@@ -10,6 +11,7 @@ import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/p
 import type { IPodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { ISTIO_PORTS } from '../../src/core/config.js';
 import { DEPLOY_DIR, PROMETHEUS_RULE_FILE, createPrometheusRules, renderPrometheusRules } from '../../deploy/generate-prometheus-rule.js';
+import { injectManifests } from '../../src/cli/inject.js';
 
 const K8S_DIR = path.join(DEPLOY_DIR, 'kubernetes');
 const REPO_ROOT = path.resolve(DEPLOY_DIR, '..');
@@ -80,6 +82,13 @@ describe('deploy/kubernetes', () => {
   });
 
   describe('sample-app.yaml: the injected sidecar', () => {
+    it('is exactly what `meshtel inject` produces from the un-injected app (test/deploy/fixtures)', () => {
+      const source = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/sample-app.uninjected.yaml'), 'utf8');
+      const injected = parseAllDocuments(injectManifests(source).yaml).map((d) => d.toJS() as unknown);
+      const committed = parseAllDocuments(readFileSync(path.join(K8S_DIR, 'sample-app.yaml'), 'utf8')).map((d) => d.toJS() as unknown);
+      expect(injected).toEqual(committed);
+    });
+
     const deployment = find<IDeployment>('Deployment', 'podinfo-v1');
     const pod = deployment.spec?.template;
     const containers = pod?.spec?.containers ?? [];
@@ -131,6 +140,7 @@ describe('deploy/kubernetes', () => {
         ]),
       );
       expect(proxy.readinessProbe?.httpGet).toEqual({ path: '/healthz/ready', port: ISTIO_PORTS.HEALTH });
+      expect(containers[0]?.name).toBe('istio-proxy');
     });
 
     it('mounts the pod labels and annotations at /etc/istio/pod', () => {
