@@ -52,15 +52,15 @@ export interface WorkloadMetadataInput {
   identity: string;
   region: string;
   zone: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
   meshId: string;
   serviceAccount: string;
   trustDomain: string;
-  instanceIps: string[];
+  instanceIps: readonly string[];
   istioVersion: string;
   proxyType: ProxyType;
-  extra: Record<string, unknown>;
+  extra: Readonly<Record<string, unknown>>;
 }
 
 /** Options of {@link loadWorkloadMetadata}. */
