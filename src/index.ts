@@ -82,6 +82,43 @@ export type {
   ConnectionAttributes,
   HttpStreamAttributes,
 } from './stats/types.js';
+export { createIstioStats } from './stats/istio-stats.js';
+export type { IstioStats, IstioStatsOptions, TcpConnectionStats } from './stats/istio-stats.js';
+export { parseTelemetry } from './stats/telemetry.js';
+export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './stats/telemetry.js';
+export { compileExpression } from './stats/expression.js';
+export type { CompiledExpression, ExpressionScope, CelValue } from './stats/expression.js';
+export {
+  negotiateFormat,
+  acceptsGzip,
+  renderMetrics,
+  renderMetricsToString,
+  createMetricsResponse,
+  createMetricsHandler,
+  PROMETHEUS_TEXT_CONTENT_TYPE,
+  OPENMETRICS_CONTENT_TYPE,
+} from './stats/exposition.js';
+export type { ExpositionFormat, RenderOptions, MetricsResponse } from './stats/exposition.js';
+export {
+  DEFAULT_BUCKETS,
+  HTTP_LABELS,
+  TCP_LABELS,
+  ISTIO_REQUESTS_TOTAL,
+  ISTIO_REQUEST_DURATION_MILLISECONDS,
+  ISTIO_REQUEST_BYTES,
+  ISTIO_RESPONSE_BYTES,
+  ISTIO_REQUEST_MESSAGES_TOTAL,
+  ISTIO_RESPONSE_MESSAGES_TOTAL,
+  ISTIO_TCP_CONNECTIONS_OPENED_TOTAL,
+  ISTIO_TCP_CONNECTIONS_CLOSED_TOTAL,
+  ISTIO_TCP_SENT_BYTES_TOTAL,
+  ISTIO_TCP_RECEIVED_BYTES_TOTAL,
+  ISTIO_BUILD,
+  MESHTEL_PEER_UNKNOWN_TOTAL,
+  MESHTEL_SERIES_OVERFLOW_TOTAL,
+} from './stats/definitions.js';
+export type { BucketOverrides } from './stats/definitions.js';
+export { formatResponseFlags } from './stats/response-flags.js';
 
 // --- tracing ---
 export type { HopTracer, HopSpan, SpanStartInfo, SpanEndInfo, HeaderBag } from './tracing/types.js';

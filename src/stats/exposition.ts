@@ -1,0 +1,275 @@
+/**
+ * Prometheus exposition of meshtel's families (and, after them, every other metric of the given
+ * prom-client registries): text format 0.0.4 or OpenMetrics 1.0.0 chosen by `Accept`, gzip when
+ * asked, produced as an async stream of ~64 KiB chunks with a `setImmediate` between chunks.
+ *
+ * Why not `registry.metrics()`: it builds the whole body as one string, so ~10k Istio label sets
+ * (≈500 MB of text) hit V8's string limit, and 1k label sets block the event loop for ~160 ms
+ * (perf-anchors §3a, prom-client #543). Here each series' label string was rendered once when the
+ * series was created; a scrape only concatenates it with numbers, chunk by chunk.
+ *
+ * Format: envoy `source/server/admin/prometheus_stats.cc` (`# TYPE` per family, `_bucket{…,le="…"}`
+ * cumulative then `+Inf`, `_sum`, `_count`; `le` printed with `%.32g`). Series come in creation order
+ * (Envoy sorts them; Prometheus does not require an order). meshtel adds `# HELP` lines, which Envoy
+ * does not print. Exemplars (trace ids) are written in OpenMetrics only.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable, PassThrough, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type { Registry } from 'prom-client';
+import { formatLe } from './definitions.js';
+import type { HistogramSeries, ScalarSeries} from './series.js';
+import { escapeLabelValue, type Exemplar, type Family, type Series } from './series.js';
+import { MESHTEL_COLLECTOR } from './registry-bridge.js';
+import type { IstioStats } from './istio-stats.js';
+
+/** The two exposition formats. */
+export type ExpositionFormat = 'text' | 'openmetrics';
+
+/** `Content-Type` of the text format 0.0.4. */
+export const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** `Content-Type` of OpenMetrics 1.0.0. */
+export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
+
+/** The content type of a format. */
+export function contentTypeOf(format: ExpositionFormat): string {
+  return format === 'openmetrics' ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_TEXT_CONTENT_TYPE;
+}
+
+/**
+ * Choose the format from an `Accept` header: OpenMetrics when `application/openmetrics-text` is
+ * accepted with a quality at least that of any text/plain or wildcard entry (Prometheus sends
+ * `application/openmetrics-text;version=1.0.0,…;q=0.5,text/plain;version=0.0.4;q=0.4,*\/*;q=0.1`);
+ * text otherwise, including for a missing or unparsable header.
+ */
+export function negotiateFormat(accept?: string | string[]): ExpositionFormat {
+  const header = Array.isArray(accept) ? accept.join(',') : accept;
+  if (header === undefined || header === '') return 'text';
+  let om = -1;
+  let text = -1;
+  for (const part of header.split(',')) {
+    const [type = '', ...params] = part.split(';').map((s) => s.trim());
+    let q = 1;
+    for (const p of params) {
+      const m = /^q=([0-9.]+)$/i.exec(p);
+      if (m) q = Number(m[1]);
+    }
+    if (!Number.isFinite(q)) continue;
+    const t = type.toLowerCase();
+    if (t === 'application/openmetrics-text') om = Math.max(om, q);
+    else if (t === 'text/plain' || t === '*/*' || t === 'text/*') text = Math.max(text, q);
+  }
+  return om > 0 && om >= text ? 'openmetrics' : 'text';
+}
+
+/** True when an `Accept-Encoding` header accepts gzip (q > 0). */
+export function acceptsGzip(acceptEncoding?: string | string[]): boolean {
+  const header = Array.isArray(acceptEncoding) ? acceptEncoding.join(',') : acceptEncoding;
+  if (!header) return false;
+  for (const part of header.split(',')) {
+    const [enc = '', ...params] = part.split(';').map((s) => s.trim().toLowerCase());
+    if (enc !== 'gzip' && enc !== 'x-gzip') continue;
+    const q = params.find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  }
+  return false;
+}
+
+/** Options of {@link renderMetrics}. */
+export interface RenderOptions {
+  /**
+   * prom-client registries whose other (non-meshtel) metrics are appended after meshtel's families.
+   * Default: the stats' own registry, so an app that passed its registry gets everything in one body.
+   */
+  readonly registries?: readonly Registry[];
+  /** Approximate chunk size in characters (default 65 536). */
+  readonly chunkSize?: number;
+}
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+function exemplarSuffix(e: Exemplar | undefined): string {
+  if (e === undefined) return '';
+  return ` # {trace_id="${escapeLabelValue(e.traceId)}"} ${num(e.value)} ${e.timestamp.toFixed(3)}`;
+}
+
+/** OpenMetrics family name: counters drop `_total`. */
+function omFamilyName(name: string, type: string): string {
+  return type === 'counter' && name.endsWith('_total') ? name.slice(0, -6) : name;
+}
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** Render one family into `emit`, line by line. */
+function* familyLines(f: Family, om: boolean): Generator<string> {
+  const all: Series[] = [...f.series.values()];
+  if (f.overflowSeries !== undefined) all.push(f.overflowSeries);
+  if (all.length === 0) return;
+  const fam = om ? omFamilyName(f.name, f.type) : f.name;
+  yield `# HELP ${fam} ${escapeHelp(f.help)}\n# TYPE ${fam} ${f.type}\n`;
+  if (f.type === 'histogram') {
+    // Pre-rendered per family: the `,le="…"} ` suffix of every bucket line.
+    const les = f.buckets.map((b) => `le="${formatLe(b)}"} `);
+    les.push('le="+Inf"} ');
+    const bucket = `${f.name}_bucket{`;
+    for (const s of all) {
+      const h = s as HistogramSeries;
+      const sep = h.labels === '' ? '' : ',';
+      const open = `${bucket}${h.labels}${sep}`;
+      let out = '';
+      let cum = 0;
+      for (let i = 0; i < les.length; i++) {
+        cum += h.counts[i] as number;
+        out += `${open}${les[i] as string}${cum}${om ? exemplarSuffix(h.exemplars?.[i]) : ''}\n`;
+      }
+      const l = h.labels === '' ? '' : `{${h.labels}}`;
+      out += `${f.name}_sum${l} ${num(h.sum)}\n${f.name}_count${l} ${h.count}\n`;
+      yield out;
+    }
+    return;
+  }
+  for (const s of all) {
+    const c = s as ScalarSeries;
+    const l = c.labels === '' ? '' : `{${c.labels}}`;
+    yield `${f.name}${l} ${num(c.value)}${om && f.type === 'counter' ? exemplarSuffix(c.exemplar) : ''}\n`;
+  }
+}
+
+function labelsOf(labels: Record<string, string | number | undefined> | undefined): string {
+  if (labels === undefined) return '';
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(labels)) {
+    if (v === undefined) continue;
+    parts.push(`${k}="${escapeLabelValue(String(v))}"`);
+  }
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+interface ForeignValue {
+  value: number;
+  labels?: Record<string, string | number | undefined>;
+  metricName?: string;
+  exemplar?: { labelSet?: Record<string, string | number>; value?: number; timestamp?: number } | null;
+}
+
+/** Render a prom-client metric (the app's own) through its public `get()`. */
+async function foreignLines(metric: { get(): unknown }, om: boolean): Promise<string> {
+  const m = (await metric.get()) as { name: string; help: string; type: string; values?: ForeignValue[] };
+  const fam = om ? omFamilyName(m.name, m.type) : m.name;
+  let out = `# HELP ${fam} ${escapeHelp(m.help)}\n# TYPE ${fam} ${m.type}\n`;
+  for (const v of m.values ?? []) {
+    let name = v.metricName ?? m.name;
+    if (om && m.type === 'counter' && !name.endsWith('_total')) name = `${name}_total`;
+    out += `${name}${labelsOf(v.labels)} ${num(v.value)}`;
+    if (om && v.exemplar?.labelSet !== undefined) {
+      out += ` # ${labelsOf(v.exemplar.labelSet) || '{}'} ${num(v.exemplar.value ?? 0)}${v.exemplar.timestamp !== undefined ? ` ${v.exemplar.timestamp}` : ''}`;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+/**
+ * Render the exposition as an async stream of string chunks. Between chunks the event loop runs
+ * (`setImmediate`), so a large scrape never blocks the proxy for long.
+ */
+export async function* renderMetrics(stats: IstioStats, format: ExpositionFormat, options: RenderOptions = {}): AsyncGenerator<string> {
+  const om = format === 'openmetrics';
+  const chunkSize = options.chunkSize ?? 65_536;
+  let buf = '';
+  for (const f of stats.families()) {
+    for (const piece of familyLines(f, om)) {
+      buf += piece;
+      if (buf.length >= chunkSize) {
+        yield buf;
+        buf = '';
+        await yieldToLoop();
+      }
+    }
+  }
+  const registries = options.registries ?? [stats.registry];
+  const seen = new Set<string>();
+  for (const r of registries) {
+    for (const metric of r.getMetricsAsArray() as unknown as ({ name: string; get(): unknown } & Record<symbol, unknown>)[]) {
+      if (metric[MESHTEL_COLLECTOR] === true || seen.has(metric.name)) continue;
+      seen.add(metric.name);
+      buf += await foreignLines(metric, om);
+      if (buf.length >= chunkSize) {
+        yield buf;
+        buf = '';
+        await yieldToLoop();
+      }
+    }
+  }
+  if (om) buf += '# EOF\n';
+  if (buf !== '') yield buf;
+}
+
+/** Render the whole exposition into one string (tests, small registries). */
+export async function renderMetricsToString(stats: IstioStats, format: ExpositionFormat, options?: RenderOptions): Promise<string> {
+  let out = '';
+  for await (const c of renderMetrics(stats, format, options)) out += c;
+  return out;
+}
+
+/** A ready response: headers plus a byte stream (gzip-compressed when negotiated). */
+export interface MetricsResponse {
+  readonly statusCode: 200;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly format: ExpositionFormat;
+  readonly gzip: boolean;
+  readonly body: Readable;
+}
+
+/** Build a response for the given request headers, e.g. for fastify: `reply.headers(r.headers).send(r.body)`. */
+export function createMetricsResponse(
+  stats: IstioStats,
+  requestHeaders: { accept?: string | string[] | undefined; 'accept-encoding'?: string | string[] | undefined },
+  options?: RenderOptions,
+): MetricsResponse {
+  const format = negotiateFormat(requestHeaders.accept);
+  const gzip = acceptsGzip(requestHeaders['accept-encoding']);
+  const source = Readable.from(renderMetrics(stats, format, options), { objectMode: false });
+  let body: Readable = source;
+  if (gzip) {
+    const z: Transform = createGzip();
+    body = source.pipe(z);
+    // Propagate a render failure to the compressed stream so the response is aborted, not truncated silently.
+    source.on('error', (err) => z.destroy(err));
+  }
+  const headers: Record<string, string> = { 'content-type': contentTypeOf(format), vary: 'Accept, Accept-Encoding' };
+  if (gzip) headers['content-encoding'] = 'gzip';
+  return { statusCode: 200, headers, format, gzip, body };
+}
+
+/**
+ * A `node:http` request handler serving the exposition (works from fastify with
+ * `reply.hijack(); handler(request.raw, reply.raw)`). Resolves when the response is finished;
+ * errors abort the response and are never thrown.
+ */
+export function createMetricsHandler(stats: IstioStats, options?: RenderOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
+    const r = createMetricsResponse(stats, req.headers, options);
+    res.writeHead(r.statusCode, r.headers);
+    if (req.method === 'HEAD') {
+      r.body.destroy();
+      res.end();
+      return;
+    }
+    try {
+      await pipeline(r.body, new PassThrough(), res);
+    } catch {
+      res.destroy();
+    }
+  };
+}
