@@ -1,0 +1,187 @@
+/**
+ * A small loopback mesh for the sidecar tests: apps on ephemeral ports, each with its own sidecar,
+ * and helpers to read exact series from a sidecar's :15090.
+ */
+import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createWorkloadMetadata } from '../../src/metadata/workload.js';
+import type { WorkloadMetadata } from '../../src/metadata/types.js';
+import { startSidecar } from '../../src/sidecar/sidecar.js';
+import type { Sidecar } from '../../src/sidecar/sidecar.js';
+import type { SidecarOptions } from '../../src/sidecar/options.js';
+
+/** Every port on 0, every listener on loopback. */
+export const EPHEMERAL = { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 } as const;
+
+/** Bookinfo-like identities. */
+export function workload(name: string, sa: string, version = 'v1', extra: Record<string, string> = {}): WorkloadMetadata {
+  return createWorkloadMetadata({
+    name: `${name}-${version}-7d9f8c6b5-abcde`,
+    namespace: 'default',
+    workload: `${name}-${version}`,
+    owner: `kubernetes://apis/apps/v1/namespaces/default/deployments/${name}-${version}`,
+    cluster: 'Kubernetes',
+    labels: { app: name, version, ...extra },
+    serviceAccount: sa,
+    instanceIps: ['10.0.0.1'],
+    istioVersion: '1.29.0',
+  });
+}
+
+/** Start a sidecar on loopback with ephemeral ports. */
+export async function sidecar(options: SidecarOptions): Promise<Sidecar> {
+  return startSidecar({ env: {}, bindAddress: '127.0.0.1', ports: EPHEMERAL, reportingIntervalMs: 0, ...options });
+}
+
+/** A request as the app saw it. */
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** An HTTP/1.1 app that records what it saw and answers `handler`'s reply (default 200 "ok"). */
+export async function httpApp(
+  handler?: (req: SeenRequest, res: http.ServerResponse) => void,
+): Promise<{ port: number; seen: SeenRequest[]; server: http.Server; close(): Promise<void> }> {
+  const seen: SeenRequest[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+      seen.push(r);
+      if (handler) handler(r, res);
+      else res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A response as the client saw it. */
+export interface ClientResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP/1.1 request from the "app" to a port (its sidecar's outbound, or directly). */
+export function send(
+  port: number,
+  options: { path?: string; method?: string; host?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent | false } = {},
+): Promise<ClientResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: options.method ?? 'GET',
+        path: options.path ?? '/',
+        headers: { ...(options.host ? { host: options.host } : {}), ...options.headers },
+        agent: options.agent ?? false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** GET a URL and return status, content type and body. */
+export async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
+  const res = await fetch(url, { headers });
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
+}
+
+/** The exposition lines of one metric family from a sidecar's :15090, sorted. */
+export async function series(sc: Sidecar, name: string): Promise<string[]> {
+  const { body } = await get(`http://127.0.0.1:${sc.ports.prometheus}/stats/prometheus`);
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .sort();
+}
+
+/** Poll until `check` passes (stats are recorded when the response finishes on the proxy side). */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      last = err;
+      if (Date.now() > deadline) throw last;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** Render a label set in Envoy's tag order as the expected exposition prefix. */
+export function labels(pairs: ReadonlyArray<readonly [string, string]>): string {
+  return `{${pairs.map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+}
+
+/** Labels of productpage-v1 → reviews-v1 in Envoy's HTTP tag order, plain text, as both reporters emit them. */
+export function bookinfoLabels(reporter: 'source' | 'destination', overrides: Record<string, string> = {}): string {
+  const base: Array<[string, string]> = [
+    ['reporter', reporter],
+    ['source_workload', 'productpage-v1'],
+    ['source_canonical_service', 'productpage'],
+    ['source_canonical_revision', 'v1'],
+    ['source_workload_namespace', 'default'],
+    ['source_principal', 'unknown'],
+    ['source_app', 'productpage'],
+    ['source_version', 'v1'],
+    ['source_cluster', 'Kubernetes'],
+    ['destination_workload', 'reviews-v1'],
+    ['destination_workload_namespace', 'default'],
+    // Without TLS the client still names the server by the IDENTITY it sent in MX (1.29).
+    ['destination_principal', reporter === 'source' ? 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews' : 'unknown'],
+    ['destination_app', 'reviews'],
+    ['destination_version', 'v1'],
+    ['destination_service', 'reviews.default.svc.cluster.local'],
+    ['destination_canonical_service', 'reviews'],
+    ['destination_canonical_revision', 'v1'],
+    ['destination_service_name', 'reviews'],
+    ['destination_service_namespace', 'default'],
+    ['destination_cluster', 'Kubernetes'],
+    ['request_protocol', 'http'],
+    ['response_code', '200'],
+    ['grpc_response_status', ''],
+    ['response_flags', '-'],
+    ['connection_security_policy', reporter === 'source' ? 'unknown' : 'none'],
+  ];
+  for (const [k, v] of Object.entries(overrides)) {
+    const entry = base.find((e) => e[0] === k);
+    if (!entry) throw new Error(`no label ${k}`);
+    entry[1] = v;
+  }
+  return labels(base);
+}
+
+/** The mesh a productpage sidecar sees: reviews (http 9080) served by the given inbound port. */
+export function reviewsMesh(inboundPort: number, extra: Record<string, unknown> = {}): SidecarOptions['mesh'] {
+  return {
+    services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: inboundPort } }], ...extra }],
+  };
+}
