@@ -6,7 +6,7 @@ import type { TracingOptions } from '../../src/tracing/config.js';
 import { createRecordingExporter } from './support/recording-exporter.js';
 import { NODE_ID, workload } from './support/fixtures.js';
 
-function resolve(options: Partial<TracingOptions> = {}, env: Record<string, string> = {}): ReturnType<typeof resolveTracingConfig> {
+function resolve(options: Partial<TracingOptions> = {}, env: Record<string, string | undefined> = {}): ReturnType<typeof resolveTracingConfig> {
   return resolveTracingConfig({ local: workload(), nodeId: NODE_ID, env, ...options });
 }
 
