@@ -132,6 +132,14 @@ export function createMeshtelDashboard(): GrafanaDashboard {
         title: 'Series and scrapes',
         panels: [
           {
+            title: 'Active series per metric',
+            description: 'Live series each istio_* metric holds in the sidecar; each metric is capped, the excess goes to its overflow series.',
+            type: 'timeseries',
+            unit: 'short',
+            width: 24,
+            targets: [{ expr: `sum by (metric) (meshtel_series_active{${I}})`, legend: '{{metric}}' }],
+          },
+          {
             title: 'Overflowed series',
             description: 'Samples folded into the overflow series because a metric reached its series limit.',
             type: 'timeseries',
@@ -150,6 +158,24 @@ export function createMeshtelDashboard(): GrafanaDashboard {
             targets: [
               { expr: `sum by (metric) (rate(meshtel_series_expired_total{${I}}${RATE}))`, legend: '{{metric}}' },
             ],
+          },
+          {
+            title: 'Label values rejected',
+            description: 'Label values replaced by "overflow" because an allow-list or length limit refused them, by label.',
+            type: 'timeseries',
+            unit: 'ops',
+            width: 8,
+            targets: [
+              { expr: `sum by (label) (rate(meshtel_label_value_rejected_total{${I}}${RATE}))`, legend: '{{label}}' },
+            ],
+          },
+          {
+            title: 'Stats errors',
+            description: 'Recordings that failed inside meshtel and were dropped (never thrown into the request).',
+            type: 'timeseries',
+            unit: 'ops',
+            width: 8,
+            targets: [{ expr: `rate(meshtel_stats_errors_total{${I}}${RATE})`, legend: '{{instance}}' }],
           },
           {
             title: 'Merged-metrics scrape errors',
