@@ -1,0 +1,253 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import {
+  createHttpMetadataExchange,
+  nodeHeaderGetter as get,
+  nodeHeaderRemover as remove,
+  nodeHeaderSetter as set,
+} from '../../src/exchange/http-exchange.js';
+import type { NodeHeaders } from '../../src/exchange/http-exchange.js';
+import { createPeerCache } from '../../src/exchange/peer-cache.js';
+import { HEADER_PEER_METADATA as MX, HEADER_PEER_METADATA_ID as MX_ID, encodeMxHeader } from '../../src/metadata/mx-header.js';
+import { HEADER_BAGGAGE } from '../../src/metadata/baggage.js';
+import { createWorkloadMetadata } from '../../src/metadata/workload.js';
+import type { WorkloadMetadata } from '../../src/metadata/types.js';
+import { productpageReduced, vector } from '../metadata/fixtures.js';
+
+const client = productpageReduced();
+const server: WorkloadMetadata = createWorkloadMetadata({
+  name: 'reviews-v1-7f9c-abcde',
+  namespace: 'bookinfo',
+  workload: 'reviews-v1',
+  workloadType: 'deployment',
+  instanceIps: ['10.0.0.2'],
+  serviceAccount: 'bookinfo-reviews',
+  labels: { app: 'reviews', version: 'v1' },
+});
+/** The client side, id `client` as in istio/proxy exchange_test.go. */
+const c = createHttpMetadataExchange({ local: client, nodeId: 'client' });
+const OTHER_VALUE = encodeMxHeader(createWorkloadMetadata({ name: 'x', namespace: 'elsewhere' }), 'reduced');
+
+describe('HttpMetadataExchange', () => {
+  describe('construction', () => {
+    it('encodes our value, id and baggage once', () => {
+      const ex = createHttpMetadataExchange({ local: client });
+      expect(ex.headerValue).toBe(encodeMxHeader(client, 'reduced-identity'));
+      expect(ex.headerId).toBe('sidecar~127.0.0.1~productpage-v1-84975bc778-pxz2w.default~default.svc.cluster.local');
+      expect(ex.baggage).toBe(vector(3).value);
+      expect(createHttpMetadataExchange({ local: client, profile: 'reduced', nodeId: 'client' })).toMatchObject({ headerValue: vector(9).value, headerId: 'client' });
+    });
+
+    it('refuses a local value over maxValueBytes with MESHTEL_ERR_ENCODE', () => {
+      expect(() => createHttpMetadataExchange({ local: client, maxValueBytes: 100 })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_ENCODE' }));
+    });
+
+    it.each([
+      [{ profile: 'v2' }],
+      [{ propagation: 'b3' }],
+      [{ maxValueBytes: 0 }],
+    ])('rejects bad options %j with MESHTEL_ERR_INVALID_CONFIG', (opts) => {
+      expect(() => createHttpMetadataExchange({ local: client, ...(opts as object) })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_CONFIG' }));
+    });
+
+    it('.fields() lists the headers it touches', () => {
+      expect(createHttpMetadataExchange({ local: client }).fields()).toEqual([MX, MX_ID]);
+      expect(createHttpMetadataExchange({ local: client, propagation: 'baggage' }).fields()).toEqual([MX, MX_ID, HEADER_BAGGAGE]);
+    });
+  });
+
+  describe('.injectRequest()', () => {
+    it('sets both headers, overwriting what the app sent', () => {
+      const ex = createHttpMetadataExchange({ local: client });
+      const headers: NodeHeaders = { [MX]: 'forged', [MX_ID]: 'forged-id', accept: '*/*' };
+      ex.injectRequest(headers, set);
+      expect(headers).toEqual({ [MX]: ex.headerValue, [MX_ID]: ex.headerId, accept: '*/*' });
+    });
+
+    it('sets baggage instead when propagating baggage', () => {
+      const ex = createHttpMetadataExchange({ local: client, propagation: 'baggage' });
+      const headers: NodeHeaders = {};
+      ex.injectRequest(headers, set);
+      expect(headers).toEqual({ [HEADER_BAGGAGE]: vector(3).value });
+    });
+  });
+
+  describe('.extractRequest() and .injectResponse()', () => {
+
+    it.each([
+      ['both headers', { [MX]: c.headerValue, [MX_ID]: 'client' }, true, true, true],
+      ['only the value', { [MX]: c.headerValue }, false, true, true],
+      ['only the id', { [MX_ID]: 'never-seen' }, true, false, false],
+      ['neither', {}, false, false, false],
+      ['empty values (present counts as received)', { [MX]: '', [MX_ID]: '' }, true, true, false],
+    ])('with %s: strips both, answers with id=%s value=%s', (_n, reqHeaders, answerId, answerValue, found) => {
+      const s = createHttpMetadataExchange({ local: server });
+      const headers: NodeHeaders = { ...reqHeaders, 'x-app': 'kept' };
+      const ex = s.extractRequest(headers, get, remove);
+      expect(headers).toEqual({ 'x-app': 'kept' });
+      expect(ex.result.ok).toBe(found);
+      const res: NodeHeaders = {};
+      s.injectResponse(res, set, ex);
+      expect(MX_ID in res).toBe(answerId);
+      expect(MX in res).toBe(answerValue);
+      if (answerId) expect(res[MX_ID]).toBe(s.headerId);
+      if (answerValue) expect(res[MX]).toBe(s.headerValue);
+    });
+
+    it('finds the client with its documented fields', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      const headers: NodeHeaders = {};
+      c.injectRequest(headers, set);
+      const ex = s.extractRequest(headers, get, remove);
+      expect(ex).toMatchObject({ idReceived: true, valueReceived: true, cacheHit: false, result: { ok: true, profile: 'reduced-identity', peer: { workload: 'productpage-v1', namespace: 'default' } } });
+    });
+
+    it.each([
+      ['garbled base64', '!!!', 'bad_base64'],
+      ['base64 that is not a Struct', Buffer.from('hello').toString('base64'), 'not_struct'],
+      ['an oversized value', 'A'.repeat(9000), 'too_large'],
+    ])('returns a reason for %s, strips the headers and counts it', (_n, value, reason) => {
+      const s = createHttpMetadataExchange({ local: server });
+      const headers: NodeHeaders = { [MX]: value, [MX_ID]: 'bad-peer' };
+      const ex = s.extractRequest(headers, get, remove);
+      expect(ex.result).toMatchObject({ ok: false, reason });
+      expect(headers).toEqual({});
+      expect(s.counters.unknown[reason as 'bad_base64']).toBe(1);
+      // A failure is not cached: the same id is decoded again.
+      s.extractRequest({ [MX]: value, [MX_ID]: 'bad-peer' }, get, remove);
+      expect(s.counters.decodes).toBe(2);
+      expect(s.cache.size).toBe(0);
+    });
+
+    it('reports id_only for an unknown id without a value, no_header for nothing', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      expect(s.extractRequest({ [MX_ID]: 'x' }, get, remove).result).toMatchObject({ ok: false, reason: 'id_only' });
+      expect(s.extractRequest({}, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
+      expect(s.counters.unknown).toMatchObject({ id_only: 1, no_header: 1 });
+    });
+
+    it('reads the first value of a repeated header', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      const ex = s.extractRequest({ [MX]: [c.headerValue, 'junk'] }, get, remove);
+      expect(ex.result.ok).toBe(true);
+    });
+  });
+
+  describe('cache', () => {
+    it('a hit does not decode: a different value under a known id still gives the first peer', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      const first = s.extractRequest({ [MX]: c.headerValue, [MX_ID]: 'client' }, get, remove);
+      expect(first.cacheHit).toBe(false);
+      const second = s.extractRequest({ [MX]: OTHER_VALUE, [MX_ID]: 'client' }, get, remove);
+      expect(second.cacheHit).toBe(true);
+      expect(second.result).toBe(first.result);
+      expect(second.result).toMatchObject({ ok: true, peer: { namespace: 'default' } });
+      // Even garbage under a known id is not looked at.
+      expect(s.extractRequest({ [MX]: '!!!', [MX_ID]: 'client' }, get, remove).result).toBe(first.result);
+      expect(s.counters.decodes).toBe(1);
+      expect(s.counters.found).toMatchObject({ headers: 1, cache: 2 });
+      expect(s.cache).toMatchObject({ hits: 2, misses: 1 });
+    });
+
+    it('an id alone finds a cached peer (metadata sent once per peer)', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      s.extractRequest({ [MX]: c.headerValue, [MX_ID]: 'client' }, get, remove);
+      const ex = s.extractRequest({ [MX_ID]: 'client' }, get, remove);
+      expect(ex).toMatchObject({ cacheHit: true, valueReceived: false, result: { ok: true } });
+    });
+
+    it('an empty id is never used as a cache key', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      s.extractRequest({ [MX]: c.headerValue, [MX_ID]: '' }, get, remove);
+      expect(s.cache.size).toBe(0);
+    });
+
+    it('counts evictions of a shared cache', () => {
+      const cache = createPeerCache({ maxEntries: 4 });
+      const s = createHttpMetadataExchange({ local: server, cache });
+      for (let i = 0; i < 5; i++) s.extractRequest({ [MX]: c.headerValue, [MX_ID]: `client${i}` }, get, remove);
+      expect(cache.evictions).toBe(1);
+      expect(cache.size).toBe(4);
+    });
+  });
+
+  describe('baggage discovery', () => {
+    it('falls back to baggage after the MX headers and leaves the baggage header in place', () => {
+      const s = createHttpMetadataExchange({ local: server, propagation: 'baggage' });
+      const headers: NodeHeaders = { [HEADER_BAGGAGE]: vector(4).value };
+      const ex = s.extractRequest(headers, get, remove);
+      expect(ex.result).toMatchObject({ ok: true, profile: 'baggage', peer: { workload: 'curl' } });
+      expect(headers[HEADER_BAGGAGE]).toBe(vector(4).value);
+      expect(s.counters.found.baggage).toBe(1);
+    });
+
+    it('prefers MX headers, and keeps their failure reason when baggage is useless', () => {
+      const s = createHttpMetadataExchange({ local: server, baggageDiscovery: true });
+      expect(s.extractRequest({ [MX]: c.headerValue, [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ profile: 'reduced-identity' });
+      expect(s.extractRequest({ [MX]: '!!!', [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_base64' });
+      expect(s.extractRequest({ [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_baggage' });
+    });
+
+    it('is off by default and never used on responses', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      expect(s.extractRequest({ [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
+      const b = createHttpMetadataExchange({ local: server, propagation: 'baggage' });
+      expect(b.extractResponse({ [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
+    });
+  });
+
+  describe('.extractResponse()', () => {
+    it('finds the server and strips both headers from the response', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      const headers: NodeHeaders = { [MX]: s.headerValue, [MX_ID]: s.headerId, 'content-type': 'text/plain' };
+      const ex = c.extractResponse(headers, get, remove);
+      expect(ex.result).toMatchObject({ ok: true, peer: { workload: 'reviews-v1', identity: 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews' } });
+      expect(headers).toEqual({ 'content-type': 'text/plain' });
+    });
+  });
+
+  describe('over real HTTP on loopback', () => {
+    let httpServer: Server;
+    let url = '';
+    const inbound = createHttpMetadataExchange({ local: server });
+    const seenByApp: NodeHeaders[] = [];
+
+    beforeAll(async () => {
+      httpServer = createServer((req, res) => {
+        const ex = inbound.extractRequest(req.headers, get, remove);
+        seenByApp.push({ ...req.headers });
+        inbound.injectResponse(res, (r, name, value) => r.setHeader(name, value), ex);
+        res.end(ex.result.ok ? ex.result.peer.workload : ex.result.reason);
+      });
+      await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/`;
+    });
+    afterAll(async () => {
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    });
+
+    it('exchanges metadata both ways and the app never sees MX headers', async () => {
+      const outbound = createHttpMetadataExchange({ local: client });
+      const headers: NodeHeaders = { [MX]: 'app-forged' };
+      outbound.injectRequest(headers, set);
+      const res = await request(url, { headers: headers as Record<string, string> });
+      expect(await res.body.text()).toBe('productpage-v1');
+      const resHeaders = { ...res.headers } as NodeHeaders;
+      const ex = outbound.extractResponse(resHeaders, get, remove);
+      expect(ex.result).toMatchObject({ ok: true, peer: { workload: 'reviews-v1' } });
+      expect(resHeaders[MX]).toBeUndefined();
+      expect(seenByApp.at(-1)).not.toHaveProperty(MX);
+      expect(seenByApp.at(-1)).not.toHaveProperty(MX_ID);
+    });
+
+    it('answers a request without MX headers with none', async () => {
+      const res = await request(url);
+      expect(await res.body.text()).toBe('no_header');
+      expect(res.headers[MX]).toBeUndefined();
+      expect(res.headers[MX_ID]).toBeUndefined();
+    });
+  });
+});
