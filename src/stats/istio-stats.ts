@@ -145,10 +145,17 @@ interface ModeState {
   readonly exprIds: readonly number[];
 }
 
-/** A label group: the series of every metric for one full label set. */
+/**
+ * A label group: the series of every metric for one full label set. HTTP groups resolve their four
+ * series eagerly (all four are updated per request); TCP and message groups lazily, so a series
+ * appears only once something is added to it, as in Envoy (no `closed_total 0` while a connection
+ * is open).
+ */
 interface Group {
   gen: number;
   readonly s: (Series | undefined)[];
+  /** Rendered label string per metric; undefined for metrics not in the group or disabled. */
+  readonly keys: (string | undefined)[];
 }
 
 /** Everything derived from the peer and connection: the 20 peer labels and the groups under them. */
@@ -439,8 +446,14 @@ class IstioStatsImpl implements IstioStats {
 
   /** Add a non-negative finite delta to a counter series of a group. */
   addCounter(g: Group, m: number, delta: number): void {
-    const s = g.s[m] as ScalarSeries | undefined;
-    if (s === undefined || !(delta > 0) || !Number.isFinite(delta)) return;
+    if (!(delta > 0) || !Number.isFinite(delta)) return;
+    let s = g.s[m] as ScalarSeries | undefined;
+    if (s === undefined) {
+      const key = g.keys[m];
+      if (key === undefined) return;
+      s = (this.istio[m] as Family).get(key, this.epoch) as ScalarSeries;
+      g.s[m] = s;
+    }
     s.value += delta;
     s.epoch = this.epoch;
     if (s.overflow) (this.istio[m] as Family).overflowCount++;
@@ -586,7 +599,9 @@ class IstioStatsImpl implements IstioStats {
 
   private buildGroup(_ctx: PeerContext, mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
     const s = new Array<Series | undefined>(METRICS.length).fill(undefined);
+    const keys = new Array<string | undefined>(METRICS.length).fill(undefined);
     const rendered = new Map<number, string>();
+    const eager = metrics === HTTP_METRICS;
     for (const m of metrics) {
       const plan = mode.plans[m] as MetricPlan;
       if (plan.disabled) continue;
@@ -595,9 +610,10 @@ class IstioStatsImpl implements IstioStats {
         key = this.renderKey(plan, values, exprVals);
         rendered.set(plan.keyId, key);
       }
-      s[m] = (this.istio[m] as Family).get(key, this.epoch);
+      keys[m] = key;
+      if (eager) s[m] = (this.istio[m] as Family).get(key, this.epoch);
     }
-    return { gen: this.gen, s };
+    return { gen: this.gen, s, keys };
   }
 
   private renderKey(plan: MetricPlan, values: string[], exprVals: string[] | undefined): string {
