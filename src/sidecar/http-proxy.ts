@@ -396,18 +396,23 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
         reply(503, ResponseFlag.UH);
         return;
       }
-      const call = pool.request(target, method, path, authority, attempt === 0 ? upHeaders : { ...upHeaders }, bodyOf(req, method), {
-        onResponse: (up) => onUpstreamResponse(up),
-        onError: (kind, err) => onUpstreamError(kind, err),
-      });
+      const call = pool.request(
+        target,
+        method,
+        path,
+        authority,
+        attempt === 0 ? upHeaders : { ...upHeaders },
+        bodyOf(method),
+        { onResponse: (up) => onUpstreamResponse(up), onError: (kind, err) => onUpstreamError(kind, err) },
+        reqCounter || h2 ? countRequestChunk : undefined,
+      );
       upstreamAbort = call.abort;
     };
 
-    const bodyOf = (r: DownstreamRequest, m: string): Readable | null => {
+    const bodyOf = (m: string): Readable | null => {
       // GET/HEAD without a declared body: send none (lets a stale keep-alive socket be retried).
       if ((m === 'GET' || m === 'HEAD') && reqHeaders['content-length'] === undefined && reqHeaders['transfer-encoding'] === undefined && !h2) return null;
-      if (reqCounter || h2) r.on('data', countRequestChunk);
-      return r as Readable;
+      return req as Readable;
     };
 
     const onUpstreamError = (kind: UpstreamFailure, err: Error): void => {
@@ -461,6 +466,20 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
           },
         };
         ticker.add(periodic);
+      }
+      if (h2 && up.endStream) {
+        // gRPC trailers-only response (grpc-status in the head, END_STREAM): forward it the same way;
+        // the compatibility API cannot, so the stream answers directly.
+        ended = true;
+        try {
+          (res as Http2ServerResponse).stream.respond({ ':status': status, ...out }, { endStream: true });
+        } catch (err) {
+          logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
+          res.destroy();
+        }
+        up.body.resume();
+        finish();
+        return;
       }
       try {
         res.writeHead(status, out as Record<string, string>);

@@ -34,6 +34,8 @@ export interface UpstreamResponse {
   /** Response headers, pseudo-headers removed. */
   readonly headers: IncomingHttpHeaders;
   readonly body: Readable;
+  /** The head carried END_STREAM (gRPC trailers-only response): there is no body and no trailers. */
+  readonly endStream: boolean;
   /** Trailers, valid once `body` has ended. */
   trailers(): IncomingHttpHeaders | undefined;
   /** Upstream certificate SPIFFE id under mTLS, else `''`. */
@@ -82,6 +84,7 @@ export interface UpstreamPool {
     headers: OutgoingHttpHeaders,
     body: Readable | null,
     handlers: UpstreamHandlers,
+    onBodyChunk?: (chunk: Buffer) => void,
   ): UpstreamCall;
   close(): void;
 }
@@ -98,7 +101,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     : undefined;
   const sessions = new Map<string, ClientHttp2Session>();
 
-  function h1(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers): UpstreamCall {
+  function h1(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers, onBodyChunk?: (chunk: Buffer) => void): UpstreamCall {
     let settled = false;
     let connected = false;
     const agent = target.tls && tlsAgent ? tlsAgent : plainAgent;
@@ -106,8 +109,12 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     const req = (target.tls && tlsAgent ? https : http).request({ agent, host: target.host, port: target.port, method, path, headers, setHost: false });
     const start = (): void => {
       connected = true;
-      if (body) body.pipe(req);
-      else req.end();
+      // The tap goes on together with the pipe: a 'data' listener added earlier would start the flow
+      // before anyone consumes it.
+      if (body) {
+        if (onBodyChunk) body.on('data', onBodyChunk);
+        body.pipe(req);
+      } else req.end();
     };
     req.on('socket', (socket) => {
       if (socket.connecting) socket.once('connect', start);
@@ -122,6 +129,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
         headers: res.headers,
         body: res,
         trailers: () => res.trailers,
+        endStream: false,
         peerPrincipal: principal,
         headBytes: 0,
       });
@@ -163,7 +171,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     return s;
   }
 
-  function h2(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers): UpstreamCall {
+  function h2(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers, onBodyChunk?: (chunk: Buffer) => void): UpstreamCall {
     let settled = false;
     const s = session(target);
     let connected = !s.connecting;
@@ -183,7 +191,10 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     }
     const start = (): void => {
       connected = true;
-      if (body) body.pipe(stream);
+      if (body) {
+        if (onBodyChunk) body.on('data', onBodyChunk);
+        body.pipe(stream);
+      }
     };
     if (s.connecting) {
       s.once('connect', start);
@@ -193,7 +204,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     stream.on('trailers', (t) => {
       trailers = t;
     });
-    stream.on('response', (head) => {
+    stream.on('response', (head, flags) => {
       if (settled) return;
       settled = true;
       let headBytes = 9;
@@ -204,7 +215,15 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
         if (name.charCodeAt(0) !== 58) out[name] = v as string;
       }
       const principal = target.tls ? peerPrincipalOf(s.socket as unknown as TLSSocket) : '';
-      handlers.onResponse({ status: Number(head[':status'] ?? 0), headers: out, body: stream, trailers: () => trailers, peerPrincipal: principal, headBytes });
+      handlers.onResponse({
+        status: Number(head[':status'] ?? 0),
+        headers: out,
+        body: stream,
+        trailers: () => trailers,
+        endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+        peerPrincipal: principal,
+        headBytes,
+      });
     });
     stream.on('error', fail);
     stream.on('close', () => {
@@ -219,8 +238,10 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
   }
 
   return {
-    request(target, method, path, authority, headers, body, handlers) {
-      return target.h2 ? h2(target, method, path, authority, headers, body, handlers) : h1(target, method, path, authority, headers, body, handlers);
+    request(target, method, path, authority, headers, body, handlers, onBodyChunk) {
+      return target.h2
+        ? h2(target, method, path, authority, headers, body, handlers, onBodyChunk)
+        : h1(target, method, path, authority, headers, body, handlers, onBodyChunk);
     },
     close() {
       plainAgent.destroy();
