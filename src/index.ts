@@ -130,3 +130,5 @@ export type { SpanDropReason } from './tracing/span-metrics.js';
 // --- sidecar ---
 
 // --- embed ---
+export { createMeshtelEmbedding, kubernetesServiceResolver, meshtelFastify, createMeshtelInterceptor, PROPAGATED_HEADERS } from './embed/index.js';
+export type { MeshtelEmbedding, MeshtelEmbeddingOptions, MeshtelFastifyOptions, MeshtelInterceptorOptions } from './embed/index.js';

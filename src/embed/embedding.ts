@@ -1,0 +1,160 @@
+/**
+ * The proxyless embedding: the same metadata exchange, istio_* series and spans a sidecar produces,
+ * recorded inside a Node service. One {@link MeshtelEmbedding} holds the local identity, the HTTP
+ * exchange (local MX value encoded once), the stats recorder and the tracer; the fastify plugin
+ * (inbound, reporter=destination) and the undici interceptor (outbound, reporter=source) share it, so
+ * both directions use one peer cache and one registry, as the two listeners of a sidecar do.
+ */
+import { Registry } from 'prom-client';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import { createHttpMetadataExchange } from '../exchange/http-exchange.js';
+import type { HttpMetadataExchange } from '../exchange/http-exchange.js';
+import type { PropagationMethod } from '../exchange/types.js';
+import { loadWorkloadMetadata } from '../metadata/workload.js';
+import { formatNodeId } from '../metadata/node-id.js';
+import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
+import { createIstioStats } from '../stats/istio-stats.js';
+import type { IstioStats, IstioStatsOptions } from '../stats/istio-stats.js';
+import { parseTelemetry } from '../stats/telemetry.js';
+import type { TelemetryConfig } from '../stats/telemetry.js';
+import type { ServiceInfo } from '../stats/types.js';
+import { createNoopTracing } from '../tracing/tracer.js';
+import type { HopTracer } from '../tracing/types.js';
+import { ConfigError } from '../core/errors.js';
+
+/** Options of {@link createMeshtelEmbedding}. */
+export interface MeshtelEmbeddingOptions {
+  /** This service's identity; default `loadWorkloadMetadata()` (the same env and downward-API files a sidecar reads). */
+  readonly metadata?: WorkloadMetadata;
+  /** Our `x-envoy-peer-metadata-id`; default `formatNodeId(metadata)`. */
+  readonly nodeId?: string;
+  /** MX payload profile sent; default the exchange's (`reduced-identity`, Istio 1.29). */
+  readonly profile?: PayloadProfile;
+  /** `istio_headers` (default) or `baggage`. */
+  readonly propagation?: PropagationMethod;
+  /** Registry the istio_* series are registered in; default a new one. Pass the app's to serve one /metrics. */
+  readonly registry?: Registry;
+  /** Telemetry API resources (YAML text or parsed by `parseTelemetry`). */
+  readonly telemetry?: string | TelemetryConfig;
+  /** Further stats options (buckets, series caps, TTL). */
+  readonly stats?: Omit<IstioStatsOptions, 'local' | 'registry' | 'telemetry' | 'logger'>;
+  /** The tracer; default no tracing (`createNoopTracing()`); build one with `createTracing`. */
+  readonly tracer?: HopTracer;
+  /**
+   * The service behind an outbound authority (`reviews:9080`), as a sidecar finds it in its registry.
+   * Default {@link kubernetesServiceResolver}; return null for external hosts (host-header fallback).
+   */
+  readonly resolveService?: (authority: string) => ServiceInfo | null;
+  /** The service this workload serves inbound (a sidecar's inbound cluster `istio.services[0]`); default none. */
+  readonly inboundService?: ServiceInfo | null;
+  readonly logger?: Logger;
+}
+
+/** The shared state of the fastify plugin and the undici interceptor. */
+export interface MeshtelEmbedding {
+  readonly metadata: WorkloadMetadata;
+  readonly nodeId: string;
+  readonly exchange: HttpMetadataExchange;
+  readonly stats: IstioStats;
+  readonly tracer: HopTracer;
+  readonly registry: Registry;
+  readonly inboundService: ServiceInfo | null;
+  readonly logger: Logger;
+  /** Service of an outbound authority (cached per authority, bounded). */
+  resolveService(authority: string): ServiceInfo | null;
+  /** Prometheus text of the registry (istio_* plus meshtel_*), for an app's /metrics route. */
+  metrics(): Promise<string>;
+  /** Stop the stats timers and flush the tracer. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const IP = /^\[?[0-9a-fA-F:.]+\]?$/;
+
+/**
+ * Resolve Kubernetes service names the way cluster DNS does: `reviews`, `reviews.bookinfo`,
+ * `reviews.bookinfo.svc` and `reviews.bookinfo.svc.cluster.local` (any port) are the `reviews` service;
+ * IPs and other hosts are not services (null).
+ */
+export function kubernetesServiceResolver(localNamespace: string): (authority: string) => ServiceInfo | null {
+  return (authority) => {
+    const host = authority.replace(/:\d+$/, '').toLowerCase();
+    if (host === '' || IP.test(host) || host === 'localhost') return null;
+    const parts = host.split('.');
+    const name = parts[0] as string;
+    if (parts.length === 1) return { host: `${name}.${localNamespace}.svc.cluster.local`, name, namespace: localNamespace };
+    const namespace = parts[1] as string;
+    const rest = parts.slice(2).join('.');
+    if (rest === '' || rest === 'svc' || rest === 'svc.cluster.local') return { host: `${name}.${namespace}.svc.cluster.local`, name, namespace };
+    return null;
+  };
+}
+
+/** Services remembered per authority; a mesh has few, a crawler many: past this the cache restarts. */
+const MAX_RESOLVED = 1024;
+
+/** Create the embedding. Throws ConfigError for bad metadata, profile or Telemetry resources (never later). */
+export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): MeshtelEmbedding {
+  const metadata = options.metadata ?? loadWorkloadMetadata();
+  const nodeId = options.nodeId ?? formatNodeId(metadata);
+  const registry = options.registry ?? new Registry();
+  const logger = options.logger ?? silentLogger;
+  const telemetry = typeof options.telemetry === 'string' ? parseTelemetry(options.telemetry) : options.telemetry;
+  const exchange = createHttpMetadataExchange({
+    local: metadata,
+    nodeId,
+    ...(options.profile !== undefined ? { profile: options.profile } : {}),
+    ...(options.propagation !== undefined ? { propagation: options.propagation } : {}),
+  });
+  const stats = createIstioStats({
+    ...options.stats,
+    local: metadata,
+    registry,
+    logger,
+    ...(telemetry !== undefined ? { telemetry } : {}),
+  });
+  const tracer = options.tracer ?? createNoopTracing();
+  const resolver = options.resolveService ?? kubernetesServiceResolver(metadata.namespace);
+  // Resolved once per authority: the request path does a Map lookup, not string parsing (STYLE §6).
+  const resolved = new Map<string, ServiceInfo | null>();
+  let closed = false;
+  return {
+    metadata,
+    nodeId,
+    exchange,
+    stats,
+    tracer,
+    registry,
+    inboundService: options.inboundService ?? null,
+    logger,
+    resolveService(authority) {
+      let s = resolved.get(authority);
+      if (s === undefined) {
+        try {
+          s = resolver(authority);
+        } catch (err) {
+          logger.warnOnce('resolve-service', 'resolveService threw; treating the host as external', { err });
+          s = null;
+        }
+        if (resolved.size >= MAX_RESOLVED) resolved.clear();
+        resolved.set(authority, s);
+      }
+      return s;
+    },
+    metrics: () => registry.metrics(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      stats.close();
+      await tracer.shutdown();
+    },
+  };
+}
+
+/** Throws MESHTEL_ERR_INVALID_CONFIG unless `embedding` came from {@link createMeshtelEmbedding}. */
+export function assertEmbedding(embedding: unknown, where: string): asserts embedding is MeshtelEmbedding {
+  const e = embedding as Partial<MeshtelEmbedding> | undefined;
+  if (!e || typeof e.resolveService !== 'function' || e.exchange === undefined || e.stats === undefined) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${where} needs { embedding: createMeshtelEmbedding(...) }`, { field: 'embedding' });
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Carries the inbound request's trace headers to outbound calls made while handling it
+ * (node:async_hooks AsyncLocalStorage). Istio asks every app to copy x-request-id, traceparent and the
+ * B3 headers by hand (istio.io FAQ "distributed-tracing"); inside the embedding the interceptor does it,
+ * unless the app set them itself.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** The headers Istio's FAQ lists for propagation. */
+export const PROPAGATED_HEADERS = Object.freeze([
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+]);
+
+/** Trace headers of the request being handled in this async context. */
+export const inboundTraceContext = new AsyncLocalStorage<Readonly<Record<string, string>>>();
+
+/** Pick the propagated headers out of a Node header object (first value of arrays). */
+export function pickTraceHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PROPAGATED_HEADERS) {
+    const v = headers[name];
+    const s = Array.isArray(v) ? v[0] : v;
+    if (s !== undefined) out[name] = s;
+  }
+  return out;
+}
