@@ -117,7 +117,8 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
       service: options.service,
       remoteAddress: down.remoteAddress,
     });
-    const up = net.connect({ host: options.app.host, port: options.app.port });
+    // Half-open on every socket: a client's FIN must reach the app without cutting its answer.
+    const up = net.connect({ host: options.app.host, port: options.app.port, allowHalfOpen: true });
     up.setNoDelay(true);
     let upReady = false;
     const pendingUp: Buffer[] = [];
@@ -205,10 +206,10 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
-    server = tls.createServer(t.serverOptions(), (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
+    server = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
     server.on('tlsClientError', () => {});
   } else {
-    server = net.createServer((socket) => handle(socket, '', '', false));
+    server = net.createServer({ allowHalfOpen: true }, (socket) => handle(socket, '', '', false));
   }
   return bind(server, { host: options.host, port: options.port, name: 'tcp-inbound', logger });
 }
@@ -216,7 +217,7 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
 /** Outbound TCP: this app → a registry service's endpoints. */
 export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<BoundListener> {
   const { telemetry, logger, route } = options;
-  const server = net.createServer((down) => {
+  const server = net.createServer({ allowHalfOpen: true }, (down) => {
     down.setNoDelay(true);
     const ep = route.pick();
     const useTls = options.tls !== undefined && ep?.sidecar === true && !route.external;
@@ -236,8 +237,8 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
       return;
     }
     const up: Socket = useTls && options.tls
-      ? tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port })
-      : net.connect({ host: ep.address, port: ep.port });
+      ? tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port, allowHalfOpen: true })
+      : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
     up.setNoDelay(true);
     const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
     if (useTls) {

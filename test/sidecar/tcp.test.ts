@@ -1,0 +1,131 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mintCertificates } from '../../src/sidecar/certs.js';
+import type { MintedWorkload } from '../../src/sidecar/certs.js';
+import type { Sidecar } from '../../src/sidecar/sidecar.js';
+import { eventually, series, sidecar, workload } from './helpers.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+let certDir: string;
+let reviewsCert: MintedWorkload;
+let productpageCert: MintedWorkload;
+beforeAll(() => {
+  certDir = mkdtempSync(path.join(tmpdir(), 'meshtel-tcp-'));
+  const minted = mintCertificates({ outDir: certDir, workloads: [{ namespace: 'default', serviceAccount: 'bookinfo-reviews' }, { namespace: 'default', serviceAccount: 'bookinfo-productpage' }] });
+  [reviewsCert, productpageCert] = minted.workloads as [MintedWorkload, MintedWorkload];
+});
+afterAll(() => rmSync(certDir, { recursive: true, force: true }));
+
+/** An echo server (the "app"). */
+async function echoApp(): Promise<number> {
+  const server = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+/** Connect, write `payload`, half-close, and collect everything until the other side closes. */
+function roundTrip(port: number, payload: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, '127.0.0.1', () => s.end(payload));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('close', () => resolve(Buffer.concat(chunks).toString()));
+    s.on('error', reject);
+  });
+}
+
+async function tcpPair(tls: boolean): Promise<{ server: Sidecar; client: Sidecar }> {
+  const appPort = await echoApp();
+  const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' }, ...(tls ? { tls: reviewsCert } : {}) });
+  cleanups.push(server.close);
+  const client = await sidecar({
+    metadata: workload('productpage', 'bookinfo-productpage'),
+    mesh: { services: [{ name: 'reviews', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: server.ports.inbound } }] }] },
+    serviceListeners: [{ host: 'reviews', port: 9000, listenPort: 0 }],
+    ...(tls ? { tls: productpageCert } : {}),
+  });
+  cleanups.push(client.close);
+  return { server, client };
+}
+
+/** TCP labels (23 tags) of productpage → reviews. */
+function tcpLabels(reporter: 'source' | 'destination', tls: boolean): string {
+  const pp = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+  const rv = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
+  const destService = reporter === 'source' ? 'reviews.default.svc.cluster.local' : 'reviews';
+  const pairs = [
+    ['reporter', reporter],
+    ['source_workload', 'productpage-v1'],
+    ['source_canonical_service', 'productpage'],
+    ['source_canonical_revision', 'v1'],
+    ['source_workload_namespace', 'default'],
+    ['source_principal', tls ? pp : 'unknown'],
+    ['source_app', 'productpage'],
+    ['source_version', 'v1'],
+    ['source_cluster', 'Kubernetes'],
+    ['destination_workload', 'reviews-v1'],
+    ['destination_workload_namespace', 'default'],
+    ['destination_principal', reporter === 'source' || tls ? rv : 'unknown'],
+    ['destination_app', 'reviews'],
+    ['destination_version', 'v1'],
+    // The server's registry has no reviews service here: Istio falls back to the local canonical name.
+    ['destination_service', destService],
+    ['destination_canonical_service', 'reviews'],
+    ['destination_canonical_revision', 'v1'],
+    ['destination_service_name', 'reviews'],
+    ['destination_service_namespace', 'default'],
+    ['destination_cluster', 'Kubernetes'],
+    ['request_protocol', 'tcp'],
+    ['response_flags', '-'],
+    ['connection_security_policy', reporter === 'source' ? 'unknown' : tls ? 'mutual_tls' : 'none'],
+  ];
+  return `{${pairs.map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+}
+
+describe.each([{ tls: false }, { tls: true }])('Sidecar over TCP (mTLS: $tls)', ({ tls }) => {
+  it('exchanges istio-peer-exchange frames invisibly and reports the connection on both sides', async () => {
+    const { server, client } = await tcpPair(tls);
+    const payload = 'hello over tcp';
+    expect(await roundTrip(client.ports.serviceListeners[0]!, payload)).toBe(payload);
+    const n = payload.length;
+    // The inbound side's downstream is the client sidecar: its wire bytes include both MX frames.
+    const clientFrame = client.stats.tcpFrame.length;
+    const serverFrame = server.stats.tcpFrame.length;
+    await eventually(async () => {
+      const s = tcpLabels('source', tls);
+      const d = tcpLabels('destination', tls);
+      expect(await series(client, 'istio_tcp_connections_opened_total')).toEqual([`istio_tcp_connections_opened_total${s} 1`]);
+      expect(await series(client, 'istio_tcp_connections_closed_total')).toEqual([`istio_tcp_connections_closed_total${s} 1`]);
+      expect(await series(client, 'istio_tcp_received_bytes_total')).toEqual([`istio_tcp_received_bytes_total${s} ${n}`]);
+      expect(await series(client, 'istio_tcp_sent_bytes_total')).toEqual([`istio_tcp_sent_bytes_total${s} ${n}`]);
+      expect(await series(server, 'istio_tcp_connections_opened_total')).toEqual([`istio_tcp_connections_opened_total${d} 1`]);
+      expect(await series(server, 'istio_tcp_connections_closed_total')).toEqual([`istio_tcp_connections_closed_total${d} 1`]);
+      expect(await series(server, 'istio_tcp_received_bytes_total')).toEqual([`istio_tcp_received_bytes_total${d} ${n + clientFrame}`]);
+      expect(await series(server, 'istio_tcp_sent_bytes_total')).toEqual([`istio_tcp_sent_bytes_total${d} ${n + serverFrame}`]);
+    });
+  });
+});
+
+describe('Sidecar inbound TCP', () => {
+  it('lets a client without a sidecar through untouched and reports it with an unknown peer', async () => {
+    const { server } = await tcpPair(false);
+    // Starts with bytes that are not the MX magic: they flow through and no frame is sent back.
+    expect(await roundTrip(server.ports.inbound, 'GET / plain')).toBe('GET / plain');
+    await eventually(async () => {
+      const opened = await series(server, 'istio_tcp_connections_opened_total');
+      expect(opened).toHaveLength(1);
+      expect(opened[0]).toMatch(/source_workload="unknown".*destination_workload="reviews-v1".* 1$/);
+      expect((await series(server, 'istio_tcp_received_bytes_total'))[0]).toMatch(/ 11$/);
+      expect(await series(server, 'meshtel_peer_unknown_total')).toContain('meshtel_peer_unknown_total{reason="not_mx",reporter="destination"} 1');
+    });
+  });
+});
