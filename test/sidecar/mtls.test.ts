@@ -1,0 +1,120 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mintCertificates } from '../../src/sidecar/certs.js';
+import type { MintedWorkload } from '../../src/sidecar/certs.js';
+import { loadSidecarTls, spiffeFromSan } from '../../src/sidecar/tls.js';
+import { bookinfoLabels, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+
+const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+const RV = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
+
+let dir: string;
+let reviews: MintedWorkload;
+let productpage: MintedWorkload;
+let foreign: MintedWorkload;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'meshtel-mtls-'));
+  [reviews, productpage] = mintCertificates({ outDir: dir, workloads: [{ namespace: 'default', serviceAccount: 'bookinfo-reviews' }, { namespace: 'default', serviceAccount: 'bookinfo-productpage' }] })
+    .workloads as [MintedWorkload, MintedWorkload];
+  // A workload certificate from another CA: must not be accepted.
+  [foreign] = mintCertificates({ outDir: path.join(dir, 'other'), workloads: [{ namespace: 'evil', serviceAccount: 'mallory' }] }).workloads as [MintedWorkload];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+describe('mintCertificates()', () => {
+  it('writes Istio-layout files whose only identity is the SPIFFE URI SAN', () => {
+    expect(reviews.spiffeId).toBe(RV);
+    const loaded = loadSidecarTls(reviews);
+    expect(loaded.localPrincipal).toBe(RV);
+    expect(loaded.trustDomain).toBe('cluster.local');
+  });
+
+  it('refuses names that are not DNS labels with MESHTEL_ERR_CLI_USAGE', () => {
+    expect(() => mintCertificates({ outDir: dir, workloads: [{ namespace: 'Bad NS', serviceAccount: 'x' }] })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_CLI_USAGE' }));
+  });
+});
+
+describe('loadSidecarTls()', () => {
+  it.each([
+    { what: 'a missing file', files: () => ({ ...reviews, certFile: path.join(dir, 'nope.pem') }) },
+    { what: 'a key of another certificate', files: () => ({ ...reviews, keyFile: productpage.keyFile }) },
+    {
+      what: 'a certificate that is not PEM',
+      files: () => {
+        const f = path.join(dir, 'garbage.pem');
+        writeFileSync(f, 'not a certificate');
+        return { ...reviews, certFile: f };
+      },
+    },
+  ])('rejects $what with MESHTEL_ERR_TLS', ({ files }) => {
+    expect(() => loadSidecarTls(files())).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_TLS' }));
+  });
+
+  it('reads the first spiffe URI of a subjectAltName', () => {
+    expect(spiffeFromSan('DNS:x, URI:https://a, URI:spiffe://td/ns/a/sa/b')).toBe('spiffe://td/ns/a/sa/b');
+    expect(spiffeFromSan(undefined)).toBe('');
+  });
+});
+
+describe('Sidecar with mutual TLS', () => {
+  it('takes principals from the certificates and reports mutual_tls on the server', async () => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: reviews, metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port } });
+    cleanups.push(server.close);
+    const client = await sidecar({ tls: productpage, metadata: workload('productpage', 'bookinfo-productpage'), mesh: reviewsMesh(server.ports.inbound) });
+    cleanups.push(client.close);
+    expect((await send(client.ports.outbound, { host: 'reviews:9080' })).status).toBe(200);
+    await eventually(async () => {
+      expect(await series(client, 'istio_requests_total')).toEqual([
+        `istio_requests_total${bookinfoLabels('source', { source_principal: PP, destination_principal: RV })} 1`,
+      ]);
+      expect(await series(server, 'istio_requests_total')).toEqual([
+        `istio_requests_total${bookinfoLabels('destination', {
+          source_principal: PP,
+          destination_principal: RV,
+          // The server's registry is empty: destination_service falls back to the local canonical name.
+          destination_service: 'reviews',
+          connection_security_policy: 'mutual_tls',
+        })} 1`,
+      ]);
+    });
+  });
+
+  it('refuses plain-text and foreign-CA clients on the inbound port', async () => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: reviews, metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port } });
+    cleanups.push(server.close);
+    await expect(send(server.ports.inbound, {})).rejects.toThrow();
+    const foreignResult = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: server.ports.inbound, cert: readPem(foreign.certFile), key: readPem(foreign.keyFile), ca: readPem(reviews.caFile), checkServerIdentity: () => undefined });
+      s.on('secureConnect', () => {
+        s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+      });
+      s.on('data', () => resolve('answered'));
+      s.on('error', () => resolve('refused'));
+      s.on('close', () => resolve('refused'));
+    });
+    expect(foreignResult).toBe('refused');
+    expect(app.seen).toHaveLength(0);
+    // Never crashed: a raw connection still gets accepted and closed.
+    await new Promise<void>((resolve) => net.connect(server.ports.inbound, '127.0.0.1').on('connect', function (this: net.Socket) {
+      this.destroy();
+      resolve();
+    }));
+  });
+});
+
+function readPem(file: string): string {
+  return readFileSync(file, 'utf8');
+}
