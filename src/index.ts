@@ -47,6 +47,7 @@ export type { DecodeBaggageOptions } from './metadata/baggage.js';
 export { MX_MAGIC, ALPN_PEER_EXCHANGE, encodeTcpFrame, createTcpFrameParser } from './metadata/tcp-frame.js';
 export type { TcpFrameParser, TcpParseStep, TcpFrameParserOptions } from './metadata/tcp-frame.js';
 export { parseOwner } from './metadata/owner.js';
+export { parseEndpointMetadata, formatEndpointMetadata, serializePeerAsString } from './metadata/endpoint-metadata.js';
 
 // --- exchange ---
 export type {

@@ -84,7 +84,7 @@ export type UnknownPeerReason =
   | 'id_only'
   /** The value header is not valid base64. */
   | 'bad_base64'
-  /** The bytes are not a google.protobuf.Struct. */
+  /** The bytes are not a google.protobuf.Struct, or a known key (NAME, LABELS, ...) holds a non-string. */
   | 'not_struct'
   /** The value exceeds the configured size limit. */
   | 'too_large'

@@ -9,6 +9,7 @@ import { decodeBaggage, encodeBaggage, HEADER_BAGGAGE } from '../../src/metadata
 import { createTcpFrameParser, encodeTcpFrame, MX_MAGIC } from '../../src/metadata/tcp-frame.js';
 import { parseNodeId } from '../../src/metadata/node-id.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
+import { formatEndpointMetadata, parseEndpointMetadata, serializePeerAsString } from '../../src/metadata/endpoint-metadata.js';
 import type { PeerResult } from '../../src/metadata/types.js';
 import { productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
 
@@ -184,5 +185,22 @@ describe('mx-vectors.json', () => {
       // The 1.24 profile carries neither.
       expect(peerOf(decodeMxHeader(encodeMxHeader(meta, 'reduced')))).toMatchObject({ identity: '', region: '' });
     });
+  });
+});
+
+describe('mx-vectors.json [7] endpoint metadata (client fallback)', () => {
+  const v = vector(7);
+  it('parses into the documented peer and serializes as Istio does', () => {
+    const peer = parseEndpointMetadata(v.value);
+    expect(peer).toMatchObject({ workload: 'foo-pod', namespace: 'default', canonicalService: 'foo-service', canonicalRevision: 'v1', cluster: 'my-cluster', app: '', workloadType: 'unknown' });
+    expect(serializePeerAsString(peer!)).toBe((v.decoded as { serializeAsString: string }).serializeAsString);
+    expect(formatEndpointMetadata(peer!)).toBe(v.value);
+  });
+
+  it('sends the revision latest as "" and ignores values with fewer than 5 parts', () => {
+    const peer = parseEndpointMetadata('w;ns;svc;;c');
+    expect(peer?.canonicalRevision).toBe('');
+    expect(formatEndpointMetadata({ ...peer!, canonicalRevision: 'latest' })).toBe('w;ns;svc;;c');
+    expect(parseEndpointMetadata('w;ns;svc;v1')).toBeUndefined();
   });
 });
