@@ -13,7 +13,7 @@
  * `end` writes Envoy's and Istio's tags on sampled spans only and ends the span; the BatchSpanProcessor
  * queues it (bounded, drops counted) and exports in the background, never on the request path.
  */
-import { SpanKind, createContextKey, trace } from '@opentelemetry/api';
+import { SpanKind, createContextKey } from '@opentelemetry/api';
 import type { Attributes, Context, Link, Span, Tracer } from '@opentelemetry/api';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SamplingDecision } from '@opentelemetry/sdk-trace-base';
@@ -24,7 +24,7 @@ import { resolveTracingConfig } from './config.js';
 import type { TracingConfig, TracingOptions } from './config.js';
 import { createSpanExporter } from './exporters.js';
 import { createTracePropagation } from './propagation.js';
-import type { TracePropagation } from './propagation.js';
+import type { ExtractedParent, TracePropagation } from './propagation.js';
 import { X_CLIENT_TRACE_ID, X_ENVOY_FORCE_TRACE, X_REQUEST_ID, applyTraceDecision, generateRequestId, getTraceReason } from './request-id.js';
 import { createSpanCountingMeterProvider, createSpanMetrics } from './span-metrics.js';
 import type { SpanMetrics } from './span-metrics.js';
@@ -90,7 +90,7 @@ class MeshtelHopSpan implements HopSpan {
   constructor(
     private readonly state: TracerState,
     private readonly span: Span,
-    private readonly parentContext: Context,
+    private readonly parent: ExtractedParent,
     private readonly requestId: string,
     sampled: boolean,
     start: SpanStartInfo,
@@ -109,7 +109,7 @@ class MeshtelHopSpan implements HopSpan {
   inject(headers: HeaderBag): void {
     try {
       headers[X_REQUEST_ID] = this.requestId;
-      this.state.propagation.inject(trace.setSpan(this.parentContext, this.span), headers);
+      this.state.propagation.inject(this.span.spanContext(), this.parent, headers);
     } catch (err) {
       this.state.logger.warnOnce('tracing-inject', 'trace context injection failed', { err });
     }
@@ -255,7 +255,7 @@ export function createTracing(options: TracingOptions): HopTracer {
           { kind: info.kind === 'server' ? SpanKind.SERVER : SpanKind.CLIENT },
           parent.context.setValue(DECISION_KEY, sampled),
         );
-        return new MeshtelHopSpan(state, span, parent.context, requestId, sampled, info, headers);
+        return new MeshtelHopSpan(state, span, parent, requestId, sampled, info, headers);
       } catch (err) {
         // Never throw into the proxy: count, log once, carry on untraced.
         metrics.dropped('internal_error', 1);

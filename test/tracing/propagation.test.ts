@@ -98,7 +98,8 @@ describe('createTracing()', () => {
     it('continues a single b3 header and writes a single header', () => {
       const r = hop(tracing({ samplingPercent: 0, propagation: ['b3'] }), { b3: `${TRACE_ID}-${PARENT_ID}-1` });
       expect(r.sampled).toBe(true);
-      expect(String(r.out.b3)).toMatch(new RegExp(`^${TRACE_ID}-[0-9a-f]{16}-1$`));
+      // The caller's span becomes the parent field, as Envoy's Zipkin tracer writes it.
+      expect(String(r.out.b3)).toMatch(new RegExp(`^${TRACE_ID}-[0-9a-f]{16}-1-${PARENT_ID}$`));
       expect(r.out['x-b3-traceid']).toBeUndefined();
     });
 
@@ -111,13 +112,22 @@ describe('createTracing()', () => {
       expect(r.traceId).toBe('0000000000000000a3ce929d0e0e4736');
     });
 
-    it('treats x-b3-flags: 1 (debug) as sampled', () => {
-      const r = hop(tracing({ samplingPercent: 0, propagation: ['b3multi'] }), {
+    it('treats x-b3-flags: 1 (debug) as sampled and passes debug on in both encodings', () => {
+      const r = hop(tracing({ samplingPercent: 0, propagation: ['b3multi', 'b3'] }), {
         'x-b3-traceid': TRACE_ID,
         'x-b3-spanid': PARENT_ID,
         'x-b3-flags': '1',
       });
       expect(r.sampled).toBe(true);
+      expect(r.out['x-b3-flags']).toBe('1');
+      expect(r.out['x-b3-sampled']).toBeUndefined();
+      expect(String(r.out.b3)).toMatch(new RegExp(`^${TRACE_ID}-[0-9a-f]{16}-d-${PARENT_ID}$`));
+    });
+
+    it('reads debug (d) from a single b3 header', () => {
+      const r = hop(tracing({ samplingPercent: 0, propagation: ['b3'] }), { b3: `${TRACE_ID}-${PARENT_ID}-d` });
+      expect(r.sampled).toBe(true);
+      expect(String(r.out.b3)).toMatch(new RegExp(`^${TRACE_ID}-[0-9a-f]{16}-d-${PARENT_ID}$`));
     });
 
     it.each([
@@ -151,9 +161,10 @@ describe('createTracing()', () => {
       expect(r.traceId).toBe(TRACE_ID);
       expect(r.sampled).toBe(true);
       const child = traceparent(r.out);
-      expect(r.out.b3).toBe(`${TRACE_ID}-${child.spanId}-1`);
+      expect(r.out.b3).toBe(`${TRACE_ID}-${child.spanId}-1-${PARENT_ID}`);
       expect(r.out['x-b3-traceid']).toBe(TRACE_ID);
       expect(r.out['x-b3-spanid']).toBe(child.spanId);
+      expect(r.out['x-b3-parentspanid']).toBe(PARENT_ID);
       expect(r.out['x-b3-sampled']).toBe('1');
     });
 
@@ -164,8 +175,14 @@ describe('createTracing()', () => {
         'x-b3-parentspanid': 'ffffffffffffffff',
         'x-b3-sampled': '1',
       });
-      expect(r.out['x-b3-parentspanid']).toBeUndefined();
+      expect(r.out['x-b3-parentspanid']).toBe(PARENT_ID);
       expect(r.out['x-b3-sampled']).toBe('1');
+    });
+
+    it('drops a stale x-b3-parentspanid when starting a new trace', () => {
+      const r = hop(tracing({ samplingPercent: 100, propagation: ['b3multi'] }), { 'x-b3-parentspanid': 'ffffffffffffffff' });
+      expect(r.out['x-b3-parentspanid']).toBeUndefined();
+      expect(r.out['x-b3-traceid']).toBe(r.traceId);
     });
 
     it('leaves headers of formats it does not handle alone', () => {
