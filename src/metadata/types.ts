@@ -42,7 +42,10 @@ export interface PeerMetadata {
   readonly region: string;
   /** Locality zone, AVAILABILITY_ZONE. */
   readonly zone: string;
-  /** Extra labels carried (PILOT_MX_ADDITIONAL_LABELS, or all labels of a flat-node peer). */
+  /**
+   * Labels carried: every LABELS entry the peer sent (the four standard ones plus PILOT_MX_ADDITIONAL_LABELS
+   * from a reduced peer, all pod labels from a flat-node peer, none from baggage); all pod labels locally.
+   */
   readonly labels: Readonly<Record<string, string>>;
 }
 
