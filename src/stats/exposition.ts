@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, PassThrough, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type { Registry } from 'prom-client';
+import type { Registry, RegistryContentType } from 'prom-client';
 import { formatLe } from './definitions.js';
 import type { HistogramSeries, ScalarSeries} from './series.js';
 import { escapeLabelValue, type Exemplar, type Family, type Series } from './series.js';
@@ -82,7 +82,7 @@ export interface RenderOptions {
    * prom-client registries whose other (non-meshtel) metrics are appended after meshtel's families.
    * Default: the stats' own registry, so an app that passed its registry gets everything in one body.
    */
-  readonly registries?: readonly Registry[];
+  readonly registries?: readonly Registry<RegistryContentType>[];
   /** Approximate chunk size in characters (default 65 536). */
   readonly chunkSize?: number;
 }

@@ -19,7 +19,7 @@
  * and series untouched for `seriesTtlMs` leave memory and the exposition (`meshtel_series_expired_total`).
  * Nothing here throws into the caller: failures are counted in `meshtel_stats_errors_total`.
  */
-import { Registry } from 'prom-client';
+import { Registry, type RegistryContentType } from 'prom-client';
 import type { WorkloadMetadata, PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import type { ConnectionAttributes, HttpStreamAttributes, Reporter, ServiceInfo, SpecialCluster } from './types.js';
 import { ConfigError, quote } from '../core/errors.js';
@@ -55,8 +55,8 @@ import { createRegistryCollectors } from './registry-bridge.js';
 export interface IstioStatsOptions {
   /** This workload's metadata (local labels, ISTIO_VERSION for istio_build). */
   readonly local: WorkloadMetadata;
-  /** prom-client registry the metrics are registered in; default a new Registry. */
-  readonly registry?: Registry;
+  /** prom-client registry the metrics are registered in (text or OpenMetrics); default a new Registry. */
+  readonly registry?: Registry<RegistryContentType>;
   /** Parsed Telemetry API configuration (`parseTelemetry`). */
   readonly telemetry?: TelemetryConfig;
   /** Per-metric histogram buckets (default Envoy's 19 bounds). */
@@ -95,7 +95,7 @@ export interface TcpConnectionStats {
 /** The stats stage. */
 export interface IstioStats {
   /** Registry the istio_* and meshtel_* metrics are visible through. */
-  readonly registry: Registry;
+  readonly registry: Registry<RegistryContentType>;
   /** One finished HTTP/gRPC stream: requests_total +1 and the three histograms. Never throws. */
   recordHttp(attrs: HttpStreamAttributes): void;
   /** gRPC message-count deltas (periodic and final reports of streaming calls). Never throws. */
@@ -192,7 +192,7 @@ export function createIstioStats(options: IstioStatsOptions): IstioStats {
 }
 
 class IstioStatsImpl implements IstioStats {
-  readonly registry: Registry;
+  readonly registry: Registry<RegistryContentType>;
   private readonly local: WorkloadMetadata;
   private readonly localValues: LocalLabelValues;
   private readonly logger: Logger;

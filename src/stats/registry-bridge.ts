@@ -7,7 +7,7 @@
  * This path costs what prom-client costs (one string per line, joined); for 10k+ label sets use the
  * streaming renderer in `exposition.ts`.
  */
-import type { Registry } from 'prom-client';
+import type { Registry, RegistryContentType } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import { HistogramSeries, ScalarSeries, type Family, type Series } from './series.js';
 import { formatLe } from './definitions.js';
@@ -74,7 +74,7 @@ function values(f: Family): PromValue[] {
  * Register one collector per family in `registry`. A name already registered by something else is
  * `MESHTEL_ERR_METRIC_CONFLICT`.
  */
-export function createRegistryCollectors(registry: Registry, families: () => readonly Family[]): void {
+export function createRegistryCollectors(registry: Registry<RegistryContentType>, families: () => readonly Family[]): void {
   for (const fam of families()) {
     const famName = fam.name;
     // prom-client renames counters in OpenMetrics mode by assigning `metric.name`; keep ours stable

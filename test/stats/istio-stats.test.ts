@@ -327,7 +327,8 @@ describe('IstioStats', () => {
     });
 
     it('renders counters in an OpenMetrics registry with the family name without _total', async () => {
-      const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+      // prom-client's typings omit the constructor argument; the JS accepts the content type.
+      const registry = new (Registry as unknown as new (contentType: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE);
       const s = make({ registry });
       s.recordHttp(inboundFromGateway());
       const out = await registry.metrics();
