@@ -41,7 +41,7 @@ export {
   mxStruct,
   peerFromStruct,
 } from './metadata/mx-header.js';
-export type { DecodeMxOptions } from './metadata/mx-header.js';
+export type { DecodeMxOptions, MxEncodeOptions } from './metadata/mx-header.js';
 export { HEADER_BAGGAGE, encodeBaggage, decodeBaggage } from './metadata/baggage.js';
 export type { DecodeBaggageOptions } from './metadata/baggage.js';
 export { MX_MAGIC, ALPN_PEER_EXCHANGE, encodeTcpFrame, createTcpFrameParser } from './metadata/tcp-frame.js';

@@ -48,6 +48,8 @@ export interface HttpMetadataExchangeOptions {
   maxValueBytes?: number;
   /** Deepest Struct nesting accepted; default 8. */
   maxDepth?: number;
+  /** Pod labels sent in LABELS besides the standard ones (`PILOT_MX_ADDITIONAL_LABELS`). */
+  additionalLabels?: readonly string[];
 }
 
 /** The HTTP exchange. Every method is safe on the request path: nothing throws, nothing is unbounded. */
@@ -127,7 +129,7 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
   const cache = options.cache ?? createPeerCache();
   const counters = createExchangeCounters();
 
-  const headerValue = encodeMxHeader(local, profile);
+  const headerValue = encodeMxHeader(local, profile, { additionalLabels: options.additionalLabels ?? [] });
   if (headerValue.length > maxValueBytes) {
     throw new ConfigError(
       'MESHTEL_ERR_ENCODE',

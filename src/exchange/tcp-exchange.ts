@@ -25,6 +25,8 @@ export interface TcpMetadataExchangeOptions {
   cache?: PeerCache;
   /** Largest frame payload accepted, and the cap on our own; default 8192. */
   maxFrameBytes?: number;
+  /** Pod labels sent in LABELS besides the standard ones (`PILOT_MX_ADDITIONAL_LABELS`). */
+  additionalLabels?: readonly string[];
 }
 
 /** The TCP exchange. */
@@ -54,7 +56,7 @@ export function createTcpMetadataExchange(options: TcpMetadataExchangeOptions): 
     });
   }
   const nodeId = options.nodeId ?? formatNodeId(options.local);
-  const frame = encodeTcpFrame(options.local, nodeId, options.profile ?? 'reduced-identity');
+  const frame = encodeTcpFrame(options.local, nodeId, options.profile ?? 'reduced-identity', { additionalLabels: options.additionalLabels ?? [] });
   if (frame.length - 8 > maxFrameBytes) {
     throw new ConfigError('MESHTEL_ERR_ENCODE', `local istio-peer-exchange frame is ${frame.length - 8} bytes, over maxFrameBytes ${maxFrameBytes}`, {
       field: 'maxFrameBytes',

@@ -53,11 +53,24 @@ function put(out: Record<string, string | EncodableStruct>, key: string, value: 
   if (value !== undefined && value !== '') out[key] = value;
 }
 
+/** Options of the MX encoders. */
+export interface MxEncodeOptions {
+  /**
+   * Pod labels to carry in LABELS besides the standard ones (Istio 1.25+ `PILOT_MX_ADDITIONAL_LABELS`,
+   * the filter's `additional_labels`). Reduced profiles only: the flat node carries every label anyway.
+   */
+  additionalLabels?: readonly string[];
+}
+
+/** Labels the reduced decoder consumes itself, so they can never be "additional" (P else-if chain). */
+const STANDARD_124: ReadonlySet<string> = new Set([LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_APP, LABEL_VERSION]);
+const STANDARD_129: ReadonlySet<string> = new Set([...STANDARD_124, LABEL_APP_QUALIFIED, LABEL_VERSION_QUALIFIED]);
+
 /**
  * The Struct Istio would send for this workload in the given profile (before serialization).
  * The flat node carries every pod label plus the canonical labels the injector adds to the pod.
  */
-export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile): EncodableStruct {
+export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile, options: MxEncodeOptions = {}): EncodableStruct {
   const out: Record<string, string | EncodableStruct> = {};
   if (profile === 'flat') {
     put(out, F_NAME, meta.name);
@@ -96,6 +109,11 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile): Encod
   // 1.29 reads app/version from app.kubernetes.io/* first when it builds the local object.
   put(labels, LABEL_APP, withIdentity ? meta.podLabels[LABEL_APP_QUALIFIED] || meta.app : meta.app);
   put(labels, LABEL_VERSION, withIdentity ? meta.podLabels[LABEL_VERSION_QUALIFIED] || meta.version : meta.version);
+  const standard = withIdentity ? STANDARD_129 : STANDARD_124;
+  for (const key of options.additionalLabels ?? []) {
+    const value = meta.podLabels[key];
+    if (value !== undefined && !standard.has(key)) labels[key] = value;
+  }
   out[F_LABELS] = labels;
   // OWNER is rebuilt from the parsed type; unknown types (StatefulSet, DaemonSet) omit it.
   put(out, F_OWNER, ownerFor(meta.workloadType, meta.namespace, meta.workload));
@@ -107,13 +125,13 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile): Encod
 }
 
 /** Serialized Struct bytes for this workload in the given profile. */
-export function encodeMxBytes(meta: WorkloadMetadata, profile: PayloadProfile): Buffer {
-  return encodeStruct(mxStruct(meta, profile));
+export function encodeMxBytes(meta: WorkloadMetadata, profile: PayloadProfile, options?: MxEncodeOptions): Buffer {
+  return encodeStruct(mxStruct(meta, profile, options));
 }
 
 /** The `x-envoy-peer-metadata` value: standard base64 with `=` padding, as Envoy's `Base64::encode`. */
-export function encodeMxHeader(meta: WorkloadMetadata, profile: PayloadProfile): string {
-  return encodeMxBytes(meta, profile).toString('base64');
+export function encodeMxHeader(meta: WorkloadMetadata, profile: PayloadProfile, options?: MxEncodeOptions): string {
+  return encodeMxBytes(meta, profile, options).toString('base64');
 }
 
 /** Limits applied by {@link decodeMxHeader}. */

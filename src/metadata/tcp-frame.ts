@@ -7,6 +7,7 @@
 import type { PayloadProfile, PeerResult, WorkloadMetadata } from './types.js';
 import { STRUCT_TYPE_URL, decodeAny, decodeStruct, encodeAnyStruct, encodeStruct } from './struct-codec.js';
 import { DEFAULT_MAX_MX_DEPTH, HEADER_PEER_METADATA, HEADER_PEER_METADATA_ID, mxStruct, peerFromStruct } from './mx-header.js';
+import type { MxEncodeOptions } from './mx-header.js';
 
 /** Magic that opens every frame (P `MetadataExchangeInitialHeader::magic_number`). */
 export const MX_MAGIC = 0x3d230467;
@@ -18,8 +19,9 @@ export const TCP_FRAME_HEADER_BYTES = 8;
 export const DEFAULT_MAX_FRAME_BYTES = 8192;
 
 /** Encode this workload's frame. Computed once per process by the TCP exchange (STYLE §5). */
-export function encodeTcpFrame(meta: WorkloadMetadata, nodeId: string, profile: PayloadProfile): Buffer {
-  const payload = encodeAnyStruct(encodeStruct({ [HEADER_PEER_METADATA]: mxStruct(meta, profile), [HEADER_PEER_METADATA_ID]: nodeId }));
+export function encodeTcpFrame(meta: WorkloadMetadata, nodeId: string, profile: PayloadProfile, options?: MxEncodeOptions): Buffer {
+  const inner = mxStruct(meta, profile, options);
+  const payload = encodeAnyStruct(encodeStruct({ [HEADER_PEER_METADATA]: inner, [HEADER_PEER_METADATA_ID]: nodeId }));
   const header = Buffer.allocUnsafe(TCP_FRAME_HEADER_BYTES);
   header.writeUInt32BE(MX_MAGIC, 0);
   header.writeUInt32BE(payload.length, 4);

@@ -144,3 +144,31 @@ describe('encodeMxHeader()', () => {
     expect((mxStruct(meta, 'reduced-identity').LABELS as Record<string, string>).app).toBe('qualified');
   });
 });
+
+describe('additional labels (PILOT_MX_ADDITIONAL_LABELS, 1.25+)', () => {
+  const meta = createWorkloadMetadata({
+    name: 'p',
+    namespace: 'ns',
+    labels: { app: 'a', team: 'payments', tier: 'gold', 'app.kubernetes.io/name': 'q' },
+  });
+
+  it('adds the named pod labels to LABELS in reduced profiles and they decode back', () => {
+    const opts = { additionalLabels: ['team', 'missing'] };
+    expect(mxStruct(meta, 'reduced', opts).LABELS).toEqual({
+      app: 'a',
+      team: 'payments',
+      'service.istio.io/canonical-name': 'q',
+      'service.istio.io/canonical-revision': 'latest',
+    });
+    expect(decodeMxHeader(encodeMxHeader(meta, 'reduced-identity', opts))).toMatchObject({ ok: true, peer: { labels: { team: 'payments' } } });
+  });
+
+  it('never lets an additional label override a standard one', () => {
+    expect((mxStruct(meta, 'reduced-identity', { additionalLabels: ['app', 'app.kubernetes.io/name'] }).LABELS as Record<string, string>).app).toBe('q');
+    expect(mxStruct(meta, 'reduced-identity', { additionalLabels: ['app.kubernetes.io/name'] }).LABELS).not.toHaveProperty('app.kubernetes.io/name');
+  });
+
+  it('changes nothing without the option', () => {
+    expect(encodeMxHeader(meta, 'reduced', { additionalLabels: [] })).toBe(encodeMxHeader(meta, 'reduced'));
+  });
+});
