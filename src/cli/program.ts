@@ -10,6 +10,7 @@ import { registerEncodeCommand } from './commands/encode.js';
 import { registerInjectCommand } from './commands/inject.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerStatCommand } from './commands/stat.js';
+import { registerDemoCommand } from './commands/demo.js';
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -31,6 +32,7 @@ export function createProgram(): Command {
   registerInjectCommand(program);
   registerLintCommand(program);
   registerStatCommand(program);
+  registerDemoCommand(program);
   return program;
 }
 

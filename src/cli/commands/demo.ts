@@ -1,0 +1,128 @@
+/**
+ * `meshtel demo` (and `npm start`): run the Bookinfo-like demo mesh (src/demo) with live output until
+ * Ctrl-C / SIGTERM, which stops everything and exits 0.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError, quote } from '../../core/errors.js';
+import { parseDurationMs } from '../../core/config.js';
+import { startDemo } from '../../demo/demo.js';
+import { createStatView, renderHeader, renderProgress } from '../../demo/display.js';
+
+interface DemoFlags {
+  rate: string;
+  failRate: string;
+  delay: string;
+  basePort?: string;
+  prometheus?: boolean;
+  tty: boolean;
+  refresh?: string;
+  duration?: string;
+}
+
+function num(raw: string, flag: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `${flag} must be a number, got ${quote(raw)}`, { field: flag });
+  return n;
+}
+
+/** Register `meshtel demo`. */
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('run a Bookinfo-like mesh on loopback (gateway, sidecars, one proxyless app, gRPC and TCP edges) with load and live stats')
+    .option('--rate <rps>', 'requests per second sent to the ingress gateway (0 = none)', '10')
+    .option('--fail-rate <share>', 'share of reviews-v2 requests answered 500', '0.2')
+    .option('--delay <duration>', 'latency added by reviews-v3', '100ms')
+    .option('--base-port <port>', 'use consecutive ports from here instead of free ports')
+    .option('--prometheus', 'also start `prometheus` (if on PATH) with the shipped rules')
+    .option('--no-tty', 'plain lines instead of an in-place screen (the default when stdout is not a terminal)')
+    .option('--refresh <duration>', 'how often the stat tables refresh (default 2s on a terminal, 5s otherwise)')
+    .option('--duration <duration>', 'stop by itself after this long')
+    .addHelpText(
+      'after',
+      `
+Topology: load → istio-ingressgateway (router) → productpage-v1 (proxyless: fastify plugin + undici
+interceptor) → details-v1 and reviews-v1/v2/v3 (HTTP, sidecars); reviews-v2/v3 → ratings-v1 (gRPC);
+ratings-v1 → mongodb-v1 (plain TCP). Everything runs in this process on 127.0.0.1; no network needed.
+
+Examples:
+  $ npm start
+  $ meshtel demo --rate 50 --fail-rate 0.1 --delay 250ms
+  $ meshtel demo --prometheus            # then open the printed Prometheus URL
+  $ meshtel demo --no-tty --duration 30s  # CI-friendly plain output`,
+    )
+    .action(async (flags: DemoFlags) => {
+      const rate = num(flags.rate, '--rate');
+      const failRate = num(flags.failRate, '--fail-rate');
+      const delayMs = parseDurationMs(flags.delay, '--delay') ?? 0;
+      const basePort = flags.basePort !== undefined ? num(flags.basePort, '--base-port') : undefined;
+      const tty = flags.tty && process.stdout.isTTY === true;
+      const refreshMs = parseDurationMs(flags.refresh, '--refresh') ?? (tty ? 2000 : 5000);
+      const durationMs = parseDurationMs(flags.duration, '--duration');
+      if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
+
+      const demo = await startDemo({ rate, failRate, delayMs, ...(basePort !== undefined ? { basePort } : {}), prometheus: flags.prometheus === true });
+      const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-'));
+      const configPath = path.join(dir, 'prometheus.yml');
+      writeFileSync(configPath, demo.prometheusConfig);
+      const header = renderHeader(demo, configPath);
+      const out = (s: string): void => void process.stdout.write(s);
+      if (!tty) out(`${header}\n\n# Prometheus configuration (${configPath}):\n${demo.prometheusConfig}\n`);
+
+      const started = performance.now();
+      const view = createStatView(demo.metricsUrls);
+      let stopping = false;
+      let timer: NodeJS.Timeout | undefined;
+      let resolveDone!: () => void;
+      const done = new Promise<void>((r) => (resolveDone = r));
+
+      const tick = async (): Promise<void> => {
+        if (stopping) return;
+        const elapsed = (performance.now() - started) / 1000;
+        let tables: string | null = null;
+        try {
+          tables = await view.refresh();
+        } catch (err) {
+          tables = `stat: ${(err as Error).message}`;
+        }
+        if (stopping) return;
+        const progress = renderProgress(demo.load?.stats, elapsed);
+        if (tty) out(`\x1b[H\x1b[2J${header}\n\n${progress}\n\n${tables ?? 'collecting a first scrape...'}\n`);
+        else out(`${progress}\n${tables ? `${tables}\n` : ''}\n`);
+        timer = setTimeout(() => void tick(), refreshMs);
+      };
+
+      const stop = (signal: string): void => {
+        if (stopping) {
+          // A second Ctrl-C while closing: give up waiting.
+          process.exit(130);
+        }
+        stopping = true;
+        if (timer) clearTimeout(timer);
+        out(`\n${signal}: stopping the demo...\n`);
+        void demo
+          .close()
+          .finally(() => {
+            rmSync(dir, { recursive: true, force: true });
+            const s = demo.load?.stats;
+            out(`stopped${s ? ` after ${s.sent} requests (${s.ok} ok, ${s.failed} 5xx, ${s.errors} errors)` : ''}\n`);
+            resolveDone();
+          });
+      };
+      const onSigint = (): void => stop('SIGINT');
+      const onSigterm = (): void => stop('SIGTERM');
+      process.on('SIGINT', onSigint);
+      process.on('SIGTERM', onSigterm);
+      const limit = durationMs !== undefined ? setTimeout(() => stop('duration reached'), durationMs) : undefined;
+      limit?.unref();
+      // First scrape primes the rates; the first table follows one refresh later.
+      await tick();
+      await done;
+      if (limit) clearTimeout(limit);
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
+    });
+}

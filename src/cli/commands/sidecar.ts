@@ -1,0 +1,220 @@
+/**
+ * `meshtel sidecar`: run the Node sidecar beside an app (src/sidecar). Every setting the injector
+ * provides through the environment (ISTIO_META_*, POD_NAME, downward-API files,
+ * ISTIO_PROMETHEUS_ANNOTATIONS, MESHTEL_*) can be overridden by a flag.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parseDurationMs, parseIntInRange, parsePort } from '../../core/config.js';
+import { ConfigError, quote } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import type { LogLevel } from '../../core/logger.js';
+import type { MetadataExchangeMode, PropagationMethod } from '../../exchange/types.js';
+import { formatNodeId } from '../../metadata/node-id.js';
+import type { PayloadProfile } from '../../metadata/types.js';
+import { loadWorkloadMetadata } from '../../metadata/workload.js';
+import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
+import type { PortProtocol } from '../../sidecar/registry.js';
+import { startSidecar } from '../../sidecar/sidecar.js';
+import { parseTelemetry } from '../../stats/telemetry.js';
+import { createTracing } from '../../tracing/tracer.js';
+import type { TracingExporterName } from '../../tracing/config.js';
+
+interface SidecarFlags {
+  appPort?: string;
+  appHost?: string;
+  appProtocol?: string;
+  bind?: string;
+  inboundPort?: string;
+  outboundPort?: string;
+  prometheusPort?: string;
+  statusPort?: string;
+  healthPort?: string;
+  adminPort?: string;
+  inbound: string[];
+  mesh?: string;
+  serviceListener: string[];
+  outboundTrafficPolicy?: string;
+  mxMode?: string;
+  telemetry: boolean;
+  telemetryFile?: string;
+  profile?: string;
+  propagation?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  reportingInterval?: string;
+  retries?: string;
+  routeTimeout?: string;
+  prometheusAnnotations?: string;
+  metadataFile?: string;
+  labelsPath?: string;
+  annotationsPath?: string;
+  tracing?: string;
+  tracingEndpoint?: string;
+  sampling?: string;
+  logLevel?: string;
+}
+
+const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+
+function usage(message: string, field: string): ConfigError {
+  return new ConfigError('MESHTEL_ERR_CLI_USAGE', message, { field });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
+  if (value === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw usage(`${flag} must be one of ${allowed.join(', ')}, got ${quote(value)}`, flag);
+}
+
+/** `--inbound 0:8081/grpc` → listen port, app port, protocol. */
+export function parseInboundFlag(value: string): InboundPortOptions {
+  const m = /^(\d+):(\d+)(?:\/([a-z0-9]+))?$/.exec(value);
+  if (!m) throw usage(`--inbound must be <listenPort>:<appPort>[/<protocol>], got ${quote(value)}`, '--inbound');
+  const protocol = oneOf(m[3] ?? 'http', PROTOCOLS, '--inbound protocol') as PortProtocol;
+  return { port: parsePort(m[1], '--inbound listen port') ?? 0, appPort: parseIntInRange(m[2], '--inbound app port', 1, 65535) ?? 0, protocol };
+}
+
+/** `--service-listener reviews:9080=15101` → the service port reached through a local port. */
+export function parseServiceListenerFlag(value: string): ServiceListenerOptions {
+  const m = /^([^:=\s]+):(\d+)=(\d+)$/.exec(value);
+  if (!m) throw usage(`--service-listener must be <host>:<port>=<listenPort>, got ${quote(value)}`, '--service-listener');
+  return { host: m[1]!, port: parseIntInRange(m[2], '--service-listener port', 1, 65535) ?? 0, listenPort: parsePort(m[3], '--service-listener listen port') ?? 0 };
+}
+
+/** Turn flags into SidecarOptions (flags win over the environment, which startSidecar reads). */
+export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.ProcessEnv = process.env): SidecarOptions {
+  const port = (v: string | undefined, flag: string): number | undefined => parsePort(v, flag);
+  const ports = {
+    ...(flags.inboundPort !== undefined ? { inbound: port(flags.inboundPort, '--inbound-port') } : {}),
+    ...(flags.outboundPort !== undefined ? { outbound: port(flags.outboundPort, '--outbound-port') } : {}),
+    ...(flags.prometheusPort !== undefined ? { prometheus: port(flags.prometheusPort, '--prometheus-port') } : {}),
+    ...(flags.statusPort !== undefined ? { status: port(flags.statusPort, '--status-port') } : {}),
+    ...(flags.healthPort !== undefined ? { health: port(flags.healthPort, '--health-port') } : {}),
+    ...(flags.adminPort !== undefined ? { admin: port(flags.adminPort, '--admin-port') } : {}),
+  };
+  const tlsGiven = flags.tlsCert !== undefined || flags.tlsKey !== undefined || flags.tlsCa !== undefined;
+  if (tlsGiven && (flags.tlsCert === undefined || flags.tlsKey === undefined || flags.tlsCa === undefined)) {
+    throw usage('--tls-cert, --tls-key and --tls-ca go together', '--tls-cert');
+  }
+  let telemetryResources;
+  if (flags.telemetryFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.telemetryFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `cannot read ${quote(flags.telemetryFile)}: ${(err as Error).message}`, { file: flags.telemetryFile }, { cause: err });
+    }
+    telemetryResources = parseTelemetry(text);
+  }
+  const appPort = flags.appPort !== undefined ? parseIntInRange(flags.appPort, '--app-port', 1, 65535) : undefined;
+  const appProtocol = oneOf(flags.appProtocol, PROTOCOLS, '--app-protocol');
+  return {
+    env,
+    ...(flags.bind !== undefined ? { bindAddress: flags.bind } : {}),
+    ports,
+    app: { ...(flags.appHost !== undefined ? { host: flags.appHost } : {}), ...(appPort !== undefined ? { port: appPort } : {}), ...(appProtocol ? { protocol: appProtocol } : {}) },
+    inboundPorts: flags.inbound.map(parseInboundFlag),
+    ...(flags.mesh !== undefined ? { meshFile: flags.mesh } : {}),
+    serviceListeners: flags.serviceListener.map(parseServiceListenerFlag),
+    ...(flags.outboundTrafficPolicy !== undefined
+      ? { outboundTrafficPolicy: oneOf(flags.outboundTrafficPolicy, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const, '--outbound-traffic-policy') }
+      : {}),
+    ...(flags.mxMode !== undefined ? { mxMode: oneOf<MetadataExchangeMode>(flags.mxMode, ['ALWAYS', 'IN_MESH'], '--mx-mode') } : {}),
+    ...(flags.telemetry === false ? { telemetry: false } : {}),
+    ...(telemetryResources ? { telemetryResources } : {}),
+    ...(flags.profile !== undefined ? { profile: oneOf<PayloadProfile>(flags.profile, ['flat', 'reduced', 'reduced-identity'], '--profile') } : {}),
+    ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
+    ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
+    ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
+    ...(flags.retries !== undefined ? { retries: parseIntInRange(flags.retries, '--retries', 0, 10) } : {}),
+    ...(flags.routeTimeout !== undefined ? { timeoutMs: parseDurationMs(flags.routeTimeout, '--route-timeout') } : {}),
+    ...(flags.prometheusAnnotations !== undefined ? { prometheusAnnotations: flags.prometheusAnnotations } : {}),
+  };
+}
+
+/** Register `meshtel sidecar`. */
+export function registerSidecarCommand(program: Command): void {
+  program
+    .command('sidecar')
+    .description('run the Node sidecar: inbound/outbound listeners with metadata exchange, istio_* stats and tracing, plus the agent endpoints')
+    .option('--app-port <port>', 'local app port the inbound listener forwards to (MESHTEL_APP_PORT)')
+    .option('--app-host <host>', 'local app host (MESHTEL_APP_HOST)', undefined)
+    .option('--app-protocol <p>', 'http | http2 | grpc | tcp (MESHTEL_APP_PROTOCOL)')
+    .option('--bind <address>', 'address of the traffic and agent listeners (admin stays on 127.0.0.1)')
+    .option('--inbound-port <port>', 'inbound listener (15006)')
+    .option('--outbound-port <port>', 'outbound HTTP-proxy listener (15001)')
+    .option('--prometheus-port <port>', 'proxy metrics (15090)')
+    .option('--status-port <port>', 'merged metrics and readiness (15020)')
+    .option('--health-port <port>', 'readiness (15021)')
+    .option('--admin-port <port>', 'admin on 127.0.0.1 (15000)')
+    .option('--inbound <listen:app[/protocol]>', 'another inbound listener for another app port (repeatable)', collect, [])
+    .option('--mesh <file>', 'mesh YAML: services, ports, endpoints (MESHTEL_MESH_FILE)')
+    .option('--service-listener <host:port=listen>', 'a local port that reaches one service port, for h2c/gRPC/TCP (repeatable)', collect, [])
+    .option('--outbound-traffic-policy <mode>', 'ALLOW_ANY | REGISTRY_ONLY')
+    .option('--mx-mode <mode>', 'ALWAYS | IN_MESH (no MX headers to external hosts)')
+    .option('--no-telemetry', 'run as a bare proxy: no metadata exchange, no stats')
+    .option('--telemetry-file <file>', 'Telemetry API resources (telemetry.istio.io/v1 YAML)')
+    .option('--profile <profile>', 'MX payload: flat | reduced | reduced-identity')
+    .option('--propagation <method>', 'istio_headers | baggage')
+    .option('--tls-cert <file>', 'mTLS certificate chain (MESHTEL_TLS_CERT)')
+    .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
+    .option('--tls-ca <file>', 'mTLS root certificate (MESHTEL_TLS_CA)')
+    .option('--reporting-interval <duration>', 'TCP and gRPC periodic reports (5s)')
+    .option('--retries <n>', 'retries on connection failure (2)')
+    .option('--route-timeout <duration>', 'route timeout (none)')
+    .option('--prometheus-annotations <json>', 'ISTIO_PROMETHEUS_ANNOTATIONS: {"scrape","path","port"} of the app metrics to merge')
+    .option('--metadata-file <file>', 'YAML/JSON workload metadata (name, namespace, labels, ...) over the environment')
+    .option('--labels-path <file>', 'downward-API pod labels (/etc/istio/pod/labels)')
+    .option('--annotations-path <file>', 'downward-API pod annotations (/etc/istio/pod/annotations)')
+    .option('--tracing <exporter>', 'otlp | jaeger | console | none (default none)')
+    .option('--tracing-endpoint <url>', 'trace backend URL')
+    .option('--sampling <percent>', 'random sampling percentage (Istio default 1.0)')
+    .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ meshtel sidecar --app-port 8080 --mesh mesh.yaml
+  $ meshtel sidecar --app-port 9090 --app-protocol grpc --service-listener ratings:9090=15101 --mesh mesh.yaml
+  $ meshtel sidecar --app-port 8080 --tls-cert certs/default.web/cert-chain.pem --tls-key certs/default.web/key.pem --tls-ca certs/root-cert.pem`,
+    )
+    .action(async (flags: SidecarFlags) => {
+      const level = oneOf<LogLevel>(flags.logLevel, ['debug', 'info', 'warn', 'error', 'silent'], '--log-level') ?? 'info';
+      const logger = createLogger({ level, bindings: { component: 'sidecar' } });
+      const env = process.env;
+      const metadata = loadWorkloadMetadata({
+        env,
+        ...(flags.metadataFile !== undefined ? { file: flags.metadataFile } : {}),
+        ...(flags.labelsPath !== undefined ? { labelsPath: flags.labelsPath } : {}),
+        ...(flags.annotationsPath !== undefined ? { annotationsPath: flags.annotationsPath } : {}),
+      });
+      const exporter = oneOf<TracingExporterName>(flags.tracing, ['otlp', 'jaeger', 'console', 'none'], '--tracing');
+      const tracer =
+        exporter !== undefined && exporter !== 'none'
+          ? createTracing({
+              local: metadata,
+              nodeId: formatNodeId(metadata),
+              exporter,
+              ...(flags.tracingEndpoint !== undefined ? { endpoint: flags.tracingEndpoint } : {}),
+              ...(flags.sampling !== undefined ? { samplingPercent: Number(flags.sampling) } : {}),
+            })
+          : undefined;
+      const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, ...(tracer ? { tracer } : {}) });
+      process.stdout.write(`${JSON.stringify({ event: 'ready', nodeId: sidecar.nodeId, ports: sidecar.ports })}\n`);
+      const stop = (): void => void sidecar.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        await sidecar.closed;
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

@@ -1,0 +1,63 @@
+/**
+ * What `meshtel demo` prints: where to look (URLs, Prometheus config), the load generator's progress
+ * and the live `meshtel stat` tables, computed from the same merged endpoints a Prometheus would scrape.
+ * Each refresh scrapes once and compares with the previous scrape (rates over the refresh interval).
+ */
+import type { Sample } from '../cli/exposition-parser.js';
+import { computeStat } from '../cli/stat.js';
+import { scrapeEndpoints } from '../cli/stat-source.js';
+import { renderStatTable } from '../cli/table.js';
+import type { Demo } from './demo.js';
+import type { LoadStats } from './load.js';
+
+/** The header: URLs, faults, Prometheus. `configPath` is where the Prometheus config was written. */
+export function renderHeader(demo: Demo, configPath: string): string {
+  const w = Math.max(...demo.workloads.map((x) => `${x.namespace}/${x.workload}`.length));
+  const lines = [
+    'meshtel demo: a Bookinfo mesh on loopback (Ctrl-C stops it)',
+    `  ingress gateway   ${demo.gatewayUrl}`,
+    `  load              ${demo.options.rate} req/s; faults: reviews-v2 answers ${(demo.options.failRate * 100).toFixed(0)}% with 500, reviews-v3 adds ${demo.options.delayMs}ms`,
+    '  merged metrics (Prometheus text):',
+    ...demo.workloads.map((x) => `    ${`${x.namespace}/${x.workload}`.padEnd(w)}  ${x.mode.padEnd(9)}  ${x.metricsUrl}`),
+    `  prometheus config ${configPath}`,
+  ];
+  if (demo.prometheusUrl) lines.push(`  prometheus        ${demo.prometheusUrl}  (shipped recording rules and alerts loaded)`);
+  if (demo.prometheusSkipped) lines.push(`  prometheus        not started: ${demo.prometheusSkipped}`);
+  lines.push(`  try               meshtel stat edge -e ${demo.metricsUrls.join(',')}`);
+  return lines.join('\n');
+}
+
+/** One progress line of the load generator. */
+export function renderProgress(stats: Readonly<LoadStats> | undefined, elapsedSeconds: number): string {
+  if (!stats) return `load: off (send requests to the ingress gateway yourself)  t=${elapsedSeconds.toFixed(0)}s`;
+  const rate = elapsedSeconds > 0 ? stats.sent / elapsedSeconds : 0;
+  return (
+    `load: sent ${stats.sent}  ok ${stats.ok}  5xx ${stats.failed}  errors ${stats.errors}  skipped ${stats.skipped}` +
+    `  in-flight ${stats.inFlight}  (${rate.toFixed(1)} req/s over ${elapsedSeconds.toFixed(0)}s)`
+  );
+}
+
+/** Keeps the previous scrape and renders both stat tables against it. */
+export function createStatView(urls: readonly string[]) {
+  let previous: { samples: Sample[]; at: number } | undefined;
+  return {
+    /** Scrape now; the first call only primes (returns null). */
+    async refresh(): Promise<string | null> {
+      const samples = await scrapeEndpoints(urls);
+      const at = performance.now();
+      const prev = previous;
+      previous = { samples, at };
+      if (!prev) return null;
+      const seconds = (at - prev.at) / 1000;
+      const workloads = computeStat(prev.samples, samples, seconds, { resource: 'workload' });
+      const edges = computeStat(prev.samples, samples, seconds, { resource: 'edge' });
+      return [
+        `WORKLOADS (reporter=destination, last ${seconds.toFixed(1)}s)`,
+        renderStatTable(workloads, 'workload'),
+        '',
+        `EDGES (reporter=source, last ${seconds.toFixed(1)}s)`,
+        renderStatTable(edges, 'edge'),
+      ].join('\n');
+    },
+  };
+}
