@@ -3,7 +3,7 @@
  * Jaeger's port 4318) and the Jaeger exporter's Thrift batches (older collectors). Two sidecars:
  * productpage (inbound server span, then an outbound client span) and reviews (inbound server span).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTracing } from '../../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
 import { INBOUND, NODE_ID, OK_END, OUTBOUND, reviewsPeer, workload } from './support/fixtures.js';
@@ -126,5 +126,45 @@ describe.each([
       'istio.destination_cluster_id': 'server-cluster',
       'istio.destination_workload_type': 'deployment',
     });
+  });
+});
+
+describe('createTracing() configured only by OTEL_* variables', () => {
+  it('sends to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces with OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER', async () => {
+    receiver = await startOtlpReceiver();
+    const t = createTracing({
+      local: workload(),
+      nodeId: NODE_ID,
+      scheduledDelayMillis: 20,
+      env: {
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: new URL(receiver.url).origin,
+        OTEL_SERVICE_NAME: 'productpage-from-env',
+        OTEL_TRACES_SAMPLER: 'always_on',
+        OTEL_PROPAGATORS: 'tracecontext',
+      },
+    });
+    tracers.push(t);
+    t.startSpan({}, OUTBOUND).end(OK_END);
+    await t.shutdown();
+    const [span] = await receiver.waitForSpans(1);
+    expect(span).toMatchObject({ serviceName: 'productpage-from-env', name: 'reviews.default.svc.cluster.local:9080/*', kind: 'client' });
+  });
+});
+
+describe('createTracing() with the console exporter', () => {
+  it('prints each sampled span with its name and tags', async () => {
+    const dir = vi.spyOn(console, 'dir').mockImplementation(() => {});
+    try {
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'console', samplingPercent: 100, env: {} });
+      t.startSpan({}, OUTBOUND).end(OK_END);
+      await t.shutdown();
+      expect(dir).toHaveBeenCalledTimes(1);
+      const printed = dir.mock.calls[0]![0] as { name: string; attributes: Record<string, unknown> };
+      expect(printed.name).toBe('reviews.default.svc.cluster.local:9080/*');
+      expect(printed.attributes.component).toBe('proxy');
+    } finally {
+      dir.mockRestore();
+    }
   });
 });

@@ -1,0 +1,110 @@
+/**
+ * Per-request cost of the tracing stage: startSpan (x-request-id, Envoy decision, parent extraction) + inject
+ * + end, with tracing off (createNoopTracing), on but unsampled, and sampled into the BatchSpanProcessor with
+ * an exporter that discards (so the cost measured is ours and the SDK's, not a backend's).
+ * Ratios are against the noop tracer measured in the same run.
+ */
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { Registry } from 'prom-client';
+import { Bench } from 'tinybench';
+import { METRIC_SPANS_DROPPED, METRIC_SPANS_EXPORTED } from '../src/tracing/span-metrics.js';
+import { createNoopTracing, createTracing } from '../src/tracing/tracer.js';
+import type { HeaderBag, HopTracer, SpanEndInfo, SpanStartInfo } from '../src/tracing/types.js';
+import type { WorkloadMetadata } from '../src/metadata/types.js';
+
+const local: WorkloadMetadata = {
+  name: 'productpage-v1-84975bc778-pxz2w',
+  namespace: 'default',
+  cluster: 'Kubernetes',
+  workload: 'productpage-v1',
+  workloadType: 'deployment',
+  canonicalService: 'productpage',
+  canonicalRevision: 'v1',
+  app: 'productpage',
+  version: 'v1',
+  identity: '',
+  region: '',
+  zone: '',
+  labels: {},
+  owner: '',
+  meshId: 'cluster.local',
+  serviceAccount: 'bookinfo-productpage',
+  trustDomain: 'cluster.local',
+  instanceIps: ['10.52.0.34'],
+  istioVersion: '1.29.0',
+  proxyType: 'sidecar',
+  podLabels: {},
+  annotations: {},
+  extra: {},
+};
+const nodeId = 'sidecar~10.52.0.34~productpage-v1-84975bc778-pxz2w.default~default.svc.cluster.local';
+
+const start: SpanStartInfo = {
+  kind: 'client',
+  method: 'GET',
+  url: 'http://reviews:9080/reviews/0',
+  authority: 'reviews:9080',
+  protocol: 'HTTP/1.1',
+  port: 9080,
+  serviceHost: 'reviews.default.svc.cluster.local',
+};
+const end: SpanEndInfo = {
+  statusCode: 200,
+  responseFlags: '-',
+  upstreamCluster: 'outbound|9080||reviews.default.svc.cluster.local',
+  requestSize: 0,
+  responseSize: 295,
+};
+
+/** Accepts every batch and drops it. */
+const discard: SpanExporter = {
+  export: (_spans, done) => done({ code: 0 }),
+  shutdown: () => Promise.resolve(),
+};
+
+const registry = new Registry();
+const noop = createNoopTracing();
+const unsampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 0, env: {}, registry });
+const sampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 100, env: {}, registry });
+
+const PARENT_SAMPLED = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+const PARENT_UNSAMPLED = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00';
+
+/** One request through a hop: fresh incoming headers as a server would parse them, outgoing copy, inject, end. */
+function request(t: HopTracer, traceparent?: string): void {
+  const incoming: HeaderBag = { host: 'reviews:9080', 'user-agent': 'python-requests/2.31', accept: '*/*' };
+  if (traceparent !== undefined) incoming.traceparent = traceparent;
+  const span = t.startSpan(incoming, start);
+  const outgoing: HeaderBag = { ...incoming };
+  span.inject(outgoing);
+  span.end(end);
+}
+
+// Tasks are async so microtasks run between requests, as between requests in a server: the BatchSpanProcessor
+// finishes a batch in a microtask, and a purely synchronous loop would never let it, filling its queue and
+// measuring dropped spans instead of exported ones. The same await is paid by every task, baseline included.
+const bench = new Bench({ time: 1500, warmupTime: 300 });
+bench
+  .add('off (createNoopTracing)', async () => request(noop))
+  .add('on, unsampled, new trace (0 %)', async () => request(unsampled))
+  .add('on, unsampled, traceparent -00 in', async () => request(unsampled, PARENT_UNSAMPLED))
+  .add('on, sampled, new trace (100 %)', async () => request(sampled))
+  .add('on, sampled, traceparent -01 in', async () => request(sampled, PARENT_SAMPLED));
+
+await bench.run();
+
+const rows = bench.tasks.map((t) => {
+  const r = t.result as { latency?: { mean: number; rme: number }; runtime?: unknown } | undefined;
+  return { name: t.name, meanNs: (r?.latency?.mean ?? Number.NaN) * 1e6, rme: r?.latency?.rme ?? Number.NaN };
+});
+const baseline = rows[0]!.meanNs;
+console.log(`tracing: per-request startSpan + inject + end (node ${process.version})`);
+for (const row of rows) {
+  console.log(
+    `${row.name.padEnd(38)} ${row.meanNs.toFixed(0).padStart(7)} ns/req  ±${row.rme.toFixed(1)}%  ${(row.meanNs / baseline).toFixed(2)}x off`,
+  );
+}
+await Promise.all([unsampled.shutdown(), sampled.shutdown()]);
+const exported = (await registry.getSingleMetric(METRIC_SPANS_EXPORTED)!.get()).values[0]?.value ?? 0;
+const dropped = (await registry.getSingleMetric(METRIC_SPANS_DROPPED)!.get()).values.reduce((a, v) => a + v.value, 0);
+console.log(`sampled spans exported ${exported}, dropped ${dropped}`);
