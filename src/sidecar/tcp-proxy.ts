@@ -237,7 +237,8 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
       return;
     }
     const up: Socket = useTls && options.tls
-      ? tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port, allowHalfOpen: true })
+      ? // node's tls.connect passes allowHalfOpen to the TLSSocket; @types/node does not list it.
+        tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
       : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
     up.setNoDelay(true);
     const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
