@@ -84,6 +84,8 @@ export interface QueryVariableOptions {
   label: string;
   /** Grafana Prometheus variable query, e.g. `label_values(istio_requests_total, destination_service)`. */
   query: string;
+  /** Grafana regex applied to each result (`/.../`); its first capture group becomes the value. */
+  regex?: string;
   multi?: boolean;
   /** Adds "All"; with `allValue` `.*` so that `label=~"$var"` matches every value. */
   includeAll?: boolean;
@@ -204,7 +206,7 @@ function buildVariable(v: VariableOptions): Json {
         query: { query: v.query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
         // 2 = refresh on time-range change, so the pickers follow the workloads that currently exist.
         refresh: 2,
-        regex: '',
+        regex: v.regex ?? '',
         skipUrlSync: false,
         sort: 1,
         type: 'query',

@@ -30,7 +30,7 @@ export function createWorkloadDashboard(): GrafanaDashboard {
     uid: DASHBOARD_UIDS.workload,
     title: 'meshtel / Workload',
     description:
-      'One workload: inbound requests by client and outbound requests by destination service. The pickers list workloads that receive traffic.',
+      'One workload: inbound requests by client and outbound requests by destination service.',
     tags: ['meshtel', 'istio'],
     links: [
       { title: 'Mesh', uid: DASHBOARD_UIDS.mesh },
@@ -42,13 +42,21 @@ export function createWorkloadDashboard(): GrafanaDashboard {
         kind: 'query',
         name: 'namespace',
         label: 'Namespace',
-        query: `label_values(${ANY_TRAFFIC}}, destination_workload_namespace)`,
+        // Namespaces of servers and of clients: a union of two label names needs query_result (as Istio's
+        // workload dashboard does), label_values reads one label only.
+        query:
+          `query_result(sum by (destination_workload_namespace) (${ANY_TRAFFIC}}) or sum by (source_workload_namespace) (${ANY_TRAFFIC}}))`,
+        regex: '/.*_namespace="([^"]*)".*/',
       },
       {
         kind: 'query',
         name: 'workload',
         label: 'Workload',
-        query: `label_values(${ANY_TRAFFIC}, destination_workload_namespace=~"$namespace"}, destination_workload)`,
+        // Servers and clients (a client-only workload such as a load generator has outbound panels only).
+        query:
+          `query_result(sum by (destination_workload) (${ANY_TRAFFIC}, destination_workload_namespace=~"$namespace"})` +
+          ` or sum by (source_workload) (${ANY_TRAFFIC}, source_workload_namespace=~"$namespace"}))`,
+        regex: '/.*_workload="([^"]*)".*/',
       },
       {
         kind: 'custom',
