@@ -133,3 +133,7 @@ export type { SpanDropReason } from './tracing/span-metrics.js';
 // --- embed ---
 export { createMeshtelEmbedding, kubernetesServiceResolver, meshtelFastify, createMeshtelInterceptor, PROPAGATED_HEADERS } from './embed/index.js';
 export type { MeshtelEmbedding, MeshtelEmbeddingOptions, MeshtelFastifyOptions, MeshtelInterceptorOptions } from './embed/index.js';
+
+// --- demo ---
+export { startDemo } from './demo/demo.js';
+export type { Demo, DemoOptions, DemoWorkload } from './demo/demo.js';
