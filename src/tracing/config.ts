@@ -62,24 +62,34 @@ export interface TracingOptions {
   registry?: Registry;
   /** Environment to read `OTEL_*` from; default `process.env`. */
   env?: Env;
+  /** Where lifecycle events and "log once" export warnings go; default silent. */
   logger?: Logger;
 }
 
 /** The validated, frozen configuration. */
 export interface TracingConfig {
+  /** Random sampling percentage for new traces (0–100). */
   readonly samplingPercent: number;
   /** `round(percent * 100)` out of 10000, as Envoy's PROTOBUF_PERCENT_TO_ROUNDED_INTEGER_OR_DEFAULT. */
   readonly samplingNumerator: number;
+  /** The exporter by name, or the caller's instance. */
   readonly exporter: TracingExporterName | SpanExporter;
   /** OTLP traces URL, or the Jaeger collector URL ('' for the UDP agent). */
   readonly endpoint: string;
+  /** Extra OTLP request headers (`OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`). */
   readonly otlpHeaders: Readonly<Record<string, string>>;
+  /** Per-export OTLP timeout including retries (`OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`, default 10 s). */
   readonly otlpTimeoutMillis: number;
+  /** Jaeger agent for UDP export when no collector endpoint is set. */
   readonly jaegerAgentHost: string;
   readonly jaegerAgentPort: number;
+  /** Formats extracted in order and injected. */
   readonly propagation: readonly PropagationFormat[];
+  /** Whether `istio.*` tags are written. */
   readonly istioTags: boolean;
+  /** Resource `service.name`. */
   readonly serviceName: string;
+  /** BatchSpanProcessor bounds and timings. */
   readonly maxQueueSize: number;
   readonly maxExportBatchSize: number;
   readonly scheduledDelayMillis: number;

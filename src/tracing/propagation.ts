@@ -25,15 +25,21 @@ import { B3Propagator } from '@opentelemetry/propagator-b3';
 import type { PropagationFormat } from './config.js';
 import type { HeaderBag } from './types.js';
 
-/** W3C trace context header names. */
+/** W3C trace context: `00-<trace id>-<span id>-<flags>`. */
 export const TRACEPARENT = 'traceparent';
+/** W3C vendor state, carried through unchanged. */
 export const TRACESTATE = 'tracestate';
-/** B3 header names (https://github.com/openzipkin/b3-propagation). */
+/** B3 single header: `<trace id>-<span id>[-<1|0|d>[-<parent span id>]]` (https://github.com/openzipkin/b3-propagation). */
 export const B3_SINGLE = 'b3';
+/** B3 multi: trace id (64 or 128 bit). */
 export const X_B3_TRACE_ID = 'x-b3-traceid';
+/** B3 multi: span id. */
 export const X_B3_SPAN_ID = 'x-b3-spanid';
+/** B3 multi: the parent's span id. */
 export const X_B3_PARENT_SPAN_ID = 'x-b3-parentspanid';
+/** B3 multi: `1` sampled, `0` not; absent means "deferred". */
 export const X_B3_SAMPLED = 'x-b3-sampled';
+/** B3 multi: `1` is debug (implies sampled). */
 export const X_B3_FLAGS = 'x-b3-flags';
 
 /** What came in: the parent context (when one was valid) and the caller's sampling decision, if it made one. */

@@ -37,8 +37,9 @@ export const COMPONENT_PROXY = 'proxy';
 /** Envoy `HttpConnectionManager.tracing.max_path_tag_length` default: the path in `http.url` is cut here. */
 export const MAX_PATH_TAG_LENGTH = 256;
 
-/** Headers read for tags. */
+/** Request header read for the `user_agent` tag. */
 export const USER_AGENT = 'user-agent';
+/** Request header read for the `downstream_cluster` tag (`-` when absent). */
 export const X_ENVOY_DOWNSTREAM_SERVICE_CLUSTER = 'x-envoy-downstream-service-cluster';
 
 /**
