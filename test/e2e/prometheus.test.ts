@@ -1,0 +1,219 @@
+/**
+ * End to end with a real Prometheus 2.42: the demo mesh runs on loopback, Prometheus scrapes every sidecar's
+ * merged endpoint each second (file_sd, as a PodMonitor would: `namespace` and `pod` target labels) and evaluates
+ * deploy/prometheus, and then every query a user's tools will run must parse and return data: our dashboards,
+ * Istio's own Mesh, Service and Workload dashboards, and the recording rules. The numbers must agree with what
+ * the load generator sent. A second Prometheus federates the workload:* series the way docs/deploy.md says and
+ * must serve Istio's dashboards unchanged.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { GrafanaModel } from '../dashboards/grafana-model.js';
+import { REPO_ROOT, SHARED_DIR, hasSharedCompat } from '../support/shared.js';
+import { evaluateDashboard } from './support/dashboard-queries.js';
+import type { QueryOutcome } from './support/dashboard-queries.js';
+import { startDemoMesh } from './support/demo-mesh.js';
+import type { DemoMesh } from './support/demo-mesh.js';
+import { hasPrometheus, startPrometheus, waitFor } from './support/prometheus.js';
+import type { PrometheusHandle } from './support/prometheus.js';
+
+const SCRAPE_INTERVAL_S = 1;
+const RULES_DIR = path.join(REPO_ROOT, 'deploy/prometheus');
+const RULE_FILES = ['recording-rules.yaml', 'alerts.yaml'].map((f) => path.join(RULES_DIR, f));
+const ISTIO_DASHBOARDS = ['istio-mesh-dashboard.gen.json', 'istio-service-dashboard.json', 'istio-workload-dashboard.json'];
+
+const runnable = hasPrometheus();
+const withShared = hasSharedCompat();
+if (!runnable) console.warn('skipping the real-Prometheus suite: /usr/bin/prometheus not found (apt-get install -y prometheus)');
+
+const loadModel = (file: string): GrafanaModel => JSON.parse(readFileSync(file, 'utf8')) as GrafanaModel;
+const ourDashboards = readdirSync(path.join(REPO_ROOT, 'dashboards'))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
+
+/** A readable list of the queries that failed, for assertion messages. */
+function failures(outcomes: readonly QueryOutcome[], mayBeEmpty: (o: QueryOutcome) => string | undefined): string[] {
+  const out: string[] = [];
+  for (const o of outcomes) {
+    if (o.errors.length > 0) out.push(`${o.kind} ${o.where}: ${o.errors[0] ?? ''}\n    ${o.expr}`);
+    else if (o.withData === 0 && mayBeEmpty(o) === undefined) out.push(`${o.kind} ${o.where}: no data (${o.tried} tried)\n    ${o.expr}`);
+  }
+  return out;
+}
+
+/** The value of a one-sample instant query (NaN when empty). */
+async function scalar(prom: PrometheusHandle, expr: string): Promise<number> {
+  const r = await prom.query(expr);
+  return r.length === 0 ? Number.NaN : Number(r[0]?.value[1]);
+}
+
+describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
+  let mesh: DemoMesh;
+  let prom: PrometheusHandle;
+
+  beforeAll(async () => {
+    mesh = await startDemoMesh();
+    prom = await startPrometheus({ targets: mesh.targets, ruleFiles: RULE_FILES, interval: `${SCRAPE_INTERVAL_S}s` });
+    // Two scrapes of every target with traffic in between, then one evaluation of the recording rules.
+    await waitFor('two scrapes of every sidecar', async () => {
+      const r = await prom.query('count_over_time(up[1m]) >= 3 and up == 1');
+      return r.length === mesh.targets.length;
+    });
+    await waitFor('request traffic and recorded workload:* series', async () => {
+      const rate = await scalar(prom, 'sum(rate(istio_requests_total[1m]))');
+      const recorded = await prom.query('workload:istio_requests_total');
+      return rate > 0 && recorded.length > 0;
+    });
+  });
+
+  afterAll(async () => {
+    await prom?.close();
+    await mesh?.close();
+  });
+
+  it('scrapes every merged endpoint of the demo without errors', async () => {
+    const targets = await prom.targets();
+    expect(targets.map((t) => t.scrapeUrl).sort()).toEqual(mesh.targets.map((t) => `http://${t.address}${t.path}`).sort());
+    for (const t of targets) expect({ url: t.scrapeUrl, health: t.health, error: t.lastError }).toEqual({ url: t.scrapeUrl, health: 'up', error: '' });
+  });
+
+  describe.each(ourDashboards)('dashboards/%s', (file) => {
+    it('every template and panel query parses and returns data', async () => {
+      const outcomes = await evaluateDashboard(prom, loadModel(path.join(REPO_ROOT, 'dashboards', file)), mesh.prefer);
+      expect(outcomes.length).toBeGreaterThan(0);
+      expect(failures(outcomes, (o) => mesh.mayBeEmpty(o.expr))).toEqual([]);
+    });
+  });
+
+  describe.skipIf(!withShared).each(ISTIO_DASHBOARDS)("Istio's %s", (file) => {
+    it('every template and panel query parses and returns data', async () => {
+      const outcomes = await evaluateDashboard(prom, loadModel(path.join(SHARED_DIR, 'compat/istio-dashboards', file)), mesh.prefer);
+      expect(outcomes.length).toBeGreaterThan(0);
+      // Istio splits several panels into an mTLS and a non-mTLS target (connection_security_policy or
+      // destination_principal); a mesh running one mode fills one half, so the other half may be empty when its
+      // sibling in the same panel has data.
+      const split = /connection_security_policy\s*!?=\s*"mutual_tls"|destination_principal\s*[=!]~\s*"spiffe/;
+      const panelOf = (o: QueryOutcome): string => o.where.replace(/ \[[A-Z]\]$/, '');
+      const halfOfMtlsSplit = (o: QueryOutcome): string | undefined =>
+        split.test(o.expr) && outcomes.some((x) => x !== o && panelOf(x) === panelOf(o) && split.test(x.expr) && x.withData > 0)
+          ? 'the other half of an mTLS/plaintext split has data'
+          : mesh.mayBeEmpty(o.expr);
+      expect(failures(outcomes, halfOfMtlsSplit)).toEqual([]);
+    });
+  });
+
+  describe('recording rules', () => {
+    const rules = RULE_FILES.flatMap((f) => (parse(readFileSync(f, 'utf8')) as { groups: { rules: { record?: string }[] }[] }).groups)
+      .flatMap((g) => g.rules)
+      .flatMap((r) => (r.record === undefined ? [] : [r.record]));
+
+    it.each(rules)('%s returns data', async (record) => {
+      await waitFor(`${record} to be recorded`, async () => (await prom.query(record)).length > 0, 15_000).catch((err: Error) => {
+        if (mesh.mayBeEmpty(record) === undefined) throw err;
+      });
+    });
+
+    it('workload:istio_requests_total has one series per pod-less label set and the same total as the raw series', async () => {
+      const recorded = await prom.query('workload:istio_requests_total');
+      const expected = await prom.query('sum without (instance, pod, kubernetes_namespace, kubernetes_pod_name) (istio_requests_total)');
+      const keys = (r: typeof recorded): string[] => r.map((x) => JSON.stringify({ ...x.metric, __name__: undefined })).sort();
+      expect(keys(recorded)).toEqual(keys(expected));
+      // The rule runs every 5s on samples appended up to one scrape later, so the totals differ by at most the
+      // traffic of one rule interval plus one scrape interval.
+      const total = await scalar(prom, 'sum(workload:istio_requests_total)');
+      const raw = await scalar(prom, 'sum(istio_requests_total)');
+      const perSecond = await scalar(prom, 'sum(rate(istio_requests_total[1m]))');
+      expect(raw).toBeGreaterThanOrEqual(total);
+      expect(raw - total).toBeLessThanOrEqual(Math.ceil(perSecond * (5 + 2 * SCRAPE_INTERVAL_S)) + 1);
+    });
+  });
+
+  describe('numbers', () => {
+    it('keeps 67 series per HTTP label set: 1 counter and 3 histograms of 19 buckets, +Inf, sum and count', async () => {
+      const [one] = await prom.query('topk(1, istio_requests_total{reporter="destination", request_protocol="http"})');
+      expect(one).toBeDefined();
+      const { __name__: _name, ...labels } = one?.metric ?? {};
+      const selector = Object.entries(labels)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(', ');
+      const byName = await prom.query(`count by (__name__) ({${selector}})`);
+      const counts: Record<string, number> = Object.fromEntries(byName.map((s) => [s.metric.__name__ ?? '', Number(s.value[1])]));
+      expect(counts).toEqual({
+        istio_requests_total: 1,
+        istio_request_duration_milliseconds_bucket: 20,
+        istio_request_duration_milliseconds_sum: 1,
+        istio_request_duration_milliseconds_count: 1,
+        istio_request_bytes_bucket: 20,
+        istio_request_bytes_sum: 1,
+        istio_request_bytes_count: 1,
+        istio_response_bytes_bucket: 20,
+        istio_response_bytes_sum: 1,
+        istio_response_bytes_count: 1,
+      });
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(67);
+    });
+
+    it('counts the requests the load generator sent, within one scrape interval', async () => {
+      const check = mesh.loadCheck;
+      // Prometheus's latest sample of the client-side count, and the load generator's count around it.
+      const before = mesh.sentRequests();
+      const [sample] = await prom.query(`timestamp(${check.promql})`);
+      const value = await scalar(prom, check.promql);
+      const after = mesh.sentRequests();
+      const rate = (after.total - before.total) / Math.max(0.001, (after.at - before.at) / 1000) || mesh.requestRate;
+      const slack = Math.ceil(rate * SCRAPE_INTERVAL_S * 2) + 2;
+      expect(sample).toBeDefined();
+      expect(value).toBeGreaterThan(0);
+      expect(value).toBeLessThanOrEqual(after.total);
+      expect(value).toBeGreaterThanOrEqual(before.total - slack);
+    });
+
+    it("reports each injected fault's success rate", async () => {
+      for (const fault of mesh.faults) {
+        const ok = await scalar(prom, `sum(increase(istio_requests_total{${fault.selector}, response_code!~"5.."}[10m]))`);
+        const all = await scalar(prom, `sum(increase(istio_requests_total{${fault.selector}}[10m]))`);
+        expect(all, fault.name).toBeGreaterThan(20);
+        const expected = 1 - fault.errorShare;
+        // Binomial spread of the observed share: 5 standard deviations.
+        const tolerance = 5 * Math.sqrt((expected * (1 - expected)) / all) + 0.02;
+        expect(Math.abs(ok / all - expected), `${fault.name}: ${ok}/${all} ok, expected ${expected}`).toBeLessThanOrEqual(tolerance);
+      }
+    });
+  });
+
+  describe('federation (docs/deploy.md)', () => {
+    let global: PrometheusHandle | undefined;
+    afterAll(async () => {
+      await global?.close();
+    });
+
+    it("serves Istio's mesh dashboard from the federated workload:* series with the prefix stripped", async () => {
+      global = await startPrometheus({
+        targets: [],
+        ruleFiles: [],
+        interval: `${SCRAPE_INTERVAL_S}s`,
+        extraScrapeConfigs: [
+          {
+            // istio.io observability best practices, job `istio-prometheus`, with a static target.
+            job_name: 'istio-prometheus',
+            honor_labels: true,
+            metrics_path: '/federate',
+            params: { 'match[]': ['{__name__=~"workload:(.*)"}'] },
+            static_configs: [{ targets: [new URL(prom.url).host] }],
+            metric_relabel_configs: [{ source_labels: ['__name__'], regex: 'workload:(.*)', target_label: '__name__', action: 'replace' }],
+          },
+        ],
+      });
+      const g = global;
+      await waitFor('federated istio_requests_total', async () => (await g.query('count_over_time(istio_requests_total[1m]) >= 3')).length > 0);
+      expect(await g.query('{__name__=~"workload:.*"}')).toEqual([]);
+      expect(await g.query('istio_requests_total{pod!=""}')).toEqual([]);
+      if (!withShared) return;
+      const outcomes = await evaluateDashboard(g, loadModel(path.join(SHARED_DIR, 'compat/istio-dashboards/istio-mesh-dashboard.gen.json')));
+      // istio_build is not federated (only workload:*), so the versions table is empty upstream.
+      expect(failures(outcomes, (o) => (o.expr.includes('istio_build') ? 'not federated' : mesh.mayBeEmpty(o.expr)))).toEqual([]);
+    });
+  });
+});
