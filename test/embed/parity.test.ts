@@ -5,7 +5,6 @@ import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeshtelEmbedding, createMeshtelInterceptor, meshtelFastify } from '../../src/embed/index.js';
-import type { MeshtelEmbedding } from '../../src/embed/index.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
