@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTracing } from '../../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
 import { INBOUND, NODE_ID, OK_END, OUTBOUND, reviewsPeer, workload } from './support/fixtures.js';
-import { startJaegerCollector, startOtlpReceiver } from './support/receivers.js';
+import { startJaegerAgent, startJaegerCollector, startOtlpReceiver } from './support/receivers.js';
 import type { ReceivedSpan, TraceReceiver } from './support/receivers.js';
 
 const REVIEWS_NODE = 'sidecar~10.52.1.7~reviews-v2-5b64f47978-abcde.default~default.svc.cluster.local';
@@ -166,5 +166,34 @@ describe('createTracing() with the console exporter', () => {
     } finally {
       dir.mockRestore();
     }
+  });
+});
+
+describe('createTracing() with the Jaeger exporter and no collector endpoint', () => {
+  it('sends Thrift emitBatch datagrams to the agent named by OTEL_EXPORTER_JAEGER_AGENT_HOST/PORT', async () => {
+    const agent = await startJaegerAgent();
+    receiver = agent;
+    const t = createTracing({
+      local: workload(),
+      nodeId: NODE_ID,
+      exporter: 'jaeger',
+      samplingPercent: 100,
+      scheduledDelayMillis: 20,
+      env: { OTEL_EXPORTER_JAEGER_AGENT_HOST: agent.host, OTEL_EXPORTER_JAEGER_AGENT_PORT: String(agent.port) },
+    });
+    tracers.push(t);
+    const server = t.startSpan({}, INBOUND);
+    const out: HeaderBag = {};
+    server.inject(out);
+    const client = t.startSpan(out, OUTBOUND);
+    client.end(OK_END);
+    server.end(OK_END);
+    await t.shutdown();
+    const spans = await agent.waitForSpans(2);
+    const s = byKindAndService(spans, 'server', 'productpage.default');
+    const c = byKindAndService(spans, 'client', 'productpage.default');
+    expect(c.traceId).toBe(s.traceId);
+    expect(c.parentSpanId).toBe(s.spanId);
+    expect(s.tags).toMatchObject({ component: 'proxy', 'istio.canonical_service': 'productpage', 'peer.address': '10.52.0.34' });
   });
 });

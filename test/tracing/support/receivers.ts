@@ -7,6 +7,7 @@
  *   with thriftrw and the jaeger-idl `jaeger.thrift` shipped by jaeger-client (exporter-jaeger's sender).
  * Both bind 127.0.0.1 on port 0 and normalise spans to one shape for assertions.
  */
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -159,6 +160,17 @@ const { Thrift } = requireFromJaegerClient('thriftrw') as {
 };
 const JAEGER_IDL = path.join(path.dirname(requireFromJaegerClient.resolve('jaeger-client')), 'jaeger-idl/thrift/jaeger.thrift');
 const jaegerThrift = new Thrift({ source: readFileSync(JAEGER_IDL, 'utf8'), allowOptionalArguments: true });
+// The agent IDL (`Agent.emitBatch(1: jaeger.Batch batch)`) includes jaeger.thrift, so it is loaded from its folder.
+const { Thrift: ThriftWithIncludes } = requireFromJaegerClient('thriftrw') as {
+  Thrift: new (opts: { entryPoint: string; allowOptionalArguments: boolean; allowFilesystemAccess: boolean }) => {
+    Agent: { emitBatch: { argumentsMessageRW: { readFrom(buf: Buffer, offset: number): { err: Error | null; value: { body: { batch: JaegerBatch } } } } } };
+  };
+};
+const agentThrift = new ThriftWithIncludes({
+  entryPoint: path.join(path.dirname(requireFromJaegerClient.resolve('jaeger-client')), 'thriftrw-idl/agent.thrift'),
+  allowOptionalArguments: true,
+  allowFilesystemAccess: true,
+});
 
 interface JaegerTag {
   key: string;
@@ -199,7 +211,17 @@ function jaegerTagValue(t: JaegerTag): string | number | boolean {
 export function decodeJaegerBatch(body: Buffer): ReceivedSpan[] {
   const res = jaegerThrift.Batch.rw.readFrom(body, 0);
   if (res.err) throw res.err;
-  const batch = res.value;
+  return batchSpans(res.value);
+}
+
+/** Decode one UDP datagram as the Jaeger agent receives it: a binary-protocol `Agent.emitBatch` one-way call. */
+export function decodeJaegerAgentDatagram(datagram: Buffer): ReceivedSpan[] {
+  const res = agentThrift.Agent.emitBatch.argumentsMessageRW.readFrom(datagram, 0);
+  if (res.err) throw res.err;
+  return batchSpans(res.value.body.batch);
+}
+
+function batchSpans(batch: JaegerBatch): ReceivedSpan[] {
   return batch.spans.map((s) => {
     const tags: Record<string, string | number | boolean> = {};
     for (const t of s.tags ?? []) tags[t.key] = jaegerTagValue(t);
@@ -298,4 +320,44 @@ export function startJaegerCollector(): Promise<TraceReceiver> {
     res.statusCode = 202;
     res.end();
   });
+}
+
+/** A Jaeger agent on UDP 127.0.0.1:0 (the `emitBatch` binary endpoint, 6832 in a real agent). */
+export async function startJaegerAgent(): Promise<TraceReceiver & { host: string; port: number }> {
+  const spans: ReceivedSpan[] = [];
+  let datagrams = 0;
+  const waiters = new Set<() => void>();
+  const socket = createSocket('udp4');
+  socket.on('message', (msg) => {
+    datagrams += 1;
+    spans.push(...decodeJaegerAgentDatagram(msg));
+    for (const w of waiters) w();
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `udp://127.0.0.1:${port}`,
+    spans,
+    requests: () => datagrams,
+    waitForSpans(n, timeoutMs = 5000) {
+      if (spans.length >= n) return Promise.resolve(spans);
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (spans.length >= n) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(spans);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${n} spans, got ${spans.length}`));
+        }, timeoutMs);
+        waiters.add(check);
+      });
+    },
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
 }
