@@ -12,12 +12,14 @@ import {
 import type { NodeHeaders } from '../../src/exchange/http-exchange.js';
 import { createPeerCache } from '../../src/exchange/peer-cache.js';
 import { HEADER_PEER_METADATA as MX, HEADER_PEER_METADATA_ID as MX_ID, encodeMxHeader } from '../../src/metadata/mx-header.js';
-import { HEADER_BAGGAGE } from '../../src/metadata/baggage.js';
+import { HEADER_BAGGAGE, encodeBaggage } from '../../src/metadata/baggage.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { WorkloadMetadata } from '../../src/metadata/types.js';
-import { productpageReduced, vector } from '../metadata/fixtures.js';
+import { CURL_BAGGAGE, productpageReduced } from '../metadata/fixtures.js';
 
 const client = productpageReduced();
+/** The client's baggage, byte-identical to Istio's clientBaggage (shared vector [3], see vectors.test.ts). */
+const CLIENT_BAGGAGE = encodeBaggage(client);
 const server: WorkloadMetadata = createWorkloadMetadata({
   name: 'reviews-v1-7f9c-abcde',
   namespace: 'bookinfo',
@@ -37,8 +39,8 @@ describe('HttpMetadataExchange', () => {
       const ex = createHttpMetadataExchange({ local: client });
       expect(ex.headerValue).toBe(encodeMxHeader(client, 'reduced-identity'));
       expect(ex.headerId).toBe('sidecar~127.0.0.1~productpage-v1-84975bc778-pxz2w.default~default.svc.cluster.local');
-      expect(ex.baggage).toBe(vector(3).value);
-      expect(createHttpMetadataExchange({ local: client, profile: 'reduced', nodeId: 'client' })).toMatchObject({ headerValue: vector(9).value, headerId: 'client' });
+      expect(ex.baggage).toBe(CLIENT_BAGGAGE);
+      expect(createHttpMetadataExchange({ local: client, profile: 'reduced', nodeId: 'client' })).toMatchObject({ headerValue: encodeMxHeader(client, 'reduced'), headerId: 'client' });
     });
 
     it('refuses a local value over maxValueBytes with MESHTEL_ERR_ENCODE', () => {
@@ -71,7 +73,7 @@ describe('HttpMetadataExchange', () => {
       const ex = createHttpMetadataExchange({ local: client, propagation: 'baggage' });
       const headers: NodeHeaders = {};
       ex.injectRequest(headers, set);
-      expect(headers).toEqual({ [HEADER_BAGGAGE]: vector(3).value });
+      expect(headers).toEqual({ [HEADER_BAGGAGE]: CLIENT_BAGGAGE });
     });
   });
 
@@ -177,25 +179,25 @@ describe('HttpMetadataExchange', () => {
   describe('baggage discovery', () => {
     it('falls back to baggage after the MX headers and leaves the baggage header in place', () => {
       const s = createHttpMetadataExchange({ local: server, propagation: 'baggage' });
-      const headers: NodeHeaders = { [HEADER_BAGGAGE]: vector(4).value };
+      const headers: NodeHeaders = { [HEADER_BAGGAGE]: CURL_BAGGAGE };
       const ex = s.extractRequest(headers, get, remove);
       expect(ex.result).toMatchObject({ ok: true, profile: 'baggage', peer: { workload: 'curl' } });
-      expect(headers[HEADER_BAGGAGE]).toBe(vector(4).value);
+      expect(headers[HEADER_BAGGAGE]).toBe(CURL_BAGGAGE);
       expect(s.counters.found.baggage).toBe(1);
     });
 
     it('prefers MX headers, and keeps their failure reason when baggage is useless', () => {
       const s = createHttpMetadataExchange({ local: server, baggageDiscovery: true });
-      expect(s.extractRequest({ [MX]: c.headerValue, [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ profile: 'reduced-identity' });
+      expect(s.extractRequest({ [MX]: c.headerValue, [HEADER_BAGGAGE]: CURL_BAGGAGE }, get, remove).result).toMatchObject({ profile: 'reduced-identity' });
       expect(s.extractRequest({ [MX]: '!!!', [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_base64' });
       expect(s.extractRequest({ [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_baggage' });
     });
 
     it('is off by default and never used on responses', () => {
       const s = createHttpMetadataExchange({ local: server });
-      expect(s.extractRequest({ [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
+      expect(s.extractRequest({ [HEADER_BAGGAGE]: CURL_BAGGAGE }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
       const b = createHttpMetadataExchange({ local: server, propagation: 'baggage' });
-      expect(b.extractResponse({ [HEADER_BAGGAGE]: vector(4).value }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
+      expect(b.extractResponse({ [HEADER_BAGGAGE]: CURL_BAGGAGE }, get, remove).result).toMatchObject({ ok: false, reason: 'no_header' });
     });
   });
 

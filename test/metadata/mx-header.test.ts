@@ -4,7 +4,10 @@ import { decodeMxHeader, encodeMxHeader, mxStruct } from '../../src/metadata/mx-
 import { encodeStruct } from '../../src/metadata/struct-codec.js';
 import type { EncodableStruct } from '../../src/metadata/struct-codec.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
-import { productpageReduced, vector } from './fixtures.js';
+import { productpageReduced } from './fixtures.js';
+
+/** The 1.24 header of the client workload (byte-identical to shared vector [9], see vectors.test.ts). */
+const REDUCED_HEADER = encodeMxHeader(productpageReduced(), 'reduced');
 
 const b64 = (bytes: Uint8Array | number[]): string => Buffer.from(bytes).toString('base64');
 
@@ -23,7 +26,7 @@ function structWithValues(fields: Record<string, unknown>): string {
 }
 
 describe('decodeMxHeader()', () => {
-  const reduced = vector(9).value;
+  const reduced = REDUCED_HEADER;
 
   describe('bad input gives a typed "no peer", never an exception', () => {
     it.each([
@@ -101,7 +104,7 @@ describe('decodeMxHeader()', () => {
 
 describe('encodeMxHeader()', () => {
   it('pads with = as Envoy Base64::encode does', () => {
-    expect(vector(9).value.endsWith('==')).toBe(true);
+    expect(REDUCED_HEADER.endsWith('==')).toBe(true);
     expect(encodeMxHeader(productpageReduced(), 'reduced')).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
   });
 

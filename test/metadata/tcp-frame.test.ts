@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createTcpFrameParser, encodeTcpFrame, MX_MAGIC } from '../../src/metadata/tcp-frame.js';
 import type { TcpParseStep } from '../../src/metadata/tcp-frame.js';
 import { encodeAnyStruct, encodeStruct } from '../../src/metadata/struct-codec.js';
-import { ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
+import { ratings, RATINGS_NODE_ID } from './fixtures.js';
 
-const FRAME = Buffer.from(vector(11).value, 'hex');
+/** The ratings frame, byte-identical to shared vector [11] (see vectors.test.ts). */
+const FRAME = encodeTcpFrame(ratings(), RATINGS_NODE_ID, 'reduced');
 const APP = Buffer.from('GET / HTTP/1.1\r\n\r\n');
 
 function frameOf(payload: Buffer, magic = MX_MAGIC): Buffer {

@@ -11,14 +11,14 @@ import { parseNodeId } from '../../src/metadata/node-id.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import { formatEndpointMetadata, parseEndpointMetadata, serializePeerAsString } from '../../src/metadata/endpoint-metadata.js';
 import type { PeerResult } from '../../src/metadata/types.js';
-import { productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
+import { HAS_SHARED, productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
 
 function peerOf(r: PeerResult) {
   if (!r.ok) throw new Error(`expected a peer, got ${r.reason} (${r.detail ?? ''})`);
   return r.peer;
 }
 
-describe('mx-vectors.json', () => {
+describe.skipIf(!HAS_SHARED)('mx-vectors.json', () => {
   describe('[0] real Go-ordered, unpadded SampleIstioHeader', () => {
     const v = vector(0);
 
@@ -188,7 +188,7 @@ describe('mx-vectors.json', () => {
   });
 });
 
-describe('mx-vectors.json [7] endpoint metadata (client fallback)', () => {
+describe.skipIf(!HAS_SHARED)('mx-vectors.json [7] endpoint metadata (client fallback)', () => {
   const v = vector(7);
   it('parses into the documented peer and serializes as Istio does', () => {
     const peer = parseEndpointMetadata(v.value);
