@@ -11,6 +11,8 @@ import { registerInjectCommand } from './commands/inject.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerStatCommand } from './commands/stat.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerSidecarCommand } from './commands/sidecar.js';
+import { registerCertsCommand } from './commands/certs.js';
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -33,6 +35,9 @@ export function createProgram(): Command {
   registerLintCommand(program);
   registerStatCommand(program);
   registerDemoCommand(program);
+  // Owned by the sidecar engineer (src/cli/commands/sidecar.ts, certs.ts).
+  registerSidecarCommand(program);
+  registerCertsCommand(program);
   return program;
 }
 
