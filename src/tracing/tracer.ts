@@ -22,7 +22,7 @@ import { silentLogger } from '../core/logger.js';
 import type { Logger } from '../core/logger.js';
 import { resolveTracingConfig } from './config.js';
 import type { TracingConfig, TracingOptions } from './config.js';
-import { createSpanExporter } from './exporters.js';
+import { createSpanExporter, withExportDeadline } from './exporters.js';
 import { createTracePropagation } from './propagation.js';
 import type { ExtractedParent, TracePropagation } from './propagation.js';
 import { X_CLIENT_TRACE_ID, X_ENVOY_FORCE_TRACE, X_REQUEST_ID, applyTraceDecision, generateRequestId, getTraceReason } from './request-id.js';
@@ -199,7 +199,7 @@ export function createTracing(options: TracingOptions): HopTracer {
       // The processor's own drop/export accounting, routed to our counters (span-metrics.ts).
       selfObsMeterProvider: createSpanCountingMeterProvider(metrics),
     };
-    spanProcessors.push(new BatchSpanProcessor(exporter, bufferConfig));
+    spanProcessors.push(new BatchSpanProcessor(withExportDeadline(exporter, config.exportTimeoutMillis), bufferConfig));
   }
   const provider = new BasicTracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': config.serviceName })),

@@ -50,12 +50,14 @@ async function counts(registry: Registry): Promise<{ exported: number; queueFull
   return { exported, queueFull: by('queue_full'), exportFailed: by('export_failed') };
 }
 
-function tracer(url: string, registry: Registry, maxQueueSize = 100): HopTracer {
+function tracer(url: string, registry: Registry, maxQueueSize = 100, exporter: 'otlp' | 'jaeger' = 'otlp'): HopTracer {
   const t = createTracing({
     local: workload(),
     nodeId: NODE_ID,
-    exporter: 'otlp',
+    exporter,
     endpoint: url,
+    // Bounds one export, so a backend that never answers cannot hold a batch (or the count of it) forever.
+    exportTimeoutMillis: 300,
     samplingPercent: 100,
     maxQueueSize,
     maxExportBatchSize: 50,
@@ -88,11 +90,13 @@ async function settle(registry: Registry, total: number): Promise<{ exported: nu
 
 describe('createTracing() with the backend unavailable', () => {
   it.each([
-    { backend: 'down (connection refused)', url: deadUrl },
-    { backend: 'hanging (never answers)', url: hangingUrl },
-  ])('drops beyond the queue bound and accounts for every span exactly, backend $backend', async ({ url }) => {
+    { backend: 'OTLP down (connection refused)', url: deadUrl, exporter: 'otlp' as const },
+    { backend: 'OTLP hanging (never answers)', url: hangingUrl, exporter: 'otlp' as const },
+    { backend: 'Jaeger collector down', url: deadUrl, exporter: 'jaeger' as const },
+    { backend: 'Jaeger collector hanging', url: hangingUrl, exporter: 'jaeger' as const },
+  ])('drops beyond the queue bound and accounts for every span exactly: $backend', async ({ url, exporter }) => {
     const registry = new Registry();
-    const t = tracer(await url(), registry, 100);
+    const t = tracer(await url(), registry, 100, exporter);
     requests(t, 2000);
     // Synchronously, nothing could be exported yet: at most the queue (100) plus the one batch in flight (50)
     // were kept, the rest dropped as queue_full.
