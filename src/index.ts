@@ -129,6 +129,18 @@ export { METRIC_SPANS_EXPORTED, METRIC_SPANS_DROPPED } from './tracing/span-metr
 export type { SpanDropReason } from './tracing/span-metrics.js';
 
 // --- sidecar ---
+export { startSidecar } from './sidecar/sidecar.js';
+export type { Sidecar, SidecarBoundPorts } from './sidecar/sidecar.js';
+export { resolveSidecarOptions } from './sidecar/options.js';
+export type { SidecarOptions, SidecarPorts, InboundPortOptions, ServiceListenerOptions, ResolvedSidecarOptions } from './sidecar/options.js';
+export { createServiceRegistry, loadMeshFile, parseMesh, parseEndpointWorkload } from './sidecar/registry.js';
+export type { ServiceRegistry, ServiceRoute, ResolvedEndpoint, MeshConfig, MeshFileInput, PortProtocol } from './sidecar/registry.js';
+export { loadSidecarTls, spiffeFromSan } from './sidecar/tls.js';
+export type { SidecarTls, TlsFiles } from './sidecar/tls.js';
+export { mintCertificates } from './sidecar/certs.js';
+export type { MintCertificatesOptions, MintedCertificates, MintedWorkload, WorkloadIdentity } from './sidecar/certs.js';
+export { parsePrometheusAnnotations } from './sidecar/agent-endpoints.js';
+export type { PrometheusScrapeConfig } from './sidecar/agent-endpoints.js';
 
 // --- embed ---
 export { createMeshtelEmbedding, kubernetesServiceResolver, meshtelFastify, createMeshtelInterceptor, PROPAGATED_HEADERS } from './embed/index.js';

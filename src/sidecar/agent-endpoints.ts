@@ -15,6 +15,8 @@ import { Counter, Registry } from 'prom-client';
 import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { PROMETHEUS_TEXT_CONTENT_TYPE } from '../stats/exposition.js';
+import type { ProxyMetricsRenderer } from './telemetry.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
 export interface PrometheusScrapeConfig {
@@ -23,8 +25,7 @@ export interface PrometheusScrapeConfig {
   readonly port: number;
 }
 
-/** Content type of Prometheus text 0.0.4, pilot-agent's default. */
-export const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export { PROMETHEUS_TEXT_CONTENT_TYPE };
 /** OpenMetrics content types pilot-agent passes through when the app answers with them. */
 const OPENMETRICS_PREFIX = 'application/openmetrics-text';
 
@@ -57,8 +58,10 @@ export function parsePrometheusAnnotations(raw: string | undefined, statusPort: 
 export interface AgentEndpointsOptions {
   readonly bindAddress: string;
   readonly ports: { readonly prometheus: number; readonly status: number; readonly health: number; readonly admin: number };
-  /** The proxy registry (served on 15090 and merged on 15020). */
+  /** The proxy registry (flat /stats on the admin port). */
   readonly proxyRegistry: Registry;
+  /** Renders the proxy metrics (served on 15090 and merged on 15020). */
+  readonly renderProxy: ProxyMetricsRenderer;
   /** Where the app's metrics are, when merging is on. */
   readonly appScrape?: PrometheusScrapeConfig;
   readonly appHost: string;
@@ -104,14 +107,16 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     const addr = app.server.address();
     return typeof addr === 'object' && addr !== null ? addr.port : port;
   };
-  const proxyText = async (): Promise<string> => options.proxyRegistry.metrics();
+  const proxyText = async (): Promise<string> => (await options.renderProxy(undefined)).body;
 
   try {
     // --- 15090 ---
     const prom = Fastify({ logger: false });
-    prom.get('/stats/prometheus', async (_req, reply) => {
-      reply.header('content-type', PROMETHEUS_TEXT_CONTENT_TYPE);
-      return proxyText();
+    prom.get('/stats/prometheus', async (req, reply) => {
+      // Envoy's listener serves text or, when Prometheus asks for it, OpenMetrics.
+      const r = await options.renderProxy(req.headers.accept);
+      reply.header('content-type', r.contentType);
+      return r.body;
     });
     const prometheusPort = await start(prom, options.bindAddress, options.ports.prometheus, 'prometheus');
 

@@ -8,6 +8,7 @@ import { createPeerCache } from '../exchange/peer-cache.js';
 import { createTcpMetadataExchange } from '../exchange/tcp-exchange.js';
 import type { PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
+import { contentTypeOf, negotiateFormat, renderMetricsToString } from '../stats/exposition.js';
 import { createIstioStats } from '../stats/istio-stats.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
 import { createNoopTracing } from '../tracing/tracer.js';
@@ -56,6 +57,10 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     enabled: true,
     registry,
     tracer,
+    render: async (accept) => {
+      const format = negotiateFormat(accept);
+      return { contentType: contentTypeOf(format), body: await renderMetricsToString(stats, format) };
+    },
     readRequestPeer: (headers) => http.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover),
     writeResponsePeer: (headers, extract) => http.injectResponse(headers, nodeHeaderSetter, extract),
     writeRequestPeer: (headers) => http.injectRequest(headers, nodeHeaderSetter),

@@ -186,6 +186,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       bindAddress: host,
       ports: { prometheus: config.ports.prometheus, status: config.ports.status, health: config.ports.health, admin: config.ports.admin },
       proxyRegistry: telemetry.registry,
+      renderProxy: telemetry.render,
       appScrape,
       appHost: config.app.host,
       isReady: () => ready,

@@ -33,6 +33,9 @@ export interface TcpFrameParser {
   end(): TcpParseStep;
 }
 
+/** Render the proxy's metrics for an `Accept` header (text 0.0.4 unless OpenMetrics is preferred). */
+export type ProxyMetricsRenderer = (accept: string | string[] | undefined) => Promise<{ readonly contentType: string; readonly body: string }>;
+
 /** What the listeners need from the telemetry stages. */
 export interface SidecarTelemetry {
   /** False when telemetry is switched off: listeners skip all telemetry work. */
@@ -40,6 +43,8 @@ export interface SidecarTelemetry {
   /** The proxy's metric registry (served on :15090). */
   readonly registry: Registry;
   readonly tracer: HopTracer;
+  /** The exposition of `registry` as :15090 serves it. */
+  readonly render: ProxyMetricsRenderer;
   /** Inbound request: read and strip the downstream peer's MX headers. */
   readRequestPeer(headers: IncomingHttpHeaders): ExchangeExtract;
   /** Inbound response: add this proxy's MX headers per what the request carried. */
@@ -73,6 +78,7 @@ export function createDisabledTelemetry(registry: Registry = new Registry(), tra
     enabled: false,
     registry,
     tracer,
+    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     readRequestPeer: () => NOT_READ,
     writeResponsePeer: noop,
     writeRequestPeer: noop,
