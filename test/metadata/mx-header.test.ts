@@ -4,6 +4,7 @@ import { decodeMxHeader, encodeMxHeader, mxStruct } from '../../src/metadata/mx-
 import { encodeStruct } from '../../src/metadata/struct-codec.js';
 import type { EncodableStruct } from '../../src/metadata/struct-codec.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
+import type { PeerResult } from '../../src/metadata/types.js';
 import { productpageReduced } from './fixtures.js';
 
 /** The 1.24 header of the client workload (byte-identical to shared vector [9], see vectors.test.ts). */
@@ -175,3 +176,23 @@ describe('additional labels (PILOT_MX_ADDITIONAL_LABELS, 1.25+)', () => {
     expect(encodeMxHeader(meta, 'reduced', { additionalLabels: [] })).toBe(encodeMxHeader(meta, 'reduced'));
   });
 });
+
+describe('reduced-identity profile (1.29)', () => {
+  it('adds IDENTITY (and locality) to the reduced struct and decodes it back', () => {
+    const meta = createWorkloadMetadata({ ...productpageReduced(), identity: undefined, serviceAccount: 'bookinfo-productpage', region: 'us-east4', zone: 'us-east4-b' });
+    const r = decodeMxHeader(encodeMxHeader(meta, 'reduced-identity'));
+    expect(r.ok && r.profile).toBe('reduced-identity');
+    expect(peerOf(r)).toMatchObject({
+      identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+      region: 'us-east4',
+      zone: 'us-east4-b',
+    });
+    // The 1.24 profile carries neither.
+    expect(peerOf(decodeMxHeader(encodeMxHeader(meta, 'reduced')))).toMatchObject({ identity: '', region: '' });
+  });
+});
+
+function peerOf(r: PeerResult) {
+  if (!r.ok) throw new Error(`expected a peer, got ${r.reason}`);
+  return r.peer;
+}

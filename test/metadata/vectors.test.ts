@@ -8,7 +8,6 @@ import { decodeStruct } from '../../src/metadata/struct-codec.js';
 import { decodeBaggage, encodeBaggage, HEADER_BAGGAGE } from '../../src/metadata/baggage.js';
 import { createTcpFrameParser, encodeTcpFrame, MX_MAGIC } from '../../src/metadata/tcp-frame.js';
 import { parseNodeId } from '../../src/metadata/node-id.js';
-import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import { formatEndpointMetadata, parseEndpointMetadata, serializePeerAsString } from '../../src/metadata/endpoint-metadata.js';
 import type { PeerResult } from '../../src/metadata/types.js';
 import { HAS_SHARED, productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
@@ -169,21 +168,6 @@ describe.skipIf(!HAS_SHARED)('mx-vectors.json', () => {
       expect(step.peerId).toBe(RATINGS_NODE_ID);
       expect(step.rest.length).toBe(0);
       expect(peerOf(step.result)).toMatchObject({ name: 'ratings-v1-84975bc778-pxz2w', workload: 'ratings-v1', cluster: 'server-cluster', canonicalService: 'ratings' });
-    });
-  });
-
-  describe('Identity profile', () => {
-    it('adds IDENTITY (and locality) to the reduced struct and decodes it back', () => {
-      const meta = createWorkloadMetadata({ ...productpageReduced(), identity: undefined, serviceAccount: 'bookinfo-productpage', region: 'us-east4', zone: 'us-east4-b' });
-      const r = decodeMxHeader(encodeMxHeader(meta, 'reduced-identity'));
-      expect(r.ok && r.profile).toBe('reduced-identity');
-      expect(peerOf(r)).toMatchObject({
-        identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
-        region: 'us-east4',
-        zone: 'us-east4-b',
-      });
-      // The 1.24 profile carries neither.
-      expect(peerOf(decodeMxHeader(encodeMxHeader(meta, 'reduced')))).toMatchObject({ identity: '', region: '' });
     });
   });
 });
