@@ -536,7 +536,7 @@ class IstioStatsImpl implements IstioStats {
           c.reporter === reporter &&
           c.peerPrincipal === a.peerPrincipal &&
           c.localPrincipal === a.localPrincipal &&
-          c.service === service &&
+          (c.service === service || sameService(c.service, service)) &&
           c.special === special &&
           c.authority === auth &&
           c.upstreamPeer === up
@@ -693,6 +693,14 @@ class IstioStatsImpl implements IstioStats {
   metricName(m: number): StandardMetricName {
     return (METRICS[m] as (typeof METRICS)[number]).name;
   }
+}
+
+/**
+ * Services are usually the registry's own objects (identity hit above), but a filter may build one
+ * per request; compare the three fields then so the context cache still hits.
+ */
+function sameService(a: ServiceInfo | null, b: ServiceInfo | null): boolean {
+  return a !== null && b !== null && a.host === b.host && a.name === b.name && a.namespace === b.namespace;
 }
 
 /** One TCP connection's pending byte deltas. */

@@ -1,0 +1,256 @@
+/**
+ * Cost of the stats stage against prom-client on the same data, measured in the same run.
+ *
+ * 1. Recording one finished request (istio_requests_total + 3 histograms, 25 Istio labels, known peer):
+ *    meshtel `recordHttp()` against prom-client `labels(l).inc()` / `labels(l).observe()` ×3 (goal ≥ 20x).
+ * 2. Rendering 1,000 and 10,000 label sets (4 metrics each): meshtel's streamed exposition against
+ *    prom-client `registry.metrics()`, both to bytes (goal ≥ 3x at 1,000; prom-client may fail at 10,000).
+ * 3. Heap bytes per label set for both, measured with `--expose-gc` (bench/run.ts passes it).
+ */
+import { Bench } from 'tinybench';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { createIstioStats } from '../src/stats/istio-stats.js';
+import { renderMetrics } from '../src/stats/exposition.js';
+import { DEFAULT_BUCKETS, HTTP_LABELS } from '../src/stats/definitions.js';
+import type { PeerMetadata, WorkloadMetadata } from '../src/metadata/types.js';
+import type { HttpStreamAttributes } from '../src/stats/types.js';
+
+const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => {});
+
+const LOCAL: WorkloadMetadata = {
+  name: 'productpage-v1-84975bc778-pxz2w',
+  namespace: 'default',
+  cluster: 'Kubernetes',
+  workload: 'productpage-v1',
+  workloadType: 'deployment',
+  canonicalService: 'productpage',
+  canonicalRevision: 'v1',
+  app: 'productpage',
+  version: 'v1',
+  identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+  region: '',
+  zone: '',
+  labels: {},
+  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/productpage-v1',
+  meshId: 'cluster.local',
+  serviceAccount: 'bookinfo-productpage',
+  trustDomain: 'cluster.local',
+  instanceIps: ['10.52.0.34'],
+  istioVersion: '1.29.0',
+  proxyType: 'sidecar',
+  podLabels: { app: 'productpage', version: 'v1' },
+  annotations: {},
+  extra: {},
+};
+
+function reviews(i: number): PeerMetadata {
+  return {
+    name: `reviews-v1-545db77b95-${i}`,
+    namespace: 'default',
+    cluster: 'Kubernetes',
+    workload: `reviews-v${i}`,
+    workloadType: 'deployment',
+    canonicalService: 'reviews',
+    canonicalRevision: `v${i}`,
+    app: 'reviews',
+    version: `v${i}`,
+    identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    region: '',
+    zone: '',
+    labels: {},
+  };
+}
+
+function request(peer: PeerMetadata, i: number): HttpStreamAttributes {
+  return {
+    reporter: 'source',
+    peer,
+    peerPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    localPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+    service: { host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' },
+    authority: 'reviews:9080',
+    protocol: 'http',
+    responseCode: 200,
+    responseFlags: 0,
+    durationMs: 3 + (i % 40),
+    requestBytes: 700 + (i % 100),
+    responseBytes: 2500 + (i % 1000),
+  };
+}
+
+/** The same 25 label values meshtel renders, as a prom-client label object. */
+function labelObject(peer: PeerMetadata): Record<string, string> {
+  const s = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0 });
+  s.recordHttp(request(peer, 0));
+  const fam = s.families()[0];
+  const key = [...(fam?.series.keys() ?? [])][0] ?? '';
+  s.close();
+  const out: Record<string, string> = {};
+  for (const m of key.matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/g)) out[m[1] as string] = m[2] as string;
+  if (Object.keys(out).length !== 25) throw new Error('label object is not the 25 Istio labels');
+  return out;
+}
+
+function promMetrics(registry: Registry): { c: Counter; d: Histogram; q: Histogram; r: Histogram } {
+  const labelNames = [...HTTP_LABELS];
+  const buckets = [...DEFAULT_BUCKETS];
+  return {
+    c: new Counter({ name: 'istio_requests_total', help: 'r', labelNames, registers: [registry] }),
+    d: new Histogram({ name: 'istio_request_duration_milliseconds', help: 'd', labelNames, buckets, registers: [registry] }),
+    q: new Histogram({ name: 'istio_request_bytes', help: 'q', labelNames, buckets, registers: [registry] }),
+    r: new Histogram({ name: 'istio_response_bytes', help: 'r', labelNames, buckets, registers: [registry] }),
+  };
+}
+
+function fmt(n: number, digits = 1): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+// ---------------------------------------------------------------- 1. recording
+
+async function recording(): Promise<void> {
+  const BATCH = 1000;
+  const peer = reviews(1);
+  const attrs = Array.from({ length: BATCH }, (_, i) => request(peer, i));
+  const stats = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0 });
+  const registry = new Registry();
+  const p = promMetrics(registry);
+  const labels = labelObject(peer);
+
+  const bench = new Bench({ time: 1500, warmup: true });
+  bench.add('meshtel recordHttp (4 metrics, 25 labels, known peer)', () => {
+    for (let i = 0; i < BATCH; i++) stats.recordHttp(attrs[i] as HttpStreamAttributes);
+  });
+  bench.add('prom-client labels().inc() + 3 × labels().observe()', () => {
+    for (let i = 0; i < BATCH; i++) {
+      const a = attrs[i] as HttpStreamAttributes;
+      p.c.labels(labels).inc();
+      p.d.labels(labels).observe(Math.trunc(a.durationMs));
+      p.q.labels(labels).observe(a.requestBytes);
+      p.r.labels(labels).observe(a.responseBytes);
+    }
+  });
+  await bench.run();
+  const ns = bench.tasks.map((t) => {
+    const r = t.result as { period?: number } | undefined;
+    return ((r?.period ?? NaN) * 1e6) / BATCH;
+  });
+  const [ours = NaN, theirs = NaN] = ns;
+  console.log('recording one request');
+  bench.tasks.forEach((t, i) => console.log(`  ${t.name.padEnd(58)} ${fmt(ns[i] ?? NaN).padStart(9)} ns/request`));
+  console.log(`  ratio prom-client / meshtel: ${fmt(theirs / ours)}x (goal >= 20x)`);
+  stats.close();
+}
+
+// ---------------------------------------------------------------- 2./3. rendering and heap
+
+function heapNow(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+function cpuMs(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+async function renderOurs(n: number): Promise<{ ms: number; cpuMs: number; bytes: number; heapPerSet: number; maxChunkMs: number }> {
+  const before = heapNow();
+  const stats = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0, maxSeriesPerMetric: n + 10 });
+  const peers = Array.from({ length: n }, (_, i) => reviews(i));
+  for (let i = 0; i < n; i++) stats.recordHttp(request(peers[i] as PeerMetadata, i));
+  peers.length = 0;
+  const heapPerSet = (heapNow() - before) / n;
+  const times: number[] = [];
+  let bytes = 0;
+  let maxChunkMs = 0;
+  const cpu: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    bytes = 0;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    let last = t0;
+    for await (const chunk of renderMetrics(stats, 'text')) {
+      bytes += chunk.length;
+      const now = performance.now();
+      maxChunkMs = Math.max(maxChunkMs, now - last);
+      last = now;
+    }
+    times.push(performance.now() - t0);
+    cpu.push(cpuMs(c0));
+  }
+  stats.close();
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)] as number, cpuMs: median(cpu), bytes, heapPerSet, maxChunkMs };
+}
+
+async function renderProm(n: number): Promise<{ ms: number; cpuMs: number; bytes: number; heapPerSet: number } | { error: string; heapPerSet: number }> {
+  const before = heapNow();
+  const registry = new Registry();
+  const p = promMetrics(registry);
+  for (let i = 0; i < n; i++) {
+    const l = { ...labelObject0, destination_workload: `reviews-v${i}`, destination_canonical_revision: `v${i}`, destination_version: `v${i}` };
+    const a = request(reviews(i), i);
+    p.c.labels(l).inc();
+    p.d.labels(l).observe(Math.trunc(a.durationMs));
+    p.q.labels(l).observe(a.requestBytes);
+    p.r.labels(l).observe(a.responseBytes);
+  }
+  const heapPerSet = (heapNow() - before) / n;
+  const times: number[] = [];
+  const cpu: number[] = [];
+  let bytes = 0;
+  try {
+    for (let rep = 0; rep < (n > 2000 ? 1 : 5); rep++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const body = await registry.metrics();
+      bytes = Buffer.from(body).length;
+      times.push(performance.now() - t0);
+      cpu.push(cpuMs(c0));
+    }
+  } catch (e) {
+    registry.clear();
+    return { error: `${(e as Error).name}: ${(e as Error).message}`, heapPerSet };
+  }
+  registry.clear();
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)] as number, cpuMs: median(cpu), bytes, heapPerSet };
+}
+
+const labelObject0 = labelObject(reviews(0));
+
+async function rendering(): Promise<void> {
+  // Warm both paths (JIT) on a small set first so N=1,000 is not measuring compilation.
+  await renderOurs(200);
+  await renderProm(200);
+  console.log('\nrendering N label sets (4 metrics each: 1 counter + 3 histograms of 19 buckets), text format, to bytes');
+  for (const n of [1000, 10_000]) {
+    const ours = await renderOurs(n);
+    const theirs = await renderProm(n);
+    console.log(`  N=${n}`);
+    console.log(
+      `    meshtel renderMetrics()     ${fmt(ours.cpuMs).padStart(9)} ms CPU ${fmt(ours.ms).padStart(9)} ms wall  ${fmt(ours.bytes / 2 ** 20)} MiB  longest chunk ${fmt(ours.maxChunkMs, 2)} ms  heap ${fmt(ours.heapPerSet / 1024, 2)} KiB/label set`,
+    );
+    if ('error' in theirs) {
+      console.log(`    prom-client metrics()       failed: ${theirs.error}  heap ${fmt(theirs.heapPerSet / 1024, 2)} KiB/label set`);
+      console.log(`    ratio: prom-client cannot render N=${n}; meshtel streams it`);
+    } else {
+      console.log(
+        `    prom-client metrics()       ${fmt(theirs.cpuMs).padStart(9)} ms CPU ${fmt(theirs.ms).padStart(9)} ms wall  ${fmt(theirs.bytes / 2 ** 20)} MiB  (one blocking call)  heap ${fmt(theirs.heapPerSet / 1024, 2)} KiB/label set`,
+      );
+      console.log(
+        `    ratio prom-client / meshtel: ${fmt(theirs.cpuMs / ours.cpuMs)}x CPU time, ${fmt(theirs.ms / ours.ms)}x wall time (goal >= 3x at 1,000), ${fmt(theirs.heapPerSet / ours.heapPerSet)}x heap`,
+      );
+    }
+  }
+}
+
+await recording();
+await rendering();
