@@ -129,3 +129,26 @@ describe('Sidecar inbound TCP', () => {
     });
   });
 });
+
+describe('Sidecar TCP reporting interval', () => {
+  it('reports byte deltas of an open connection every interval, before it closes', async () => {
+    const appPort = await echoApp();
+    const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' }, reportingIntervalMs: 50 });
+    cleanups.push(server.close);
+    const sock = net.connect(server.ports.inbound, '127.0.0.1');
+    const echoed = new Promise<void>((resolve) => sock.once('data', () => resolve()));
+    sock.write('first');
+    await echoed;
+    await eventually(async () => {
+      expect((await series(server, 'istio_tcp_received_bytes_total'))[0]).toMatch(/ 5$/);
+      expect((await series(server, 'istio_tcp_sent_bytes_total'))[0]).toMatch(/ 5$/);
+      expect(await series(server, 'istio_tcp_connections_closed_total')).toEqual([]);
+    });
+    sock.end('second');
+    await new Promise<void>((resolve) => sock.on('close', () => resolve()));
+    await eventually(async () => {
+      expect((await series(server, 'istio_tcp_received_bytes_total'))[0]).toMatch(/ 11$/);
+      expect(await series(server, 'istio_tcp_connections_closed_total')).toHaveLength(1);
+    });
+  });
+});
