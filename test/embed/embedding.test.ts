@@ -165,7 +165,7 @@ describe('kubernetesServiceResolver()', () => {
 describe('configuration errors', () => {
   it('refuses the plugin without an embedding (MESHTEL_ERR_INVALID_CONFIG)', async () => {
     const app = Fastify();
-    const err = await app.register(meshtelFastify, {} as never).ready().catch((e: unknown) => e);
+    const err = await Promise.resolve(app.register(meshtelFastify, {} as never).ready()).then(() => undefined, (e: unknown) => e);
     expect(isMeshtelError(err, 'MESHTEL_ERR_INVALID_CONFIG')).toBe(true);
     await app.close();
   });
