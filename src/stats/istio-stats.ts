@@ -282,7 +282,7 @@ class IstioStatsImpl implements IstioStats {
     this.epochStarts = [{ epoch: 0, start }];
 
     this.registry = o.registry ?? new Registry();
-    createRegistryCollectors(this.registry, () => this.families());
+    createRegistryCollectors(this.registry, () => this.families(), (name) => this.resetFamily(name));
 
     if (this.ttlMs > 0) {
       const t = setInterval(() => this.sweep(), Math.max(250, Math.floor(this.ttlMs / 4)));
@@ -667,6 +667,16 @@ class IstioStatsImpl implements IstioStats {
       this.nullPeer = [];
     }
     return removed;
+  }
+
+  /** Drop every series of one istio family (prom-client `registry.resetMetrics()`). */
+  private resetFamily(name: string): void {
+    const f = this.istio.find((x) => x.name === name);
+    if (f === undefined) return;
+    f.series.clear();
+    f.overflowSeries = undefined;
+    // Groups still point at the dropped series: make them re-resolve.
+    this.gen++;
   }
 
   families(): readonly Family[] {

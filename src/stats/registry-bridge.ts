@@ -72,9 +72,13 @@ function values(f: Family): PromValue[] {
 
 /**
  * Register one collector per family in `registry`. A name already registered by something else is
- * `MESHTEL_ERR_METRIC_CONFLICT`.
+ * `MESHTEL_ERR_METRIC_CONFLICT`. `reset(name)` is called by `registry.resetMetrics()`.
  */
-export function createRegistryCollectors(registry: Registry<RegistryContentType>, families: () => readonly Family[]): void {
+export function createRegistryCollectors(
+  registry: Registry<RegistryContentType>,
+  families: () => readonly Family[],
+  reset: (name: string) => void,
+): void {
   for (const fam of families()) {
     const famName = fam.name;
     // prom-client renames counters in OpenMetrics mode by assigning `metric.name`; keep ours stable
@@ -96,7 +100,8 @@ export function createRegistryCollectors(registry: Registry<RegistryContentType>
         const f = families().find((x) => x.name === famName) ?? fam;
         return { name: current, help: fam.help, type: fam.type, aggregator: 'sum' as const, values: values(f) };
       },
-      reset: () => {},
+      // registry.resetMetrics(): drop this family's series, as prom-client resets its own metrics.
+      reset: () => reset(famName),
     };
     const existing = registry.getSingleMetric(famName);
     if (existing !== undefined) {

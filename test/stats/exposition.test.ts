@@ -183,3 +183,29 @@ describe('promtool check metrics', () => {
     expect(r.status).toBe(1);
   });
 });
+
+describe('createMetricsResponse() with fastify', () => {
+  it('serves the stream through reply.send() with the negotiated headers', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { createMetricsResponse } = await import('../../src/stats/exposition.js');
+    stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0 });
+    stats.recordHttp(inboundFromGateway());
+    const s = stats;
+    const app = Fastify();
+    app.get('/metrics', (req, reply) => {
+      const r = createMetricsResponse(s, req.headers);
+      return reply.headers(r.headers).send(r.body);
+    });
+    try {
+      const text = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(text.statusCode).toBe(200);
+      expect(text.headers['content-type']).toBe(PROMETHEUS_TEXT_CONTENT_TYPE);
+      expect(samples(text.body, 'istio_requests_total')).toHaveLength(1);
+      const om = await app.inject({ method: 'GET', url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT, 'accept-encoding': 'gzip' } });
+      expect(om.headers['content-type']).toBe(OPENMETRICS_CONTENT_TYPE);
+      expect(gunzipSync(om.rawPayload).toString().endsWith('# EOF\n')).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -336,6 +336,16 @@ describe('IstioStats', () => {
       expect(samples(out, 'istio_requests_total')).toHaveLength(1);
     });
 
+    it('drops the istio series on registry.resetMetrics() and counts again from zero', async () => {
+      const registry = new Registry();
+      const s = make({ registry });
+      s.recordHttp(inboundFromGateway());
+      registry.resetMetrics();
+      expect(samples(await registry.metrics(), 'istio_requests_total')).toHaveLength(0);
+      s.recordHttp(inboundFromGateway());
+      expect(samples(await registry.metrics(), 'istio_requests_total').map((x) => x.value)).toEqual(['1']);
+    });
+
     it('refuses to register twice in the same registry (MESHTEL_ERR_METRIC_CONFLICT)', () => {
       const registry = new Registry();
       make({ registry });
