@@ -89,8 +89,8 @@ interface PromVectorResult {
   value: [number, string];
 }
 
-async function promQuery(base: string, query: string, signal?: AbortSignal): Promise<PromVectorResult[]> {
-  const url = `${base.replace(/\/+$/, '')}/api/v1/query?query=${encodeURIComponent(query)}`;
+async function promQuery(base: string, query: string, time: number, signal?: AbortSignal): Promise<PromVectorResult[]> {
+  const url = `${base.replace(/\/+$/, '')}/api/v1/query?query=${encodeURIComponent(query)}&time=${time}`;
   const body = await getText(url, signal);
   let parsed: { status?: string; data?: { resultType?: string; result?: PromVectorResult[] }; error?: string };
   try {
@@ -133,7 +133,9 @@ export async function statFromPrometheus(options: PrometheusStatOptions): Promis
   const by = fields.join(',');
   const sel = `reporter="${reporter}"`;
   const w = options.window;
-  const q = (expr: string): Promise<PromVectorResult[]> => promQuery(options.url, expr, options.signal);
+  // One evaluation time for every query, so the rates of one row cover the same window.
+  const time = Date.now() / 1000;
+  const q = (expr: string): Promise<PromVectorResult[]> => promQuery(options.url, expr, time, options.signal);
   const [rps, fail, p50, p95, p99, opened, closed] = await Promise.all([
     q(`sum by (${by}) (rate(istio_requests_total{${sel}}[${w}]))`),
     q(`sum by (${by}) (rate(istio_requests_total{${sel},response_code=~"5.*"}[${w}]))`),
