@@ -40,7 +40,6 @@ import {
   METRICS,
   validateBuckets,
   type BucketOverrides,
-  type StandardMetricName,
 } from './definitions.js';
 import { derivePeerLabels, localLabelValues, type LocalLabelValues } from './labels.js';
 import { formatResponseFlags } from './response-flags.js';
@@ -48,7 +47,8 @@ import { grpcStatusCode, grpcStatusLabel } from './grpc-status.js';
 import type { HistogramSeries, ScalarSeries} from './series.js';
 import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } from './series.js';
 import type { TelemetryConfig } from './telemetry.js';
-import type { CelMap, CelValue, CompiledExpression, ExpressionScope } from './expression.js';
+import type { CompiledExpression } from './expression.js';
+import { createScope } from './attributes.js';
 import { createRegistryCollectors } from './registry-bridge.js';
 
 /** Options of {@link createIstioStats}. */
@@ -377,7 +377,7 @@ class IstioStatsImpl implements IstioStats {
         const key = ((flags * 2 + proto) * 19 + (grpc + 2)) * 1000 + code;
         g = ctx.groups.get(key);
         if (g === undefined || g.gen !== this.gen) {
-          g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
+          g = this.buildGroup(mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
           if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
           ctx.groups.set(key, g);
         }
@@ -429,7 +429,7 @@ class IstioStatsImpl implements IstioStats {
       if (mode.exprIds.length === 0) {
         let found = ctx.groups.get(-1);
         if (found === undefined || found.gen !== this.gen) {
-          found = this.buildGroup(ctx, mode, MSG_METRICS, ctx.values, undefined);
+          found = this.buildGroup(mode, MSG_METRICS, ctx.values, undefined);
           ctx.groups.set(-1, found);
         }
         g = found;
@@ -491,7 +491,7 @@ class IstioStatsImpl implements IstioStats {
       const key = -2 - flags;
       let g = ctx.groups.get(key);
       if (g === undefined || g.gen !== this.gen) {
-        g = this.buildGroup(ctx, mode, TCP_METRICS, build(), undefined);
+        g = this.buildGroup(mode, TCP_METRICS, build(), undefined);
         if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
         ctx.groups.set(key, g);
       }
@@ -590,14 +590,14 @@ class IstioStatsImpl implements IstioStats {
     ctx.strGroups ??= new Map();
     let g = ctx.strGroups.get(key);
     if (g === undefined || g.gen !== this.gen) {
-      g = this.buildGroup(ctx, mode, metrics, values(), exprVals);
+      g = this.buildGroup(mode, metrics, values(), exprVals);
       if (ctx.strGroups.size >= GROUPS_PER_CONTEXT) ctx.strGroups.clear();
       ctx.strGroups.set(key, g);
     }
     return g;
   }
 
-  private buildGroup(_ctx: PeerContext, mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
+  private buildGroup(mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
     const s = new Array<Series | undefined>(METRICS.length).fill(undefined);
     const keys = new Array<string | undefined>(METRICS.length).fill(undefined);
     const rendered = new Map<number, string>();
@@ -639,7 +639,8 @@ class IstioStatsImpl implements IstioStats {
     return vals;
   }
 
-  private fail(err: unknown): void {
+  /** @internal count a failure of a recording (never rethrown). */
+  fail(err: unknown): void {
     this.errors++;
     this.logger.warnOnce('stats-record-error', 'meshtel stats: a recording failed and was dropped', { err });
   }
@@ -699,10 +700,6 @@ class IstioStatsImpl implements IstioStats {
     this.timers.length = 0;
   }
 
-  /** Metric name by index (for diagnostics). */
-  metricName(m: number): StandardMetricName {
-    return (METRICS[m] as (typeof METRICS)[number]).name;
-  }
 }
 
 /**
@@ -755,8 +752,8 @@ class TcpConn implements TcpConnectionStats {
       const g = this.group(flags);
       this.stats.addCounter(g, METRIC.TCP_SENT, this.tx);
       this.stats.addCounter(g, METRIC.TCP_RECEIVED, this.rx);
-    } catch {
-      // Counted by the caller paths; a flush never throws.
+    } catch (err) {
+      this.stats.fail(err);
     }
     this.rx = 0;
     this.tx = 0;
@@ -770,131 +767,9 @@ class TcpConn implements TcpConnectionStats {
     this.flushWith(flags);
     try {
       this.stats.addCounter(this.group(flags), METRIC.TCP_CLOSED, 1);
-    } catch {
-      // never throw into the proxy
+    } catch (err) {
+      this.stats.fail(err);
     }
     this.stats.connClosed(this);
   }
-}
-
-// ------------------------------------------------------------ expression attributes
-
-function headerMap(h: Readonly<Record<string, string | string[] | undefined>> | undefined): CelMap {
-  const out: Record<string, string> = {};
-  if (h === undefined) return out;
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined) continue;
-    out[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-  }
-  return out;
-}
-
-/** WorkloadMetadataObject as CEL sees it (istio/proxy metadata_object.h field names). */
-function peerObject(p: PeerMetadata): CelMap {
-  return {
-    name: p.name,
-    namespace: p.namespace,
-    cluster: p.cluster,
-    service: p.canonicalService,
-    revision: p.canonicalRevision,
-    app: p.app,
-    version: p.version,
-    workload: p.workload,
-    type: p.workloadType,
-    identity: p.identity,
-    region: p.region,
-    availability_zone: p.zone,
-    labels: { ...p.labels },
-  };
-}
-
-function nodeObject(local: WorkloadMetadata): CelMap {
-  const extra: Record<string, CelValue> = {};
-  for (const [k, v] of Object.entries(local.extra ?? {})) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') extra[k] = v;
-  }
-  return {
-    metadata: {
-      ...extra,
-      NAME: local.name,
-      NAMESPACE: local.namespace,
-      CLUSTER_ID: local.cluster,
-      WORKLOAD_NAME: local.workload,
-      OWNER: local.owner,
-      MESH_ID: local.meshId,
-      ISTIO_VERSION: local.istioVersion,
-      SERVICE_ACCOUNT: local.serviceAccount,
-      INSTANCE_IPS: local.instanceIps.join(','),
-      LABELS: { ...local.podLabels },
-    },
-  };
-}
-
-function splitAddress(addr: string | undefined): CelMap {
-  if (addr === undefined || addr === '') return {};
-  return { address: addr };
-}
-
-/**
- * The attribute set for one request/connection (Envoy attributes, spec §4 "CEL attribute set"). Built
- * lazily per top-level name: only expressions that use `request` pay for its header map.
- */
-function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a: HttpStreamAttributes | undefined, reporter: Reporter): ExpressionScope {
-  const cache = new Map<string, CelValue | undefined>();
-  const make = (name: string): CelValue | undefined => {
-    switch (name) {
-      case 'request':
-        if (a === undefined) return undefined;
-        return {
-          headers: headerMap(a.requestHeaders),
-          ...(a.method !== undefined ? { method: a.method } : {}),
-          ...(a.path !== undefined ? { path: a.path, url_path: a.path.split('?')[0] ?? '' } : {}),
-          host: a.authority,
-          protocol: a.protocol === 'grpc' ? 'HTTP/2' : 'HTTP/1.1',
-          total_size: a.requestBytes,
-          ...(a.requestHeaders?.['user-agent'] !== undefined ? { useragent: headerMap(a.requestHeaders)['user-agent'] as string } : {}),
-          ...(a.requestHeaders?.['x-request-id'] !== undefined ? { id: headerMap(a.requestHeaders)['x-request-id'] as string } : {}),
-        };
-      case 'response':
-        if (a === undefined) return undefined;
-        return {
-          code: a.responseCode,
-          flags: a.responseFlags,
-          headers: headerMap(a.responseHeaders),
-          total_size: a.responseBytes,
-          ...(a.protocol === 'grpc' && a.grpcStatus !== undefined ? { grpc_status: Number(a.grpcStatus) } : {}),
-        };
-      case 'source':
-        return reporter === 'source' ? { principal: c.localPrincipal } : { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal };
-      case 'destination':
-        return reporter === 'source' ? { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal } : { principal: c.localPrincipal };
-      case 'connection':
-        return {
-          mtls: c.peerPrincipal !== '' && c.localPrincipal !== '',
-          uri_san_peer_certificate: c.peerPrincipal,
-          uri_san_local_certificate: c.localPrincipal,
-        };
-      case 'upstream_peer': {
-        // Client side: the peer is upstream; waypoint: upstreamPeer. Inbound has none (error → unknown).
-        const p = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
-        return p === null ? undefined : peerObject(p);
-      }
-      case 'downstream_peer': {
-        const p = reporter === 'source' ? null : c.peer;
-        return p === null ? undefined : peerObject(p);
-      }
-      case 'node':
-        return nodeObject(local);
-      default:
-        return undefined;
-    }
-  };
-  return {
-    resolve(name: string): CelValue | undefined {
-      if (cache.has(name)) return cache.get(name);
-      const v = make(name);
-      cache.set(name, v);
-      return v;
-    },
-  };
 }
