@@ -3,6 +3,7 @@
  * 1. Throughput through one inbound sidecar with telemetry on (MX decode via the peer cache, stats,
  *    MX answer headers) against the same sidecar with telemetry off (goal ≥ 0.90), and against
  *    @fastify/http-proxy in front of the same app (goal ≥ 1.0). autocannon, 16 connections, 1 KB body.
+ * 1b. The upstream client choice: a bare node:http Agent proxy against a bare undici Pool proxy.
  * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app
  *    against client → app, and CPU seconds and peak RSS of the two sidecars per 1000 requests.
  *
@@ -78,6 +79,40 @@ async function runRole(role: string, arg: string | undefined): Promise<void> {
     await app.register(proxy, { upstream: `http://127.0.0.1:${arg}` });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
+  } else if (role === 'bare-node-http' || role === 'bare-undici') {
+    // The two upstream clients the sidecar could use, each in a minimal pass-through proxy without any
+    // telemetry, to justify the choice in src/sidecar/upstream.ts with a measurement.
+    const target = Number(arg);
+    let handler: http.RequestListener;
+    if (role === 'bare-node-http') {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, scheduling: 'lifo' });
+      handler = (req, res) => {
+        const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      };
+    } else {
+      const { Pool } = await import('undici');
+      const pool = new Pool(`http://127.0.0.1:${target}`, { connections: 1024 });
+      handler = (req, res) => {
+        const headers = { ...req.headers };
+        delete headers.connection;
+        pool
+          .request({ method: (req.method ?? 'GET') as 'GET', path: req.url ?? '/', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req })
+          .then((ur) => {
+            res.writeHead(ur.statusCode, ur.headers as http.OutgoingHttpHeaders);
+            ur.body.pipe(res);
+          })
+          .catch(() => res.destroy());
+      };
+    }
+    const server = http.createServer(handler);
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
   } else {
     throw new Error(`unknown role ${role}`);
   }
@@ -172,6 +207,8 @@ async function main(): Promise<void> {
       ['sidecar, telemetry off', await spawnRole('sidecar-off', String(app.port))],
       ['sidecar, telemetry on', await spawnRole('sidecar-on', String(app.port))],
       ['@fastify/http-proxy', await spawnRole('fastify-proxy', String(app.port))],
+      ['bare proxy, node:http Agent', await spawnRole('bare-node-http', String(app.port))],
+      ['bare proxy, undici Pool', await spawnRole('bare-undici', String(app.port))],
     ] as const;
     for (const [, c] of configs) if (c !== app) children.push(c);
     // Interleaved rounds: the machine is shared, so a slow minute hits every configuration alike.
@@ -194,6 +231,9 @@ async function main(): Promise<void> {
     const on = results['sidecar, telemetry on'] ?? 0;
     console.log(`ratio telemetry on / off:          ${(on / (results['sidecar, telemetry off'] ?? 1)).toFixed(3)}  (goal >= 0.90)`);
     console.log(`ratio telemetry on / fastify-proxy: ${(on / (results['@fastify/http-proxy'] ?? 1)).toFixed(3)}  (goal >= 1.0)`);
+    console.log(
+      `upstream client choice, bare undici Pool / bare node:http Agent: ${((results['bare proxy, undici Pool'] ?? 0) / (results['bare proxy, node:http Agent'] ?? 1)).toFixed(3)}`,
+    );
     for (const [, c] of configs) if (c !== app) c.kill();
     children.length = 1;
 
