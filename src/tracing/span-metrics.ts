@@ -48,6 +48,9 @@ export function createSpanMetrics(registry: Registry | undefined, logger: Logger
     export_failed: dropped.labels('export_failed'),
     internal_error: dropped.labels('internal_error'),
   };
+  // Publish every series at 0 from the start, so a rate() or an alert on drops has a series before the first drop.
+  exported.inc(0);
+  for (const child of Object.values(byReason)) child.inc(0);
   return {
     exported(count) {
       exported.inc(count);
