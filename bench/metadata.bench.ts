@@ -15,6 +15,7 @@ import { formatNodeId } from '../src/metadata/node-id.js';
 import { createWorkloadMetadata } from '../src/metadata/workload.js';
 import { createHttpMetadataExchange, nodeHeaderGetter, nodeHeaderRemover } from '../src/exchange/http-exchange.js';
 import type { NodeHeaders } from '../src/exchange/http-exchange.js';
+import type { HeaderGetter, HeaderRemover } from '../src/exchange/types.js';
 import { createPeerCache } from '../src/exchange/peer-cache.js';
 
 const local = createWorkloadMetadata({
@@ -43,6 +44,14 @@ const exchange = createHttpMetadataExchange({ local, cache: createPeerCache() })
 exchange.extractRequest({ 'x-envoy-peer-metadata': HEADER_124, 'x-envoy-peer-metadata-id': PEER_ID }, nodeHeaderGetter, nodeHeaderRemover);
 const cache = exchange.cache;
 
+// A reused Map carrier isolates the exchange's own cost; the Node-object row adds what `delete` on a fresh
+// header object costs (V8 turns it into a dictionary), which a real server pays whatever we do.
+const carrier = new Map<string, string>();
+const mapGet: HeaderGetter<Map<string, string>> = (c, name) => c.get(name);
+const mapRemove: HeaderRemover<Map<string, string>> = (c, name) => {
+  c.delete(name);
+};
+
 /** A copy of `s` that is a distinct string object, so V8 has no cached hash (as with a freshly parsed header). */
 const fresh = (s: string): string => (' ' + s).slice(1);
 
@@ -58,10 +67,15 @@ bench
     sink += r.ok ? 1 : 0;
   })
   .add('extractRequest, value only (full decode)', () => {
-    const headers: NodeHeaders = { 'x-envoy-peer-metadata': fresh(HEADER_124) };
-    sink += exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover).result.ok ? 1 : 0;
+    carrier.set('x-envoy-peer-metadata', fresh(HEADER_124));
+    sink += exchange.extractRequest(carrier, mapGet, mapRemove).result.ok ? 1 : 0;
   })
   .add('extractRequest, known id (cache hit)', () => {
+    carrier.set('x-envoy-peer-metadata', fresh(HEADER_124));
+    carrier.set('x-envoy-peer-metadata-id', fresh(PEER_ID));
+    sink += exchange.extractRequest(carrier, mapGet, mapRemove).result.ok ? 1 : 0;
+  })
+  .add('extractRequest, cache hit, Node headers object', () => {
     const headers: NodeHeaders = { 'x-envoy-peer-metadata': fresh(HEADER_124), 'x-envoy-peer-metadata-id': fresh(PEER_ID) };
     sink += exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover).result.ok ? 1 : 0;
   })
@@ -108,5 +122,6 @@ const hit = byName.get('extractRequest, known id (cache hit)')!;
 const miss = byName.get('extractRequest, value only (full decode)')!;
 const ratio = hit / miss;
 console.log(`cached lookup / full decode (through the exchange): 1/${(1 / ratio).toFixed(1)} (goal ≤ 1/20: ${ratio <= 1 / 20 ? 'met' : 'NOT met'})`);
+console.log(`same with a fresh Node headers object per request: 1/${(miss / byName.get('extractRequest, cache hit, Node headers object')!).toFixed(1)}`);
 console.log(`cache.get alone / decodeMxHeader: 1/${(baseline / byName.get('cache.get, fresh 83-char id')!).toFixed(1)}`);
 if (sink === -1) console.log(sink);
