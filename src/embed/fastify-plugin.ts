@@ -30,6 +30,11 @@ export interface MeshtelFastifyOptions {
   readonly embedding: MeshtelEmbedding;
   /** The service this app serves; default the embedding's `inboundService` (none: the canonical name is used). */
   readonly service?: ServiceInfo | null;
+  /**
+   * URL paths (query ignored) that are not mesh traffic: no MX, no series, no span. For routes such as
+   * `/metrics` or health probes, which in Istio reach the agent ports (15020/15021), not the app port.
+   */
+  readonly ignorePaths?: readonly string[];
 }
 
 /** Per-request state, kept on the request under a symbol (no fastify decoration cost per request). */
@@ -68,9 +73,18 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
   const { embedding } = options;
   const { exchange, stats, tracer, logger } = embedding;
   const service = options.service !== undefined ? options.service : embedding.inboundService;
+  const ignored = new Set(options.ignorePaths ?? []);
 
   app.addHook('onRequest', (request, reply, next) => {
     const req = request.raw;
+    if (ignored.size > 0) {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      if (ignored.has(q < 0 ? url : url.slice(0, q))) {
+        next();
+        return;
+      }
+    }
     const headers = req.headers as NodeHeaders;
     const extract = exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover);
     const authority = first(req.headers.host);
@@ -116,11 +130,14 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       const res = reply.raw;
       const socket = req.socket as MarkedSocket;
       // Wire bytes of this request on the connection, as the sidecar counts them (socket deltas).
+      // (fastify's inject() has a socket without counters: those requests count 0 bytes.)
       const marks = (socket[MARKS] ??= { read: 0, written: 0 });
-      const requestBytes = socket.bytesRead - marks.read;
-      const responseBytes = socket.bytesWritten - marks.written;
-      marks.read = socket.bytesRead;
-      marks.written = socket.bytesWritten;
+      const read = Number.isFinite(socket.bytesRead) ? socket.bytesRead : 0;
+      const written = Number.isFinite(socket.bytesWritten) ? socket.bytesWritten : 0;
+      const requestBytes = Math.max(0, read - marks.read);
+      const responseBytes = Math.max(0, written - marks.written);
+      marks.read = read;
+      marks.written = written;
       const finished = res.writableFinished;
       // Envoy: a downstream that left before the response completed is DC, with code 0 if nothing was sent.
       const responseCode = finished || res.headersSent ? res.statusCode : 0;

@@ -148,6 +148,30 @@ describe('proxyless embedding: fastify plugin (inbound) + undici interceptor (ou
   });
 });
 
+describe('meshtelFastify ignorePaths', () => {
+  it('leaves ignored paths out of the series and passes their MX headers through', async () => {
+    const e = createMeshtelEmbedding({ metadata: meta('details-v1', 'details') });
+    const app = Fastify();
+    await app.register(meshtelFastify, { embedding: e, ignorePaths: ['/metrics'] });
+    let seen: string | undefined;
+    app.get('/metrics', async (req) => {
+      seen = req.headers['x-envoy-peer-metadata-id'] as string | undefined;
+      return e.metrics();
+    });
+    app.get('/ok', async () => 'ok');
+    try {
+      await app.inject({ url: '/metrics?x=1', headers: { 'x-envoy-peer-metadata-id': 'scraper' } });
+      await app.inject({ url: '/ok' });
+      const rows = await series(e, 'istio_requests_total');
+      expect(rows.reduce((n, s) => n + s.value, 0)).toBe(1);
+      expect(seen).toBe('scraper');
+    } finally {
+      await app.close();
+      await e.close();
+    }
+  });
+});
+
 describe('kubernetesServiceResolver()', () => {
   const resolve = kubernetesServiceResolver('bookinfo');
   it.each([
