@@ -224,6 +224,7 @@ class IstioStatsImpl implements IstioStats {
   private errors = 0;
   private closed = false;
   private readonly scratch: string[] = new Array<string>(HTTP_LABELS.length).fill('');
+  private readonly unknownCache: Record<string, Record<string, ScalarSeries>> = Object.create(null) as Record<string, Record<string, ScalarSeries>>;
 
   constructor(o: IstioStatsOptions) {
     if (o === null || typeof o !== 'object' || o.local === null || typeof o.local !== 'object') {
@@ -262,7 +263,12 @@ class IstioStatsImpl implements IstioStats {
     (buildSeries as ScalarSeries).value = 1;
     this.peerUnknown = new Family(MESHTEL_PEER_UNKNOWN_TOTAL, 'counter', 'Peers reported as unknown, by reason and reporter.', 256);
     this.overflowFam = new Family(MESHTEL_SERIES_OVERFLOW_TOTAL, 'counter', 'Observations routed to the overflow series of a full metric.', 64);
-    this.rejectedFam = new Family(MESHTEL_LABEL_VALUE_REJECTED_TOTAL, 'counter', 'Label values replaced by "overflow" because the allow-list refused them.', 64);
+    this.rejectedFam = new Family(
+      MESHTEL_LABEL_VALUE_REJECTED_TOTAL,
+      'counter',
+      'Label values replaced by "overflow" because the allow-list refused them (counted when a label set is resolved, not per request).',
+      64,
+    );
     this.expiredFam = new Family(MESHTEL_SERIES_EXPIRED_TOTAL, 'counter', 'Series removed after seriesTtlMs without updates.', 64);
     this.errorsFam = new Family(MESHTEL_STATS_ERRORS_TOTAL, 'counter', 'Recordings dropped because of an internal error.', 1);
     this.activeFam = new Family(MESHTEL_SERIES_ACTIVE, 'gauge', 'Live series per istio metric.', 64);
@@ -507,7 +513,15 @@ class IstioStatsImpl implements IstioStats {
 
   recordPeerUnknown(reason: UnknownPeerReason, reporter: Reporter): void {
     try {
-      const s = this.peerUnknown.get(`reason="${escapeLabelValue(String(reason))}",reporter="${escapeLabelValue(String(reporter))}"`, 0) as ScalarSeries;
+      // Called per request with an unknown peer: resolve the series once per (reporter, reason) pair
+      // and keep it in a two-level plain-object cache instead of building and hashing a label string.
+      const byReason = (this.unknownCache[reporter] ??= Object.create(null) as Record<string, ScalarSeries>);
+      let s = byReason[reason];
+      if (s === undefined) {
+        s = this.peerUnknown.get(`reason="${escapeLabelValue(String(reason))}",reporter="${escapeLabelValue(String(reporter))}"`, 0) as ScalarSeries;
+        // Only the 12 typed reasons × 3 reporters are cached; anything else still counts, uncached.
+        if (this.peerUnknown.series.size <= 64) byReason[reason] = s;
+      }
       s.value += 1;
     } catch (err) {
       this.fail(err);
