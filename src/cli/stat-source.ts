@@ -31,7 +31,18 @@ async function getText(url: string, signal?: AbortSignal): Promise<string> {
     await res.body.dump();
     throw new MeshtelError('MESHTEL_ERR_SCRAPE', `${url} answered ${length} bytes, over the ${MAX_BODY_BYTES} limit`, { url });
   }
-  const body = await res.body.text();
+  // Read with a running total: a chunked body has no content-length to check up front.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      res.body.destroy();
+      throw new MeshtelError('MESHTEL_ERR_SCRAPE', `${url} sent more than the ${MAX_BODY_BYTES}-byte limit`, { url });
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const body = Buffer.concat(chunks).toString('utf8');
   if (res.statusCode !== 200) {
     throw new MeshtelError('MESHTEL_ERR_SCRAPE', `${url} answered HTTP ${res.statusCode}: ${quote(body.slice(0, 200))}`, {
       url,
