@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import type { ExchangeExtract, MetadataExchangeMode } from '../exchange/types.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
+import { formatResponseFlags } from '../stats/response-flags.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -284,8 +285,9 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
         }
         span?.end({
           statusCode: status,
-          responseFlags: '',
-          upstreamCluster: special ?? (service ? `outbound|${route?.port ?? 0}||${service.host}` : ''),
+          responseFlags: formatResponseFlags(flags),
+          // Envoy cluster names: outbound|<port>||<host>, inbound|<port>||.
+          upstreamCluster: special ?? (inbound ? `inbound|${options.app?.port ?? 0}||` : service ? `outbound|${route?.port ?? 0}||${service.host}` : ''),
           requestSize: a.requestBytes,
           responseSize: a.responseBytes,
           ...(grpcStatus !== undefined ? { grpcStatus } : {}),
@@ -349,6 +351,18 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
       if (h2) h2RespBytes += headerBlockSize(headers) + (body.length > 0 ? body.length + 9 : 0);
       // Drain what the client still sends so keep-alive survives the local reply.
       req.resume();
+      if (h2 && grpc) {
+        // gRPC clients need trailers-only (END_STREAM on the HEADERS frame), which the compatibility
+        // API cannot send.
+        ended = true;
+        try {
+          (res as Http2ServerResponse).stream.respond({ ':status': status, ...headers }, { endStream: true });
+        } catch {
+          res.destroy();
+        }
+        finish();
+        return;
+      }
       res.writeHead(status, headers as Record<string, string>);
       res.end(body);
     };

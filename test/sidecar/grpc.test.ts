@@ -134,4 +134,32 @@ describe('Sidecar over gRPC (h2c)', () => {
       await srv.close();
     }
   });
+
+  it('answers a refused gRPC upstream with a trailers-only UNAVAILABLE and records grpc_response_status 14, UF,URX', async () => {
+    const dead = new grpc.Server();
+    const deadPort = await new Promise<number>((resolve, reject) =>
+      dead.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    dead.forceShutdown();
+    const c = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'reviews', ports: [{ name: 'grpc', protocol: 'grpc' as const, port: 9090 }], endpoints: [{ address: '127.0.0.1', ports: { grpc: deadPort } }] }] },
+      serviceListeners: [{ host: 'reviews', port: 9090, listenPort: 0 }],
+    });
+    const s = new EchoClient(`127.0.0.1:${c.ports.serviceListeners[0]}`, grpc.credentials.createInsecure());
+    try {
+      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+        (s as unknown as Record<string, (req: Buffer, cb: (err: grpc.ServiceError | null) => void) => void>).Echo!(Buffer.from('x'), (e) => resolve(e)),
+      );
+      expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+      await eventually(async () => {
+        const lines = await series(c, 'istio_requests_total');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toContain('request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="UF,URX"');
+      });
+    } finally {
+      s.close();
+      await c.close();
+    }
+  });
 });
