@@ -74,6 +74,19 @@ describe('renderMetrics()', () => {
     expect(text).not.toContain('# EOF');
   });
 
+  it('appends the metrics of the given registries only, once per name', async () => {
+    const appRegistry = new Registry();
+    new Histogram({ name: 'app_seconds', help: 'h', registers: [appRegistry] }).observe(1);
+    stats = createIstioStats({ local: WEBAPP, registry: appRegistry, tcpReportingIntervalMs: 0 });
+    const other = new Registry();
+    new Summary({ name: 'other_bytes', help: 's', registers: [other] }).observe(1);
+    expect(await renderMetricsToString(stats, 'text')).toContain('app_seconds_bucket{le="1"} 1');
+    const onlyOther = await renderMetricsToString(stats, 'text', { registries: [other, other] });
+    expect(onlyOther).not.toContain('app_seconds');
+    expect(onlyOther.split('# TYPE other_bytes summary').length).toBe(2);
+    expect(await renderMetricsToString(stats, 'text', { registries: [] })).not.toContain('other_bytes');
+  });
+
   it('escapes backslash, double quote and newline in label values', async () => {
     stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0 });
     stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: 'a\\b"c\nd' }) }));
@@ -127,6 +140,21 @@ describe('createMetricsHandler()', () => {
         .end();
     });
   }
+
+  it('answers HEAD with the headers and no body', async () => {
+    stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0 });
+    const url = await serve(stats);
+    const r = await new Promise<{ status: number; type: string | undefined; length: number }>((resolve, reject) => {
+      request(url, { method: 'HEAD' }, (res) => {
+        let length = 0;
+        res.on('data', (c: Buffer) => (length += c.length));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], length }));
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(r).toEqual({ status: 200, type: PROMETHEUS_TEXT_CONTENT_TYPE, length: 0 });
+  });
 
   it('serves text 0.0.4 by default and OpenMetrics when Prometheus asks, gzip when accepted', async () => {
     stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0 });

@@ -116,6 +116,17 @@ describe('IstioStats', () => {
     });
   });
 
+  describe('reporter=waypoint', () => {
+    it('keeps separate series per upstream peer behind the same downstream peer', async () => {
+      const s = make();
+      const up1 = peer({ ...CATALOG, workload: 'catalog-v1', identity: 'spiffe://cluster.local/ns/istioinaction/sa/catalog' });
+      const up2 = peer({ ...CATALOG, workload: 'catalog-v2', identity: 'spiffe://cluster.local/ns/istioinaction/sa/catalog' });
+      for (const up of [up1, up2, up1]) s.recordHttp(inboundFromGateway({ reporter: 'waypoint', upstreamPeer: up }));
+      const got = samples(await text(s), 'istio_requests_total').map((x) => `${x.labels.reporter}:${x.labels.source_workload}->${x.labels.destination_workload}=${x.value}`);
+      expect(got).toEqual(['waypoint:istio-ingressgateway->catalog-v1=2', 'waypoint:istio-ingressgateway->catalog-v2=1']);
+    });
+  });
+
   describe('.recordGrpcMessages()', () => {
     it('adds message deltas under the 20 peer labels only (istio/proxy server_request_messages.yaml)', async () => {
       const s = make();
@@ -148,6 +159,31 @@ describe('IstioStats', () => {
       expect(value(t, 'istio_tcp_connections_closed_total')).toBe(1);
       expect(value(t, 'istio_tcp_received_bytes_total')).toBe(101);
       expect(value(t, 'istio_tcp_sent_bytes_total')).toBe(40);
+    });
+
+    it('keeps byte totals exact across many connections, interleaved flushes and timer reports', async () => {
+      const s = make({ tcpReportingIntervalMs: 5 });
+      const conns = Array.from({ length: 100 }, (_, i) => s.openTcp(i % 2 === 0 ? inboundFromGateway() : outboundToCatalog()));
+      let rx = 0;
+      let tx = 0;
+      for (let round = 0; round < 20; round++) {
+        conns.forEach((c, i) => {
+          const n = (i * 7 + round * 13) % 97;
+          c.addReceived(n);
+          c.addSent(n + 1);
+          rx += n;
+          tx += n + 1;
+          if ((i + round) % 5 === 0) c.flush();
+        });
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      conns.forEach((c) => c.close());
+      const t = await text(s);
+      expect(value(t, 'istio_tcp_received_bytes_total')).toBe(rx);
+      expect(value(t, 'istio_tcp_sent_bytes_total')).toBe(tx);
+      expect(value(t, 'istio_tcp_connections_opened_total')).toBe(100);
+      expect(value(t, 'istio_tcp_connections_closed_total')).toBe(100);
+      expect(samples(t, 'istio_tcp_connections_opened_total').map((x) => x.labels.reporter).sort()).toEqual(['destination', 'source']);
     });
 
     it('labels the close and the last deltas with the flags given to close()', async () => {
