@@ -6,7 +6,7 @@
  * full 512-span batch of our spans, per span: not on the request path, but it runs on the event loop at export
  * time (opentelemetry-js #6221 was a 13x regression there).
  */
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { createRequire } from 'node:module';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Registry } from 'prom-client';
 import { Bench } from 'tinybench';
@@ -121,7 +121,12 @@ tasks.forEach(([name], i) => {
   );
 });
 await Promise.all([unsampled.shutdown(), sampled.shutdown()]);
-// OTLP encoding cost of a default-size batch (512) of meshtel spans, per span.
+// OTLP encoding cost of a default-size batch (512) of meshtel spans, per span, with the serializer the OTLP
+// exporter itself loads (resolved from the exporter's location: it is its dependency, not ours).
+const requireFromExporter = createRequire(createRequire(import.meta.url).resolve('@opentelemetry/exporter-trace-otlp-proto'));
+const { ProtobufTraceSerializer } = requireFromExporter('@opentelemetry/otlp-transformer') as {
+  ProtobufTraceSerializer: { serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined };
+};
 const batch: ReadableSpan[] = [];
 const collector = createTracing({
   local,
