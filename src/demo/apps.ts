@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import { Counter, Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { createMeshtelInterceptor, meshtelFastify } from '../embed/index.js';
@@ -209,9 +210,25 @@ export async function startReviews(options: ReviewsOptions, port = 0): Promise<D
 
 // ------------------------------------------------------------------ details (HTTP)
 
-/** details: a static book description. */
+/** Name of the app metric details serves on /metrics (merged into its sidecar's :15020 output). */
+export const DETAILS_LOOKUPS_TOTAL = 'bookinfo_details_lookups_total';
+
+/**
+ * details: a static book description. It also serves its own Prometheus metrics on /metrics, which its
+ * sidecar merges into :15020/stats/prometheus (ISTIO_PROMETHEUS_ANNOTATIONS), as Istio does for annotated apps.
+ */
 export async function startDetails(port = 0): Promise<DemoApp> {
   const app = Fastify();
+  const registry = new Registry();
+  const lookups = new Counter({ name: DETAILS_LOOKUPS_TOTAL, help: 'Book details served.', registers: [registry] });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  app.addHook('onResponse', (req, _reply, done) => {
+    if (req.url.startsWith('/details/')) lookups.inc();
+    done();
+  });
   app.get('/details/:id', async (req) => ({
     id: Number((req.params as { id: string }).id) || 0,
     author: 'William Shakespeare',

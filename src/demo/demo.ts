@@ -255,7 +255,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       {
         metadata: meta('details-v1', 'details', 'v1'),
         mode: 'sidecar',
-        options: { ...common, ports: sidecarPorts(inbound.details), app: { host: '127.0.0.1', port: details.port, protocol: 'http' } },
+        options: {
+          ...common,
+          ports: sidecarPorts(inbound.details),
+          app: { host: '127.0.0.1', port: details.port, protocol: 'http' },
+          // What `meshtel inject` puts in the env for an app annotated prometheus.io/scrape: merged at :15020.
+          prometheusAnnotations: JSON.stringify({ scrape: 'true', path: '/metrics', port: String(details.port) }),
+        },
       },
       {
         metadata: meta('istio-ingressgateway', 'istio-ingressgateway', 'v1', {

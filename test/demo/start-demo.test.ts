@@ -75,6 +75,10 @@ describe('startDemo()', () => {
     expect(tcp('istio_tcp_received_bytes_total', 'source')).toBeGreaterThan(0);
   });
 
+  it('merges the details app\'s own metrics into its sidecar\'s endpoint', () => {
+    expect(sum((s) => s.name === 'bookinfo_details_lookups_total')).toBe(N);
+  });
+
   it('gives a Prometheus config scraping every merged endpoint with namespace and pod labels', () => {
     const config = parse(demo.prometheusConfig) as { scrape_configs: { static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
     const targets = config.scrape_configs.flatMap((j) => j.static_configs);
