@@ -26,7 +26,8 @@ export function createMeshtelDashboard(): GrafanaDashboard {
         kind: 'query',
         name: 'instance',
         label: 'Proxy',
-        query: 'label_values(meshtel_proxy_requests_active, instance)',
+        // meshtel_series_active is exported by every sidecar and proxyless app from the start.
+        query: 'label_values(meshtel_series_active, instance)',
         multi: true,
         includeAll: true,
       },
@@ -178,13 +179,14 @@ export function createMeshtelDashboard(): GrafanaDashboard {
             targets: [{ expr: `rate(meshtel_stats_errors_total{${I}}${RATE})`, legend: '{{instance}}' }],
           },
           {
-            title: 'Merged-metrics scrape errors',
-            description: 'Failed reads of the app (or Envoy-format) metrics merged into :15020/stats/prometheus.',
+            title: 'Merged-metrics scrape failures',
+            description:
+              'Failed reads of the app metrics merged into :15020/stats/prometheus, by type (Istio agent metric istio_agent_scrape_failures_total).',
             type: 'timeseries',
             unit: 'ops',
             width: 8,
             targets: [
-              { expr: `sum by (target) (rate(meshtel_scrape_errors_total{${I}}${RATE}))`, legend: '{{target}}' },
+              { expr: `sum by (type) (rate(istio_agent_scrape_failures_total{${I}}${RATE}))`, legend: '{{type}}' },
             ],
           },
         ],

@@ -2,9 +2,8 @@
  * The demo mesh (src/demo) as the e2e suite sees it: the merged-metrics endpoints to scrape with the target
  * labels a PodMonitor would add, what the load generator sent, and the faults it injects.
  */
-import http from 'node:http';
+import { startDemo } from '../../../src/demo/demo.js';
 import type { ScrapeTarget } from './prometheus.js';
-import { httpApp, reviewsMesh, sidecar, workload } from '../../sidecar/helpers.js';
 
 /** A fault the demo injects: which requests, and the share that fails with a 5xx. */
 export interface InjectedFault {
@@ -13,6 +12,9 @@ export interface InjectedFault {
   selector: string;
   /** Share of those requests answered with a 5xx. */
   errorShare: number;
+  /** The faulty destination workload and its namespace. */
+  workload: string;
+  namespace: string;
 }
 
 /** A running demo mesh. */
@@ -32,43 +34,56 @@ export interface DemoMesh {
   close(): Promise<void>;
 }
 
-/** TEMPORARY (until src/demo lands): productpage → reviews through two real sidecars, 20% 503s. */
+/** Requests per second the e2e load generator sends to the gateway. */
+const RATE = 20;
+/** Share of reviews-v2 requests the demo answers with 500. */
+const FAIL_RATE = 0.2;
+
+/**
+ * Queries that legitimately return nothing in a healthy demo, with the reason. Labelled counters get their first
+ * series at the first event (overflowed, expired or rejected series, failed app scrapes, unknown peers: every demo
+ * peer runs a sidecar or the embedding); the demo runs without a trace exporter; its TCP client (ratings →
+ * mongodb) keeps its connection open, so no connection closes while the suite runs.
+ */
+const MAY_BE_EMPTY: readonly [RegExp, string][] = [
+  [
+    /meshtel_series_overflow_total|meshtel_series_expired_total|meshtel_label_value_rejected_total|istio_agent_scrape_failures_total|meshtel_peer_unknown_total/,
+    'counts an event that does not happen in a healthy demo',
+  ],
+  [/meshtel_spans_(exported|dropped)_total/, 'the demo runs without a trace exporter'],
+  [/istio_tcp_connections_closed_total/, "the demo's TCP client keeps its connection open"],
+];
+
+/** Start the demo mesh (src/demo `startDemo`) with a steady load and reviews-v2 failing 20% of its requests. */
 export async function startDemoMesh(): Promise<DemoMesh> {
-  let n = 0;
-  const app = await httpApp((_req, res) => {
-    n += 1;
-    res.statusCode = n % 5 === 0 ? 503 : 200;
-    res.end('ok');
-  });
-  const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port }, mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] } });
-  const client = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh: reviewsMesh(server.ports.inbound) });
-  let sent = 0;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const timer = setInterval(() => {
-    const req = http.request({ host: '127.0.0.1', port: client.ports.outbound, path: '/reviews/1', headers: { host: 'reviews:9080' }, agent }, (res) => {
-      res.resume();
-      res.on('end', () => (sent += 1));
-    });
-    req.on('error', () => undefined);
-    req.end();
-  }, 20);
+  const demo = await startDemo({ rate: RATE, failRate: FAIL_RATE, reportingIntervalMs: 1000 });
+  const load = demo.load;
+  if (load === undefined) {
+    await demo.close();
+    throw new Error('the demo started without its load generator');
+  }
   return {
-    targets: [
-      { address: `127.0.0.1:${client.ports.status}`, path: '/stats/prometheus', labels: { namespace: 'default', pod: 'productpage-v1-a' } },
-      { address: `127.0.0.1:${server.ports.status}`, path: '/stats/prometheus', labels: { namespace: 'default', pod: 'reviews-v1-a' } },
+    targets: demo.workloads.map((w) => {
+      const url = new URL(w.metricsUrl);
+      // The pod name is the third field of the node id (type~ip~pod.namespace~domain), as a PodMonitor labels it.
+      const pod = w.nodeId.split('~')[2]?.split('.')[0] ?? w.workload;
+      return { address: url.host, path: url.pathname, labels: { namespace: w.namespace, pod } };
+    }),
+    prefer: { service: 'reviews.bookinfo.svc.cluster.local', namespace: 'bookinfo', workload: 'reviews-v2' },
+    mayBeEmpty: (expr) => MAY_BE_EMPTY.find(([re]) => re.test(expr))?.[1],
+    // Every answered request of the load generator went through the gateway, which reports it as a client.
+    loadCheck: { promql: 'sum(istio_requests_total{reporter="source", source_workload="istio-ingressgateway"})' },
+    sentRequests: () => ({ total: load.stats.ok + load.stats.failed, at: Date.now() }),
+    requestRate: RATE,
+    faults: [
+      {
+        name: `reviews-v2 answers ${FAIL_RATE * 100}% of requests with 500`,
+        selector: 'reporter="destination", destination_workload="reviews-v2", destination_workload_namespace="bookinfo"',
+        errorShare: FAIL_RATE,
+        workload: 'reviews-v2',
+        namespace: 'bookinfo',
+      },
     ],
-    prefer: {},
-    mayBeEmpty: (expr) => (/tcp|grpc|messages/.test(expr) ? 'no TCP/gRPC in the fallback' : /meshtel_/.test(expr) ? 'rare meshtel event' : undefined),
-    loadCheck: { promql: 'sum(istio_requests_total{reporter="source", source_workload="productpage-v1"})' },
-    sentRequests: () => ({ total: sent, at: Date.now() }),
-    requestRate: 50,
-    faults: [{ name: 'reviews-v1 20% 503', selector: 'reporter="destination", destination_workload="reviews-v1"', errorShare: 0.2 }],
-    close: async () => {
-      clearInterval(timer);
-      agent.destroy();
-      await client.close();
-      await server.close();
-      await app.close();
-    },
+    close: () => demo.close(),
   };
 }
