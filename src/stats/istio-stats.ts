@@ -415,7 +415,7 @@ class IstioStatsImpl implements IstioStats {
     const h = g.s[m] as HistogramSeries | undefined;
     if (h === undefined) return;
     const fam = this.istio[m] as Family;
-    const i = observe(h, fam.bounds, v);
+    const i = observe(h, fam, v);
     h.epoch = ep;
     if (h.overflow) fam.overflowCount++;
     if (traceId !== undefined && traceId !== '') {

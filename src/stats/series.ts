@@ -54,6 +54,9 @@ export class HistogramSeries {
 /** A series of either kind. */
 export type Series = ScalarSeries | HistogramSeries;
 
+/** Integer values below this resolve their bucket through `Family.smallIndex`. */
+const SMALL_VALUES = 8192;
+
 /** The label set of the overflow series (documented in docs: one series per metric). */
 export const OVERFLOW_LABELS = 'meshtel_overflow="true"';
 
@@ -64,8 +67,14 @@ export class Family {
   readonly help: string;
   /** Histogram upper bounds (no +Inf). */
   readonly buckets: readonly number[];
-  /** Bounds as a typed array for the bucket scan. */
+  /** Bounds as a typed array for the bucket search. */
   readonly bounds: Float64Array;
+  /**
+   * Bucket index of every small integer value (0..SMALL_VALUES-1). Durations are whole ms and sizes
+   * whole bytes, so most observations resolve with one array read instead of a scan over 19 bounds
+   * (the scan was the largest cost of recordHttp in a CPU profile).
+   */
+  readonly smallIndex: Uint16Array;
   /** Series by rendered label string. */
   readonly series = new Map<string, Series>();
   /** Maximum number of series; further label sets share {@link overflowSeries}. */
@@ -83,6 +92,11 @@ export class Family {
     this.cap = cap;
     this.buckets = buckets;
     this.bounds = Float64Array.from(buckets);
+    this.smallIndex = new Uint16Array(buckets.length === 0 ? 0 : SMALL_VALUES);
+    for (let v = 0, i = 0; v < this.smallIndex.length; v++) {
+      while (i < buckets.length && v > (buckets[i] as number)) i++;
+      this.smallIndex[v] = i;
+    }
   }
 
   /** The series for `labels`, created when new; the overflow series when the family is full. */
@@ -133,11 +147,25 @@ function flatten(s: string): string {
   return s;
 }
 
-/** Add one observation to a histogram series (linear scan: Istio's 19 bounds, small values first). */
-export function observe(s: HistogramSeries, bounds: Float64Array, value: number): number {
-  let i = 0;
-  const n = bounds.length;
-  while (i < n && value > (bounds[i] as number)) i++;
+/**
+ * Add one observation to a histogram series; returns the bucket slot. Small integers use the
+ * family's lookup table, other values a binary search (first bound >= value, Prometheus `le`).
+ */
+export function observe(s: HistogramSeries, f: Family, value: number): number {
+  let i: number;
+  if (value >= 0 && value < SMALL_VALUES && (value | 0) === value) {
+    i = f.smallIndex[value] as number;
+  } else {
+    const bounds = f.bounds;
+    let lo = 0;
+    let hi = bounds.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (value > (bounds[mid] as number)) lo = mid + 1;
+      else hi = mid;
+    }
+    i = lo;
+  }
   s.counts[i] = (s.counts[i] as number) + 1;
   s.sum += value;
   s.count += 1;
