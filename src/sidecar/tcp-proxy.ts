@@ -17,6 +17,7 @@ import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/logger.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
+import { ResponseFlag } from '../stats/types.js';
 import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
 import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
@@ -282,10 +283,15 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     let closedCount = 0;
     const onClose = (): void => {
       closedCount++;
-      if (closedCount === 2) stats.close('no_peer_proxy', fallback);
+      if (closedCount === 2) stats.close('no_peer_proxy', fallback, closeFlags);
     };
+    // Envoy's tcp_proxy flags a connection whose upstream never connected UF, one reset later UC.
+    let connected = false;
+    let closeFlags = 0;
+    up.once(useTls ? 'secureConnect' : 'connect', () => (connected = true));
     up.on('error', (err) => {
       logger.debug('tcp upstream error', { err });
+      closeFlags |= connected ? ResponseFlag.UC : ResponseFlag.UF;
       down.destroy();
     });
     down.on('error', () => up.destroy());

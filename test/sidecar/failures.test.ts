@@ -1,24 +1,13 @@
 import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SidecarOptions } from '../../src/sidecar/options.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { bookinfoLabels, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoLabels, deadPort, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-/** A port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function client(mesh: SidecarOptions['mesh'], extra: Partial<SidecarOptions> = {}): Promise<Sidecar> {
   const c = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh, ...extra });

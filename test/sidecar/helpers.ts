@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { WorkloadMetadata } from '../../src/metadata/types.js';
@@ -184,4 +185,13 @@ export function reviewsMesh(inboundPort: number, extra: Record<string, unknown> 
   return {
     services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: inboundPort } }], ...extra }],
   };
+}
+
+/** A loopback port nothing listens on. */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }

@@ -188,6 +188,23 @@ describe('Sidecar over HTTP/1.1', () => {
       expect(external.seen[0]!.headers[MX_VALUE]).toBeUndefined();
     });
 
+    it.each([
+      { mode: 'IN_MESH' as const, sent: false },
+      { mode: 'ALWAYS' as const, sent: true },
+    ])('sends MX headers to a MeshExternal service only in ALWAYS mode ($mode)', async ({ mode, sent }) => {
+      const external = await httpApp();
+      cleanups.push(external.close);
+      const c = await sidecar({
+        metadata: workload('productpage', 'bookinfo-productpage'),
+        mxMode: mode,
+        mesh: { services: [{ name: 'payments', hostnames: ['api.payments.example'], external: true, ports: [{ name: 'http', protocol: 'http', port: 80 }], endpoints: [{ address: '127.0.0.1', ports: { http: external.port }, sidecar: false }] }] },
+      });
+      cleanups.push(c.close);
+      expect((await send(c.ports.outbound, { path: 'http://api.payments.example/charge' })).status).toBe(200);
+      expect(external.seen[0]!.url).toBe('/charge');
+      expect(external.seen[0]!.headers[MX_ID] !== undefined).toBe(sent);
+    });
+
     it('answers 502 from BlackHoleCluster under REGISTRY_ONLY', async () => {
       const external = await httpApp();
       cleanups.push(external.close);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { eventually, series, sidecar, workload } from './helpers.js';
+import { deadPort, eventually, series, sidecar, workload } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -149,6 +149,24 @@ describe('Sidecar TCP reporting interval', () => {
     await eventually(async () => {
       expect((await series(server, 'istio_tcp_received_bytes_total'))[0]).toMatch(/ 11$/);
       expect(await series(server, 'istio_tcp_connections_closed_total')).toHaveLength(1);
+    });
+  });
+});
+
+describe('Sidecar outbound TCP failures', () => {
+  it('closes the app connection and reports the attempt with UF when the endpoint refuses', async () => {
+    const port = await deadPort();
+    const client = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'reviews', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: port } }] }] },
+      serviceListeners: [{ host: 'reviews', port: 9000, listenPort: 0 }],
+    });
+    cleanups.push(client.close);
+    expect(await roundTrip(client.ports.serviceListeners[0]!, 'lost')).toBe('');
+    await eventually(async () => {
+      const closed = await series(client, 'istio_tcp_connections_closed_total');
+      expect(closed).toHaveLength(1);
+      expect(closed[0]).toContain('request_protocol="tcp",response_flags="UF"');
     });
   });
 });
