@@ -14,7 +14,7 @@
  * does not print. Exemplars (trace ids) are written in OpenMetrics only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable, PassThrough, type Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Registry, RegistryContentType } from 'prom-client';
@@ -364,7 +364,7 @@ export function createMetricsHandler(stats: IstioStats, options?: RenderOptions)
       return;
     }
     try {
-      await pipeline(r.body, new PassThrough(), res);
+      await pipeline(r.body, res);
     } catch {
       res.destroy();
     }

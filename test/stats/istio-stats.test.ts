@@ -97,6 +97,23 @@ describe('IstioStats', () => {
       ]);
     });
 
+    it.each([
+      [false, 'httpbin.org:8080', 'httpbin.org:8080'],
+      [true, 'unknown', 'unknown'],
+    ])('with disableHostHeaderFallback=%s reports an unregistered outbound host as %s', async (disable, svc, name) => {
+      const s = make({ disableHostHeaderFallback: disable });
+      s.recordHttp(outboundToCatalog({ peer: null, peerPrincipal: '', service: null, authority: 'httpbin.org:8080' }));
+      s.recordHttp(outboundToCatalog({ peer: null, peerPrincipal: '', service: null, authority: 'httpbin.org:8080' }));
+      const got = samples(await text(s), 'istio_requests_total');
+      expect(got.map((x) => [x.labels.destination_service, x.labels.destination_service_name, x.value])).toEqual([[svc, name, '2']]);
+    });
+
+    it('never uses the Host header inbound, even with the fallback enabled', async () => {
+      const s = make();
+      s.recordHttp(inboundFromGateway({ service: null, authority: 'webapp:9080' }));
+      expect(samples(await text(s), 'istio_requests_total')[0]?.labels.destination_service).toBe('webapp');
+    });
+
     it('never throws on bad input and counts the failure', async () => {
       const s = make();
       expect(() => s.recordHttp(null as unknown as HttpStreamAttributes)).not.toThrow();
