@@ -20,6 +20,8 @@ import { hasPrometheus, startPrometheus, waitFor } from './support/prometheus.js
 import type { PrometheusHandle } from './support/prometheus.js';
 
 const SCRAPE_INTERVAL_S = 1;
+/** Requests that may be decided but not yet counted when a scrape lands (20 req/s, ~100 ms per request). */
+const IN_FLIGHT_SLACK = 4;
 const RULES_DIR = path.join(REPO_ROOT, 'deploy/prometheus');
 const RULE_FILES = ['recording-rules.yaml', 'alerts.yaml'].map((f) => path.join(RULES_DIR, f));
 const ISTIO_DASHBOARDS = ['istio-mesh-dashboard.gen.json', 'istio-service-dashboard.json', 'istio-workload-dashboard.json'];
@@ -167,29 +169,30 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
     });
 
     it('counts the requests the load generator sent, within one scrape interval', async () => {
-      const check = mesh.loadCheck;
-      // Prometheus's latest sample of the client-side count, and the load generator's count around it.
+      const { selector } = mesh.loadCheck;
+      // The load generator's count now, Prometheus's latest sample and that sample's scrape time.
       const before = mesh.sentRequests();
-      const [sample] = await prom.query(`timestamp(${check.promql})`);
-      const value = await scalar(prom, check.promql);
+      const sampledAt = await scalar(prom, `max(timestamp(istio_requests_total{${selector}}))`);
+      const value = await scalar(prom, `sum(istio_requests_total{${selector}})`);
       const after = mesh.sentRequests();
-      const rate = (after.total - before.total) / Math.max(0.001, (after.at - before.at) / 1000) || mesh.requestRate;
-      const slack = Math.ceil(rate * SCRAPE_INTERVAL_S * 2) + 2;
-      expect(sample).toBeDefined();
+      // What the load generator had counted when Prometheus scraped: now minus the sample's age at the
+      // configured (open-model, constant) rate. The scrape must agree within one scrape interval of traffic.
+      const age = Math.max(0, before.at / 1000 - sampledAt);
+      const atScrape = before.total - mesh.requestRate * age;
       expect(value).toBeGreaterThan(0);
       expect(value).toBeLessThanOrEqual(after.total);
-      expect(value).toBeGreaterThanOrEqual(before.total - slack);
+      expect(Math.abs(value - atScrape)).toBeLessThanOrEqual(mesh.requestRate * SCRAPE_INTERVAL_S + 2);
     });
 
-    it("reports each injected fault's success rate", async () => {
+    it("reports each workload's success rate as the demo's fault schedule makes it", async () => {
       for (const fault of mesh.faults) {
-        const ok = await scalar(prom, `sum(increase(istio_requests_total{${fault.selector}, response_code!~"5.."}[10m]))`);
-        const all = await scalar(prom, `sum(increase(istio_requests_total{${fault.selector}}[10m]))`);
+        // Cumulative counts from one scrape of the workload's sidecar (a consistent snapshot).
+        const all = await scalar(prom, `sum(istio_requests_total{${fault.selector}})`);
+        const failed = await scalar(prom, `sum(istio_requests_total{${fault.selector}, response_code=~"5.."}) or vector(0)`);
         expect(all, fault.name).toBeGreaterThan(20);
-        const expected = 1 - fault.errorShare;
-        // Binomial spread of the observed share: 5 standard deviations.
-        const tolerance = 5 * Math.sqrt((expected * (1 - expected)) / all) + 0.02;
-        expect(Math.abs(ok / all - expected), `${fault.name}: ${ok}/${all} ok, expected ${expected}`).toBeLessThanOrEqual(tolerance);
+        // The demo fails exactly ⌊n·share⌋ of n requests (src/demo createFaultSchedule); the scrape may land
+        // while a few requests are in flight, whose outcome is decided but not yet counted.
+        expect(Math.abs(failed - fault.errorShare * all), `${fault.name}: ${failed} of ${all} failed`).toBeLessThanOrEqual(IN_FLIGHT_SLACK);
       }
     });
   });

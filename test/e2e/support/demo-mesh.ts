@@ -5,14 +5,14 @@
 import { startDemo } from '../../../src/demo/demo.js';
 import type { ScrapeTarget } from './prometheus.js';
 
-/** A fault the demo injects: which requests, and the share that fails with a 5xx. */
+/** A fault the demo injects (or a healthy workload, share 0): which requests, and the share that fails with a 5xx. */
 export interface InjectedFault {
   name: string;
   /** PromQL label matchers selecting the requests to the faulty workload (one reporter). */
   selector: string;
-  /** Share of those requests answered with a 5xx. */
+  /** Share of those requests answered with a 5xx (0 for a healthy workload). */
   errorShare: number;
-  /** The faulty destination workload and its namespace. */
+  /** The destination workload and its namespace. */
   workload: string;
   namespace: string;
 }
@@ -25,8 +25,8 @@ export interface DemoMesh {
   readonly prefer: Readonly<Record<string, string>>;
   /** Why a query may legitimately return no data in this mesh (an event that never happens), else undefined. */
   mayBeEmpty(expr: string): string | undefined;
-  /** The client-side count Prometheus should agree with, and the load generator's own count. */
-  readonly loadCheck: { promql: string };
+  /** Label matchers of the istio_requests_total series that count every request of the load generator. */
+  readonly loadCheck: { selector: string };
   sentRequests(): { total: number; at: number };
   /** Configured request rate (requests/s). */
   readonly requestRate: number;
@@ -72,7 +72,7 @@ export async function startDemoMesh(): Promise<DemoMesh> {
     prefer: { service: 'reviews.bookinfo.svc.cluster.local', namespace: 'bookinfo', workload: 'reviews-v2' },
     mayBeEmpty: (expr) => MAY_BE_EMPTY.find(([re]) => re.test(expr))?.[1],
     // Every answered request of the load generator went through the gateway, which reports it as a client.
-    loadCheck: { promql: 'sum(istio_requests_total{reporter="source", source_workload="istio-ingressgateway"})' },
+    loadCheck: { selector: 'reporter="source", source_workload="istio-ingressgateway"' },
     sentRequests: () => ({ total: load.stats.ok + load.stats.failed, at: Date.now() }),
     requestRate: RATE,
     faults: [
@@ -83,6 +83,14 @@ export async function startDemoMesh(): Promise<DemoMesh> {
         workload: 'reviews-v2',
         namespace: 'bookinfo',
       },
+      // Healthy neighbours: no 5xx at all.
+      ...['reviews-v1', 'reviews-v3', 'details-v1'].map((workload) => ({
+        name: `${workload} never fails`,
+        selector: `reporter="destination", destination_workload="${workload}", destination_workload_namespace="bookinfo"`,
+        errorShare: 0,
+        workload,
+        namespace: 'bookinfo',
+      })),
     ],
     close: () => demo.close(),
   };
