@@ -122,7 +122,11 @@ class MeshtelHopSpan implements HopSpan {
     try {
       const s = this.start;
       // Envoy writes every tag as a string (http_tracer_impl.cc); so do we, so OTLP and Jaeger show the same values.
-      const attrs: Record<string, string> = { ...this.state.constantTags };
+      // Copied key by key, not with `{ ...constantTags }`: on Node 20 every property added to an object made by
+      // spread costs microseconds (V8 clone maps), and ~15 are added below (measured in bench/tracing.bench.ts).
+      const attrs: Record<string, string> = {};
+      const constant = this.state.constantTags;
+      for (const k in constant) attrs[k] = constant[k]!;
       attrs[TAG.GUID_X_REQUEST_ID] = this.requestId;
       attrs[TAG.HTTP_URL] = truncateUrlPath(s.url);
       attrs[TAG.HTTP_METHOD] = s.method;
