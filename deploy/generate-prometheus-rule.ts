@@ -21,8 +21,9 @@ export const RULE_SOURCES: readonly { file: string; name: string }[] = Object.fr
 /** Where the generated resources are written. */
 export const PROMETHEUS_RULE_FILE = path.join(DEPLOY_DIR, 'kubernetes/prometheus-rule.yaml');
 
-/** Namespace and labels of the generated resources (same as the PodMonitor, so one ruleSelector finds both). */
+/** Namespace of the generated resources (the PodMonitor's, Istio's monitoring namespace). */
 export const PROMETHEUS_RULE_NAMESPACE = 'istio-system';
+/** Labels of the generated resources (`release: istio` like the PodMonitor, so one selector finds both). */
 export const PROMETHEUS_RULE_LABELS: Readonly<Record<string, string>> = Object.freeze({
   'app.kubernetes.io/part-of': 'meshtel',
   release: 'istio',

@@ -140,6 +140,9 @@ export async function startPrometheus(o: PrometheusOptions): Promise<PrometheusH
       continue;
     }
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    // Never leave a Prometheus behind if the test process dies before close().
+    const killOnExit = (): void => void proc.kill('SIGKILL');
+    process.once('exit', killOnExit);
     return {
       url,
       query: async (expr, time) =>
@@ -155,6 +158,7 @@ export async function startPrometheus(o: PrometheusOptions): Promise<PrometheusH
       targets: async () =>
         (await api<{ activeTargets: { scrapeUrl: string; health: string; lastError: string }[] }>(`${url}/api/v1/targets`, {})).activeTargets,
       close: async () => {
+        process.removeListener('exit', killOnExit);
         if (proc.exitCode === null) {
           proc.kill('SIGTERM');
           const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
