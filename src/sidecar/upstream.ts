@@ -116,10 +116,19 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
         body.pipe(req);
       } else req.end();
     };
-    req.on('socket', (socket) => {
-      if (socket.connecting) socket.once('connect', start);
-      else start();
-    });
+    if (body === null) {
+      // Nothing to lose on a failed connect: end at once (saves a listener and a tick per request).
+      req.end();
+      req.once('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', () => (connected = true));
+        else connected = true;
+      });
+    } else {
+      req.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', start);
+        else start();
+      });
+    }
     req.on('response', (res) => {
       if (settled) return;
       settled = true;
