@@ -91,6 +91,25 @@ export function encodeAll(meta: WorkloadMetadata, profile: PayloadProfile, nodeI
   };
 }
 
+/**
+ * Encode `meta` in one format: the MX header value, baggage, TCP frame (hex), node id, or all of them as
+ * JSON. `nodeId` (default formatNodeId(meta)) is only needed, and only computed, for `tcp`, `id` and `all`.
+ */
+export function encodeValue(meta: WorkloadMetadata, format: EncodeFormat, profile: PayloadProfile, nodeId?: string): string {
+  switch (format) {
+    case 'header':
+      return encodeMxHeader(meta, profile);
+    case 'baggage':
+      return encodeBaggage(meta);
+    case 'tcp':
+      return encodeTcpFrame(meta, nodeId ?? formatNodeId(meta), profile).toString('hex');
+    case 'id':
+      return nodeId ?? formatNodeId(meta);
+    case 'all':
+      return JSON.stringify(encodeAll(meta, profile, nodeId ?? formatNodeId(meta)), null, 2);
+  }
+}
+
 /** Build the metadata (file fields, then flag fields win) with meshtel's validation. */
 export function buildMetadata(fromFile: Partial<WorkloadMetadataInput>, fromFlags: Partial<WorkloadMetadataInput>): WorkloadMetadata {
   const labels = { ...(fromFile.labels ?? {}), ...(fromFlags.labels ?? {}) };

@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
-import { ConfigError, quote } from '../core/errors.js';
+import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
 import { createMeshtelEmbedding } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';
@@ -332,6 +332,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     };
   } catch (err) {
     await close();
-    throw err;
+    if (isMeshtelError(err)) throw err;
+    // An app that cannot bind (EADDRINUSE with --base-port) is a listen error like a sidecar's.
+    throw new ConfigError('MESHTEL_ERR_LISTEN', `demo failed to start: ${(err as Error).message}`, {}, { cause: err });
   }
 }

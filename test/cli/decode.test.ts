@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeValue, detectKind } from '../../src/cli/decode.js';
 import type { DecodeReport } from '../../src/cli/decode.js';
-import { buildMetadata, encodeAll, inputFromObject } from '../../src/cli/encode.js';
+import { buildMetadata, encodeAll, encodeValue, inputFromObject } from '../../src/cli/encode.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import type { PayloadProfile } from '../../src/metadata/types.js';
 import { hasSharedCompat, loadMxVectors } from '../support/shared.js';
@@ -117,6 +117,24 @@ describe('decodeValue() on bad input', () => {
     ['k8s.namespace.name=default', 'baggage'],
   ])('detects %s as %s', (value, kind) => {
     expect(detectKind(value)).toBe(kind);
+  });
+});
+
+describe('encodeValue()', () => {
+  const meta = buildMetadata({ name: 'ratings-v1-0', namespace: 'bookinfo', workload: 'ratings-v1', labels: { app: 'ratings', version: 'v1' }, instanceIps: ['10.0.0.7'] }, {});
+  const all = encodeAll(meta, 'reduced', 'sidecar~10.0.0.7~ratings-v1-0.bookinfo~bookinfo.svc.cluster.local');
+  it.each([
+    ['header', all['x-envoy-peer-metadata']],
+    ['baggage', all.baggage],
+    ['tcp', all.tcpFrameHex],
+    ['id', all['x-envoy-peer-metadata-id']],
+  ] as const)('gives the %s form, with the node id built from the metadata by default', (format, expected) => {
+    expect(encodeValue(meta, format, 'reduced')).toBe(expected);
+  });
+
+  it('prefers a given node id', () => {
+    expect(encodeValue(meta, 'id', 'reduced', 'client')).toBe('client');
+    expect(decodeValue(encodeValue(meta, 'tcp', 'reduced', 'client')).peerId).toBe('client');
   });
 });
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import type { PayloadProfile, ProxyType } from '../../metadata/types.js';
 import type { WorkloadMetadataInput } from '../../metadata/workload.js';
-import { buildMetadata, encodeAll, inputFromText, PROFILES } from '../encode.js';
+import { buildMetadata, encodeValue, inputFromText, PROFILES } from '../encode.js';
 import type { EncodeFormat } from '../encode.js';
 import { readInput } from '../io.js';
 
@@ -115,14 +115,7 @@ Examples:
       if (flags.ip.length > 0) fromFlags.instanceIps = flags.ip;
       if (Object.keys(flags.label).length > 0) fromFlags.labels = flags.label;
       const meta = buildMetadata(fromFile, fromFlags);
-      const needsId = format === 'id' || format === 'tcp' || format === 'all';
-      const values = encodeAll(meta, profile, needsId ? flags.nodeId : (flags.nodeId ?? 'unused'));
-      const out =
-        format === 'header' ? values['x-envoy-peer-metadata']
-        : format === 'baggage' ? values.baggage
-        : format === 'tcp' ? values.tcpFrameHex
-        : format === 'id' ? values['x-envoy-peer-metadata-id']
-        : JSON.stringify(values, null, 2);
+      const out = encodeValue(meta, format, profile, flags.nodeId);
       process.stdout.write(`${out}\n`);
     });
 }
