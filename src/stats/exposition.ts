@@ -170,11 +170,12 @@ class ChunkWriter {
 }
 
 /** Per-family byte prefixes, encoded once per scrape. */
-function familyBytes(f: Family): { bucket: Buffer; les: Buffer[]; sum: Buffer; count: Buffer; name: Buffer } {
+function familyBytes(f: Family, sampleName: string): { bucket: Buffer; les: Buffer[]; sum: Buffer; count: Buffer; name: Buffer } {
   const les = f.buckets.map((b) => Buffer.from(`le="${formatLe(b)}"} `));
   les.push(Buffer.from('le="+Inf"} '));
   return {
-    name: Buffer.from(f.name),
+    // OpenMetrics counter samples end in _total even when the family name does not (custom metrics).
+    name: Buffer.from(sampleName),
     bucket: Buffer.from(`${f.name}_bucket{`),
     les,
     sum: Buffer.from(`${f.name}_sum`),
@@ -194,7 +195,7 @@ function* familyInto(w: ChunkWriter, f: Family, om: boolean): Generator<void> {
   if (all.length === 0) return;
   const fam = om ? omFamilyName(f.name, f.type) : f.name;
   w.str(`# HELP ${fam} ${escapeHelp(f.help)}\n# TYPE ${fam} ${f.type}\n`);
-  const fb = familyBytes(f);
+  const fb = familyBytes(f, om && f.type === 'counter' && !f.name.endsWith('_total') ? `${f.name}_total` : f.name);
   let scratch = Buffer.allocUnsafe(4096);
   for (const s of all) {
     if (w.pending > 0) yield;
@@ -216,7 +217,7 @@ function* familyInto(w: ChunkWriter, f: Family, om: boolean): Generator<void> {
         if (om && h.exemplars?.[i] !== undefined) w.str(exemplarSuffix(h.exemplars[i]));
         w.bytes(NL);
       }
-      const plain = ln > 0 ? lab.subarray(0, ln - 1) : undefined;
+      const plain = ln > 0 ? lab.subarray(0, ln - 1) : f.emptyBraces ? lab : undefined;
       for (const [prefix, v] of [
         [fb.sum, num(h.sum)],
         [fb.count, String(h.count)],
@@ -233,7 +234,7 @@ function* familyInto(w: ChunkWriter, f: Family, om: boolean): Generator<void> {
     } else {
       const c = s as ScalarSeries;
       w.bytes(fb.name);
-      if (c.labels !== '') {
+      if (c.labels !== '' || f.emptyBraces) {
         w.bytes(OPEN);
         w.str(c.labels);
         w.bytes(CLOSE_SP);

@@ -47,8 +47,9 @@ import { grpcStatusCode, grpcStatusLabel } from './grpc-status.js';
 import type { HistogramSeries, ScalarSeries} from './series.js';
 import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } from './series.js';
 import type { TelemetryConfig } from './telemetry.js';
-import type { CompiledExpression } from './expression.js';
+import type { CompiledExpression, ExpressionScope } from './expression.js';
 import { createScope } from './attributes.js';
+import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric, type CustomMetricDefinition } from './custom-metrics.js';
 import { createRegistryCollectors } from './registry-bridge.js';
 
 /** Options of {@link createIstioStats}. */
@@ -71,6 +72,11 @@ export interface IstioStatsOptions {
   readonly disableHostHeaderFallback?: boolean;
   /** Periodic TCP/gRPC report interval, Istio's `tcp_reporting_duration` (default 5000 ms; 0 = only at close). */
   readonly tcpReportingIntervalMs?: number;
+  /**
+   * Custom metrics (istio/proxy stats config `definitions[]`): `istio_<name>` with a CEL value,
+   * recorded at stream end / connection close. Costs an expression evaluation per request.
+   */
+  readonly definitions?: readonly CustomMetricDefinition[];
   /** Clock in ms (tests). */
   readonly now?: () => number;
   readonly logger?: Logger;
@@ -143,6 +149,8 @@ interface ModeState {
   readonly plans: readonly MetricPlan[];
   /** Expressions any enabled plan of this mode uses. */
   readonly exprIds: readonly number[];
+  /** Tags of custom metrics: every ALL_METRICS dimension of this mode, sorted by name. */
+  readonly customTags: readonly { readonly prefix: string; readonly expr: CompiledExpression }[];
 }
 
 /**
@@ -207,6 +215,7 @@ class IstioStatsImpl implements IstioStats {
   private readonly errorsFam: Family;
   private readonly activeFam: Family;
   private readonly modes: readonly ModeState[];
+  private readonly custom: readonly CompiledCustomMetric[];
   private readonly exprs: CompiledExpression[] = [];
   private readonly allow: Map<string, Set<string>> | undefined;
   private readonly rejected = new Map<string, number>();
@@ -284,6 +293,7 @@ class IstioStatsImpl implements IstioStats {
     }
 
     this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
+    this.custom = compileCustomMetrics(o.definitions, cap);
     const start = this.clock();
     this.epochStarts = [{ epoch: 0, start }];
 
@@ -355,7 +365,20 @@ class IstioStatsImpl implements IstioStats {
       return { disabled, entries, keyId };
     });
     const used = [...exprIds].filter((id) => plans.some((p) => !p.disabled && p.entries.some((e) => e.expr === id)));
-    return { plans, exprIds: used };
+    // istio_stats.cc: a dimension without a metric name is added to every custom metric too.
+    const dims = new Map<string, CompiledExpression>();
+    for (const ov of telemetry?.overrides ?? []) {
+      if (ov.metric !== 'ALL_METRICS' || (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode)) continue;
+      for (const [tag, t] of Object.entries(ov.tagOverrides)) {
+        if (t.operation === 'UPSERT') dims.set(tag, t.expression);
+        else dims.delete(tag);
+      }
+    }
+    const customTags = [...dims.keys()].sort().map((tag, i) => ({
+      prefix: `${i === 0 ? '' : ','}${sanitizeLabelName(tag)}="`,
+      expr: dims.get(tag) as CompiledExpression,
+    }));
+    return { plans, exprIds: used, customTags };
   }
 
   private internExpr(e: CompiledExpression): number {
@@ -406,6 +429,7 @@ class IstioStatsImpl implements IstioStats {
       this.observe(g, METRIC.DURATION, d, ep, a.traceId);
       this.observe(g, METRIC.REQUEST_BYTES, a.requestBytes > 0 ? a.requestBytes : 0, ep, undefined);
       this.observe(g, METRIC.RESPONSE_BYTES, a.responseBytes > 0 ? a.responseBytes : 0, ep, undefined);
+      if (this.custom.length > 0) this.recordCustom(mode, createScope(this.local, a, a, a.reporter));
     } catch (err) {
       this.fail(err);
     }
@@ -473,7 +497,7 @@ class IstioStatsImpl implements IstioStats {
       const ctx = this.context(a, '');
       // Envoy evaluates TCP expressions once, just before the first emission.
       const vals = mode.exprIds.length === 0 ? undefined : this.evalExprs(mode, undefined, ctx, a);
-      conn.init(ctx, mode, vals);
+      conn.init(ctx, mode, vals, a);
       this.addCounter(conn.group(0), METRIC.TCP_OPENED, 1);
       this.openConns.add(conn);
     } catch (err) {
@@ -507,8 +531,33 @@ class IstioStatsImpl implements IstioStats {
   }
 
   /** @internal */
-  connClosed(conn: TcpConn): void {
+  connClosed(conn: TcpConn, attrs: ConnectionAttributes | undefined): void {
     this.openConns.delete(conn);
+    if (this.custom.length > 0 && attrs !== undefined) {
+      try {
+        this.recordCustom(this.modes[attrs.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState, createScope(this.local, attrs, undefined, attrs.reporter));
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+  }
+
+  /**
+   * Custom metrics (istio_stats.cc `recordCustomMetrics`): tags and value evaluated now; the series is
+   * found by its rendered tags (a string lookup: custom metrics are opt-in and off the fast path).
+   */
+  private recordCustom(mode: ModeState, scope: ExpressionScope): void {
+    let labels = '';
+    for (const t of mode.customTags) labels += `${t.prefix}${escapeLabelValue(t.expr.evaluate(scope))}"`;
+    for (const c of this.custom) {
+      const raw = c.value.evaluate(scope);
+      const amount = raw === 'unknown' ? 0 : simpleAtoiUnsigned(raw);
+      const s = c.family.get(labels, this.epoch);
+      s.epoch = this.epoch;
+      if (c.type === 'HISTOGRAM') observe(s as HistogramSeries, c.family, amount);
+      else if (c.type === 'GAUGE') (s as ScalarSeries).value = amount;
+      else (s as ScalarSeries).value += amount;
+    }
   }
 
   recordPeerUnknown(reason: UnknownPeerReason, reporter: Reporter): void {
@@ -676,6 +725,7 @@ class IstioStatsImpl implements IstioStats {
     this.epochStarts = this.epochStarts.filter((e) => e.epoch >= minEpoch - 1);
     let removed = 0;
     for (const f of this.istio) removed += f.expire(minEpoch);
+    for (const c of this.custom) c.family.expire(minEpoch);
     if (removed > 0) {
       this.gen++;
       // Drop cached contexts so dead peers' label arrays go too.
@@ -703,7 +753,7 @@ class IstioStatsImpl implements IstioStats {
     }
     for (const [label, n] of this.rejected) (this.rejectedFam.get(`label="${escapeLabelValue(label)}"`, 0) as ScalarSeries).value = n;
     (this.errorsFam.get('', 0) as ScalarSeries).value = this.errors;
-    return [...this.istio, this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam];
+    return [...this.istio, ...this.custom.map((c) => c.family), this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam];
   }
 
   close(): void {
@@ -733,9 +783,11 @@ class TcpConn implements TcpConnectionStats {
   private tx = 0;
   private done = false;
   private cached: Group | undefined;
+  private attrs: ConnectionAttributes | undefined;
   constructor(private readonly stats: IstioStatsImpl) {}
 
-  init(ctx: PeerContext, mode: ModeState, vals: string[] | undefined): void {
+  init(ctx: PeerContext, mode: ModeState, vals: string[] | undefined, attrs: ConnectionAttributes): void {
+    this.attrs = attrs;
     this.ctx = ctx;
     this.mode = mode;
     this.vals = vals;
@@ -784,6 +836,7 @@ class TcpConn implements TcpConnectionStats {
     } catch (err) {
       this.stats.fail(err);
     }
-    this.stats.connClosed(this);
+    this.stats.connClosed(this, this.attrs);
+    this.attrs = undefined;
   }
 }

@@ -80,6 +80,8 @@ export class Family {
   /** Maximum number of series; further label sets share {@link overflowSeries}. */
   readonly cap: number;
   overflowSeries: Series | undefined = undefined;
+  /** Print `{}` for an empty label set, as Envoy does for custom metrics (`istio_get_calls{} 22`). */
+  emptyBraces = false;
   /** Observations routed to the overflow series. */
   overflowCount = 0;
   /** Series removed by the TTL sweep. */

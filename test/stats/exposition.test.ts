@@ -189,7 +189,7 @@ describe('promtool check metrics', () => {
     const registry = new Registry();
     new Histogram({ name: 'app_latency_seconds', help: 'app latency', labelNames: ['route'], registers: [registry] }).labels('/a').observe(0.2);
     new Summary({ name: 'app_size_bytes', help: 'sizes', registers: [registry] }).observe(3);
-    stats = createIstioStats({ local: WEBAPP, registry, tcpReportingIntervalMs: 0 });
+    stats = createIstioStats({ local: WEBAPP, registry, tcpReportingIntervalMs: 0, definitions: [{ name: 'get_calls', value: '1' }] });
     stats.recordHttp(inboundFromGateway({ traceId: 'abc' }));
     stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: 'we"ird\\name\nx' }), protocol: 'grpc', responseCode: 503 }));
     stats.recordGrpcMessages(outboundToCatalog({ protocol: 'grpc' }), 2, 3);
@@ -198,7 +198,7 @@ describe('promtool check metrics', () => {
     c.close();
     stats.recordPeerUnknown('bad_base64', 'destination');
     const text = await renderMetricsToString(stats, 'text');
-    for (const name of ['istio_requests_total', 'istio_request_duration_milliseconds_bucket', 'istio_request_messages_total', 'istio_tcp_sent_bytes_total', 'istio_build', 'meshtel_peer_unknown_total', 'app_latency_seconds_bucket', 'app_size_bytes']) {
+    for (const name of ['istio_get_calls{}', 'istio_requests_total', 'istio_request_duration_milliseconds_bucket', 'istio_request_messages_total', 'istio_tcp_sent_bytes_total', 'istio_build', 'meshtel_peer_unknown_total', 'app_latency_seconds_bucket', 'app_size_bytes']) {
       expect(text).toContain(`\n${name}`);
     }
     const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });

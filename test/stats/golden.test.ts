@@ -52,6 +52,18 @@ spec:
     expect(samples(text, 'istio_requests_total').map((s) => s.line)).toEqual([vector(14)]);
   });
 
+  it('reproduces the custom metric of mx-vectors #15 (istio_get_calls{} 22)', async () => {
+    stats = createIstioStats({
+      local: WEBAPP,
+      definitions: [{ name: 'get_calls', value: "(request.method.startsWith('GET') ? 1 : 0)", type: 'COUNTER' }],
+    });
+    for (let i = 0; i < 30; i++) stats.recordHttp(inboundFromGateway({ method: i < 22 ? 'GET' : 'POST' }));
+    const text = await renderMetricsToString(stats, 'text');
+    const at = text.indexOf('# TYPE istio_get_calls counter\n');
+    expect(at).toBeGreaterThan(0);
+    expect(text.slice(at, at + vector(15).length + 1)).toBe(`${vector(15)}\n`);
+  });
+
   it('emits labels in the order of the flat Envoy stat name of mx-vectors #16', () => {
     const flat = vector(16);
     const order = HTTP_LABELS.map((l) => flat.indexOf(`.${l}.`));
