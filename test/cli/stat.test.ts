@@ -5,7 +5,7 @@ import { computeStat, histogramQuantile } from '../../src/cli/stat.js';
 import type { StatRow } from '../../src/cli/stat.js';
 import { parseExposition } from '../../src/cli/exposition-parser.js';
 import { isMeshtelError } from '../../src/core/errors.js';
-import { runMeshtel } from './support.js';
+import { runMeshtel, spawnMeshtel } from './support.js';
 
 describe('histogramQuantile()', () => {
   const b = (pairs: [number, number][]) => pairs.map(([le, count]) => ({ le, count }));
@@ -174,6 +174,20 @@ describe('meshtel stat (CLI)', () => {
     expect(run.code).toBe(0);
     const rows = JSON.parse(run.stdout) as StatRow[];
     expect(rows.find((r) => r.name === 'reviews')).toMatchObject({ requests: 100, failures: 10, successRate: 0.9 });
+  });
+
+  it('--watch prints a fresh table every interval as plain blocks off a terminal and exits 0 on SIGINT', async () => {
+    hits = 0;
+    const child = spawnMeshtel(['stat', '-e', url, '--interval', '150ms', '--watch']);
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const deadline = Date.now() + 20_000;
+    while ((out.match(/^NAMESPACE/gm) ?? []).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect((out.match(/^NAMESPACE\s+WORKLOAD/gm) ?? []).length).toBeGreaterThanOrEqual(3);
+    expect(out).not.toContain('\x1b[');
   });
 
   it.each([
