@@ -85,6 +85,7 @@ export type {
 } from './stats/types.js';
 export { createIstioStats } from './stats/istio-stats.js';
 export type { IstioStats, IstioStatsOptions, TcpConnectionStats } from './stats/istio-stats.js';
+export type { CustomMetricDefinition } from './stats/custom-metrics.js';
 export { parseTelemetry } from './stats/telemetry.js';
 export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './stats/telemetry.js';
 export { compileExpression } from './stats/expression.js';
