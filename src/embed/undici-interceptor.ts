@@ -78,6 +78,20 @@ function first(v: string | string[] | number | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v === undefined ? undefined : String(v);
 }
 
+/** Parsed origins: a client talks to few, so each string is parsed once (bounded; restarts when full). */
+const origins = new Map<string, URL>();
+const MAX_ORIGINS = 256;
+
+function parseOrigin(origin: string): URL {
+  let u = origins.get(origin);
+  if (u === undefined) {
+    u = new URL(origin);
+    if (origins.size >= MAX_ORIGINS) origins.clear();
+    origins.set(origin, u);
+  }
+  return u;
+}
+
 /** Map an undici error to Envoy's flags for the same failure at an outbound sidecar. */
 function flagsOf(err: Error): number {
   const code = (err as { code?: string }).code ?? '';
@@ -100,7 +114,7 @@ export function createMeshtelInterceptor(embedding: MeshtelEmbedding, options: M
     let wrapped: Handler = handler;
     let dispatchOpts = opts;
     try {
-      const origin = typeof opts.origin === 'string' ? new URL(opts.origin) : opts.origin;
+      const origin = typeof opts.origin === 'string' ? parseOrigin(opts.origin) : opts.origin;
       const headers = toHeaderObject(opts.headers);
       const authority = first(headers.host) ?? origin?.host ?? '';
       const method = opts.method ?? 'GET';
