@@ -8,10 +8,11 @@ import * as grpc from '@grpc/grpc-js';
 /** Full method path, as a gRPC client puts it in `:path`. */
 export const GET_RATINGS_PATH = '/bookinfo.ratings.v1.Ratings/GetRatings';
 
-/** Request and response of GetRatings. */
+/** Request of GetRatings. */
 export interface RatingsRequest {
   readonly productId: number;
 }
+/** Response of GetRatings: stars per reviewer. */
 export interface RatingsReply {
   readonly productId: number;
   readonly ratings: Readonly<Record<string, number>>;
