@@ -1,21 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEPLOY_DIR } from '../../deploy/generate-prometheus-rule.js';
+import { findBinary, requireBinary } from './binaries.js';
 
-const PROMTOOL = '/usr/bin/promtool';
+const PROMTOOL = findBinary('promtool') ?? 'promtool';
 const RULES_DIR = path.join(DEPLOY_DIR, 'prometheus');
 const TESTS_DIR = path.join(RULES_DIR, 'tests');
 const RULE_FILES = ['recording-rules.yaml', 'alerts.yaml'];
 
 /** promtool is required under CI; elsewhere its tests are skipped with a message. */
 function hasPromtool(): boolean {
-  if (existsSync(PROMTOOL)) return true;
-  if (process.env.CI === 'true') throw new Error(`${PROMTOOL} is missing: install Debian's prometheus package (apt-get install prometheus)`);
-  console.warn(`skipping promtool checks: ${PROMTOOL} not found`);
-  return false;
+  return requireBinary('promtool') !== undefined;
 }
 
 interface Rule {

@@ -6,22 +6,19 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { findBinary, requireBinary } from '../../deploy/binaries.js';
 
-/** Where Debian installs the server. */
-export const PROMETHEUS_BIN = '/usr/bin/prometheus';
+/** The server binary: on PATH, else Debian's /usr/bin/prometheus. */
+export const PROMETHEUS_BIN = findBinary('prometheus') ?? 'prometheus';
 
-/** True when the prometheus binary exists; under CI=true its absence throws. */
+/** True when the prometheus binary exists; under CI=true its absence throws with a clear message. */
 export function hasPrometheus(): boolean {
-  if (existsSync(PROMETHEUS_BIN)) return true;
-  if (process.env.CI === 'true') {
-    throw new Error(`${PROMETHEUS_BIN} is missing: the e2e suite needs Debian's prometheus 2.42 (apt-get install -y prometheus)`);
-  }
-  return false;
+  return requireBinary('prometheus') !== undefined;
 }
 
 /** One scrape target: `host:port`, metrics path, and target labels (as a PodMonitor would add `namespace`, `pod`). */
