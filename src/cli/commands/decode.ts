@@ -42,6 +42,10 @@ Examples:
         kind = KINDS[flags.as.toLowerCase()];
         if (kind === undefined) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--as must be mx, baggage, tcp or id, got ${quote(flags.as)}`, { field: 'as' });
       }
+      if (value === undefined && process.stdin.isTTY === true) {
+        // Nothing given and nothing piped: waiting on the terminal would look like a hang.
+        throw new ConfigError('MESHTEL_ERR_CLI_USAGE', 'give a value to decode, or pipe it on stdin', { field: 'value' });
+      }
       const text = value === undefined || value === '-' ? (await readInput('-')).trim() : value;
       if (text.trim() === '') throw new ConfigError('MESHTEL_ERR_CLI_USAGE', 'give a value to decode (or pipe it on stdin)', { field: 'value' });
       const report = decodeValue(text, kind);
