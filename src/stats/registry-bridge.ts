@@ -9,7 +9,7 @@
  */
 import type { Registry, RegistryContentType } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
-import { HistogramSeries, ScalarSeries, type Family, type Series } from './series.js';
+import { HistogramSeries, ScalarSeries, type Exemplar, type Family, type Series } from './series.js';
 import { formatLe } from './definitions.js';
 
 /** prom-client's value entry (`MetricValue` / `MetricValueWithName`). */
@@ -17,6 +17,12 @@ interface PromValue {
   value: number;
   labels: Record<string, string | number>;
   metricName?: string;
+  /** Printed by prom-client in OpenMetrics registries only. */
+  exemplar?: { labelSet: Record<string, string>; value: number; timestamp: number };
+}
+
+function exemplarOf(e: Exemplar | undefined): Pick<PromValue, 'exemplar'> {
+  return e === undefined ? {} : { exemplar: { labelSet: { trace_id: e.traceId }, value: e.value, timestamp: e.timestamp } };
 }
 
 /** Marker on collectors created here, so the renderer can tell them from the app's metrics. */
@@ -58,13 +64,13 @@ function values(f: Family): PromValue[] {
       let cum = 0;
       for (let i = 0; i < f.buckets.length; i++) {
         cum += s.counts[i] as number;
-        out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: formatLe(f.buckets[i] as number) }, value: cum });
+        out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: formatLe(f.buckets[i] as number) }, value: cum, ...exemplarOf(s.exemplars?.[i]) });
       }
-      out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
+      out.push({ metricName: `${f.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count, ...exemplarOf(s.exemplars?.[f.buckets.length]) });
       out.push({ metricName: `${f.name}_sum`, labels, value: s.sum });
       out.push({ metricName: `${f.name}_count`, labels, value: s.count });
     } else if (s instanceof ScalarSeries) {
-      out.push({ labels, value: s.value });
+      out.push({ labels, value: s.value, ...(f.type === 'counter' ? exemplarOf(s.exemplar) : {}) });
     }
   }
   return out;

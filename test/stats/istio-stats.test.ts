@@ -384,8 +384,11 @@ describe('IstioStats', () => {
       const registry = new (Registry as unknown as new (contentType: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE);
       const s = make({ registry });
       s.recordHttp(inboundFromGateway());
+      s.recordHttp(inboundFromGateway({ traceId: '0af7651916cd43dd8448eb211c80319c', durationMs: 3 }));
       const out = await registry.metrics();
       expect(out).toContain('# TYPE istio_requests counter');
+      expect(out).toMatch(/^istio_requests_total\{.*\} 2 # \{trace_id="0af7651916cd43dd8448eb211c80319c"\} 1 \d+/m);
+      expect(out).toMatch(/^istio_request_duration_milliseconds_bucket\{.*le="5"\} 1 # \{trace_id="0af7651916cd43dd8448eb211c80319c"\} 3 /m);
       expect(samples(out, 'istio_requests_total')).toHaveLength(1);
     });
 
