@@ -2,10 +2,13 @@
  * Upstream connections for the HTTP listeners: a keep-alive node:http Agent for HTTP/1.1 and one
  * cached HTTP/2 session per endpoint for h2c/gRPC (Envoy's per-cluster connection pools).
  *
- * node:http is used rather than an undici Pool because a retry after a connection failure must not
- * lose the request body: the body is piped only once the socket has connected, so a refused
- * connection leaves it untouched for the next attempt (Envoy buffers for the same reason). undici
- * destroys the body on a connect error.
+ * Requests without a body over plain text go through an undici Agent (keep-alive pools per origin):
+ * bench/sidecar.bench.ts measured a bare undici proxy at ~1.36x the throughput of a bare node:http
+ * one. Requests with a body, and mTLS requests, go through node:http: a retry after a connection
+ * failure must not lose the body, so it is piped only once the socket has connected and a refused
+ * connection leaves it untouched for the next attempt (Envoy buffers for the same reason), whereas
+ * undici destroys the body on a connect error; and the upstream certificate (the principal) is read
+ * from node's socket.
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
@@ -14,6 +17,7 @@ import http2 from 'node:http2';
 import type { ClientHttp2Session } from 'node:http2';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { Agent as UndiciAgent } from 'undici';
 import type { TLSSocket } from 'node:tls';
 import { ALPN_HTTP1_CLIENT, ALPN_HTTP2_CLIENT, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
@@ -100,6 +104,50 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', ...options.tls.clientOptions(ALPN_HTTP1_CLIENT) })
     : undefined;
   const sessions = new Map<string, ClientHttp2Session>();
+  // No undici timeouts: the route timeout (UT) is the only one, as in Envoy's default.
+  const undici = new UndiciAgent({ connections: maxSockets, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 60_000 });
+
+  /** Errors that mean no connection was made (nothing was sent, safe to retry). */
+  const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+  function bodyless(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, handlers: UpstreamHandlers): UpstreamCall {
+    let settled = false;
+    const abort = new AbortController();
+    headers.host = authority;
+    const origin = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    undici
+      .request({ origin, path, method: method as 'GET', headers: headers as Record<string, string>, body: null, signal: abort.signal })
+      .then(
+        (res) => {
+          if (settled) {
+            res.body.destroy();
+            return;
+          }
+          settled = true;
+          handlers.onResponse({
+            status: res.statusCode,
+            headers: res.headers as IncomingHttpHeaders,
+            body: res.body,
+            // undici fills the trailers object once the body has ended.
+            trailers: () => (Object.keys(res.trailers).length > 0 ? (res.trailers as IncomingHttpHeaders) : undefined),
+            endStream: false,
+            peerPrincipal: '',
+            headBytes: 0,
+          });
+        },
+        (err: Error & { code?: string }) => {
+          if (settled) return;
+          settled = true;
+          handlers.onError(CONNECT_ERRORS.has(err.code ?? '') ? 'connect' : 'reset', err);
+        },
+      );
+    return {
+      abort() {
+        settled = true;
+        abort.abort();
+      },
+    };
+  }
 
   function h1(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers, onBodyChunk?: (chunk: Buffer) => void): UpstreamCall {
     let settled = false;
@@ -248,12 +296,14 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
 
   return {
     request(target, method, path, authority, headers, body, handlers, onBodyChunk) {
+      if (body === null && !target.h2 && !target.tls && headers.expect === undefined) return bodyless(target, method, path, authority, headers, handlers);
       return target.h2
         ? h2(target, method, path, authority, headers, body, handlers, onBodyChunk)
         : h1(target, method, path, authority, headers, body, handlers, onBodyChunk);
     },
     close() {
       plainAgent.destroy();
+      void undici.destroy().catch(() => {});
       tlsAgent?.destroy();
       for (const s of sessions.values()) s.destroy();
       sessions.clear();
