@@ -118,7 +118,7 @@ describe('renderMetrics()', () => {
     expect(chunks).toBeGreaterThan(100);
     expect(maxChunk).toBeLessThanOrEqual(1 << 20);
     expect(ticks).toBeGreaterThan(0);
-  });
+  }, 60_000);
 });
 
 describe('createMetricsHandler()', () => {
