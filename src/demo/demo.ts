@@ -18,6 +18,9 @@ import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
 import { createMeshtelEmbedding } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';
+import { formatNodeId } from '../metadata/node-id.js';
+import { createTracing } from '../tracing/tracer.js';
+import type { HopTracer } from '../tracing/types.js';
 import type { WorkloadMetadata } from '../metadata/types.js';
 import { startSidecar } from '../sidecar/sidecar.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
@@ -46,6 +49,8 @@ export interface DemoOptions {
   readonly scrapeIntervalSeconds?: number;
   /** Sidecars' TCP/gRPC periodic report interval (Istio's tcp_reporting_duration); default 1000 ms for a lively demo. */
   readonly reportingIntervalMs?: number;
+  /** Export spans of every hop over OTLP/HTTP (e.g. Jaeger's http://127.0.0.1:4318); default no tracing. */
+  readonly tracing?: { readonly endpoint: string; readonly samplingPercent?: number };
   readonly logger?: Logger;
 }
 
@@ -76,6 +81,8 @@ export interface Demo {
   readonly prometheusUrl?: string;
   /** Why Prometheus was not started although asked for. */
   readonly prometheusSkipped?: string;
+  /** Where spans go, when tracing is on. */
+  readonly tracingEndpoint?: string;
   /** The load generator (absent with rate 0). */
   readonly load?: LoadGenerator;
   readonly options: Required<Pick<DemoOptions, 'rate' | 'failRate' | 'delayMs'>>;
@@ -121,6 +128,20 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   if (options.basePort !== undefined) check('basePort', options.basePort, 1024, 65535 - 80);
   const logger = options.logger ?? silentLogger;
   const reportingIntervalMs = options.reportingIntervalMs ?? 1000;
+  if (options.tracing) check('tracing.samplingPercent', options.tracing.samplingPercent ?? 100, 0, 100);
+  // One tracer per workload, as each proxy has its own; the demo samples everything unless told otherwise.
+  const tracerFor = (metadata: WorkloadMetadata): HopTracer | undefined =>
+    options.tracing
+      ? createTracing({
+          local: metadata,
+          nodeId: formatNodeId(metadata),
+          exporter: 'otlp',
+          endpoint: options.tracing.endpoint,
+          samplingPercent: options.tracing.samplingPercent ?? 100,
+          env: {},
+          logger,
+        })
+      : undefined;
 
   const apps: DemoApp[] = [];
   const sidecars: Sidecar[] = [];
@@ -176,8 +197,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     apps.push(details);
 
     const productpageMeta = meta('productpage-v1', 'productpage', 'v1');
+    const productpageTracer = tracerFor(productpageMeta);
     embedding = createMeshtelEmbedding({
       metadata: productpageMeta,
+      ...(productpageTracer ? { tracer: productpageTracer } : {}),
       inboundService: { host: `productpage.${NS}.svc.cluster.local`, name: 'productpage', namespace: NS },
       logger,
     });
@@ -277,7 +300,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     ];
     const started = await Promise.all(
       specs.map(async (s) => {
-        const sidecar = await startSidecar({ ...s.options, metadata: s.metadata });
+        const tracer = tracerFor(s.metadata);
+        const sidecar = await startSidecar({ ...s.options, metadata: s.metadata, ...(tracer ? { tracer } : {}) });
         sidecars.push(sidecar);
         return sidecar;
       }),
@@ -327,6 +351,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       ...(prom ? { prometheusUrl: prom.url } : {}),
       ...(prometheusSkipped ? { prometheusSkipped } : {}),
       ...(load ? { load } : {}),
+      ...(options.tracing ? { tracingEndpoint: options.tracing.endpoint } : {}),
       options: { rate, failRate, delayMs },
       close,
     };

@@ -21,6 +21,7 @@ export function renderHeader(demo: Demo, configPath: string): string {
     ...demo.workloads.map((x) => `    ${`${x.namespace}/${x.workload}`.padEnd(w)}  ${x.mode.padEnd(9)}  ${x.metricsUrl}`),
     `  prometheus config ${configPath}`,
   ];
+  if (demo.tracingEndpoint) lines.push(`  traces (OTLP)     ${demo.tracingEndpoint}`);
   if (demo.prometheusUrl) lines.push(`  prometheus        ${demo.prometheusUrl}  (shipped recording rules and alerts loaded)`);
   if (demo.prometheusSkipped) lines.push(`  prometheus        not started: ${demo.prometheusSkipped}`);
   lines.push(`  try               meshtel stat edge -e ${demo.metricsUrls.join(',')}`);

@@ -20,6 +20,8 @@ interface DemoFlags {
   tty: boolean;
   refresh?: string;
   duration?: string;
+  otlpEndpoint?: string;
+  traceSampling: string;
 }
 
 function num(raw: string, flag: string): number {
@@ -41,6 +43,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--no-tty', 'plain lines instead of an in-place screen (the default when stdout is not a terminal)')
     .option('--refresh <duration>', 'how often the stat tables refresh (default 2s on a terminal, 5s otherwise)')
     .option('--duration <duration>', 'stop by itself after this long')
+    .option('--otlp-endpoint <url>', 'export every hop\'s spans over OTLP/HTTP, e.g. Jaeger at http://127.0.0.1:4318')
+    .option('--trace-sampling <percent>', 'sampling percentage with --otlp-endpoint', '100')
     .addHelpText(
       'after',
       `
@@ -52,6 +56,7 @@ Examples:
   $ npm start
   $ meshtel demo --rate 50 --fail-rate 0.1 --delay 250ms
   $ meshtel demo --prometheus            # then open the printed Prometheus URL
+  $ meshtel demo --otlp-endpoint http://127.0.0.1:4318   # spans to a local Jaeger (all-in-one)
   $ meshtel demo --no-tty --duration 30s  # CI-friendly plain output`,
     )
     .action(async (flags: DemoFlags) => {
@@ -64,7 +69,15 @@ Examples:
       const durationMs = parseDurationMs(flags.duration, '--duration');
       if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
 
-      const demo = await startDemo({ rate, failRate, delayMs, ...(basePort !== undefined ? { basePort } : {}), prometheus: flags.prometheus === true });
+      const tracing = flags.otlpEndpoint !== undefined ? { endpoint: flags.otlpEndpoint, samplingPercent: num(flags.traceSampling, '--trace-sampling') } : undefined;
+      const demo = await startDemo({
+        rate,
+        failRate,
+        delayMs,
+        ...(basePort !== undefined ? { basePort } : {}),
+        ...(tracing ? { tracing } : {}),
+        prometheus: flags.prometheus === true,
+      });
       const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-'));
       const configPath = path.join(dir, 'prometheus.yml');
       writeFileSync(configPath, demo.prometheusConfig);
