@@ -207,6 +207,75 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
     });
   });
 
+  describe("Kiali's graph queries (consumers.md §2, kiali/kiali graph/telemetry/istio)", () => {
+    // The 13 node labels of every graph query, then what each query adds (istio.go, appender/*.go).
+    const NODE = [
+      'source_cluster',
+      'source_workload_namespace',
+      'source_workload',
+      'source_canonical_service',
+      'source_canonical_revision',
+      'destination_cluster',
+      'destination_service_namespace',
+      'destination_service',
+      'destination_service_name',
+      'destination_workload_namespace',
+      'destination_workload',
+      'destination_canonical_service',
+      'destination_canonical_revision',
+    ];
+    // A series without all of these is skipped by Kiali ("missing expected TS labels", populateTrafficMap).
+    const REQUIRED = NODE.filter((l) => l !== 'source_cluster' && l !== 'destination_cluster');
+    const ns = (): string => mesh.namespace;
+    const cases: [string, () => string, string[]][] = [
+      [
+        'HTTP/gRPC requests, destination-reported',
+        () =>
+          `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="${ns()}"}[60s])) by (${[...NODE, 'request_protocol', 'response_code', 'grpc_response_status', 'response_flags'].join(',')}) > 0`,
+        [...REQUIRED, 'request_protocol', 'response_code', 'response_flags'],
+      ],
+      [
+        'HTTP/gRPC requests, source-reported',
+        () =>
+          `sum(rate(istio_requests_total{reporter="source",source_workload_namespace="${ns()}"}[60s])) by (${[...NODE, 'request_protocol', 'response_code', 'grpc_response_status', 'response_flags'].join(',')}) > 0`,
+        [...REQUIRED, 'request_protocol', 'response_code', 'response_flags'],
+      ],
+      [
+        'gRPC messages sent',
+        () => `sum(rate(istio_request_messages_total{reporter="destination",destination_workload_namespace="${ns()}"}[60s])) by (${NODE.join(',')}) > 0`,
+        REQUIRED,
+      ],
+      [
+        'TCP bytes (received = istio_tcp_sent_bytes_total)',
+        () =>
+          `sum(rate(istio_tcp_sent_bytes_total{app!="ztunnel",reporter="source",source_workload_namespace="${ns()}"}[60s])) by (app,${NODE.join(',')},response_flags) > 0`,
+        [...REQUIRED, 'response_flags'],
+      ],
+      [
+        'response time P95',
+        () =>
+          `histogram_quantile(0.95, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_namespace="${ns()}"}[60s])) by (le,${NODE.join(',')},request_protocol)) > 0`,
+        [...REQUIRED, 'request_protocol'],
+      ],
+      [
+        'security policy',
+        () =>
+          `sum(rate(istio_requests_total{reporter="destination",source_workload_namespace="${ns()}"}[60s])) by (${[...NODE.filter((l) => l !== 'destination_service'), 'source_principal', 'destination_principal', 'connection_security_policy'].join(',')}) > 0`,
+        [...REQUIRED.filter((l) => l !== 'destination_service'), 'source_principal', 'destination_principal', 'connection_security_policy'],
+      ],
+    ];
+
+    it.each(cases)('%s: returns edges that carry every label Kiali requires', async (_name, query, required) => {
+      const result = await prom.query(query());
+      expect(result.length).toBeGreaterThan(0);
+      for (const s of result) {
+        const absent = required.filter((l) => (s.metric[l] ?? '') === '');
+        expect(absent, JSON.stringify(s.metric)).toEqual([]);
+        if (s.metric.request_protocol !== undefined) expect(['http', 'grpc']).toContain(s.metric.request_protocol);
+      }
+    });
+  });
+
   describe('alerts (deploy/prometheus/alerts.yaml)', () => {
     it('puts IstioHighRequestErrorRate in pending for exactly the workloads with injected 5xx faults above 5%', async () => {
       const expected = mesh.faults

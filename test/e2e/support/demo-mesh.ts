@@ -21,6 +21,8 @@ export interface InjectedFault {
 export interface DemoMesh {
   /** Every sidecar's merged endpoint (`:15020/stats/prometheus`), labelled with `namespace` and `pod`. */
   readonly targets: readonly ScrapeTarget[];
+  /** The application namespace (Kiali's namespace graph is drawn for it). */
+  readonly namespace: string;
   /** Preferred values for dashboard variables (e.g. the service that receives the faults). */
   readonly prefer: Readonly<Record<string, string>>;
   /** Why a query may legitimately return no data in this mesh (an event that never happens), else undefined. */
@@ -69,6 +71,7 @@ export async function startDemoMesh(): Promise<DemoMesh> {
       const pod = w.nodeId.split('~')[2]?.split('.')[0] ?? w.workload;
       return { address: url.host, path: url.pathname, labels: { namespace: w.namespace, pod } };
     }),
+    namespace: 'bookinfo',
     prefer: { service: 'reviews.bookinfo.svc.cluster.local', namespace: 'bookinfo', workload: 'reviews-v2' },
     mayBeEmpty: (expr) => MAY_BE_EMPTY.find(([re]) => re.test(expr))?.[1],
     // Every answered request of the load generator went through the gateway, which reports it as a client.
