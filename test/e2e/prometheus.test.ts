@@ -2,9 +2,10 @@
  * End to end with a real Prometheus 2.42: the demo mesh runs on loopback, Prometheus scrapes every sidecar's
  * merged endpoint each second (file_sd, as a PodMonitor would: `namespace` and `pod` target labels) and evaluates
  * deploy/prometheus, and then every query a user's tools will run must parse and return data: our dashboards,
- * Istio's own Mesh, Service and Workload dashboards, and the recording rules. The numbers must agree with what
- * the load generator sent. A second Prometheus federates the workload:* series the way docs/deploy.md says and
- * must serve Istio's dashboards unchanged.
+ * Istio's own Mesh, Service and Workload dashboards, Kiali's graph queries and the recording rules. The numbers
+ * must agree with what the load generator sent and with the demo's fault schedule, and the error-rate alert must
+ * pick the faulty workload. A second Prometheus federates the workload:* series the way docs/deploy.md says and
+ * must serve Istio's Mesh dashboard unchanged.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -65,7 +66,7 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
   beforeAll(async () => {
     mesh = await startDemoMesh();
     prom = await startPrometheus({ targets: mesh.targets, ruleFiles: RULE_FILES, interval: `${SCRAPE_INTERVAL_S}s` });
-    // Two scrapes of every target with traffic in between, then one evaluation of the recording rules.
+    // At least two scrapes of every target after the first (three `up` samples), then recorded workload:* series.
     await waitFor('two scrapes of every sidecar', async () => {
       const r = await prom.query('count_over_time(up[1m]) >= 3 and up == 1');
       return r.length === mesh.targets.length;
