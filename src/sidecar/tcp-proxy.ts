@@ -185,15 +185,20 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     let closedCount = 0;
     const onClose = (): void => {
       closedCount++;
-      if (closedCount === 2) stats.close('no_header');
+      if (closedCount === 2) stats.close('no_header', null, appFlags);
     };
     const onError = (err: Error): void => {
       logger.debug('tcp inbound error', { err });
       down.destroy();
       up.destroy();
     };
+    // The app refused (UF) or reset (UC) the connection: Envoy's tcp_proxy flags.
+    let appFlags = 0;
     down.on('error', onError);
-    up.on('error', onError);
+    up.on('error', (err) => {
+      appFlags |= upReady ? ResponseFlag.UC : ResponseFlag.UF;
+      onError(err);
+    });
     down.on('close', () => {
       up.destroy();
       onClose();

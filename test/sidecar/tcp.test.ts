@@ -169,4 +169,15 @@ describe('Sidecar outbound TCP failures', () => {
       expect(closed[0]).toContain('request_protocol="tcp",response_flags="UF"');
     });
   });
+
+  it('reports an inbound connection to a dead app with UF and closes it', async () => {
+    const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: await deadPort(), protocol: 'tcp' } });
+    cleanups.push(server.close);
+    expect(await roundTrip(server.ports.inbound, 'hello')).toBe('');
+    await eventually(async () => {
+      const closed = await series(server, 'istio_tcp_connections_closed_total');
+      expect(closed).toHaveLength(1);
+      expect(closed[0]).toContain('request_protocol="tcp",response_flags="UF"');
+    });
+  });
 });
