@@ -52,7 +52,8 @@ export interface Sidecar {
   readonly stats: SidecarTelemetry;
   /** The proxy metric registry (what :15090 serves). */
   readonly registry: Registry;
-  readonly registryOfServices: ServiceRegistry;
+  /** The service registry built from the mesh. */
+  readonly services: ServiceRegistry;
   readonly options: ResolvedSidecarOptions;
   /** Stop listening, close connections and pools. Safe to call twice. */
   close(): Promise<void>;
@@ -219,7 +220,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       nodeId,
       stats: telemetry,
       registry: telemetry.registry,
-      registryOfServices,
+      services: registryOfServices,
       options: config,
       close,
       closed,
