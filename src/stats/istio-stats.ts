@@ -586,19 +586,21 @@ class IstioStatsImpl implements IstioStats {
   private context(a: ConnectionAttributes, authority: string): PeerContext {
     const reporter = a.reporter;
     const up = a.upstreamPeer ?? null;
-    const service = a.service;
+    const service = a.service ?? null;
     const special = a.specialCluster;
+    const peerPrincipal = a.peerPrincipal ?? '';
+    const localPrincipal = a.localPrincipal ?? '';
     // The Host header matters only when it can become destination_service (client, no registry service).
-    const auth = this.hostFallback && reporter === 'source' && service === null ? authority : '';
-    const peer = a.peer;
+    const auth = this.hostFallback && reporter === 'source' && service === null ? (authority ?? '') : '';
+    const peer = a.peer ?? null;
     let list = peer === null ? this.nullPeer : this.byPeer.get(peer);
     if (list !== undefined) {
       for (let i = 0; i < list.length; i++) {
         const c = list[i] as PeerContext;
         if (
           c.reporter === reporter &&
-          c.peerPrincipal === a.peerPrincipal &&
-          c.localPrincipal === a.localPrincipal &&
+          c.peerPrincipal === peerPrincipal &&
+          c.localPrincipal === localPrincipal &&
           (c.service === service || sameService(c.service, service)) &&
           c.special === special &&
           c.authority === auth &&
@@ -611,13 +613,17 @@ class IstioStatsImpl implements IstioStats {
       list = [];
       if (peer !== null) this.byPeer.set(peer, list);
     }
+    // Validated on the miss path only: a hit above already matched a context with a valid reporter.
+    if (reporter !== 'source' && reporter !== 'destination' && reporter !== 'waypoint') {
+      throw new TypeError(`invalid reporter ${quote(reporter)}`);
+    }
     const values = new Array<string>(HTTP_LABELS.length).fill('');
     derivePeerLabels(this.localValues, a, auth !== '', auth, values);
     const ctx: PeerContext = {
       reporter,
       upstreamPeer: up,
-      peerPrincipal: a.peerPrincipal,
-      localPrincipal: a.localPrincipal,
+      peerPrincipal,
+      localPrincipal,
       service,
       special,
       authority: auth,

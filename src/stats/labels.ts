@@ -87,7 +87,9 @@ export function derivePeerLabels(
   out: string[],
 ): void {
   const reporter: Reporter = a.reporter;
-  const peer: PeerMetadata | null = a.peer;
+  // Tolerate JS callers that omit optional-looking fields: undefined reads as "absent".
+  const peer: PeerMetadata | null = a.peer ?? null;
+  const service = a.service ?? null;
   out[L.reporter] = reporter;
 
   // Destination service host/name (populatePeerInfo: Host header, then special clusters, then
@@ -100,14 +102,14 @@ export function derivePeerLabels(
   }
   if (a.specialCluster !== undefined) {
     serviceName = a.specialCluster;
-  } else if (a.service !== null) {
-    serviceHost = a.service.host;
-    serviceName = a.service.name !== '' ? a.service.name : hostLabel(a.service.host);
+  } else if (service !== null) {
+    serviceHost = service.host;
+    serviceName = service.name !== '' ? service.name : hostLabel(service.host);
   }
 
   // Client side reads the upstream TLS connection: its peer cert is the server, its local cert is us.
-  const peerSan = a.peerPrincipal;
-  const localSan = a.localPrincipal;
+  const peerSan = a.peerPrincipal ?? '';
+  const localSan = a.localPrincipal ?? '';
   const peerNamespace = or(namespaceFromSpiffe(peerSan), peer?.namespace ?? '');
 
   if (reporter === 'source') {
@@ -129,7 +131,7 @@ export function derivePeerLabels(
     out[L.destination_canonical_service] = or(peer?.canonicalService, UNKNOWN);
     out[L.destination_canonical_revision] = or(peer?.canonicalRevision, LATEST);
     out[L.destination_service_name] = or(serviceName, UNKNOWN);
-    out[L.destination_service_namespace] = or(a.service?.namespace, or(peerNamespace, UNKNOWN));
+    out[L.destination_service_namespace] = or(service?.namespace, or(peerNamespace, UNKNOWN));
     out[L.destination_cluster] = or(peer?.cluster, UNKNOWN);
     // The client never computes mutual TLS (istio_stats.cc leaves mutual_tls_ unset).
     out[L.connection_security_policy] = UNKNOWN;

@@ -114,6 +114,14 @@ describe('IstioStats', () => {
       expect(samples(await text(s), 'istio_requests_total')[0]?.labels.destination_service).toBe('webapp');
     });
 
+    it('reads omitted peer, service and principals (plain JS callers) as absent', async () => {
+      const s = make();
+      s.recordHttp({ reporter: 'destination', authority: 'x', protocol: 'http', responseCode: 200, responseFlags: 0, durationMs: 1, requestBytes: 1, responseBytes: 1 } as unknown as HttpStreamAttributes);
+      const t = await text(s);
+      expect(value(t, 'meshtel_stats_errors_total')).toBe(0);
+      expect(samples(t, 'istio_requests_total')[0]?.labels).toMatchObject({ source_workload: 'unknown', source_principal: 'unknown', connection_security_policy: 'none', destination_service: 'webapp' });
+    });
+
     it('never throws on bad input and counts the failure', async () => {
       const s = make();
       expect(() => s.recordHttp(null as unknown as HttpStreamAttributes)).not.toThrow();
