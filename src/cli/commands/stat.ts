@@ -5,7 +5,9 @@
 import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
-import { statFromEndpoints, statFromPrometheus } from '../stat-source.js';
+import { scrapeEndpoints, statFromEndpoints, statFromPrometheus } from '../stat-source.js';
+import { computeStat } from '../stat.js';
+import type { Sample } from '../exposition-parser.js';
 import type { StatResource, StatRow } from '../stat.js';
 import { renderStatTable } from '../table.js';
 
@@ -87,11 +89,23 @@ Examples:
       process.once('SIGTERM', stop);
       const tty = process.stdout.isTTY === true;
       try {
+        // With --watch on endpoints, each scrape is the end of one window and the start of the next.
+        let previous: { samples: Sample[]; at: number } | undefined;
         do {
-          const rows: StatRow[] =
-            flags.prometheus !== undefined
-              ? await statFromPrometheus({ ...base, url: flags.prometheus, window: flags.window, signal: controller.signal })
-              : await statFromEndpoints({ ...base, urls: flags.endpoint, intervalMs, signal: controller.signal });
+          let rows: StatRow[];
+          if (flags.prometheus !== undefined) {
+            rows = await statFromPrometheus({ ...base, url: flags.prometheus, window: flags.window, signal: controller.signal });
+          } else if (!flags.watch) {
+            rows = await statFromEndpoints({ ...base, urls: flags.endpoint, intervalMs, signal: controller.signal });
+          } else {
+            previous ??= { samples: await scrapeEndpoints(flags.endpoint, controller.signal), at: performance.now() };
+            await sleep(intervalMs, controller.signal);
+            if (controller.signal.aborted) break;
+            const samples = await scrapeEndpoints(flags.endpoint, controller.signal);
+            const at = performance.now();
+            rows = computeStat(previous.samples, samples, (at - previous.at) / 1000, base);
+            previous = { samples, at };
+          }
           if (controller.signal.aborted) break;
           const text = output === 'json' ? JSON.stringify(rows, null, 2) : renderStatTable(rows, resource, output === 'wide');
           // In place on a terminal (cursor home + clear), plain successive blocks otherwise.
