@@ -9,13 +9,15 @@
  *   (`pilot/cmd/pilot-agent/status/ready/probe.go`), 503 before.
  * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`.
  */
+import { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Counter, Registry } from 'prom-client';
 import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { PROMETHEUS_TEXT_CONTENT_TYPE } from '../stats/exposition.js';
+import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip } from '../stats/exposition.js';
 import type { ProxyMetricsRenderer } from './telemetry.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
@@ -107,16 +109,20 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     const addr = app.server.address();
     return typeof addr === 'object' && addr !== null ? addr.port : port;
   };
-  const proxyText = async (): Promise<string> => (await options.renderProxy(undefined)).body;
+  const proxyText = async (): Promise<string> => {
+    const parts: Buffer[] = [];
+    for await (const c of options.renderProxy(undefined).body) parts.push(c);
+    return Buffer.concat(parts).toString('utf8');
+  };
 
   try {
     // --- 15090 ---
     const prom = Fastify({ logger: false });
     prom.get('/stats/prometheus', async (req, reply) => {
-      // Envoy's listener serves text or, when Prometheus asks for it, OpenMetrics.
-      const r = await options.renderProxy(req.headers.accept);
+      // Envoy's listener serves text or, when Prometheus asks for it, OpenMetrics; streamed, gzip when asked.
+      const r = options.renderProxy(req.headers.accept);
       reply.header('content-type', r.contentType);
-      return r.body;
+      return sendStream(reply, r.body, req.headers['accept-encoding']);
     });
     const prometheusPort = await start(prom, options.bindAddress, options.ports.prometheus, 'prometheus');
 
@@ -127,19 +133,13 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
 
     // --- 15020 ---
     const status = Fastify({ logger: false });
-    const merged = async (req: { headers: Record<string, string | string[] | undefined> }, reply: { header(k: string, v: string): unknown }): Promise<string> => {
+    const merged = async (req: { headers: Record<string, string | string[] | undefined> }, reply: FastifyReply): Promise<FastifyReply> => {
       scrapes.inc();
       let agentText = '';
       try {
         agentText = await agentRegistry.metrics();
       } catch {
         failures.inc({ type: 'agent' });
-      }
-      let envoyText = '';
-      try {
-        envoyText = await proxyText();
-      } catch {
-        failures.inc({ type: 'envoy' });
       }
       let appText = '';
       let contentType = PROMETHEUS_TEXT_CONTENT_TYPE;
@@ -168,9 +168,25 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
         }
       }
       reply.header('content-type', contentType);
-      // Plain concatenation, app last (server.go writes agent, Envoy, then the app).
+      // Plain concatenation, app last (server.go writes agent, Envoy, then the app). The proxy part is
+      // streamed chunk by chunk from the stats stage, never joined into one string.
       const sep = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
-      return sep(agentText) + sep(envoyText) + appText;
+      const proxy = options.renderProxy(undefined).body;
+      async function* body(): AsyncGenerator<Buffer> {
+        yield Buffer.from(sep(agentText), 'utf8');
+        let last: Buffer | undefined;
+        try {
+          for await (const c of proxy) {
+            if (c.length > 0) last = c;
+            yield c;
+          }
+        } catch {
+          failures.inc({ type: 'envoy' });
+        }
+        if (last !== undefined && last[last.length - 1] !== 0x0a) yield Buffer.from('\n');
+        yield Buffer.from(appText, 'utf8');
+      }
+      return sendStream(reply, body(), req.headers['accept-encoding']);
     };
     status.get('/stats/prometheus', merged);
     status.get('/metrics', merged);
@@ -208,6 +224,20 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     options.logger.error('agent endpoints failed to start', { err });
     throw err;
   }
+}
+
+/** Send a chunk stream as the reply body, gzip-compressed when the scraper accepts it. */
+function sendStream(reply: FastifyReply, chunks: AsyncIterable<Buffer>, acceptEncoding: string | string[] | undefined): FastifyReply {
+  let body: Readable = Readable.from(chunks, { objectMode: false });
+  if (acceptsGzip(acceptEncoding)) {
+    const source = body;
+    const gzip = createGzip();
+    // A render failure aborts the compressed response rather than truncating it silently.
+    source.on('error', (err) => gzip.destroy(err));
+    body = source.pipe(gzip);
+    reply.header('content-encoding', 'gzip');
+  }
+  return reply.send(body);
 }
 
 /**

@@ -125,9 +125,11 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
   const mtls = options.mtls === true;
   const telemetryOn = telemetry.enabled;
   const tracer = telemetry.tracer;
+  const activity = telemetry.activity;
 
   return function handle(req, res) {
     const start = performance.now();
+    activity.active++;
     const h2 = req.httpVersionMajor === 2;
     const rawSocket = (h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as (Socket & { [CONNECTION_INFO]?: ConnectionInfo }) | undefined;
     const conn = rawSocket?.[CONNECTION_INFO];
@@ -273,6 +275,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
     const finish = (): void => {
       if (done) return;
       done = true;
+      activity.active--;
       if (timer) clearTimeout(timer);
       if (!telemetryOn) return;
       if (periodic) ticker.delete(periodic);

@@ -8,11 +8,12 @@ import { createPeerCache } from '../exchange/peer-cache.js';
 import { createTcpMetadataExchange } from '../exchange/tcp-exchange.js';
 import type { PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
-import { contentTypeOf, negotiateFormat, renderMetricsToString } from '../stats/exposition.js';
+import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
 import { createIstioStats } from '../stats/istio-stats.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
 import { createNoopTracing } from '../tracing/tracer.js';
 import type { HopTracer } from '../tracing/types.js';
+import { registerSelfMetrics } from './self-metrics.js';
 import { createDisabledTelemetry } from './telemetry.js';
 import type { SidecarTelemetry } from './telemetry.js';
 
@@ -47,6 +48,8 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
   });
   // One cache for both: a peer learned from a TCP frame also serves HTTP requests carrying its id.
   const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile, cache });
+  const activity = { active: 0 };
+  registerSelfMetrics(registry, { cache, exchanges: [http.counters, tcp.counters], activity });
   const stats = createIstioStats({
     local: options.local,
     registry,
@@ -57,10 +60,11 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     enabled: true,
     registry,
     tracer,
-    render: async (accept) => {
+    render: (accept) => {
       const format = negotiateFormat(accept);
-      return { contentType: contentTypeOf(format), body: await renderMetricsToString(stats, format) };
+      return { contentType: contentTypeOf(format), body: renderMetrics(stats, format) };
     },
+    activity,
     readRequestPeer: (headers) => http.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover),
     writeResponsePeer: (headers, extract) => http.injectResponse(headers, nodeHeaderSetter, extract),
     writeRequestPeer: (headers) => http.injectRequest(headers, nodeHeaderSetter),

@@ -15,6 +15,7 @@ import { listenHttp } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
 import { createHttpProxyHandler } from './http-proxy.js';
 import { createSidecarTelemetry } from './istio-telemetry.js';
+import { registerProcessMetrics } from './self-metrics.js';
 import { resolveSidecarOptions } from './options.js';
 import type { ResolvedSidecarOptions, SidecarOptions } from './options.js';
 import { createServiceRegistry, loadMeshFile } from './registry.js';
@@ -85,6 +86,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     tracer: options.tracer,
     registry: options.registry,
   });
+  registerProcessMetrics(telemetry.registry);
   const ticker = createReportingTicker(config.reportingIntervalMs);
   const inboundPool = createUpstreamPool();
   const outboundPool = createUpstreamPool({ tls });

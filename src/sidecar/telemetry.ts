@@ -33,8 +33,21 @@ export interface TcpFrameParser {
   end(): TcpParseStep;
 }
 
-/** Render the proxy's metrics for an `Accept` header (text 0.0.4 unless OpenMetrics is preferred). */
-export type ProxyMetricsRenderer = (accept: string | string[] | undefined) => Promise<{ readonly contentType: string; readonly body: string }>;
+/**
+ * Render the proxy's metrics for an `Accept` header (text 0.0.4 unless OpenMetrics is preferred). The body
+ * is a stream of byte chunks so that a scrape of 10k+ label sets never builds one giant string (V8's string
+ * limit) nor blocks the proxy for the whole render.
+ */
+export type ProxyMetricsRenderer = (accept: string | string[] | undefined) => {
+  readonly contentType: string;
+  readonly body: AsyncIterable<Buffer>;
+};
+
+/** Live request gauges of one sidecar, plain numbers read at scrape time (STYLE §8). */
+export interface ProxyActivity {
+  /** Requests received and not yet finished, over every HTTP listener. */
+  active: number;
+}
 
 /** What the listeners need from the telemetry stages. */
 export interface SidecarTelemetry {
@@ -45,6 +58,8 @@ export interface SidecarTelemetry {
   readonly tracer: HopTracer;
   /** The exposition of `registry` as :15090 serves it. */
   readonly render: ProxyMetricsRenderer;
+  /** In-flight request count, exported as `meshtel_proxy_requests_active`. */
+  readonly activity: ProxyActivity;
   /** Inbound request: read and strip the downstream peer's MX headers. */
   readRequestPeer(headers: IncomingHttpHeaders): ExchangeExtract;
   /** Inbound response: add this proxy's MX headers per what the request carried. */
@@ -78,7 +93,8 @@ export function createDisabledTelemetry(registry: Registry = new Registry(), tra
     enabled: false,
     registry,
     tracer,
-    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    render: () => ({ contentType: registry.contentType, body: registryChunks(registry) }),
+    activity: { active: 0 },
     readRequestPeer: () => NOT_READ,
     writeResponsePeer: noop,
     writeRequestPeer: noop,
@@ -93,6 +109,10 @@ export function createDisabledTelemetry(registry: Registry = new Registry(), tra
       end: () => ({ done: true, result: NOT_READ.result, rest: Buffer.alloc(0) }),
     }),
   };
+}
+
+async function* registryChunks(registry: Registry): AsyncGenerator<Buffer> {
+  yield Buffer.from(await registry.metrics(), 'utf8');
 }
 
 const NOOP_SPAN: HopSpan = Object.freeze({ sampled: false, traceId: '00000000000000000000000000000000', inject() {}, end() {} });

@@ -17,6 +17,7 @@ import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from 
 import type { PortProtocol } from '../../sidecar/registry.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseTelemetry } from '../../stats/telemetry.js';
+import { Registry } from 'prom-client';
 import { createTracing } from '../../tracing/tracer.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
@@ -195,17 +196,20 @@ Examples:
         ...(flags.annotationsPath !== undefined ? { annotationsPath: flags.annotationsPath } : {}),
       });
       const exporter = oneOf<TracingExporterName>(flags.tracing, ['otlp', 'jaeger', 'console', 'none'], '--tracing');
+      // One registry for the proxy: the tracing stage's meshtel_spans_* counters are served on :15090 too.
+      const registry = new Registry();
       const tracer =
         exporter !== undefined && exporter !== 'none'
           ? createTracing({
               local: metadata,
               nodeId: formatNodeId(metadata),
               exporter,
+              registry,
               ...(flags.tracingEndpoint !== undefined ? { endpoint: flags.tracingEndpoint } : {}),
               ...(flags.sampling !== undefined ? { samplingPercent: Number(flags.sampling) } : {}),
             })
           : undefined;
-      const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, ...(tracer ? { tracer } : {}) });
+      const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, registry, ...(tracer ? { tracer } : {}) });
       process.stdout.write(`${JSON.stringify({ event: 'ready', nodeId: sidecar.nodeId, ports: sidecar.ports })}\n`);
       const stop = (): void => void sidecar.close();
       process.once('SIGINT', stop);
