@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, quote } from '../core/errors.js';
-import type { PeerMetadata, WorkloadType } from '../metadata/types.js';
+import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
+import type { PeerMetadata } from '../metadata/types.js';
 import type { ServiceInfo } from '../stats/types.js';
 
 /** Protocols a service port can declare (Istio's port-name prefixes `http-`, `http2-`, `grpc-`, `tcp-`). */
@@ -103,30 +104,12 @@ export interface ServiceRegistry {
 }
 
 /**
- * Parse Istio's endpoint metadata string `workload;namespace;canonicalService;canonicalRevision;clusterId`.
- * Fewer than 5 parts → null (istio/proxy `extensions/common/metadata_object.cc` `convertEndpointMetadata`).
- * The revision is sent as `""` when it is `latest`; app/version/identity are not carried.
+ * Parse Istio's endpoint metadata string `workload;namespace;canonicalService;canonicalRevision;clusterId`
+ * with the metadata stage's parser ({@link parseEndpointMetadata}); fewer than 5 parts gives null here,
+ * the registry's "no fallback peer" value (`ResolvedEndpoint.workload`).
  */
 export function parseEndpointWorkload(value: string): PeerMetadata | null {
-  const parts = value.split(';');
-  if (parts.length < 5) return null;
-  const [workload = '', namespace = '', canonicalService = '', canonicalRevision = '', cluster = ''] = parts;
-  const workloadType: WorkloadType = 'unknown';
-  return Object.freeze({
-    name: '',
-    namespace,
-    cluster,
-    workload,
-    workloadType,
-    canonicalService,
-    canonicalRevision,
-    app: '',
-    version: '',
-    identity: '',
-    region: '',
-    zone: '',
-    labels: Object.freeze({}),
-  });
+  return parseEndpointMetadata(value) ?? null;
 }
 
 /** Validate a mesh object. Throws MESHTEL_ERR_INVALID_MESH naming the path of the first bad value. */
