@@ -239,51 +239,40 @@ class Parser {
   }
 
   private or(): Node {
-    let left = this.and();
-    while (this.isOp('||')) {
-      this.next();
-      const l = left;
-      const r = this.and();
-      // CEL's commutative error handling: true || error is true.
-      left = (s) => {
-        let le: unknown;
-        try {
-          const v = l(s);
-          if (v === true) return true;
-          if (v !== false) err('|| expects bools');
-        } catch (e) {
-          le = e;
-        }
-        const v = r(s);
-        if (v === true) return true;
-        if (v !== false) err('|| expects bools');
-        if (le !== undefined) throw le;
-        return false;
-      };
-    }
-    return left;
+    return this.logical('||', true, () => this.and());
   }
 
   private and(): Node {
-    let left = this.rel();
-    while (this.isOp('&&')) {
+    return this.logical('&&', false, () => this.rel());
+  }
+
+  /**
+   * A left-associative chain of `||` (absorbing value `true`) or `&&` (absorbing value `false`) with CEL's
+   * commutative error handling: the absorbing value on either side decides even when the other side
+   * errors (`true || error` is true, `error && false` is false); otherwise the left error is rethrown.
+   */
+  private logical(op: '||' | '&&', absorbing: boolean, operand: () => Node): Node {
+    const other = !absorbing;
+    const notBool = `${op} expects bools`;
+    let left = operand();
+    while (this.isOp(op)) {
       this.next();
       const l = left;
-      const r = this.rel();
+      const r = operand();
       left = (s) => {
         let le: unknown;
         try {
           const v = l(s);
-          if (v === false) return false;
-          if (v !== true) err('&& expects bools');
+          if (v === absorbing) return absorbing;
+          if (v !== other) err(notBool);
         } catch (e) {
           le = e;
         }
         const v = r(s);
-        if (v === false) return false;
-        if (v !== true) err('&& expects bools');
+        if (v === absorbing) return absorbing;
+        if (v !== other) err(notBool);
         if (le !== undefined) throw le;
-        return true;
+        return other;
       };
     }
     return left;
