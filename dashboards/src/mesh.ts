@@ -6,17 +6,15 @@
  */
 import { createDashboard } from './builder.js';
 import type { GrafanaDashboard } from './builder.js';
+import { BY_DESTINATION_WORKLOAD, RATE, histogramQuantile, quantileTargets, successRatio } from './istio-queries.js';
 import { DASHBOARD_UIDS } from './uids.js';
 
 /** Client-side view of every request, as Istio's mesh dashboard counts it. */
 const CLIENT = 'reporter=~"source|waypoint"';
-const RATE = '[$__rate_interval]';
-const BY_WORKLOAD = 'destination_workload, destination_workload_namespace';
+const DURATION = 'istio_request_duration_milliseconds';
 
 /** Build the mesh dashboard. */
 export function createMeshDashboard(): GrafanaDashboard {
-  const quantile = (q: number): string =>
-    `histogram_quantile(${q}, sum by (le, ${BY_WORKLOAD}) (rate(istio_request_duration_milliseconds_bucket{${CLIENT}}${RATE})))`;
   return createDashboard({
     uid: DASHBOARD_UIDS.mesh,
     title: 'meshtel / Mesh',
@@ -47,13 +45,7 @@ export function createMeshDashboard(): GrafanaDashboard {
             unit: 'percentunit',
             decimals: 2,
             width: 6,
-            targets: [
-              {
-                expr:
-                  `sum(rate(istio_requests_total{${CLIENT}, response_code!~"5.."}${RATE}))` +
-                  ` / sum(rate(istio_requests_total{${CLIENT}}${RATE}))`,
-              },
-            ],
+            targets: [{ expr: successRatio(CLIENT) }],
           },
           {
             title: '4xxs',
@@ -83,18 +75,12 @@ export function createMeshDashboard(): GrafanaDashboard {
             width: 24,
             targets: [
               {
-                expr: `sum by (${BY_WORKLOAD}, destination_service) (rate(istio_requests_total{${CLIENT}}${RATE}))`,
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}, destination_service) (rate(istio_requests_total{${CLIENT}}${RATE}))`,
                 instant: true,
                 format: 'table',
               },
-              { expr: quantile(0.99), instant: true, format: 'table' },
-              {
-                expr:
-                  `sum by (${BY_WORKLOAD}) (rate(istio_requests_total{${CLIENT}, response_code!~"5.."}${RATE}))` +
-                  ` / sum by (${BY_WORKLOAD}) (rate(istio_requests_total{${CLIENT}}${RATE}))`,
-                instant: true,
-                format: 'table',
-              },
+              { expr: histogramQuantile(0.99, DURATION, CLIENT, BY_DESTINATION_WORKLOAD), instant: true, format: 'table' },
+              { expr: successRatio(CLIENT, BY_DESTINATION_WORKLOAD), instant: true, format: 'table' },
             ],
           },
           {
@@ -104,8 +90,8 @@ export function createMeshDashboard(): GrafanaDashboard {
             unit: 'reqps',
             targets: [
               {
-                expr: `sum by (${BY_WORKLOAD}) (rate(istio_requests_total{${CLIENT}}${RATE}))`,
-                legend: '{{destination_workload}}.{{destination_workload_namespace}}',
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}) (rate(istio_requests_total{${CLIENT}}${RATE}))`,
+                legend: BY_DESTINATION_WORKLOAD.legend,
               },
             ],
           },
@@ -124,10 +110,7 @@ export function createMeshDashboard(): GrafanaDashboard {
             type: 'timeseries',
             unit: 'ms',
             width: 24,
-            targets: [0.5, 0.9, 0.99].map((q) => ({
-              expr: quantile(q),
-              legend: `P${q * 100} {{destination_workload}}.{{destination_workload_namespace}}`,
-            })),
+            targets: quantileTargets(DURATION, CLIENT, BY_DESTINATION_WORKLOAD),
           },
         ],
       },
@@ -142,12 +125,12 @@ export function createMeshDashboard(): GrafanaDashboard {
             unit: 'Bps',
             targets: [
               {
-                expr: `sum by (${BY_WORKLOAD}) (rate(istio_tcp_received_bytes_total{${CLIENT}}${RATE}))`,
-                legend: 'received {{destination_workload}}.{{destination_workload_namespace}}',
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}) (rate(istio_tcp_received_bytes_total{${CLIENT}}${RATE}))`,
+                legend: `received ${BY_DESTINATION_WORKLOAD.legend}`,
               },
               {
-                expr: `sum by (${BY_WORKLOAD}) (rate(istio_tcp_sent_bytes_total{${CLIENT}}${RATE}))`,
-                legend: 'sent {{destination_workload}}.{{destination_workload_namespace}}',
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}) (rate(istio_tcp_sent_bytes_total{${CLIENT}}${RATE}))`,
+                legend: `sent ${BY_DESTINATION_WORKLOAD.legend}`,
               },
             ],
           },
@@ -158,12 +141,12 @@ export function createMeshDashboard(): GrafanaDashboard {
             unit: 'cps',
             targets: [
               {
-                expr: `sum by (${BY_WORKLOAD}) (rate(istio_tcp_connections_opened_total{${CLIENT}}${RATE}))`,
-                legend: 'opened {{destination_workload}}.{{destination_workload_namespace}}',
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}) (rate(istio_tcp_connections_opened_total{${CLIENT}}${RATE}))`,
+                legend: `opened ${BY_DESTINATION_WORKLOAD.legend}`,
               },
               {
-                expr: `sum by (${BY_WORKLOAD}) (rate(istio_tcp_connections_closed_total{${CLIENT}}${RATE}))`,
-                legend: 'closed {{destination_workload}}.{{destination_workload_namespace}}',
+                expr: `sum by (${BY_DESTINATION_WORKLOAD.by}) (rate(istio_tcp_connections_closed_total{${CLIENT}}${RATE}))`,
+                legend: `closed ${BY_DESTINATION_WORKLOAD.legend}`,
               },
             ],
           },

@@ -5,24 +5,22 @@
  * is `or on () vector(1)` so an idle service shows no division by zero.
  */
 import { createDashboard } from './builder.js';
-import type { GrafanaDashboard, PanelOptions } from './builder.js';
+import type { GrafanaDashboard } from './builder.js';
+import {
+  ANY_TRAFFIC,
+  BY_SOURCE_WORKLOAD,
+  RATE,
+  quantileTargets,
+  requestsByCodePanel,
+  successRateByPanel,
+  successRatio,
+} from './istio-queries.js';
 import { DASHBOARD_UIDS } from './uids.js';
 
-const RATE = '[$__rate_interval]';
 /** Requests to the selected service as counted by the selected reporters. */
 const SVC = 'reporter=~"$qrep", destination_service="$service"';
 /** The same, narrowed to the selected clients. */
 const FROM = `${SVC}, source_workload_namespace=~"$srcns", source_workload=~"$srcwl"`;
-const BY_SOURCE = 'source_workload, source_workload_namespace';
-/** Series that name a destination_service: HTTP/gRPC requests and TCP traffic (a TCP-only service has no requests). */
-const ANY_TRAFFIC = '{__name__=~"istio_requests_total|istio_tcp_sent_bytes_total"';
-
-/** P50/P90/P99 targets of a histogram, optionally per client workload. */
-const quantiles = (metric: string, filter: string, by: string): PanelOptions['targets'] =>
-  [0.5, 0.9, 0.99].map((q) => ({
-    expr: `histogram_quantile(${q}, sum by (le${by === '' ? '' : ', ' + by}) (rate(${metric}_bucket{${filter}}${RATE})))`,
-    legend: by === '' ? `P${q * 100}` : `P${q * 100} {{source_workload}}.{{source_workload_namespace}}`,
-  }));
 
 /** Build the service dashboard. */
 export function createServiceDashboard(): GrafanaDashboard {
@@ -87,13 +85,7 @@ export function createServiceDashboard(): GrafanaDashboard {
             unit: 'percentunit',
             decimals: 2,
             width: 6,
-            targets: [
-              {
-                expr:
-                  `sum(rate(istio_requests_total{${SVC}, response_code!~"5.."}${RATE}))` +
-                  ` / (sum(rate(istio_requests_total{${SVC}}${RATE})) or on () vector(1))`,
-              },
-            ],
+            targets: [{ expr: successRatio(SVC, undefined, true) }],
           },
           {
             title: 'TCP Received Bytes',
@@ -117,47 +109,29 @@ export function createServiceDashboard(): GrafanaDashboard {
             type: 'timeseries',
             unit: 'ms',
             width: 24,
-            targets: quantiles('istio_request_duration_milliseconds', SVC, ''),
+            targets: quantileTargets('istio_request_duration_milliseconds', SVC),
           },
         ],
       },
       {
         title: 'Clients',
         panels: [
-          {
-            title: 'Requests By Source And Response Code',
-            description: 'Requests per second per client workload and response code.',
-            type: 'timeseries',
-            unit: 'reqps',
-            targets: [
-              {
-                expr: `round(sum by (${BY_SOURCE}, response_code) (rate(istio_requests_total{${FROM}}${RATE})), 0.001)`,
-                legend: '{{source_workload}}.{{source_workload_namespace}} : {{response_code}}',
-              },
-            ],
-          },
-          {
-            title: 'Success Rate (non-5xx responses) By Source',
-            description: 'Share of non-5xx responses per client workload.',
-            type: 'timeseries',
-            unit: 'percentunit',
-            min: 0,
-            max: 1,
-            targets: [
-              {
-                expr:
-                  `sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}, response_code!~"5.."}${RATE}))` +
-                  ` / sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}}${RATE}))`,
-                legend: '{{source_workload}}.{{source_workload_namespace}}',
-              },
-            ],
-          },
+          requestsByCodePanel(
+            { title: 'Requests By Source And Response Code', description: 'Requests per second per client workload and response code.' },
+            FROM,
+            BY_SOURCE_WORKLOAD,
+          ),
+          successRateByPanel(
+            { title: 'Success Rate (non-5xx responses) By Source', description: 'Share of non-5xx responses per client workload.' },
+            FROM,
+            BY_SOURCE_WORKLOAD,
+          ),
           {
             title: 'Request Duration By Source',
             description: 'Request duration quantiles per client workload.',
             type: 'timeseries',
             unit: 'ms',
-            targets: quantiles('istio_request_duration_milliseconds', FROM, BY_SOURCE),
+            targets: quantileTargets('istio_request_duration_milliseconds', FROM, BY_SOURCE_WORKLOAD),
           },
           {
             title: 'Requests By Connection Security Policy',
@@ -177,14 +151,14 @@ export function createServiceDashboard(): GrafanaDashboard {
             description: 'Request size quantiles (wire bytes: headers and body) per client workload.',
             type: 'timeseries',
             unit: 'bytes',
-            targets: quantiles('istio_request_bytes', FROM, BY_SOURCE),
+            targets: quantileTargets('istio_request_bytes', FROM, BY_SOURCE_WORKLOAD),
           },
           {
             title: 'Response Size By Source',
             description: 'Response size quantiles (wire bytes: headers and body) per client workload.',
             type: 'timeseries',
             unit: 'bytes',
-            targets: quantiles('istio_response_bytes', FROM, BY_SOURCE),
+            targets: quantileTargets('istio_response_bytes', FROM, BY_SOURCE_WORKLOAD),
           },
         ],
       },
@@ -198,8 +172,8 @@ export function createServiceDashboard(): GrafanaDashboard {
             unit: 'Bps',
             targets: [
               {
-                expr: `round(sum by (${BY_SOURCE}) (rate(istio_tcp_received_bytes_total{${FROM}}${RATE})), 0.001)`,
-                legend: '{{source_workload}}.{{source_workload_namespace}}',
+                expr: `round(sum by (${BY_SOURCE_WORKLOAD.by}) (rate(istio_tcp_received_bytes_total{${FROM}}${RATE})), 0.001)`,
+                legend: BY_SOURCE_WORKLOAD.legend,
               },
             ],
           },
@@ -210,8 +184,8 @@ export function createServiceDashboard(): GrafanaDashboard {
             unit: 'Bps',
             targets: [
               {
-                expr: `round(sum by (${BY_SOURCE}) (rate(istio_tcp_sent_bytes_total{${FROM}}${RATE})), 0.001)`,
-                legend: '{{source_workload}}.{{source_workload_namespace}}',
+                expr: `round(sum by (${BY_SOURCE_WORKLOAD.by}) (rate(istio_tcp_sent_bytes_total{${FROM}}${RATE})), 0.001)`,
+                legend: BY_SOURCE_WORKLOAD.legend,
               },
             ],
           },

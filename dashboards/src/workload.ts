@@ -4,25 +4,26 @@
  * including its outbound view read from the client side (`reporter="source"`).
  */
 import { createDashboard } from './builder.js';
-import type { GrafanaDashboard, PanelOptions } from './builder.js';
+import type { GrafanaDashboard } from './builder.js';
+import {
+  ANY_TRAFFIC,
+  BY_DESTINATION_SERVICE,
+  BY_SOURCE_WORKLOAD,
+  RATE,
+  quantileTargets,
+  requestsByCodePanel,
+  successRateByPanel,
+  successRatio,
+} from './istio-queries.js';
 import { DASHBOARD_UIDS } from './uids.js';
 
-const RATE = '[$__rate_interval]';
-const ANY_TRAFFIC = '{__name__=~"istio_requests_total|istio_tcp_sent_bytes_total"';
 /** Requests received by the selected workload, as counted by the selected reporters. */
 const INBOUND = 'reporter=~"$qrep", destination_workload="$workload", destination_workload_namespace=~"$namespace"';
 /** The same, narrowed to the selected clients. */
 const FROM = `${INBOUND}, source_workload_namespace=~"$srcns", source_workload=~"$srcwl"`;
 /** Requests sent by the selected workload, counted by its own (client) proxy. */
 const OUTBOUND = 'reporter="source", source_workload="$workload", source_workload_namespace=~"$namespace", destination_service=~"$dstsvc"';
-const BY_SOURCE = 'source_workload, source_workload_namespace';
-
-/** P50/P90/P99 duration targets, optionally per group. */
-const durations = (filter: string, by: string, legend: string): PanelOptions['targets'] =>
-  [0.5, 0.9, 0.99].map((q) => ({
-    expr: `histogram_quantile(${q}, sum by (le${by === '' ? '' : ', ' + by}) (rate(istio_request_duration_milliseconds_bucket{${filter}}${RATE})))`,
-    legend: `P${q * 100}${legend === '' ? '' : ' ' + legend}`,
-  }));
+const DURATION = 'istio_request_duration_milliseconds';
 
 /** Build the workload dashboard. */
 export function createWorkloadDashboard(): GrafanaDashboard {
@@ -110,13 +111,7 @@ export function createWorkloadDashboard(): GrafanaDashboard {
             unit: 'percentunit',
             decimals: 2,
             width: 8,
-            targets: [
-              {
-                expr:
-                  `sum(rate(istio_requests_total{${INBOUND}, response_code!~"5.."}${RATE}))` +
-                  ` / (sum(rate(istio_requests_total{${INBOUND}}${RATE})) or on () vector(1))`,
-              },
-            ],
+            targets: [{ expr: successRatio(INBOUND, undefined, true) }],
           },
           {
             title: 'TCP Server Traffic',
@@ -138,88 +133,61 @@ export function createWorkloadDashboard(): GrafanaDashboard {
             type: 'timeseries',
             unit: 'ms',
             width: 24,
-            targets: durations(INBOUND, '', ''),
+            targets: quantileTargets(DURATION, INBOUND),
           },
         ],
       },
       {
         title: 'Inbound',
         panels: [
-          {
-            title: 'Incoming Requests By Source And Response Code',
-            description: 'Requests per second per client workload and response code.',
-            type: 'timeseries',
-            unit: 'reqps',
-            targets: [
-              {
-                expr: `round(sum by (${BY_SOURCE}, response_code) (rate(istio_requests_total{${FROM}}${RATE})), 0.001)`,
-                legend: '{{source_workload}}.{{source_workload_namespace}} : {{response_code}}',
-              },
-            ],
-          },
-          {
-            title: 'Incoming Success Rate (non-5xx responses) By Source',
-            description: 'Share of non-5xx responses per client workload.',
-            type: 'timeseries',
-            unit: 'percentunit',
-            min: 0,
-            max: 1,
-            targets: [
-              {
-                expr:
-                  `sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}, response_code!~"5.."}${RATE}))` +
-                  ` / sum by (${BY_SOURCE}) (rate(istio_requests_total{${FROM}}${RATE}))`,
-                legend: '{{source_workload}}.{{source_workload_namespace}}',
-              },
-            ],
-          },
+          requestsByCodePanel(
+            {
+              title: 'Incoming Requests By Source And Response Code',
+              description: 'Requests per second per client workload and response code.',
+            },
+            FROM,
+            BY_SOURCE_WORKLOAD,
+          ),
+          successRateByPanel(
+            { title: 'Incoming Success Rate (non-5xx responses) By Source', description: 'Share of non-5xx responses per client workload.' },
+            FROM,
+            BY_SOURCE_WORKLOAD,
+          ),
           {
             title: 'Incoming Request Duration By Source',
             description: 'Request duration quantiles per client workload.',
             type: 'timeseries',
             unit: 'ms',
             width: 24,
-            targets: durations(FROM, BY_SOURCE, '{{source_workload}}.{{source_workload_namespace}}'),
+            targets: quantileTargets(DURATION, FROM, BY_SOURCE_WORKLOAD),
           },
         ],
       },
       {
         title: 'Outbound',
         panels: [
-          {
-            title: 'Outgoing Requests By Destination And Response Code',
-            description: 'Requests per second the workload sent, per destination service and response code.',
-            type: 'timeseries',
-            unit: 'reqps',
-            targets: [
-              {
-                expr: `round(sum by (destination_service, response_code) (rate(istio_requests_total{${OUTBOUND}}${RATE})), 0.001)`,
-                legend: '{{destination_service}} : {{response_code}}',
-              },
-            ],
-          },
-          {
-            title: 'Outgoing Success Rate (non-5xx responses) By Destination',
-            description: 'Share of non-5xx responses per destination service.',
-            type: 'timeseries',
-            unit: 'percentunit',
-            min: 0,
-            max: 1,
-            targets: [
-              {
-                expr:
-                  `sum by (destination_service) (rate(istio_requests_total{${OUTBOUND}, response_code!~"5.."}${RATE}))` +
-                  ` / sum by (destination_service) (rate(istio_requests_total{${OUTBOUND}}${RATE}))`,
-                legend: '{{destination_service}}',
-              },
-            ],
-          },
+          requestsByCodePanel(
+            {
+              title: 'Outgoing Requests By Destination And Response Code',
+              description: 'Requests per second the workload sent, per destination service and response code.',
+            },
+            OUTBOUND,
+            BY_DESTINATION_SERVICE,
+          ),
+          successRateByPanel(
+            {
+              title: 'Outgoing Success Rate (non-5xx responses) By Destination',
+              description: 'Share of non-5xx responses per destination service.',
+            },
+            OUTBOUND,
+            BY_DESTINATION_SERVICE,
+          ),
           {
             title: 'Outgoing Request Duration By Destination',
             description: 'Request duration quantiles per destination service, measured by the workload\'s proxy.',
             type: 'timeseries',
             unit: 'ms',
-            targets: durations(OUTBOUND, 'destination_service', '{{destination_service}}'),
+            targets: quantileTargets(DURATION, OUTBOUND, BY_DESTINATION_SERVICE),
           },
           {
             title: 'Outgoing TCP Traffic By Destination',
