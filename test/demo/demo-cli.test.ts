@@ -84,7 +84,10 @@ describe('meshtel demo (CLI)', () => {
         samples.filter((s) => s.name === 'istio_requests_total' && s.labels.reporter === 'destination' && s.labels.response_code === '500').map((s) => s.labels.destination_workload),
       );
       expect([...failedAt]).toEqual(['reviews-v2']);
-      // The table is printed as plain lines (no escape sequences) when stdout is not a terminal.
+      // The table is printed as plain lines (no escape sequences) when stdout is not a terminal; the first one
+      // comes one refresh after traffic starts, which can be later than the edges appear on a loaded machine.
+      const tableBy = Date.now() + 15_000;
+      while (!/EDGES \(reporter=source/.test(stdout) && Date.now() < tableBy) await new Promise((r) => setTimeout(r, 200));
       expect(stdout).toMatch(/EDGES \(reporter=source/);
       expect(stdout).not.toContain('\x1b[');
 
