@@ -12,36 +12,12 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { createIstioStats } from '../src/stats/istio-stats.js';
 import { renderMetrics } from '../src/stats/exposition.js';
 import { DEFAULT_BUCKETS, HTTP_LABELS } from '../src/stats/definitions.js';
-import type { PeerMetadata, WorkloadMetadata } from '../src/metadata/types.js';
+import type { PeerMetadata } from '../src/metadata/types.js';
 import type { HttpStreamAttributes } from '../src/stats/types.js';
+import { PRODUCTPAGE as LOCAL } from './support/fixtures.js';
+import { median } from './support/measure.js';
 
 const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => {});
-
-const LOCAL: WorkloadMetadata = {
-  name: 'productpage-v1-84975bc778-pxz2w',
-  namespace: 'default',
-  cluster: 'Kubernetes',
-  workload: 'productpage-v1',
-  workloadType: 'deployment',
-  canonicalService: 'productpage',
-  canonicalRevision: 'v1',
-  app: 'productpage',
-  version: 'v1',
-  identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
-  region: '',
-  zone: '',
-  labels: {},
-  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/productpage-v1',
-  meshId: 'cluster.local',
-  serviceAccount: 'bookinfo-productpage',
-  trustDomain: 'cluster.local',
-  instanceIps: ['10.52.0.34'],
-  istioVersion: '1.29.0',
-  proxyType: 'sidecar',
-  podLabels: { app: 'productpage', version: 'v1' },
-  annotations: {},
-  extra: {},
-};
 
 function reviews(i: number): PeerMetadata {
   return {
@@ -155,11 +131,6 @@ function cpuMs(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
 async function renderOurs(n: number): Promise<{ ms: number; cpuMs: number; bytes: number; heapPerSet: number; maxChunkMs: number }> {
   const before = heapNow();
   const stats = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0, maxSeriesPerMetric: n + 10 });
@@ -186,8 +157,7 @@ async function renderOurs(n: number): Promise<{ ms: number; cpuMs: number; bytes
     cpu.push(cpuMs(c0));
   }
   stats.close();
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)] as number, cpuMs: median(cpu), bytes, heapPerSet, maxChunkMs };
+  return { ms: median(times), cpuMs: median(cpu), bytes, heapPerSet, maxChunkMs };
 }
 
 async function renderProm(n: number): Promise<{ ms: number; cpuMs: number; bytes: number; heapPerSet: number } | { error: string; heapPerSet: number }> {
@@ -220,8 +190,7 @@ async function renderProm(n: number): Promise<{ ms: number; cpuMs: number; bytes
     return { error: `${(e as Error).name}: ${(e as Error).message}`, heapPerSet };
   }
   registry.clear();
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)] as number, cpuMs: median(cpu), bytes, heapPerSet };
+  return { ms: median(times), cpuMs: median(cpu), bytes, heapPerSet };
 }
 
 const labelObject0 = labelObject(reviews(0));

@@ -13,34 +13,8 @@ import { Bench } from 'tinybench';
 import { METRIC_SPANS_DROPPED, METRIC_SPANS_EXPORTED } from '../src/tracing/span-metrics.js';
 import { createNoopTracing, createTracing } from '../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer, SpanEndInfo, SpanStartInfo } from '../src/tracing/types.js';
-import type { WorkloadMetadata } from '../src/metadata/types.js';
-
-const local: WorkloadMetadata = {
-  name: 'productpage-v1-84975bc778-pxz2w',
-  namespace: 'default',
-  cluster: 'Kubernetes',
-  workload: 'productpage-v1',
-  workloadType: 'deployment',
-  canonicalService: 'productpage',
-  canonicalRevision: 'v1',
-  app: 'productpage',
-  version: 'v1',
-  identity: '',
-  region: '',
-  zone: '',
-  labels: {},
-  owner: '',
-  meshId: 'cluster.local',
-  serviceAccount: 'bookinfo-productpage',
-  trustDomain: 'cluster.local',
-  instanceIps: ['10.52.0.34'],
-  istioVersion: '1.29.0',
-  proxyType: 'sidecar',
-  podLabels: {},
-  annotations: {},
-  extra: {},
-};
-const nodeId = 'sidecar~10.52.0.34~productpage-v1-84975bc778-pxz2w.default~default.svc.cluster.local';
+import { PRODUCTPAGE as local, PRODUCTPAGE_NODE_ID as nodeId } from './support/fixtures.js';
+import { median } from './support/measure.js';
 
 const start: SpanStartInfo = {
   kind: 'client',
@@ -115,10 +89,6 @@ for (let round = 0; round < ROUNDS; round++) {
     ratios[i]!.push(v / ns[0]!);
   });
 }
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 console.log(`tracing: per-request startSpan + inject + end, median of ${ROUNDS} rounds (node ${process.version})`);
 tasks.forEach(([name], i) => {
   const r = ratios[i]!;
