@@ -31,10 +31,11 @@ export function renderHeader(demo: Demo, configPath: string): string {
 /** One progress line of the load generator. */
 export function renderProgress(stats: Readonly<LoadStats> | undefined, elapsedSeconds: number): string {
   if (!stats) return `load: off (send requests to the ingress gateway yourself)  t=${elapsedSeconds.toFixed(0)}s`;
-  const rate = elapsedSeconds > 0 ? stats.sent / elapsedSeconds : 0;
+  // Under one second the average is dominated by the first burst (it printed "15493.5 req/s over 0s").
+  const rate = elapsedSeconds >= 1 ? `${(stats.sent / elapsedSeconds).toFixed(1)} req/s` : 'warming up';
   return (
     `load: sent ${stats.sent}  ok ${stats.ok}  5xx ${stats.failed}  errors ${stats.errors}  skipped ${stats.skipped}` +
-    `  in-flight ${stats.inFlight}  (${rate.toFixed(1)} req/s over ${elapsedSeconds.toFixed(0)}s)`
+    `  in-flight ${stats.inFlight}  (${rate} over ${elapsedSeconds.toFixed(0)}s)`
   );
 }
 
