@@ -247,39 +247,22 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-async function startReceiver(
-  pathName: string,
-  decode: (body: Buffer) => ReceivedSpan[],
-  reply: (res: ServerResponse) => void,
-): Promise<TraceReceiver> {
+/** The spans a receiver collected, and the callers of `waitForSpans` waiting for more of them. */
+interface SpanCollection {
+  readonly spans: ReceivedSpan[];
+  /** Call after pushing to `spans`: resolves every wait whose count is reached. */
+  notify(): void;
+  waitForSpans: TraceReceiver['waitForSpans'];
+}
+
+function collectSpans(): SpanCollection {
   const spans: ReceivedSpan[] = [];
-  let requests = 0;
   const waiters = new Set<() => void>();
-  const server: Server = createServer((req, res) => {
-    void readBody(req).then((body) => {
-      requests += 1;
-      if (req.method !== 'POST' || req.url !== pathName) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      try {
-        spans.push(...decode(body));
-      } catch (err) {
-        res.statusCode = 400;
-        res.end(String(err));
-        return;
-      }
-      reply(res);
-      for (const w of waiters) w();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}${pathName}`,
     spans,
-    requests: () => requests,
+    notify() {
+      for (const w of waiters) w();
+    },
     waitForSpans(n, timeoutMs = 5000) {
       if (spans.length >= n) return Promise.resolve(spans);
       return new Promise((resolve, reject) => {
@@ -297,6 +280,43 @@ async function startReceiver(
         waiters.add(check);
       });
     },
+  };
+}
+
+async function startReceiver(
+  pathName: string,
+  decode: (body: Buffer) => ReceivedSpan[],
+  reply: (res: ServerResponse) => void,
+): Promise<TraceReceiver> {
+  const collected = collectSpans();
+  const { spans } = collected;
+  let requests = 0;
+  const server: Server = createServer((req, res) => {
+    void readBody(req).then((body) => {
+      requests += 1;
+      if (req.method !== 'POST' || req.url !== pathName) {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      try {
+        spans.push(...decode(body));
+      } catch (err) {
+        res.statusCode = 400;
+        res.end(String(err));
+        return;
+      }
+      reply(res);
+      collected.notify();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${pathName}`,
+    spans,
+    requests: () => requests,
+    waitForSpans: collected.waitForSpans,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -324,14 +344,14 @@ export function startJaegerCollector(): Promise<TraceReceiver> {
 
 /** A Jaeger agent on UDP 127.0.0.1:0 (the `emitBatch` binary endpoint, 6832 in a real agent). */
 export async function startJaegerAgent(): Promise<TraceReceiver & { host: string; port: number }> {
-  const spans: ReceivedSpan[] = [];
+  const collected = collectSpans();
+  const { spans } = collected;
   let datagrams = 0;
-  const waiters = new Set<() => void>();
   const socket = createSocket('udp4');
   socket.on('message', (msg) => {
     datagrams += 1;
     spans.push(...decodeJaegerAgentDatagram(msg));
-    for (const w of waiters) w();
+    collected.notify();
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const { port } = socket.address();
@@ -341,23 +361,7 @@ export async function startJaegerAgent(): Promise<TraceReceiver & { host: string
     url: `udp://127.0.0.1:${port}`,
     spans,
     requests: () => datagrams,
-    waitForSpans(n, timeoutMs = 5000) {
-      if (spans.length >= n) return Promise.resolve(spans);
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          if (spans.length >= n) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve(spans);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for ${n} spans, got ${spans.length}`));
-        }, timeoutMs);
-        waiters.add(check);
-      });
-    },
+    waitForSpans: collected.waitForSpans,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
