@@ -14,6 +14,8 @@ import type { PropagationMethod } from '../exchange/types.js';
 import { loadWorkloadMetadata } from '../metadata/workload.js';
 import { formatNodeId } from '../metadata/node-id.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
+import { createMetricsResponse } from '../stats/exposition.js';
+import type { MetricsResponse } from '../stats/exposition.js';
 import { createIstioStats } from '../stats/istio-stats.js';
 import type { IstioStats, IstioStatsOptions } from '../stats/istio-stats.js';
 import { parseTelemetry } from '../stats/telemetry.js';
@@ -63,8 +65,14 @@ export interface MeshtelEmbedding {
   readonly logger: Logger;
   /** Service of an outbound authority (cached per authority, bounded). */
   resolveService(authority: string): ServiceInfo | null;
-  /** Prometheus text of the registry (istio_* plus meshtel_*), for an app's /metrics route. */
+  /** Prometheus text of the registry (istio_* plus meshtel_*) as one string; small registries and tests. */
   metrics(): Promise<string>;
+  /**
+   * The exposition for a scrape request: text 0.0.4 or OpenMetrics (with trace exemplars) by `Accept`, gzip by
+   * `Accept-Encoding`, streamed in chunks so 10k+ label sets never build one giant string. For fastify:
+   * `const r = mesh.metricsResponse(req.headers); reply.headers(r.headers); return reply.send(r.body)`.
+   */
+  metricsResponse(requestHeaders: { accept?: string | string[] | undefined; 'accept-encoding'?: string | string[] | undefined }): MetricsResponse;
   /** Stop the stats timers and flush the tracer. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -142,6 +150,7 @@ export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): M
       return s;
     },
     metrics: () => registry.metrics(),
+    metricsResponse: (requestHeaders) => createMetricsResponse(stats, requestHeaders, { registries: [registry] }),
     async close() {
       if (closed) return;
       closed = true;

@@ -198,3 +198,39 @@ describe('configuration errors', () => {
     expect(() => createMeshtelInterceptor(undefined as never)).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_CONFIG' }));
   });
 });
+
+describe('MeshtelEmbedding .metricsResponse()', () => {
+  it('serves the same series as metrics(), with the app metrics of a shared registry, gzip and OpenMetrics on request', async () => {
+    const { Counter, Registry } = await import('prom-client');
+    const { gunzipSync } = await import('node:zlib');
+    const registry = new Registry();
+    const appHits = new Counter({ name: 'app_hits_total', help: 'app hits', registers: [registry] });
+    appHits.inc(3);
+    const e = createMeshtelEmbedding({ metadata: meta('details-v1', 'details'), registry });
+    const app = Fastify();
+    await app.register(meshtelFastify, { embedding: e, ignorePaths: ['/metrics'] });
+    app.get('/metrics', async (req, reply) => {
+      const r = e.metricsResponse(req.headers);
+      reply.headers(r.headers);
+      return reply.send(r.body);
+    });
+    app.get('/ok', async () => 'ok');
+    try {
+      await app.inject({ url: '/ok' });
+      const text = await app.inject({ url: '/metrics' });
+      expect(text.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const samples = parseExposition(text.body);
+      expect(samples.filter((s) => s.name === 'istio_requests_total').reduce((n, s) => n + s.value, 0)).toBe(1);
+      expect(samples.find((s) => s.name === 'app_hits_total')?.value).toBe(3);
+      expect(parseExposition(await e.metrics()).filter((s) => s.name === 'istio_requests_total')).toEqual(samples.filter((s) => s.name === 'istio_requests_total'));
+
+      const zipped = await app.inject({ url: '/metrics', headers: { accept: 'application/openmetrics-text; version=1.0.0', 'accept-encoding': 'gzip' } });
+      expect(zipped.headers['content-encoding']).toBe('gzip');
+      expect(zipped.headers['content-type']).toContain('application/openmetrics-text');
+      expect(gunzipSync(zipped.rawPayload).toString('utf8').endsWith('# EOF\n')).toBe(true);
+    } finally {
+      await app.close();
+      await e.close();
+    }
+  });
+});
