@@ -1,31 +1,12 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SidecarOptions } from '../../src/sidecar/options.js';
-import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { bookinfoLabels, deadPort, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoLabels, deadPort, eventually, productpageClient, reviewsMesh, reviewsServer, send, series, sidecar, workload } from './helpers.js';
+import type { Cleanups } from './helpers.js';
 
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-async function client(mesh: SidecarOptions['mesh'], extra: Partial<SidecarOptions> = {}): Promise<Sidecar> {
-  const c = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh, ...extra });
-  cleanups.push(c.close);
-  return c;
-}
-
-async function serverFor(handler: Parameters<typeof httpApp>[0]): Promise<{ server: Sidecar }> {
-  const app = await httpApp(handler);
-  cleanups.push(app.close);
-  const server = await sidecar({
-    metadata: workload('reviews', 'bookinfo-reviews'),
-    app: { port: app.port },
-    mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] },
-  });
-  cleanups.push(server.close);
-  return { server };
-}
 
 /** Source-side labels when no peer answered but EDS `istio.workload` metadata names it (no app/version). */
 const FALLBACK_PEER = {
@@ -40,7 +21,8 @@ describe('Sidecar failure mapping', () => {
     { retries: 0, flags: 'UF' },
   ])('answers 503 $flags when the endpoint refuses connections (retries: $retries)', async ({ retries, flags }) => {
     const port = await deadPort();
-    const c = await client(
+    const c = await productpageClient(
+      cleanups,
       { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: port }, workload: 'reviews-v1;default;reviews;v1;Kubernetes' }] }] },
       { retries },
     );
@@ -55,8 +37,8 @@ describe('Sidecar failure mapping', () => {
   });
 
   it('answers 503 UC when the app resets the connection, and the client sees the 503 its peer sent', async () => {
-    const { server } = await serverFor((_req, res) => res.socket?.destroy());
-    const c = await client(reviewsMesh(server.ports.inbound));
+    const { server } = await reviewsServer(cleanups, (_req, res) => res.socket?.destroy());
+    const c = await productpageClient(cleanups, reviewsMesh(server.ports.inbound));
     const res = await send(c.ports.outbound, { host: 'reviews:9080' });
     expect(res.status).toBe(503);
     await eventually(async () => {
@@ -68,8 +50,8 @@ describe('Sidecar failure mapping', () => {
   });
 
   it('answers 504 UT on a route timeout; the server side sees the downstream go away (DC, code 0)', async () => {
-    const { server } = await serverFor((_req, res) => setTimeout(() => res.end('late'), 400));
-    const c = await client(reviewsMesh(server.ports.inbound), { timeoutMs: 100 });
+    const { server } = await reviewsServer(cleanups, (_req, res) => setTimeout(() => res.end('late'), 400));
+    const c = await productpageClient(cleanups, reviewsMesh(server.ports.inbound), { timeoutMs: 100 });
     const res = await send(c.ports.outbound, { host: 'reviews:9080' });
     expect(res.status).toBe(504);
     expect(res.body).toBe('upstream request timeout');
@@ -84,7 +66,7 @@ describe('Sidecar failure mapping', () => {
   });
 
   it('answers 404 NR for a known host on a port the service does not have', async () => {
-    const c = await client(reviewsMesh(1));
+    const c = await productpageClient(cleanups, reviewsMesh(1));
     const res = await send(c.ports.outbound, { host: 'reviews:9999' });
     expect(res.status).toBe(404);
     await eventually(async () => {
@@ -95,7 +77,7 @@ describe('Sidecar failure mapping', () => {
   });
 
   it('answers 503 UH for a service without endpoints', async () => {
-    const c = await client({ services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] });
+    const c = await productpageClient(cleanups, { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] });
     expect((await send(c.ports.outbound, { host: 'reviews:9080' })).status).toBe(503);
     await eventually(async () => {
       const lines = await series(c, 'istio_requests_total');
@@ -105,8 +87,8 @@ describe('Sidecar failure mapping', () => {
   });
 
   it('records DC with response code 0 on both sides when the client hangs up first', async () => {
-    const { server } = await serverFor((_req, res) => setTimeout(() => res.end('late'), 300));
-    const c = await client(reviewsMesh(server.ports.inbound));
+    const { server } = await reviewsServer(cleanups, (_req, res) => setTimeout(() => res.end('late'), 300));
+    const c = await productpageClient(cleanups, reviewsMesh(server.ports.inbound));
     await new Promise<void>((resolve) => {
       const req = http.request({ host: '127.0.0.1', port: c.ports.outbound, headers: { host: 'reviews:9080' }, agent: false });
       req.on('error', () => resolve());

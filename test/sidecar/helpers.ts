@@ -187,6 +187,42 @@ export function reviewsMesh(inboundPort: number, extra: Record<string, unknown> 
   };
 }
 
+/** Close functions a test file registers; its `afterEach` pops and awaits them, last started first closed. */
+export type Cleanups = Array<() => Promise<void>>;
+
+/** An app started by {@link httpApp}. */
+export type HttpApp = Awaited<ReturnType<typeof httpApp>>;
+
+/**
+ * The server half of the bookinfo pair: an HTTP/1.1 app answering `handler` (default 200 "ok") behind the
+ * reviews-v1 sidecar, whose mesh declares the reviews service (http 9080). Both are registered in `cleanups`.
+ */
+export async function reviewsServer(cleanups: Cleanups, handler?: Parameters<typeof httpApp>[0]): Promise<{ app: HttpApp; server: Sidecar }> {
+  const app = await httpApp(handler);
+  cleanups.push(app.close);
+  const server = await sidecar({
+    metadata: workload('reviews', 'bookinfo-reviews'),
+    app: { port: app.port },
+    mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] },
+  });
+  cleanups.push(server.close);
+  return { app, server };
+}
+
+/** The client half: the productpage-v1 sidecar with `mesh` and any other options, registered in `cleanups`. */
+export async function productpageClient(cleanups: Cleanups, mesh: SidecarOptions['mesh'], extra: Partial<SidecarOptions> = {}): Promise<Sidecar> {
+  const client = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh, ...extra });
+  cleanups.push(client.close);
+  return client;
+}
+
+/** {@link reviewsServer} with its default app, and a productpage sidecar whose mesh routes reviews to it. */
+export async function bookinfoPair(cleanups: Cleanups, clientOptions: Partial<SidecarOptions> = {}): Promise<{ app: HttpApp; server: Sidecar; client: Sidecar }> {
+  const { app, server } = await reviewsServer(cleanups);
+  const client = await productpageClient(cleanups, reviewsMesh(server.ports.inbound), clientOptions);
+  return { app, server, client };
+}
+
 /** A loopback port nothing listens on. */
 export async function deadPort(): Promise<number> {
   const s = net.createServer();

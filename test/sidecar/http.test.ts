@@ -1,38 +1,21 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import type { SidecarOptions } from '../../src/sidecar/options.js';
-import { bookinfoLabels, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoLabels, bookinfoPair, eventually, httpApp, productpageClient, send, series } from './helpers.js';
+import type { Cleanups } from './helpers.js';
 
 const MX_ID = 'x-envoy-peer-metadata-id';
 const MX_VALUE = 'x-envoy-peer-metadata';
 
-type App = Awaited<ReturnType<typeof httpApp>>;
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-/** reviews app + its sidecar, productpage sidecar pointing at it. */
-async function pair(clientOptions: Partial<SidecarOptions> = {}): Promise<{ app: App; server: Sidecar; client: Sidecar }> {
-  const app = await httpApp();
-  cleanups.push(app.close);
-  const server = await sidecar({
-    metadata: workload('reviews', 'bookinfo-reviews'),
-    app: { port: app.port },
-    mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] },
-  });
-  cleanups.push(server.close);
-  const client = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh: reviewsMesh(server.ports.inbound), ...clientOptions });
-  cleanups.push(client.close);
-  return { app, server, client };
-}
-
 describe('Sidecar over HTTP/1.1', () => {
   describe('outbound → inbound', () => {
     it('records one request once per reporter with the labels Istio emits', async () => {
-      const { client, server } = await pair();
+      const { client, server } = await bookinfoPair(cleanups);
       const res = await send(client.ports.outbound, { host: 'reviews:9080', path: '/reviews/1' });
       expect(res).toMatchObject({ status: 200, body: 'ok' });
       await eventually(async () => {
@@ -42,7 +25,7 @@ describe('Sidecar over HTTP/1.1', () => {
     });
 
     it('strips MX headers before the app and before the client, and forwards everything else', async () => {
-      const { client, app } = await pair();
+      const { client, app } = await bookinfoPair(cleanups);
       const res = await send(client.ports.outbound, { host: 'reviews:9080', path: '/p?q=1', method: 'POST', body: 'payload', headers: { 'x-custom': 'kept', [MX_ID]: 'forged' } });
       expect(res.status).toBe(200);
       expect(res.headers[MX_ID]).toBeUndefined();
@@ -55,7 +38,7 @@ describe('Sidecar over HTTP/1.1', () => {
     });
 
     it('routes absolute-form requests from apps that use it as HTTP_PROXY', async () => {
-      const { client, server } = await pair();
+      const { client, server } = await bookinfoPair(cleanups);
       const res = await send(client.ports.outbound, { path: 'http://reviews:9080/abs' });
       expect(res.status).toBe(200);
       await eventually(async () => {
@@ -64,7 +47,7 @@ describe('Sidecar over HTTP/1.1', () => {
     });
 
     it('counts every request on a keep-alive connection exactly once', async () => {
-      const { client, server } = await pair();
+      const { client, server } = await bookinfoPair(cleanups);
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       try {
         for (let i = 0; i < 5; i++) expect((await send(client.ports.outbound, { host: 'reviews', agent })).status).toBe(200);
@@ -85,7 +68,7 @@ describe('Sidecar over HTTP/1.1', () => {
       { sent: [MX_VALUE], answered: [MX_VALUE] },
       { sent: [], answered: [] },
     ])('answers with its own MX headers only for those the request carried: $sent', async ({ sent, answered }) => {
-      const { server } = await pair();
+      const { server } = await bookinfoPair(cleanups);
       const headers: Record<string, string> = {};
       // Empty values still count as "received" (request_peer_id_received_ is header presence).
       for (const h of sent) headers[h] = '';
@@ -97,7 +80,7 @@ describe('Sidecar over HTTP/1.1', () => {
     });
 
     it('counts request and response bytes exactly as they crossed the wire', async () => {
-      const { server } = await pair();
+      const { server } = await bookinfoPair(cleanups);
       const request = 'POST /bytes HTTP/1.1\r\nhost: reviews:9080\r\ncontent-length: 11\r\nconnection: close\r\n\r\nhello world';
       const received = await new Promise<Buffer>((resolve, reject) => {
         const chunks: Buffer[] = [];
@@ -124,7 +107,7 @@ describe('Sidecar over HTTP/1.1', () => {
     });
 
     it('survives a garbled MX header and counts the request once with an empty peer', async () => {
-      const { server } = await pair();
+      const { server } = await bookinfoPair(cleanups);
       const res = await send(server.ports.inbound, { headers: { [MX_ID]: 'bad-peer', [MX_VALUE]: '%%% not base64 %%%' } });
       expect(res.status).toBe(200);
       await eventually(async () => {
@@ -140,22 +123,18 @@ describe('Sidecar over HTTP/1.1', () => {
       const a = await httpApp();
       const b = await httpApp();
       cleanups.push(a.close, b.close);
-      const client = await sidecar({
-        metadata: workload('productpage', 'bookinfo-productpage'),
-        mesh: {
-          services: [
-            {
-              name: 'reviews',
-              ports: [{ name: 'http', protocol: 'http', port: 9080 }],
-              endpoints: [
-                { address: '127.0.0.1', ports: { http: a.port }, sidecar: false },
-                { address: '127.0.0.1', ports: { http: b.port }, sidecar: false },
-              ],
-            },
-          ],
-        },
+      const client = await productpageClient(cleanups, {
+        services: [
+          {
+            name: 'reviews',
+            ports: [{ name: 'http', protocol: 'http', port: 9080 }],
+            endpoints: [
+              { address: '127.0.0.1', ports: { http: a.port }, sidecar: false },
+              { address: '127.0.0.1', ports: { http: b.port }, sidecar: false },
+            ],
+          },
+        ],
       });
-      cleanups.push(client.close);
       for (let i = 0; i < 4; i++) expect((await send(client.ports.outbound, { host: 'reviews.default.svc.cluster.local:9080' })).status).toBe(200);
       expect([a.seen.length, b.seen.length]).toEqual([2, 2]);
     });
@@ -163,7 +142,7 @@ describe('Sidecar over HTTP/1.1', () => {
     it('sends unknown hosts to PassthroughCluster under ALLOW_ANY, keeping the Host as destination_service', async () => {
       const external = await httpApp();
       cleanups.push(external.close);
-      const { client } = await pair();
+      const { client } = await bookinfoPair(cleanups);
       const host = `127.0.0.1:${external.port}`;
       const res = await send(client.ports.outbound, { host });
       expect(res.status).toBe(200);
@@ -181,7 +160,7 @@ describe('Sidecar over HTTP/1.1', () => {
     it('sends no MX headers to a passthrough host in IN_MESH mode', async () => {
       const external = await httpApp();
       cleanups.push(external.close);
-      const { client } = await pair({ mxMode: 'IN_MESH' });
+      const { client } = await bookinfoPair(cleanups, { mxMode: 'IN_MESH' });
       expect((await send(client.ports.outbound, { host: `127.0.0.1:${external.port}`, headers: { [MX_ID]: 'app-set' } })).status).toBe(200);
       // Skipped MX means nothing is set and nothing is removed.
       expect(external.seen[0]!.headers[MX_ID]).toBe('app-set');
@@ -194,12 +173,11 @@ describe('Sidecar over HTTP/1.1', () => {
     ])('sends MX headers to a MeshExternal service only in ALWAYS mode ($mode)', async ({ mode, sent }) => {
       const external = await httpApp();
       cleanups.push(external.close);
-      const c = await sidecar({
-        metadata: workload('productpage', 'bookinfo-productpage'),
-        mxMode: mode,
-        mesh: { services: [{ name: 'payments', hostnames: ['api.payments.example'], external: true, ports: [{ name: 'http', protocol: 'http', port: 80 }], endpoints: [{ address: '127.0.0.1', ports: { http: external.port }, sidecar: false }] }] },
-      });
-      cleanups.push(c.close);
+      const c = await productpageClient(
+        cleanups,
+        { services: [{ name: 'payments', hostnames: ['api.payments.example'], external: true, ports: [{ name: 'http', protocol: 'http', port: 80 }], endpoints: [{ address: '127.0.0.1', ports: { http: external.port }, sidecar: false }] }] },
+        { mxMode: mode },
+      );
       expect((await send(c.ports.outbound, { path: 'http://api.payments.example/charge' })).status).toBe(200);
       expect(external.seen[0]!.url).toBe('/charge');
       expect(external.seen[0]!.headers[MX_ID] !== undefined).toBe(sent);
@@ -208,7 +186,7 @@ describe('Sidecar over HTTP/1.1', () => {
     it('answers 502 from BlackHoleCluster under REGISTRY_ONLY', async () => {
       const external = await httpApp();
       cleanups.push(external.close);
-      const { client } = await pair({ outboundTrafficPolicy: 'REGISTRY_ONLY' });
+      const { client } = await bookinfoPair(cleanups, { outboundTrafficPolicy: 'REGISTRY_ONLY' });
       const res = await send(client.ports.outbound, { host: `127.0.0.1:${external.port}` });
       expect(res.status).toBe(502);
       expect(external.seen).toHaveLength(0);

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoPair, eventually, httpApp, send, series, sidecar, workload } from './helpers.js';
+import type { Cleanups } from './helpers.js';
 
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
@@ -23,16 +24,7 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ headers
 
 describe('Sidecar self-metrics', () => {
   it('exports peer-cache hits, misses and decodes: the second request from a known peer is not decoded', async () => {
-    const app = await httpApp();
-    cleanups.push(app.close);
-    const server = await sidecar({
-      metadata: workload('reviews', 'bookinfo-reviews'),
-      app: { port: app.port },
-      mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] },
-    });
-    cleanups.push(server.close);
-    const client = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage'), mesh: reviewsMesh(server.ports.inbound) });
-    cleanups.push(client.close);
+    const { server, client } = await bookinfoPair(cleanups);
 
     for (let i = 0; i < 3; i++) expect((await send(client.ports.outbound, { host: 'reviews:9080', path: '/' })).status).toBe(200);
     await eventually(async () => {
