@@ -211,6 +211,13 @@ class Parser {
   private enter(p: number): void {
     if (++this.depth > MAX_DEPTH) fail(this.src, p, 'expression nests too deeply');
   }
+  /** Parse a sub-expression that starts at `p` one level deeper, counted against MAX_DEPTH. */
+  private nested(p: number, parse: () => Node): Node {
+    this.enter(p);
+    const n = parse();
+    this.depth--;
+    return n;
+  }
 
   parse(): Node {
     const n = this.ternary();
@@ -337,10 +344,7 @@ class Parser {
 
   private unary(): Node {
     if (this.isOp('!')) {
-      const p = this.next().p;
-      this.enter(p);
-      const n = this.unary();
-      this.depth--;
+      const n = this.nested(this.next().p, () => this.unary());
       return (s) => {
         const v = n(s);
         if (typeof v !== 'boolean') err('! expects a bool');
@@ -348,10 +352,7 @@ class Parser {
       };
     }
     if (this.isOp('-')) {
-      const p = this.next().p;
-      this.enter(p);
-      const n = this.unary();
-      this.depth--;
+      const n = this.nested(this.next().p, () => this.unary());
       return (s) => {
         const v = n(s);
         if (typeof v !== 'number') err('unary - expects an int');
@@ -379,10 +380,7 @@ class Parser {
         continue;
       }
       if (this.isOp('[')) {
-        const p = this.next().p;
-        this.enter(p);
-        const idx = this.ternary();
-        this.depth--;
+        const idx = this.nested(this.next().p, () => this.ternary());
         this.expect(']');
         const obj = node;
         node = (s) => index(obj(s), idx(s));
@@ -447,9 +445,7 @@ class Parser {
       }
       case 'op':
         if (t.v === '(') {
-          this.enter(t.p);
-          const n = this.ternary();
-          this.depth--;
+          const n = this.nested(t.p, () => this.ternary());
           this.expect(')');
           return n;
         }
