@@ -27,7 +27,7 @@ import { splitAuthority } from './registry.js';
 import type { PeriodicReport, ReportingTicker } from './reporting-ticker.js';
 import type { SidecarTelemetry } from './telemetry.js';
 import { peerOf } from './telemetry.js';
-import type { UpstreamFailure, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
+import type { UpstreamCall, UpstreamFailure, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
 
 /** Downstream request/response as node:http or the node:http2 compatibility API gives them. */
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -216,7 +216,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
     let status = 0;
     let grpcStatus: string | undefined;
     let upstreamPrincipal = '';
-    let upstreamAbort: (() => void) | undefined;
+    let upstreamCall: UpstreamCall | undefined;
     let timer: NodeJS.Timeout | undefined;
     let reqCounter: GrpcMessageCounter | undefined;
     let respCounter: GrpcMessageCounter | undefined;
@@ -308,7 +308,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
       if (!ended) {
         flags |= ResponseFlag.DC;
         if (!headSent) status = 0;
-        upstreamAbort?.();
+        upstreamCall?.abort();
       }
       finish();
     });
@@ -387,7 +387,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
 
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
-        upstreamAbort?.();
+        upstreamCall?.abort();
         reply(504, ResponseFlag.UT);
       }, timeoutMs);
       timer.unref();
@@ -420,10 +420,10 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
         authority,
         attempt === 0 ? upHeaders : { ...upHeaders },
         bodyOf(method),
-        { onResponse: (up) => onUpstreamResponse(up), onError: (kind, err) => onUpstreamError(kind, err) },
+        { onUpstreamResponse, onUpstreamError },
         reqCounter || h2 ? countRequestChunk : undefined,
       );
-      upstreamAbort = call.abort;
+      upstreamCall = call;
     };
 
     const bodyOf = (m: string): Readable | null => {
@@ -446,7 +446,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
 
     const onUpstreamResponse = (up: UpstreamResponse): void => {
       if (done || headSent) {
-        up.body.destroy();
+        up.destroy();
         return;
       }
       upstreamPrincipal = up.peerPrincipal;
@@ -494,7 +494,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
           logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
           res.destroy();
         }
-        up.body.resume();
+        up.drain();
         finish();
         return;
       }
@@ -502,48 +502,47 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
         res.writeHead(status, out as Record<string, string>);
       } catch (err) {
         logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
-        up.body.destroy();
+        up.destroy();
         headSent = false;
         reply(502, ResponseFlag.UPE);
         return;
       }
-      const body = up.body;
-      body.on('data', (chunk: Buffer): void => {
-        if (h2) h2RespBytes += chunk.length + 9;
-        if (respCounter) respCounter.push(chunk);
-        if (!(res as ServerResponse).write(chunk)) {
-          body.pause();
-          res.once('drain', () => body.resume());
-        }
-      });
-      body.on('end', () => {
-        const trailers = up.trailers();
-        if (trailers) {
-          const t: Record<string, string> = {};
-          let any = false;
-          for (const name in trailers) {
-            if (name.charCodeAt(0) === 58) continue;
-            const v = trailers[name];
-            if (v === undefined) continue;
-            t[name] = Array.isArray(v) ? v.join(', ') : v;
-            any = true;
+      up.pipeBody({
+        onBodyData: (chunk: Buffer): boolean => {
+          if (h2) h2RespBytes += chunk.length + 9;
+          if (respCounter) respCounter.push(chunk);
+          if ((res as ServerResponse).write(chunk)) return true;
+          res.once('drain', () => up.resume());
+          return false;
+        },
+        onBodyEnd: (trailers) => {
+          if (trailers) {
+            const t: Record<string, string> = {};
+            let any = false;
+            for (const name in trailers) {
+              if (name.charCodeAt(0) === 58) continue;
+              const v = trailers[name];
+              if (v === undefined) continue;
+              t[name] = Array.isArray(v) ? v.join(', ') : v;
+              any = true;
+            }
+            if (any) {
+              // grpc-status is read from trailers first, then headers (envoy grpc Common::getGrpcStatus).
+              if (grpc && t['grpc-status'] !== undefined) grpcStatus = t['grpc-status'];
+              if (h2) h2RespBytes += headerBlockSize(t);
+              res.addTrailers(t);
+            }
           }
-          if (any) {
-            // grpc-status is read from trailers first, then headers (envoy grpc Common::getGrpcStatus).
-            if (grpc && t['grpc-status'] !== undefined) grpcStatus = t['grpc-status'];
-            if (h2) h2RespBytes += headerBlockSize(t);
-            res.addTrailers(t);
-          }
-        }
-        res.end();
-      });
-      body.on('error', () => {
-        // Upstream died mid-body: Envoy resets the downstream and flags UC.
-        flags |= ResponseFlag.UC;
-        res.destroy();
-      });
-      body.on('aborted', () => {
-        flags |= ResponseFlag.UC;
+          res.end();
+        },
+        onBodyError: () => {
+          // Upstream died mid-body: Envoy resets the downstream and flags UC.
+          flags |= ResponseFlag.UC;
+          res.destroy();
+        },
+        onBodyAborted: () => {
+          flags |= ResponseFlag.UC;
+        },
       });
     };
 
