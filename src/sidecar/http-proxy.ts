@@ -27,7 +27,7 @@ import { splitAuthority } from './registry.js';
 import type { PeriodicReport, ReportingTicker } from './reporting-ticker.js';
 import type { SidecarTelemetry } from './telemetry.js';
 import { peerOf } from './telemetry.js';
-import type { UpstreamCall, UpstreamFailure, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
+import type { UpstreamBodySink, UpstreamCall, UpstreamFailure, UpstreamHandlers, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
 
 /** Downstream request/response as node:http or the node:http2 compatibility API gives them. */
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -113,265 +113,221 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Listener-wide facts, computed once when the handler is built. */
+interface Listener {
+  readonly options: HttpProxyOptions;
+  readonly telemetry: SidecarTelemetry;
+  readonly pool: UpstreamPool;
+  readonly ticker: ReportingTicker;
+  readonly logger: Logger;
+  readonly inbound: boolean;
+  readonly reporter: 'source' | 'destination';
+  readonly retries: number;
+  readonly timeoutMs: number;
+  readonly registryOnly: boolean;
+  readonly inMesh: boolean;
+  readonly mtls: boolean;
+  readonly telemetryOn: boolean;
+  readonly localPrincipal: string;
+  /** Inbound: the app, one target object for every request. */
+  readonly appTarget: UpstreamTarget | undefined;
+  /** Inbound: Envoy's cluster name `inbound|<port>||`. */
+  readonly inboundCluster: string;
+}
+
 /** Build the handler of one listener. */
 export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
-  const { telemetry, pool, ticker, logger } = options;
   const inbound = options.direction === 'inbound';
-  const reporter = inbound ? 'destination' : 'source';
-  const retries = options.retries ?? 2;
-  const timeoutMs = options.timeoutMs ?? 0;
-  const policy = options.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  const inMesh = options.mxMode === 'IN_MESH';
-  const mtls = options.mtls === true;
-  const telemetryOn = telemetry.enabled;
-  const tracer = telemetry.tracer;
-  const activity = telemetry.activity;
-
+  const listener: Listener = {
+    options,
+    telemetry: options.telemetry,
+    pool: options.pool,
+    ticker: options.ticker,
+    logger: options.logger,
+    inbound,
+    reporter: inbound ? 'destination' : 'source',
+    retries: options.retries ?? 2,
+    timeoutMs: options.timeoutMs ?? 0,
+    registryOnly: options.outboundTrafficPolicy === 'REGISTRY_ONLY',
+    inMesh: options.mxMode === 'IN_MESH',
+    mtls: options.mtls === true,
+    telemetryOn: options.telemetry.enabled,
+    localPrincipal: options.localPrincipal ?? '',
+    appTarget: options.app ? { host: options.app.host, port: options.app.port, h2: options.app.h2, tls: false } : undefined,
+    inboundCluster: `inbound|${options.app?.port ?? 0}||`,
+  };
   return function handle(req, res) {
-    const start = performance.now();
-    activity.active++;
+    new ProxyStream(listener, req, res).start();
+  };
+}
+
+/** Where the downstream response keeps its stream, so shared listeners need no closure per request. */
+const STREAM = Symbol('meshtel.stream');
+type TaggedResponse = DownstreamResponse & { [STREAM]?: ProxyStream };
+
+function onResponseClose(this: TaggedResponse): void {
+  this[STREAM]?.onDownstreamClose();
+}
+function onResponseFinish(this: TaggedResponse): void {
+  this[STREAM]?.onDownstreamFinish();
+}
+function onResponseDrain(this: TaggedResponse): void {
+  this[STREAM]?.upstream?.resume();
+}
+function onRouteTimeout(stream: ProxyStream): void {
+  stream.onTimeout();
+}
+
+/**
+ * One request through the listener, from the downstream head to the stats record. A class rather than
+ * closures in the handler: a dozen closures per request (and their shared context) cost measurable
+ * time on the request path, and the object is at the same time the upstream handler, the body sink
+ * and (gRPC) the periodic report.
+ */
+class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport {
+  private readonly startedAt: number;
+  private readonly h2: boolean;
+  private readonly conn: ConnectionInfo | undefined;
+  private readonly method: string;
+  private readonly reqHeaders: IncomingHttpHeaders;
+  private readonly grpc: boolean;
+  private authority: string;
+  private path: string;
+  private absolutePort: number | undefined = undefined;
+  private route: ServiceRoute | undefined = undefined;
+  private service: ServiceInfo | null = null;
+  private special: SpecialCluster | undefined = undefined;
+  private flags = 0;
+  private mxOn: boolean;
+  private extract: ExchangeExtract | undefined = undefined;
+  private peer: PeerMetadata | null = null;
+  private endpointPeer: PeerMetadata | null = null;
+  private unknownReason: UnknownPeerReason | undefined = undefined;
+  private span: HopSpan | undefined = undefined;
+  // --- state of this stream ---
+  private done = false;
+  private ended = false;
+  private headSent = false;
+  private status = 0;
+  private grpcStatus: string | undefined = undefined;
+  private upstreamPrincipal = '';
+  private call: UpstreamCall | undefined = undefined;
+  /** The response being forwarded (for flow control). */
+  upstream: UpstreamResponse | undefined = undefined;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private reqCounter: GrpcMessageCounter | undefined = undefined;
+  private respCounter: GrpcMessageCounter | undefined = undefined;
+  private reportedReq = 0;
+  private reportedResp = 0;
+  private periodic = false;
+  private respHeadersOut: OutgoingHttpHeaders | undefined = undefined;
+  // h2 has no per-stream socket counters: bytes are estimated from frames (see attrs()).
+  private h2ReqBytes = 0;
+  private h2RespBytes = 0;
+  private upHeaders: OutgoingHttpHeaders | undefined = undefined;
+  private attempt = 0;
+
+  constructor(
+    private readonly l: Listener,
+    private readonly req: DownstreamRequest,
+    private readonly res: DownstreamResponse,
+  ) {
+    this.startedAt = performance.now();
+    l.telemetry.activity.active++;
     const h2 = req.httpVersionMajor === 2;
+    this.h2 = h2;
     const rawSocket = (h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as (Socket & { [CONNECTION_INFO]?: ConnectionInfo }) | undefined;
-    const conn = rawSocket?.[CONNECTION_INFO];
-    const method = req.method ?? 'GET';
+    this.conn = rawSocket?.[CONNECTION_INFO];
+    this.method = req.method ?? 'GET';
     const reqHeaders = req.headers;
-    const contentType = firstHeader(reqHeaders['content-type']) ?? '';
-    const grpc = contentType.startsWith('application/grpc');
+    this.reqHeaders = reqHeaders;
+    const contentType = firstHeader(reqHeaders['content-type']);
+    this.grpc = contentType !== undefined && contentType.startsWith('application/grpc');
+    this.authority = firstHeader(reqHeaders[':authority']) ?? firstHeader(reqHeaders.host) ?? '';
+    this.path = req.url ?? '/';
+    this.mxOn = l.telemetryOn;
+  }
+
+  start(): void {
+    const l = this.l;
+    const { telemetry, options } = l;
+    const { req, res, reqHeaders, h2 } = this;
+    const inbound = l.inbound;
 
     // --- target ---------------------------------------------------------------------------
-    let authority = firstHeader(reqHeaders[':authority']) ?? firstHeader(reqHeaders.host) ?? '';
-    let path = req.url ?? '/';
-    let absolutePort: number | undefined;
-    if (!inbound && !h2 && path.charCodeAt(0) !== 47 /* '/' */) {
+    if (!inbound && !h2 && this.path.charCodeAt(0) !== 47 /* '/' */) {
       // Absolute-form request from an app using us as HTTP_PROXY (RFC 9112 §3.2.2).
       try {
-        const u = new URL(path);
-        authority = u.host;
-        path = `${u.pathname}${u.search}`;
-        absolutePort = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+        const u = new URL(this.path);
+        this.authority = u.host;
+        this.path = `${u.pathname}${u.search}`;
+        this.absolutePort = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
       } catch {
         // Not a URL: routed as an origin-form path below, which fails to match any route.
       }
     }
+    const authority = this.authority;
 
-    let route: ServiceRoute | undefined;
-    let service: ServiceInfo | null = null;
-    let special: SpecialCluster | undefined;
     let localReply = 0;
-    let flags = 0;
-    let mxOn = telemetryOn;
     if (inbound) {
-      service = options.inboundService ?? null;
+      this.service = options.inboundService ?? null;
     } else {
-      route = options.fixedRoute ?? options.registry?.resolve(authority, absolutePort ?? 80);
+      const route = options.fixedRoute ?? options.registry?.resolve(authority, this.absolutePort ?? 80);
+      this.route = route;
       if (route) {
-        service = route.service;
+        this.service = route.service;
         if (route.endpoints.length === 0) {
           localReply = 503;
-          flags |= ResponseFlag.UH;
+          this.flags |= ResponseFlag.UH;
         }
-        if (inMesh && route.external) mxOn = false;
+        if (l.inMesh && route.external) this.mxOn = false;
       } else if (options.registry?.hasHost(authority) === true) {
         // Known host, unknown port: no route (Envoy 404 NR).
         localReply = 404;
-        flags |= ResponseFlag.NR;
-      } else if (policy === 'REGISTRY_ONLY') {
+        this.flags |= ResponseFlag.NR;
+      } else if (l.registryOnly) {
         // Istio's block_all catch-all virtual host: direct response 502, cluster BlackHoleCluster.
-        special = 'BlackHoleCluster';
+        this.special = 'BlackHoleCluster';
         localReply = 502;
       } else {
-        special = 'PassthroughCluster';
-        if (inMesh) mxOn = false;
+        this.special = 'PassthroughCluster';
+        if (l.inMesh) this.mxOn = false;
       }
     }
 
-    // --- downstream MX (inbound) ----------------------------------------------------------
-    let extract: ExchangeExtract | undefined;
-    let peer: PeerMetadata | null = null;
-    let unknownReason: UnknownPeerReason | undefined;
-    if (telemetryOn && inbound) {
-      extract = telemetry.readRequestPeer(reqHeaders);
-      peer = peerOf(extract);
-      if (!extract.result.ok) unknownReason = extract.result.reason;
-    }
-
-    let span: HopSpan | undefined;
-    if (telemetryOn) {
-      const { port } = splitAuthority(authority);
-      span = tracer.startSpan(reqHeaders as Record<string, string | string[] | undefined>, {
+    if (l.telemetryOn) {
+      // --- downstream MX (inbound) --------------------------------------------------------
+      if (inbound) {
+        const extract = telemetry.readRequestPeer(reqHeaders);
+        this.extract = extract;
+        this.peer = peerOf(extract);
+        if (!extract.result.ok) this.unknownReason = extract.result.reason;
+      }
+      const route = this.route;
+      this.span = telemetry.tracer.startSpan(reqHeaders as Record<string, string | string[] | undefined>, {
         kind: inbound ? 'server' : 'client',
-        method,
-        url: `http://${authority}${path}`,
+        method: this.method,
+        url: `http://${authority}${this.path}`,
         authority,
         protocol: h2 ? 'HTTP/2' : 'HTTP/1.1',
         peerAddress: req.socket?.remoteAddress,
-        port: route?.port ?? port ?? options.app?.port ?? 80,
-        serviceHost: service?.host,
+        port: route !== undefined ? route.port : (splitAuthority(authority).port ?? options.app?.port ?? 80),
+        serviceHost: this.service?.host,
       });
-    }
-
-    // --- state of this stream ------------------------------------------------------------
-    let done = false;
-    let headSent = false;
-    let status = 0;
-    let grpcStatus: string | undefined;
-    let upstreamPrincipal = '';
-    let upstreamCall: UpstreamCall | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let reqCounter: GrpcMessageCounter | undefined;
-    let respCounter: GrpcMessageCounter | undefined;
-    let reportedReq = 0;
-    let reportedResp = 0;
-    let periodic: PeriodicReport | undefined;
-    let respHeadersOut: OutgoingHttpHeaders | undefined;
-    // h2 has no per-stream socket counters: bytes are estimated from frames (see wireBytes()).
-    let h2ReqBytes = 0;
-    let h2RespBytes = 0;
-    if (h2) h2ReqBytes = headerBlockSize(reqHeaders);
-    if (grpc && telemetryOn) {
-      reqCounter = createGrpcMessageCounter();
-      respCounter = createGrpcMessageCounter();
-    }
-    let endpointPeer: PeerMetadata | null = null;
-
-    const attrs = (final: boolean): HttpStreamAttributes => {
-      const [requestBytes, responseBytes] = final ? wireBytes() : [0, 0];
-      return {
-        reporter,
-        peer: peer ?? endpointPeer,
-        ...(peer === null && unknownReason !== undefined ? { peerUnknownReason: unknownReason } : {}),
-        peerPrincipal: inbound ? (conn?.peerPrincipal ?? '') : upstreamPrincipal,
-        localPrincipal: inbound ? (conn?.localPrincipal ?? '') : upstreamPrincipal !== '' ? (options.localPrincipal ?? '') : '',
-        service,
-        ...(special ? { specialCluster: special } : {}),
-        remoteAddress: req.socket?.remoteAddress,
-        authority,
-        protocol: grpc ? 'grpc' : 'http',
-        responseCode: status,
-        ...(grpcStatus !== undefined ? { grpcStatus } : {}),
-        responseFlags: flags,
-        durationMs: performance.now() - start,
-        requestBytes,
-        responseBytes,
-        method,
-        path,
-        requestHeaders: reqHeaders,
-        ...(respHeadersOut ? { responseHeaders: respHeadersOut as Record<string, string | string[] | undefined> } : {}),
-        ...(span?.sampled ? { traceId: span.traceId } : {}),
-      };
-    };
-
-    const wireBytes = (): [number, number] => {
-      if (h2) return [h2ReqBytes, h2RespBytes];
-      const s = req.socket;
-      if (!s || !conn) return [0, 0];
-      const r = s.bytesRead - conn.read;
-      const w = s.bytesWritten - conn.written;
-      conn.read = s.bytesRead;
-      conn.written = s.bytesWritten;
-      return [r, w];
-    };
-
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      activity.active--;
-      if (timer) clearTimeout(timer);
-      if (!telemetryOn) return;
-      if (periodic) ticker.delete(periodic);
-      try {
-        const a = attrs(true);
-        telemetry.recordHttp(a);
-        if (peer === null && unknownReason !== undefined) telemetry.recordPeerUnknown(unknownReason, reporter);
-        if (reqCounter && respCounter) {
-          telemetry.recordGrpcMessages(a, reqCounter.total - reportedReq, respCounter.total - reportedResp);
-        }
-        span?.end({
-          statusCode: status,
-          responseFlags: formatResponseFlags(flags),
-          // Envoy cluster names: outbound|<port>||<host>, inbound|<port>||.
-          upstreamCluster: special ?? (inbound ? `inbound|${options.app?.port ?? 0}||` : service ? `outbound|${route?.port ?? 0}||${service.host}` : ''),
-          requestSize: a.requestBytes,
-          responseSize: a.responseBytes,
-          ...(grpcStatus !== undefined ? { grpcStatus } : {}),
-          peer: a.peer,
-        });
-      } catch (err) {
-        logger.warnOnce('record-http', 'recording a request failed', { err });
+      if (this.grpc) {
+        this.reqCounter = createGrpcMessageCounter();
+        this.respCounter = createGrpcMessageCounter();
       }
-    };
+    }
+    if (h2) this.h2ReqBytes = headerBlockSize(reqHeaders);
 
     // Downstream went away before we finished: Envoy DC, code 0 when nothing was sent.
-    let ended = false;
-    res.on('close', () => {
-      if (done) return;
-      if (!ended) {
-        flags |= ResponseFlag.DC;
-        if (!headSent) status = 0;
-        upstreamCall?.abort();
-      }
-      finish();
-    });
-    res.on('finish', () => {
-      ended = true;
-      // HTTP/1.1 'finish' means fully handed to the socket; h2 streams are recorded at 'close'.
-      if (!h2) finish();
-    });
-
-    const countRequestChunk = (chunk: Buffer): void => {
-      if (h2) h2ReqBytes += chunk.length + 9;
-      if (reqCounter) reqCounter.push(chunk);
-    };
-
-    const reply = (code: number, extraFlags: number): void => {
-      flags |= extraFlags;
-      if (headSent || res.headersSent) {
-        // The head is out: all we can do is reset (Envoy resets the downstream stream).
-        res.destroy();
-        return;
-      }
-      headSent = true;
-      status = code;
-      const headers: OutgoingHttpHeaders = {};
-      let body = '';
-      if (grpc) {
-        // Envoy turns local replies to gRPC requests into trailers-only gRPC errors.
-        status = 200;
-        grpcStatus = String(httpToGrpcStatus(code));
-        headers['content-type'] = 'application/grpc';
-        headers['grpc-status'] = grpcStatus;
-        headers['grpc-message'] = LOCAL_REPLY[code] ?? 'upstream error';
-      } else {
-        body = LOCAL_REPLY[code] ?? '';
-        if (code === 503 && (extraFlags & (ResponseFlag.UF | ResponseFlag.UC)) !== 0) {
-          body = `upstream connect error or disconnect/reset before headers. reset reason: ${extraFlags & ResponseFlag.UF ? 'connection failure' : 'connection termination'}`;
-        }
-        headers['content-type'] = 'text/plain';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      if (extract && telemetryOn) telemetry.writeResponsePeer(headers, extract);
-      respHeadersOut = headers;
-      if (h2) h2RespBytes += headerBlockSize(headers) + (body.length > 0 ? body.length + 9 : 0);
-      // Drain what the client still sends so keep-alive survives the local reply.
-      req.resume();
-      if (h2 && grpc) {
-        // gRPC clients need trailers-only (END_STREAM on the HEADERS frame), which the compatibility
-        // API cannot send.
-        ended = true;
-        try {
-          (res as Http2ServerResponse).stream.respond({ ':status': status, ...headers }, { endStream: true });
-        } catch {
-          res.destroy();
-        }
-        finish();
-        return;
-      }
-      res.writeHead(status, headers as Record<string, string>);
-      res.end(body);
-    };
+    (res as TaggedResponse)[STREAM] = this;
+    res.on('close', onResponseClose);
+    res.on('finish', onResponseFinish);
 
     if (localReply !== 0) {
-      reply(localReply, 0);
+      this.reply(localReply, 0);
       return;
     }
 
@@ -382,172 +338,341 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
       upHeaders[name] = reqHeaders[name];
     }
     if (firstHeader(reqHeaders.te) === 'trailers') upHeaders.te = 'trailers';
-    if (!inbound && mxOn) telemetry.writeRequestPeer(upHeaders);
-    span?.inject(upHeaders as Record<string, string | string[] | undefined>);
+    if (!inbound && this.mxOn) telemetry.writeRequestPeer(upHeaders);
+    this.span?.inject(upHeaders as Record<string, string | string[] | undefined>);
+    this.upHeaders = upHeaders;
 
-    if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        upstreamCall?.abort();
-        reply(504, ResponseFlag.UT);
-      }, timeoutMs);
-      timer.unref();
+    if (l.timeoutMs > 0) {
+      this.timer = setTimeout(onRouteTimeout, l.timeoutMs, this);
+      this.timer.unref();
     }
+    this.send();
+  }
 
-    const targetFor = (ep: ResolvedEndpoint | undefined): UpstreamTarget | undefined => {
-      if (inbound) return options.app ? { host: options.app.host, port: options.app.port, h2: options.app.h2, tls: false } : undefined;
-      if (route) {
-        if (!ep) return undefined;
-        return { host: ep.address, port: ep.port, h2: route.protocol !== 'http', tls: mtls && ep.sidecar && !route.external };
-      }
-      // Passthrough: the original destination of the Host header.
-      const { host, port } = splitAuthority(authority);
-      return { host, port: port ?? absolutePort ?? 80, h2: h2, tls: false };
-    };
-
-    let attempt = 0;
-    const send = (): void => {
-      const ep = route?.pick();
-      if (ep) endpointPeer = ep.workload;
-      const target = targetFor(ep);
-      if (!target) {
-        reply(503, ResponseFlag.UH);
-        return;
-      }
-      const call = pool.request(
-        target,
-        method,
-        path,
-        authority,
-        attempt === 0 ? upHeaders : { ...upHeaders },
-        bodyOf(method),
-        { onUpstreamResponse, onUpstreamError },
-        reqCounter || h2 ? countRequestChunk : undefined,
-      );
-      upstreamCall = call;
-    };
-
-    const bodyOf = (m: string): Readable | null => {
-      // GET/HEAD without a declared body: send none (lets a stale keep-alive socket be retried).
-      if ((m === 'GET' || m === 'HEAD') && reqHeaders['content-length'] === undefined && reqHeaders['transfer-encoding'] === undefined && !h2) return null;
-      return req as Readable;
-    };
-
-    const onUpstreamError = (kind: UpstreamFailure, err: Error): void => {
-      if (done) return;
-      if (kind === 'connect' && !inbound && attempt < retries) {
-        attempt++;
-        send();
-        return;
-      }
-      logger.debug('upstream failure', { kind, err, authority });
-      const f = kind === 'connect' ? ResponseFlag.UF | (attempt > 0 && attempt >= retries ? ResponseFlag.URX : 0) : ResponseFlag.UC;
-      reply(503, f);
-    };
-
-    const onUpstreamResponse = (up: UpstreamResponse): void => {
-      if (done || headSent) {
-        up.destroy();
-        return;
-      }
-      upstreamPrincipal = up.peerPrincipal;
-      const upHead = up.headers;
-      if (!inbound && mxOn) {
-        const ex = telemetry.readResponsePeer(upHead);
-        peer = peerOf(ex);
-        if (!ex.result.ok) unknownReason = ex.result.reason;
-      } else if (!inbound && telemetryOn) {
-        unknownReason = 'mx_disabled';
-      }
-      const out: OutgoingHttpHeaders = {};
-      for (const name in upHead) {
-        if (HOP_BY_HOP.has(name)) continue;
-        out[name] = upHead[name];
-      }
-      if (extract) telemetry.writeResponsePeer(out, extract);
-      status = up.status;
-      const gs = firstHeader(upHead['grpc-status']);
-      if (grpc && gs !== undefined) grpcStatus = gs;
-      respHeadersOut = out;
-      headSent = true;
-      if (h2) h2RespBytes += headerBlockSize(out);
-      if (reqCounter && respCounter && telemetryOn) {
-        // Periodic message reports for long streams (istio/proxy istio_stats.cc onTimer).
-        periodic = {
-          report: () => {
-            const rq = reqCounter!.total - reportedReq;
-            const rs = respCounter!.total - reportedResp;
-            if (rq === 0 && rs === 0) return;
-            reportedReq += rq;
-            reportedResp += rs;
-            telemetry.recordGrpcMessages(attrs(false), rq, rs);
-          },
-        };
-        ticker.add(periodic);
-      }
-      if (h2 && up.endStream) {
-        // gRPC trailers-only response (grpc-status in the head, END_STREAM): forward it the same way;
-        // the compatibility API cannot, so the stream answers directly.
-        ended = true;
-        try {
-          (res as Http2ServerResponse).stream.respond({ ':status': status, ...out }, { endStream: true });
-        } catch (err) {
-          logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
-          res.destroy();
+  private attrs(final: boolean): HttpStreamAttributes {
+    let requestBytes = 0;
+    let responseBytes = 0;
+    if (final) {
+      if (this.h2) {
+        requestBytes = this.h2ReqBytes;
+        responseBytes = this.h2RespBytes;
+      } else {
+        const s = this.req.socket;
+        const conn = this.conn;
+        if (s && conn) {
+          const read = s.bytesRead;
+          const written = s.bytesWritten;
+          requestBytes = read - conn.read;
+          responseBytes = written - conn.written;
+          conn.read = read;
+          conn.written = written;
         }
-        up.drain();
-        finish();
-        return;
       }
-      try {
-        res.writeHead(status, out as Record<string, string>);
-      } catch (err) {
-        logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
-        up.destroy();
-        headSent = false;
-        reply(502, ResponseFlag.UPE);
-        return;
-      }
-      up.pipeBody({
-        onBodyData: (chunk: Buffer): boolean => {
-          if (h2) h2RespBytes += chunk.length + 9;
-          if (respCounter) respCounter.push(chunk);
-          if ((res as ServerResponse).write(chunk)) return true;
-          res.once('drain', () => up.resume());
-          return false;
-        },
-        onBodyEnd: (trailers) => {
-          if (trailers) {
-            const t: Record<string, string> = {};
-            let any = false;
-            for (const name in trailers) {
-              if (name.charCodeAt(0) === 58) continue;
-              const v = trailers[name];
-              if (v === undefined) continue;
-              t[name] = Array.isArray(v) ? v.join(', ') : v;
-              any = true;
-            }
-            if (any) {
-              // grpc-status is read from trailers first, then headers (envoy grpc Common::getGrpcStatus).
-              if (grpc && t['grpc-status'] !== undefined) grpcStatus = t['grpc-status'];
-              if (h2) h2RespBytes += headerBlockSize(t);
-              res.addTrailers(t);
-            }
-          }
-          res.end();
-        },
-        onBodyError: () => {
-          // Upstream died mid-body: Envoy resets the downstream and flags UC.
-          flags |= ResponseFlag.UC;
-          res.destroy();
-        },
-        onBodyAborted: () => {
-          flags |= ResponseFlag.UC;
-        },
-      });
+    }
+    const inbound = this.l.inbound;
+    const peer = this.peer;
+    const span = this.span;
+    // Every field always present (undefined when absent): one object shape for the stats stage.
+    return {
+      reporter: this.l.reporter,
+      peer: peer ?? this.endpointPeer,
+      peerUnknownReason: peer === null ? this.unknownReason : undefined,
+      peerPrincipal: inbound ? (this.conn?.peerPrincipal ?? '') : this.upstreamPrincipal,
+      localPrincipal: inbound ? (this.conn?.localPrincipal ?? '') : this.upstreamPrincipal !== '' ? this.l.localPrincipal : '',
+      service: this.service,
+      specialCluster: this.special,
+      remoteAddress: this.req.socket?.remoteAddress,
+      authority: this.authority,
+      protocol: this.grpc ? 'grpc' : 'http',
+      responseCode: this.status,
+      grpcStatus: this.grpcStatus,
+      responseFlags: this.flags,
+      durationMs: performance.now() - this.startedAt,
+      requestBytes,
+      responseBytes,
+      method: this.method,
+      path: this.path,
+      requestHeaders: this.reqHeaders,
+      responseHeaders: this.respHeadersOut as Record<string, string | string[] | undefined> | undefined,
+      traceId: span !== undefined && span.sampled ? span.traceId : undefined,
     };
+  }
 
-    send();
-  };
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const l = this.l;
+    const telemetry = l.telemetry;
+    telemetry.activity.active--;
+    if (this.timer) clearTimeout(this.timer);
+    if (!l.telemetryOn) return;
+    if (this.periodic) l.ticker.delete(this);
+    try {
+      const a = this.attrs(true);
+      telemetry.recordHttp(a);
+      if (this.peer === null && this.unknownReason !== undefined) telemetry.recordPeerUnknown(this.unknownReason, l.reporter);
+      const { reqCounter, respCounter } = this;
+      if (reqCounter && respCounter) {
+        telemetry.recordGrpcMessages(a, reqCounter.total - this.reportedReq, respCounter.total - this.reportedResp);
+      }
+      const special = this.special;
+      const service = this.service;
+      this.span?.end({
+        statusCode: this.status,
+        responseFlags: formatResponseFlags(this.flags),
+        // Envoy cluster names: outbound|<port>||<host>, inbound|<port>||.
+        upstreamCluster: special ?? (l.inbound ? l.inboundCluster : service ? `outbound|${this.route?.port ?? 0}||${service.host}` : ''),
+        requestSize: a.requestBytes,
+        responseSize: a.responseBytes,
+        grpcStatus: this.grpcStatus,
+        peer: a.peer,
+      });
+    } catch (err) {
+      l.logger.warnOnce('record-http', 'recording a request failed', { err });
+    }
+  }
+
+  /** Periodic message reports for long gRPC streams (istio/proxy istio_stats.cc onTimer). */
+  report(): void {
+    const { reqCounter, respCounter } = this;
+    if (!reqCounter || !respCounter) return;
+    const rq = reqCounter.total - this.reportedReq;
+    const rs = respCounter.total - this.reportedResp;
+    if (rq === 0 && rs === 0) return;
+    this.reportedReq += rq;
+    this.reportedResp += rs;
+    this.l.telemetry.recordGrpcMessages(this.attrs(false), rq, rs);
+  }
+
+  onDownstreamClose(): void {
+    if (this.done) return;
+    if (!this.ended) {
+      this.flags |= ResponseFlag.DC;
+      if (!this.headSent) this.status = 0;
+      this.call?.abort();
+    }
+    this.finish();
+  }
+
+  onDownstreamFinish(): void {
+    this.ended = true;
+    // HTTP/1.1 'finish' means fully handed to the socket; h2 streams are recorded at 'close'.
+    if (!this.h2) this.finish();
+  }
+
+  onTimeout(): void {
+    this.call?.abort();
+    this.reply(504, ResponseFlag.UT);
+  }
+
+  private countRequestChunk(chunk: Buffer): void {
+    if (this.h2) this.h2ReqBytes += chunk.length + 9;
+    if (this.reqCounter) this.reqCounter.push(chunk);
+  }
+
+  private reply(code: number, extraFlags: number): void {
+    const { req, res, h2, grpc } = this;
+    this.flags |= extraFlags;
+    if (this.headSent || res.headersSent) {
+      // The head is out: all we can do is reset (Envoy resets the downstream stream).
+      res.destroy();
+      return;
+    }
+    this.headSent = true;
+    this.status = code;
+    const headers: OutgoingHttpHeaders = {};
+    let body = '';
+    if (grpc) {
+      // Envoy turns local replies to gRPC requests into trailers-only gRPC errors.
+      this.status = 200;
+      const grpcStatus = String(httpToGrpcStatus(code));
+      this.grpcStatus = grpcStatus;
+      headers['content-type'] = 'application/grpc';
+      headers['grpc-status'] = grpcStatus;
+      headers['grpc-message'] = LOCAL_REPLY[code] ?? 'upstream error';
+    } else {
+      body = LOCAL_REPLY[code] ?? '';
+      if (code === 503 && (extraFlags & (ResponseFlag.UF | ResponseFlag.UC)) !== 0) {
+        body = `upstream connect error or disconnect/reset before headers. reset reason: ${extraFlags & ResponseFlag.UF ? 'connection failure' : 'connection termination'}`;
+      }
+      headers['content-type'] = 'text/plain';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    if (this.extract && this.l.telemetryOn) this.l.telemetry.writeResponsePeer(headers, this.extract);
+    this.respHeadersOut = headers;
+    if (h2) this.h2RespBytes += headerBlockSize(headers) + (body.length > 0 ? body.length + 9 : 0);
+    // Drain what the client still sends so keep-alive survives the local reply.
+    req.resume();
+    if (h2 && grpc) {
+      // gRPC clients need trailers-only (END_STREAM on the HEADERS frame), which the compatibility
+      // API cannot send.
+      this.ended = true;
+      try {
+        (res as Http2ServerResponse).stream.respond({ ':status': this.status, ...headers }, { endStream: true });
+      } catch {
+        res.destroy();
+      }
+      this.finish();
+      return;
+    }
+    res.writeHead(this.status, headers as Record<string, string>);
+    res.end(body);
+  }
+
+  private targetFor(ep: ResolvedEndpoint | undefined): UpstreamTarget | undefined {
+    if (this.l.inbound) return this.l.appTarget;
+    const route = this.route;
+    if (route) {
+      if (!ep) return undefined;
+      return { host: ep.address, port: ep.port, h2: route.protocol !== 'http', tls: this.l.mtls && ep.sidecar && !route.external };
+    }
+    // Passthrough: the original destination of the Host header.
+    const { host, port } = splitAuthority(this.authority);
+    return { host, port: port ?? this.absolutePort ?? 80, h2: this.h2, tls: false };
+  }
+
+  private send(): void {
+    const ep = this.route?.pick();
+    if (ep) this.endpointPeer = ep.workload;
+    const target = this.targetFor(ep);
+    if (!target) {
+      this.reply(503, ResponseFlag.UH);
+      return;
+    }
+    const upHeaders = this.upHeaders as OutgoingHttpHeaders;
+    this.call = this.l.pool.request(
+      target,
+      this.method,
+      this.path,
+      this.authority,
+      // A retry gets its own copy: the pool adds `host` to the object it is given.
+      this.attempt === 0 ? upHeaders : { ...upHeaders },
+      this.body(),
+      this,
+      this.reqCounter || this.h2 ? (chunk: Buffer) => this.countRequestChunk(chunk) : undefined,
+    );
+  }
+
+  private body(): Readable | null {
+    const m = this.method;
+    const reqHeaders = this.reqHeaders;
+    // GET/HEAD without a declared body: send none (lets a stale keep-alive socket be retried).
+    if ((m === 'GET' || m === 'HEAD') && reqHeaders['content-length'] === undefined && reqHeaders['transfer-encoding'] === undefined && !this.h2) return null;
+    return this.req as Readable;
+  }
+
+  onUpstreamError(kind: UpstreamFailure, err: Error): void {
+    if (this.done) return;
+    if (kind === 'connect' && !this.l.inbound && this.attempt < this.l.retries) {
+      this.attempt++;
+      this.send();
+      return;
+    }
+    this.l.logger.debug('upstream failure', { kind, err, authority: this.authority });
+    const f = kind === 'connect' ? ResponseFlag.UF | (this.attempt > 0 && this.attempt >= this.l.retries ? ResponseFlag.URX : 0) : ResponseFlag.UC;
+    this.reply(503, f);
+  }
+
+  onUpstreamResponse(up: UpstreamResponse): void {
+    if (this.done || this.headSent) {
+      up.destroy();
+      return;
+    }
+    const l = this.l;
+    const { res, h2, grpc } = this;
+    this.upstreamPrincipal = up.peerPrincipal;
+    const upHead = up.headers;
+    if (!l.inbound && this.mxOn) {
+      const ex = l.telemetry.readResponsePeer(upHead);
+      this.peer = peerOf(ex);
+      if (!ex.result.ok) this.unknownReason = ex.result.reason;
+    } else if (!l.inbound && l.telemetryOn) {
+      this.unknownReason = 'mx_disabled';
+    }
+    const out: OutgoingHttpHeaders = {};
+    for (const name in upHead) {
+      if (HOP_BY_HOP.has(name)) continue;
+      out[name] = upHead[name];
+    }
+    if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
+    const status = up.status;
+    this.status = status;
+    if (grpc) {
+      const gs = firstHeader(upHead['grpc-status']);
+      if (gs !== undefined) this.grpcStatus = gs;
+    }
+    this.respHeadersOut = out;
+    this.headSent = true;
+    if (h2) this.h2RespBytes += headerBlockSize(out);
+    if (this.reqCounter && this.respCounter && l.telemetryOn) {
+      this.periodic = true;
+      l.ticker.add(this);
+    }
+    if (h2 && up.endStream) {
+      // gRPC trailers-only response (grpc-status in the head, END_STREAM): forward it the same way;
+      // the compatibility API cannot, so the stream answers directly.
+      this.ended = true;
+      try {
+        (res as Http2ServerResponse).stream.respond({ ':status': status, ...out }, { endStream: true });
+      } catch (err) {
+        l.logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
+        res.destroy();
+      }
+      up.drain();
+      this.finish();
+      return;
+    }
+    try {
+      res.writeHead(status, out as Record<string, string>);
+    } catch (err) {
+      l.logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
+      up.destroy();
+      this.headSent = false;
+      this.reply(502, ResponseFlag.UPE);
+      return;
+    }
+    this.upstream = up;
+    up.pipeBody(this);
+  }
+
+  onBodyData(chunk: Buffer): boolean {
+    if (this.h2) this.h2RespBytes += chunk.length + 9;
+    if (this.respCounter) this.respCounter.push(chunk);
+    if ((this.res as ServerResponse).write(chunk)) return true;
+    this.res.once('drain', onResponseDrain);
+    return false;
+  }
+
+  onBodyEnd(trailers: IncomingHttpHeaders | undefined): void {
+    if (trailers) {
+      const t: Record<string, string> = {};
+      let any = false;
+      for (const name in trailers) {
+        if (name.charCodeAt(0) === 58) continue;
+        const v = trailers[name];
+        if (v === undefined) continue;
+        t[name] = Array.isArray(v) ? v.join(', ') : v;
+        any = true;
+      }
+      if (any) {
+        // grpc-status is read from trailers first, then headers (envoy grpc Common::getGrpcStatus).
+        if (this.grpc && t['grpc-status'] !== undefined) this.grpcStatus = t['grpc-status'];
+        if (this.h2) this.h2RespBytes += headerBlockSize(t);
+        this.res.addTrailers(t);
+      }
+    }
+    this.res.end();
+  }
+
+  onBodyError(): void {
+    // Upstream died mid-body: Envoy resets the downstream and flags UC.
+    this.flags |= ResponseFlag.UC;
+    this.res.destroy();
+  }
+
+  onBodyAborted(): void {
+    this.flags |= ResponseFlag.UC;
+  }
 }
 
 /** Approximate HPACK-free size of a header block plus its frame header (documented estimate for h2). */
