@@ -133,6 +133,18 @@ interface Listener {
   readonly appTarget: UpstreamTarget | undefined;
   /** Inbound: Envoy's cluster name `inbound|<port>||`. */
   readonly inboundCluster: string;
+  /** The port of the last authority seen (keep-alive clients repeat their Host): one-entry cache. */
+  lastAuthority: string | undefined;
+  lastAuthorityPort: number | undefined;
+}
+
+/** The port an authority names, if any (cached for a repeated authority). */
+function authorityPort(l: Listener, authority: string): number | undefined {
+  if (authority !== l.lastAuthority) {
+    l.lastAuthorityPort = splitAuthority(authority).port;
+    l.lastAuthority = authority;
+  }
+  return l.lastAuthorityPort;
 }
 
 /** Build the handler of one listener. */
@@ -155,6 +167,8 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
     localPrincipal: options.localPrincipal ?? '',
     appTarget: options.app ? { host: options.app.host, port: options.app.port, h2: options.app.h2, tls: false } : undefined,
     inboundCluster: `inbound|${options.app?.port ?? 0}||`,
+    lastAuthority: undefined,
+    lastAuthorityPort: undefined,
   };
   return function handle(req, res) {
     new ProxyStream(listener, req, res).start();
@@ -311,7 +325,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
         authority,
         protocol: h2 ? 'HTTP/2' : 'HTTP/1.1',
         peerAddress: req.socket?.remoteAddress,
-        port: route !== undefined ? route.port : (splitAuthority(authority).port ?? options.app?.port ?? 80),
+        port: route !== undefined ? route.port : (authorityPort(l, authority) ?? options.app?.port ?? 80),
         serviceHost: this.service?.host,
       });
       if (this.grpc) {
@@ -334,8 +348,10 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     // --- upstream request headers ---------------------------------------------------------
     const upHeaders: OutgoingHttpHeaders = {};
     for (const name in reqHeaders) {
-      if (HOP_BY_HOP.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
-      upHeaders[name] = reqHeaders[name];
+      const v = reqHeaders[name];
+      // undefined: an MX header the exchange stripped.
+      if (v === undefined || HOP_BY_HOP.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
+      upHeaders[name] = v;
     }
     if (firstHeader(reqHeaders.te) === 'trailers') upHeaders.te = 'trailers';
     if (!inbound && this.mxOn) telemetry.writeRequestPeer(upHeaders);
@@ -591,8 +607,10 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     }
     const out: OutgoingHttpHeaders = {};
     for (const name in upHead) {
-      if (HOP_BY_HOP.has(name)) continue;
-      out[name] = upHead[name];
+      const v = upHead[name];
+      // undefined: an MX header the exchange stripped.
+      if (v === undefined || HOP_BY_HOP.has(name)) continue;
+      out[name] = v;
     }
     if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
     const status = up.status;

@@ -60,13 +60,13 @@ export interface SidecarTelemetry {
   readonly render: ProxyMetricsRenderer;
   /** In-flight request count, exported as `meshtel_proxy_requests_active`. */
   readonly activity: ProxyActivity;
-  /** Inbound request: read and strip the downstream peer's MX headers. */
+  /** Inbound request: read and strip the downstream peer's MX headers (stripped = set to undefined; forwarders skip undefined values). */
   readRequestPeer(headers: IncomingHttpHeaders): ExchangeExtract;
   /** Inbound response: add this proxy's MX headers per what the request carried. */
   writeResponsePeer(headers: OutgoingHttpHeaders, extract: ExchangeExtract): void;
   /** Outbound request: set this proxy's MX headers (overwriting what the app sent). */
   writeRequestPeer(headers: OutgoingHttpHeaders): void;
-  /** Outbound response: read and strip the upstream's MX headers. */
+  /** Outbound response: read and strip the upstream's MX headers (set to undefined, as for requests). */
   readResponsePeer(headers: IncomingHttpHeaders): ExchangeExtract;
   recordHttp(attrs: HttpStreamAttributes): void;
   recordGrpcMessages(attrs: HttpStreamAttributes, requestMessages: number, responseMessages: number): void;
