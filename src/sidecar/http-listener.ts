@@ -105,7 +105,9 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
-    server = tls.createServer(t.serverOptions(), (socket) => {
+    // TCP_NODELAY on every accepted connection, as Envoy sets it: the http server's own noDelay
+    // default does not apply to sockets it is handed through 'connection'.
+    server = tls.createServer({ ...t.serverOptions(), noDelay: true }, (socket) => {
       if (socket.alpnProtocol === 'istio-peer-exchange' && options.onPeerExchange) {
         options.onPeerExchange(socket);
         return;
@@ -114,7 +116,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     });
     server.on('tlsClientError', () => {});
   } else {
-    server = net.createServer((socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
+    server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
   }
   const bound = await bind(server, options);
   return {
