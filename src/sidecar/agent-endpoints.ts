@@ -9,15 +9,13 @@
  *   (`pilot/cmd/pilot-agent/status/ready/probe.go`), 503 before.
  * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`.
  */
-import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Counter, Registry } from 'prom-client';
 import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip } from '../stats/exposition.js';
+import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, streamBody } from '../stats/exposition.js';
 import type { ProxyMetricsRenderer } from './telemetry.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
@@ -228,16 +226,9 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
 
 /** Send a chunk stream as the reply body, gzip-compressed when the scraper accepts it. */
 function sendStream(reply: FastifyReply, chunks: AsyncIterable<Buffer>, acceptEncoding: string | string[] | undefined): FastifyReply {
-  let body: Readable = Readable.from(chunks, { objectMode: false });
-  if (acceptsGzip(acceptEncoding)) {
-    const source = body;
-    const gzip = createGzip();
-    // A render failure aborts the compressed response rather than truncating it silently.
-    source.on('error', (err) => gzip.destroy(err));
-    body = source.pipe(gzip);
-    reply.header('content-encoding', 'gzip');
-  }
-  return reply.send(body);
+  const gzip = acceptsGzip(acceptEncoding);
+  if (gzip) reply.header('content-encoding', 'gzip');
+  return reply.send(streamBody(chunks, gzip));
 }
 
 /**

@@ -334,6 +334,18 @@ export async function renderMetricsToString(stats: IstioStats, format: Expositio
   return Buffer.concat(parts).toString('utf8');
 }
 
+/**
+ * A response body from a stream of byte chunks, gzip-compressed when `gzip` is set. A failure of the source
+ * destroys the compressed stream, so the response is aborted rather than silently truncated.
+ */
+export function streamBody(chunks: AsyncIterable<Buffer>, gzip: boolean): Readable {
+  const source = Readable.from(chunks, { objectMode: false });
+  if (!gzip) return source;
+  const z: Transform = createGzip();
+  source.on('error', (err) => z.destroy(err));
+  return source.pipe(z);
+}
+
 /** A ready response: headers plus a byte stream (gzip-compressed when negotiated). */
 export interface MetricsResponse {
   readonly statusCode: 200;
@@ -351,14 +363,7 @@ export function createMetricsResponse(
 ): MetricsResponse {
   const format = negotiateFormat(requestHeaders.accept);
   const gzip = acceptsGzip(requestHeaders['accept-encoding']);
-  const source = Readable.from(renderMetrics(stats, format, options), { objectMode: false });
-  let body: Readable = source;
-  if (gzip) {
-    const z: Transform = createGzip();
-    body = source.pipe(z);
-    // Propagate a render failure to the compressed stream so the response is aborted, not truncated silently.
-    source.on('error', (err) => z.destroy(err));
-  }
+  const body = streamBody(renderMetrics(stats, format, options), gzip);
   const headers: Record<string, string> = { 'content-type': contentTypeOf(format), vary: 'Accept, Accept-Encoding' };
   if (gzip) headers['content-encoding'] = 'gzip';
   return { statusCode: 200, headers, format, gzip, body };
