@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CONNECTION_INFO } from './http-proxy.js';
+import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
 import type { ConnectionInfo, HttpHandler } from './http-proxy.js';
 import { peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
@@ -28,6 +29,10 @@ export interface ListenerOptions {
   readonly logger: Logger;
   /** Terminate mutual TLS on this listener. */
   readonly tls?: SidecarTls;
+  /** Role for the refusal counter's `listener` label. */
+  readonly role: ListenerRole;
+  readonly limits: ListenerLimits;
+  readonly refusals: ProxyRefusals;
 }
 
 /** A bound listener. */
@@ -49,6 +54,10 @@ export interface HttpListenerOptions extends ListenerOptions {
 /** Bind a net/tls server, mapping bind errors to MESHTEL_ERR_LISTEN. */
 export async function bind(server: net.Server, options: ListenerOptions): Promise<BoundListener> {
   const sockets = new Set<Socket>();
+  // Over the limit node closes the accepted socket at once and emits 'drop' (Envoy's listener
+  // connection limit closes it the same way, counted in downstream_cx_overflow).
+  server.maxConnections = options.limits.maxConnections;
+  server.on('drop', () => options.refusals.count(options.role, 'max_connections'));
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -79,42 +88,83 @@ export async function bind(server: net.Server, options: ListenerOptions): Promis
 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
 export async function listenHttp(options: HttpListenerOptions): Promise<BoundListener> {
-  const h1 = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, options.handler as http.RequestListener);
-  const h2 = http2.createServer({}, options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-  h1.on('clientError', (_err, socket) => {
-    // A malformed request is answered 400 and closed, never thrown (Envoy DPE).
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  const { limits, refusals, role } = options;
+  const h1 = http.createServer(
+    {
+      keepAliveTimeout: limits.idleTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: 0,
+      maxHeaderSize: limits.maxRequestHeadersBytes,
+      // node checks the header deadline on this interval: the close comes at most this late.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    options.handler as http.RequestListener,
+  );
+  // Sockets reach this server through emit('connection'), never listen(): node starts its
+  // header-timeout tracking on 'listening' only, so it is started here (without it no header
+  // timeout ever runs and slowloris connections stay open for ever).
+  h1.emit('listening');
+  const h2 = http2.createServer(
+    { settings: { maxHeaderListSize: limits.maxRequestHeadersBytes } },
+    options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Never thrown: a request head over the limit is 431 (as Envoy answers), one not complete in time
+    // 408 (node's reply), anything else malformed 400 (Envoy DPE); each closes the connection.
+    // A second parser error on a connection already answered (bytes that followed): close, count once.
+    if (!socket.writable || socket.writableEnded) {
+      socket.destroy();
+      return;
+    }
+    let head = 'HTTP/1.1 400 Bad Request';
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      refusals.count(role, 'headers_too_large');
+      head = 'HTTP/1.1 431 Request Header Fields Too Large';
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      refusals.count(role, 'headers_timeout');
+      head = 'HTTP/1.1 408 Request Timeout';
+    }
+    socket.end(`${head}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   h2.on('sessionError', () => {});
+  h2.on('session', (session) => {
+    // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).
+    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    // HTTP/2 has no node header timeout: a connection must open its first stream in time.
+    const timer = setTimeout(() => {
+      refusals.count(role, 'headers_timeout');
+      session.destroy();
+    }, limits.headersTimeoutMs);
+    timer.unref();
+    session.once('stream', () => clearTimeout(timer));
+    session.once('close', () => clearTimeout(timer));
+  });
 
   const dispatch = (socket: Socket, info: ConnectionInfo, alpn: string | false | undefined): void => {
     (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO] = info;
     socket.on('error', () => {});
-    if (alpn === 'h2' || alpn === 'istio-h2') {
-      h2.emit('connection', socket);
-      return;
-    }
-    if (alpn === 'http/1.1' || alpn === 'istio-http/1.1') {
-      h1.emit('connection', socket);
-      return;
-    }
-    (options.h2 ? h2 : h1).emit('connection', socket);
+    let useH2 = options.h2;
+    if (alpn === 'h2' || alpn === 'istio-h2') useH2 = true;
+    else if (alpn === 'http/1.1' || alpn === 'istio-http/1.1') useH2 = false;
+    (useH2 ? h2 : h1).emit('connection', socket);
   };
 
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
     // TCP_NODELAY on every accepted connection, as Envoy sets it: the http server's own noDelay
-    // default does not apply to sockets it is handed through 'connection'.
-    server = tls.createServer({ ...t.serverOptions(), noDelay: true }, (socket) => {
+    // default does not apply to sockets it is handed through 'connection'. The handshake has the
+    // header deadline too (a client that never completes it holds a connection otherwise).
+    server = tls.createServer({ ...t.serverOptions(), noDelay: true, handshakeTimeout: limits.headersTimeoutMs }, (socket) => {
       if (socket.alpnProtocol === 'istio-peer-exchange' && options.onPeerExchange) {
         options.onPeerExchange(socket);
         return;
       }
       dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
     });
-    server.on('tlsClientError', () => {});
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
+    });
   } else {
     server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
   }
@@ -123,6 +173,8 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     ...bound,
     close: async () => {
       h1.closeAllConnections();
+      // Stops node's connection-checking interval started above.
+      h1.close(() => {});
       await bound.close();
     },
   };

@@ -20,7 +20,9 @@ import { formatResponseFlags } from '../stats/response-flags.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
+import type { DestinationGuard } from './destination-guard.js';
 import { createGrpcMessageCounter } from './grpc-frames.js';
+import type { ProxyRefusals } from './listener-limits.js';
 import type { GrpcMessageCounter } from './grpc-frames.js';
 import type { ServiceRegistry, ServiceRoute, ResolvedEndpoint } from './registry.js';
 import { splitAuthority } from './registry.js';
@@ -76,6 +78,10 @@ export interface HttpProxyOptions {
   readonly retries?: number;
   /** Route timeout in ms, 0 = none (Istio's default). */
   readonly timeoutMs?: number;
+  /** Outbound: passthrough destinations that are refused (loopback, the sidecar's own ports). */
+  readonly destinationGuard?: DestinationGuard;
+  /** Counts the guard's refusals. */
+  readonly refusals?: ProxyRefusals;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
@@ -306,6 +312,17 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       } else {
         this.special = 'PassthroughCluster';
         if (l.inMesh) this.mxOn = false;
+        const guard = options.destinationGuard;
+        if (guard !== undefined) {
+          const dst = splitAuthority(authority);
+          const refused = guard.check(dst.host, dst.port ?? this.absolutePort ?? 80);
+          if (refused !== undefined) {
+            // What Envoy's blackhole filter chains do for such destinations (see destination-guard.ts).
+            this.special = 'BlackHoleCluster';
+            localReply = 502;
+            options.refusals?.count('outbound', refused);
+          }
+        }
       }
     }
 

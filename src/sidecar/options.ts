@@ -12,6 +12,8 @@ import type { MetadataExchangeMode, PropagationMethod } from '../exchange/types.
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
 import type { HopTracer } from '../tracing/types.js';
+import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
+import type { ListenerLimits } from './listener-limits.js';
 import type { MeshFileInput, PortProtocol } from './registry.js';
 import type { TlsFiles } from './tls.js';
 
@@ -56,8 +58,27 @@ export interface SidecarOptions {
   readonly env?: Env;
   /** This workload's identity; loaded from env/downward API by the metadata stage when absent. */
   readonly metadata?: WorkloadMetadata;
-  /** Address the traffic and agent listeners bind (admin is always 127.0.0.1). Default `0.0.0.0`. */
+  /**
+   * Address the inbound and agent listeners (15090, 15020, 15021) bind (MESHTEL_BIND_ADDRESS), default
+   * `0.0.0.0`. The outbound listeners use {@link outboundBindAddress}; admin is always 127.0.0.1.
+   */
   readonly bindAddress?: string;
+  /**
+   * Address the outbound listener and the per-service listeners bind (MESHTEL_OUTBOUND_BIND_ADDRESS),
+   * default `127.0.0.1`: they serve the local app only (Istio reaches 15001 through iptables from the
+   * pod itself); bound wider they are a proxy for anyone who can reach the pod.
+   */
+  readonly outboundBindAddress?: string;
+  /**
+   * Pass requests for loopback destinations through (MESHTEL_LOOPBACK_PASSTHROUGH), default false as
+   * Istio never captures them; for single-host setups. The sidecar's own ports stay refused.
+   */
+  readonly loopbackPassthrough?: boolean;
+  /**
+   * Limits of every traffic listener (MESHTEL_REQUEST_HEADERS_TIMEOUT, MESHTEL_IDLE_TIMEOUT,
+   * MESHTEL_MAX_CONNECTIONS, MESHTEL_MAX_REQUEST_HEADERS_KB); defaults in DEFAULT_LISTENER_LIMITS.
+   */
+  readonly limits?: Partial<ListenerLimits>;
   readonly ports?: Partial<SidecarPorts>;
   /** The local app (MESHTEL_APP_HOST, MESHTEL_APP_PORT, MESHTEL_APP_PROTOCOL). */
   readonly app?: { readonly host?: string; readonly port?: number; readonly protocol?: PortProtocol };
@@ -98,6 +119,9 @@ export interface SidecarOptions {
 /** The validated configuration. */
 export interface ResolvedSidecarOptions {
   readonly bindAddress: string;
+  readonly outboundBindAddress: string;
+  readonly loopbackPassthrough: boolean;
+  readonly limits: ListenerLimits;
   readonly ports: SidecarPorts;
   readonly app: { readonly host: string; readonly port: number | undefined; readonly protocol: PortProtocol };
   readonly inboundPorts: readonly InboundPortOptions[];
@@ -151,6 +175,9 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
   }
   const resolved: ResolvedSidecarOptions = {
     bindAddress: options.bindAddress ?? env.MESHTEL_BIND_ADDRESS ?? '0.0.0.0',
+    outboundBindAddress: options.outboundBindAddress ?? env.MESHTEL_OUTBOUND_BIND_ADDRESS ?? '127.0.0.1',
+    loopbackPassthrough: options.loopbackPassthrough ?? parseBool(env.MESHTEL_LOOPBACK_PASSTHROUGH, 'MESHTEL_LOOPBACK_PASSTHROUGH') ?? false,
+    limits: resolveListenerLimits(options.limits ?? {}, env),
     ports,
     app: { host: options.app?.host ?? env.MESHTEL_APP_HOST ?? '127.0.0.1', port: appPort, protocol: appProtocol },
     inboundPorts: options.inboundPorts ?? [],
@@ -167,4 +194,30 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     prometheusAnnotations: options.prometheusAnnotations ?? env.ISTIO_PROMETHEUS_ANNOTATIONS,
   };
   return deepFreeze(resolved);
+}
+
+/** Largest header limit accepted: Envoy's own maximum for `max_request_headers_kb` (8192 KiB). */
+const MAX_HEADERS_KB = 8192;
+
+/** Listener limits: defaults, then env, then options; every value positive and bounded. */
+function resolveListenerLimits(l: Partial<ListenerLimits>, env: Env): ListenerLimits {
+  const positiveMs = (v: number | undefined, envName: string, field: string, def: number): number => {
+    const ms = parseDurationMs(v ?? env[envName], v !== undefined ? `limits.${field}` : envName) ?? def;
+    // 0 would mean "never" to node: refused, a limit that can be switched off is no limit.
+    if (!(ms >= 1 && ms <= 24 * 3_600_000)) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${v !== undefined ? `limits.${field}` : envName} must be a duration between 1ms and 24h, got ${quote(v ?? env[envName])}`, { field, value: v ?? env[envName] });
+    }
+    return ms;
+  };
+  const kb = parseIntInRange(env.MESHTEL_MAX_REQUEST_HEADERS_KB, 'MESHTEL_MAX_REQUEST_HEADERS_KB', 1, MAX_HEADERS_KB);
+  return {
+    headersTimeoutMs: positiveMs(l.headersTimeoutMs, 'MESHTEL_REQUEST_HEADERS_TIMEOUT', 'headersTimeoutMs', DEFAULT_LISTENER_LIMITS.headersTimeoutMs),
+    idleTimeoutMs: positiveMs(l.idleTimeoutMs, 'MESHTEL_IDLE_TIMEOUT', 'idleTimeoutMs', DEFAULT_LISTENER_LIMITS.idleTimeoutMs),
+    maxConnections:
+      parseIntInRange(l.maxConnections ?? env.MESHTEL_MAX_CONNECTIONS, l.maxConnections !== undefined ? 'limits.maxConnections' : 'MESHTEL_MAX_CONNECTIONS', 1, 1_000_000) ??
+      DEFAULT_LISTENER_LIMITS.maxConnections,
+    maxRequestHeadersBytes:
+      parseIntInRange(l.maxRequestHeadersBytes, 'limits.maxRequestHeadersBytes', 1024, MAX_HEADERS_KB * 1024) ??
+      (kb !== undefined ? kb * 1024 : DEFAULT_LISTENER_LIMITS.maxRequestHeadersBytes),
+  };
 }

@@ -11,10 +11,12 @@ import { loadWorkloadMetadata } from '../metadata/workload.js';
 import type { ServiceInfo } from '../stats/types.js';
 import { parsePrometheusAnnotations, startAgentEndpoints } from './agent-endpoints.js';
 import type { AgentEndpoints } from './agent-endpoints.js';
+import { createDestinationGuard } from './destination-guard.js';
 import { listenHttp } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
 import { createHttpProxyHandler } from './http-proxy.js';
 import { createSidecarTelemetry } from './istio-telemetry.js';
+import { createProxyRefusals } from './listener-limits.js';
 import { registerProcessMetrics } from './self-metrics.js';
 import { resolveSidecarOptions } from './options.js';
 import type { ResolvedSidecarOptions, SidecarOptions } from './options.js';
@@ -87,6 +89,14 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     registry: options.registry,
   });
   registerProcessMetrics(telemetry.registry);
+  const refusals = createProxyRefusals(telemetry.registry);
+  const limits = config.limits;
+  // The sidecar's own ports: configured ones now, ephemeral ones as they bind (listen() below).
+  const guard = createDestinationGuard(
+    [...Object.values(config.ports), ...config.inboundPorts.map((p) => p.port), ...config.serviceListeners.map((s) => s.listenPort)],
+    [...metadata.instanceIps, config.bindAddress, config.outboundBindAddress],
+    config.loopbackPassthrough,
+  );
   const ticker = createReportingTicker(config.reportingIntervalMs);
   const inboundPool = createUpstreamPool();
   const outboundPool = createUpstreamPool({ tls });
@@ -101,10 +111,11 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
   const host = config.bindAddress;
+  const outboundHost = config.outboundBindAddress;
 
   const inboundListener = async (port: number, appPort: number, protocol: PortProtocol): Promise<BoundListener> => {
     if (protocol === 'tcp') {
-      return listenTcpInbound({ host, port, app: { host: config.app.host, port: appPort }, service: inboundService, tls, telemetry, logger });
+      return listenTcpInbound({ host, port, app: { host: config.app.host, port: appPort }, service: inboundService, tls, telemetry, logger, limits, refusals });
     }
     const handler = createHttpProxyHandler({
       direction: 'inbound',
@@ -119,6 +130,9 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       host,
       port,
       name: 'inbound',
+      role: 'inbound',
+      limits,
+      refusals,
       logger,
       tls,
       handler,
@@ -162,8 +176,11 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       localPrincipal: tls?.localPrincipal ?? '',
       retries: config.retries,
       timeoutMs: config.timeoutMs,
+      destinationGuard: guard,
+      refusals,
     };
-    const outbound = await listenHttp({ host, port: config.ports.outbound, name: 'outbound', logger, handler: createHttpProxyHandler(outboundOptions), h2: false });
+    const outboundListener = { role: 'outbound' as const, limits, refusals, logger };
+    const outbound = await listenHttp({ ...outboundListener, host: outboundHost, port: config.ports.outbound, name: 'outbound', handler: createHttpProxyHandler(outboundOptions), h2: false });
     listeners.push(outbound);
     const serviceListenerPorts: number[] = [];
     for (const sl of config.serviceListeners) {
@@ -173,12 +190,12 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       }
       const l =
         route.protocol === 'tcp'
-          ? await listenTcpOutbound({ host, port: sl.listenPort, route, tls, telemetry, logger })
+          ? await listenTcpOutbound({ host: outboundHost, port: sl.listenPort, route, tls, telemetry, logger, limits, refusals })
           : await listenHttp({
-              host,
+              ...outboundListener,
+              host: outboundHost,
               port: sl.listenPort,
               name: `outbound ${route.service.host}:${route.port}`,
-              logger,
               handler: createHttpProxyHandler({ ...outboundOptions, fixedRoute: route }),
               h2: isH2(route.protocol),
             });
@@ -204,6 +221,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       logger,
     });
     const a = agent;
+    for (const l of listeners) guard.addOwnPort(l.port);
+    for (const p of Object.values(a.ports)) guard.addOwnPort(p);
     const sidecarPorts = (): SidecarBoundPorts => ({
       inbound: mainInbound?.port ?? 0,
       outbound: outbound.port,

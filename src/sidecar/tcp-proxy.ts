@@ -21,6 +21,7 @@ import { ResponseFlag } from '../stats/types.js';
 import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
 import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
+import type { ListenerLimits, ProxyRefusals } from './listener-limits.js';
 import type { ServiceRoute } from './registry.js';
 import type { SidecarTelemetry, TcpRecorder } from './telemetry.js';
 import { ALPN_TCP_CLIENT, peerPrincipalOf } from './tls.js';
@@ -32,6 +33,9 @@ export interface TcpProxyOptions {
   readonly logger: Logger;
   /** Connect timeout for the upstream, ms. */
   readonly connectTimeoutMs?: number;
+  /** Listener limits (TCP applies `maxConnections`, and `headersTimeoutMs` to the TLS handshake). */
+  readonly limits: ListenerLimits;
+  readonly refusals: ProxyRefusals;
 }
 
 /** Options of {@link listenTcpInbound}. */
@@ -212,12 +216,12 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
-    server = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
+    server = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
     server.on('tlsClientError', () => {});
   } else {
     server = net.createServer({ allowHalfOpen: true }, (socket) => handle(socket, '', '', false));
   }
-  return bind(server, { host: options.host, port: options.port, name: 'tcp-inbound', logger });
+  return bind(server, { host: options.host, port: options.port, name: 'tcp-inbound', logger, role: 'inbound', limits: options.limits, refusals: options.refusals });
 }
 
 /** Outbound TCP: this app → a registry service's endpoints. */
@@ -309,5 +313,5 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
       onClose();
     });
   });
-  return bind(server, { host: options.host, port: options.port, name: `tcp-outbound ${route.service.host}:${route.port}`, logger });
+  return bind(server, { host: options.host, port: options.port, name: `tcp-outbound ${route.service.host}:${route.port}`, logger, role: 'outbound', limits: options.limits, refusals: options.refusals });
 }

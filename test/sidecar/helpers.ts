@@ -30,9 +30,12 @@ export function workload(name: string, sa: string, version = 'v1', extra: Record
   });
 }
 
-/** Start a sidecar on loopback with ephemeral ports. */
+/**
+ * Start a sidecar on loopback with ephemeral ports. Loopback passthrough is on: the tests' "external"
+ * hosts are loopback servers too (the default refusal is tested in test/sidecar/security.test.ts).
+ */
 export async function sidecar(options: SidecarOptions): Promise<Sidecar> {
-  return startSidecar({ env: {}, bindAddress: '127.0.0.1', ports: EPHEMERAL, reportingIntervalMs: 0, ...options });
+  return startSidecar({ env: {}, bindAddress: '127.0.0.1', ports: EPHEMERAL, reportingIntervalMs: 0, loopbackPassthrough: true, ...options });
 }
 
 /** A request as the app saw it. */

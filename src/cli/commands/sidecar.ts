@@ -26,6 +26,12 @@ interface SidecarFlags {
   appHost?: string;
   appProtocol?: string;
   bind?: string;
+  outboundBind?: string;
+  loopbackPassthrough?: boolean;
+  requestHeadersTimeout?: string;
+  idleTimeout?: string;
+  maxConnections?: string;
+  maxRequestHeadersKb?: string;
   inboundPort?: string;
   outboundPort?: string;
   prometheusPort?: string;
@@ -118,6 +124,14 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
   return {
     env,
     ...(flags.bind !== undefined ? { bindAddress: flags.bind } : {}),
+    ...(flags.outboundBind !== undefined ? { outboundBindAddress: flags.outboundBind } : {}),
+    ...(flags.loopbackPassthrough === true ? { loopbackPassthrough: true } : {}),
+    limits: {
+      ...(flags.requestHeadersTimeout !== undefined ? { headersTimeoutMs: parseDurationMs(flags.requestHeadersTimeout, '--request-headers-timeout') } : {}),
+      ...(flags.idleTimeout !== undefined ? { idleTimeoutMs: parseDurationMs(flags.idleTimeout, '--idle-timeout') } : {}),
+      ...(flags.maxConnections !== undefined ? { maxConnections: parseIntInRange(flags.maxConnections, '--max-connections', 1, 1_000_000) } : {}),
+      ...(flags.maxRequestHeadersKb !== undefined ? { maxRequestHeadersBytes: (parseIntInRange(flags.maxRequestHeadersKb, '--max-request-headers-kb', 1, 8192) ?? 60) * 1024 } : {}),
+    },
     ports,
     app: { ...(flags.appHost !== undefined ? { host: flags.appHost } : {}), ...(appPort !== undefined ? { port: appPort } : {}), ...(appProtocol ? { protocol: appProtocol } : {}) },
     inboundPorts: flags.inbound.map(parseInboundFlag),
@@ -147,7 +161,13 @@ export function registerSidecarCommand(program: Command): void {
     .option('--app-port <port>', 'local app port the inbound listener forwards to (MESHTEL_APP_PORT)')
     .option('--app-host <host>', 'local app host (MESHTEL_APP_HOST)', undefined)
     .option('--app-protocol <p>', 'http | http2 | grpc | tcp (MESHTEL_APP_PROTOCOL)')
-    .option('--bind <address>', 'address of the traffic and agent listeners (admin stays on 127.0.0.1)')
+    .option('--bind <address>', 'address of the inbound and agent listeners (0.0.0.0; admin stays on 127.0.0.1)')
+    .option('--outbound-bind <address>', 'address of the outbound and per-service listeners (127.0.0.1: the local app only)')
+    .option('--loopback-passthrough', 'pass requests for 127.0.0.1/localhost through (refused by default, as Istio never captures them)')
+    .option('--request-headers-timeout <duration>', 'time a client has to send a request head (10s)')
+    .option('--idle-timeout <duration>', 'close a connection idle this long (60s)')
+    .option('--max-connections <n>', 'connections per traffic listener (4096)')
+    .option('--max-request-headers-kb <n>', 'largest request head, KiB (60, as Envoy)')
     .option('--inbound-port <port>', 'inbound listener (15006)')
     .option('--outbound-port <port>', 'outbound HTTP-proxy listener (15001)')
     .option('--prometheus-port <port>', 'proxy metrics (15090)')

@@ -1,0 +1,88 @@
+/**
+ * Limits of the traffic listeners and the counter of everything the proxy refuses.
+ *
+ * Envoy bounds a downstream connection with the HTTP connection manager's `request_headers_timeout`,
+ * `common_http_protocol_options.idle_timeout` (1 h by default), `max_request_headers_kb` (60 KiB by
+ * default) and the listener's connection limit
+ * (envoy `api/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto`).
+ * meshtel keeps the 60 KiB header limit and sets the other three tighter than Envoy's defaults
+ * (disabled, 1 h, unlimited), because a Node listener has no overload manager: see docs/security.md.
+ */
+import { Counter } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+/** Per-listener limits (each traffic listener applies all of them). */
+export interface ListenerLimits {
+  /** Time a client has to send a complete request head (and, under mTLS, finish the handshake), ms. */
+  readonly headersTimeoutMs: number;
+  /** An open connection with no request in flight is closed after this long, ms. */
+  readonly idleTimeoutMs: number;
+  /** Connections held at once per listener; further ones are closed at accept. */
+  readonly maxConnections: number;
+  /** Largest request head accepted (request line plus headers), bytes; over it: 431. */
+  readonly maxRequestHeadersBytes: number;
+}
+
+/** The defaults, documented in docs/security.md. */
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = Object.freeze({
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  maxConnections: 4096,
+  // Envoy's max_request_headers_kb default (60), not node's 16 KiB.
+  maxRequestHeadersBytes: 60 * 1024,
+});
+
+/** Why the proxy refused a connection or a request (the `reason` label). */
+export type RefusalReason =
+  /** The listener held `maxConnections` connections. */
+  | 'max_connections'
+  /** No complete request head within `headersTimeoutMs` (slowloris). */
+  | 'headers_timeout'
+  /** The request head exceeded `maxRequestHeadersBytes` (answered 431). */
+  | 'headers_too_large'
+  /** The destination is one of the sidecar's own listeners (admin, agent, traffic ports). */
+  | 'own_port'
+  /** Passthrough to a loopback address (Envoy never sees such traffic: iptables does not capture it). */
+  | 'loopback_destination'
+  /** The upstream certificate is not the identity the registry expects for the endpoint. */
+  | 'upstream_san_mismatch';
+
+/** The listener role (the `listener` label): bounded, never a port or a host. */
+export type ListenerRole = 'inbound' | 'outbound';
+
+/** Counts refusals; one per sidecar, registered in the proxy registry (served on :15090). */
+export interface ProxyRefusals {
+  count(listener: ListenerRole, reason: RefusalReason): void;
+}
+
+/** Metric name of {@link ProxyRefusals}. */
+export const PROXY_REFUSED_METRIC = 'meshtel_proxy_refused_total';
+
+/** Register `meshtel_proxy_refused_total{listener,reason}` in `registry` (or reuse it). */
+export function createProxyRefusals(registry: Registry): ProxyRefusals {
+  const existing = registry.getSingleMetric(PROXY_REFUSED_METRIC) as Counter<'listener' | 'reason'> | undefined;
+  const counter =
+    existing ??
+    new Counter({
+      name: PROXY_REFUSED_METRIC,
+      help: 'Connections and requests the sidecar refused, by listener role and reason (limits, own ports, loopback passthrough, upstream identity).',
+      labelNames: ['listener', 'reason'],
+      registers: [registry],
+    });
+  // Pre-bound children: a refusal under attack is one add, no label-key build.
+  const children = new Map<string, Counter.Internal>();
+  return {
+    count(listener, reason) {
+      const key = `${listener}/${reason}`;
+      let c = children.get(key);
+      if (c === undefined) {
+        c = counter.labels(listener, reason);
+        children.set(key, c);
+      }
+      c.inc();
+    },
+  };
+}
+
+/** A refusal counter that counts nothing (listeners started outside a sidecar, e.g. in unit tests). */
+export const NO_REFUSALS: ProxyRefusals = Object.freeze({ count: () => {} });
