@@ -126,15 +126,21 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     const up = net.connect({ host: options.app.host, port: options.app.port, allowHalfOpen: true });
     up.setNoDelay(true);
     let upReady = false;
-    const pendingUp: Buffer[] = [];
+    // Backpressure toward the app: node queues writes made while connecting and reports false past
+    // its high-water mark (16 KiB), so the downstream is paused until the app side drains, both while
+    // connecting and after. At most one chunk beyond the mark is ever held (it was 512 MiB and more
+    // with an app that did not read).
+    const resumeDown = (): void => {
+      down.resume();
+    };
     const toUp = (b: Buffer): void => {
-      if (upReady) up.write(b);
-      else pendingUp.push(b);
+      if (!up.write(b) && !down.isPaused()) {
+        down.pause();
+        up.once('drain', resumeDown);
+      }
     };
     up.once('connect', () => {
       upReady = true;
-      for (const b of pendingUp) up.write(b);
-      pendingUp.length = 0;
     });
     // Downstream bytes: first through the MX parser, then straight to the app.
     const parser = mx ? telemetry.createTcpParser() : undefined;

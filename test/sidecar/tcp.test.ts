@@ -181,3 +181,62 @@ describe('Sidecar outbound TCP failures', () => {
     });
   });
 });
+
+/** An app that accepts connections and never reads them (its receive buffer fills, then the window closes). */
+async function stuckApp(): Promise<number> {
+  const held: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    s.pause();
+    held.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => (held.forEach((s) => s.destroy()), server.close(() => r()))));
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Push up to `total` bytes as fast as the peer takes them (honouring the client's own backpressure)
+ * for at most `ms`; return how many bytes the peer accepted.
+ */
+async function push(port: number, total: number, ms: number): Promise<number> {
+  const s = net.connect(port, '127.0.0.1');
+  cleanups.push(async () => void s.destroy());
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const deadline = performance.now() + ms;
+  let sent = 0;
+  while (sent < total && performance.now() < deadline) {
+    sent += chunk.length;
+    if (!s.write(chunk)) {
+      await Promise.race([new Promise((r) => s.once('drain', r)), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())))]);
+    }
+  }
+  return s.bytesWritten - s.writableLength;
+}
+
+describe('Sidecar TCP backpressure', () => {
+  it('bounds what it buffers toward an inbound app that does not read (64 MiB pushed)', async () => {
+    const appPort = await stuckApp();
+    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' } });
+    cleanups.push(sc.close);
+    const rssBefore = process.memoryUsage().rss;
+    const accepted = await push(sc.ports.inbound, 64 * 1024 * 1024, 3000);
+    const grown = process.memoryUsage().rss - rssBefore;
+    // Only the kernel's loopback buffers (a few MiB each way) and one 16 KiB write buffer hold data:
+    // without backpressure the sidecar read all 64 MiB into memory.
+    expect(accepted).toBeLessThan(24 * 1024 * 1024);
+    expect(grown).toBeLessThan(48 * 1024 * 1024);
+  });
+
+  it('bounds what it buffers toward an outbound endpoint that does not read', async () => {
+    const appPort = await stuckApp();
+    const client = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'sink', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: appPort }, sidecar: false }] }] },
+      serviceListeners: [{ host: 'sink', port: 9000, listenPort: 0 }],
+    });
+    cleanups.push(client.close);
+    const accepted = await push(client.ports.serviceListeners[0]!, 64 * 1024 * 1024, 3000);
+    expect(accepted).toBeLessThan(24 * 1024 * 1024);
+  });
+});
