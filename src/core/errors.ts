@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   MESHTEL_ERR_INVALID_MESH: 'The mesh file (services, ports, endpoints) fails validation.',
   MESHTEL_ERR_LISTEN: 'A listener cannot bind its port.',
   MESHTEL_ERR_TLS: 'Certificates or keys for mutual TLS cannot be loaded or do not match.',
+  MESHTEL_ERR_UPSTREAM_IDENTITY: 'An upstream certificate is not the SPIFFE identity the mesh file expects for that endpoint (the connection is refused: 503 UF).',
   MESHTEL_ERR_ALREADY_STARTED: 'A component was started twice or used after close.',
   // --- cli ---
   MESHTEL_ERR_CLI_USAGE: 'A command-line argument is missing or invalid.',

@@ -29,6 +29,7 @@ import { splitAuthority } from './registry.js';
 import type { PeriodicReport, ReportingTicker } from './reporting-ticker.js';
 import type { SidecarTelemetry } from './telemetry.js';
 import { peerOf } from './telemetry.js';
+import { isUpstreamIdentityError } from './tls.js';
 import type { UpstreamBodySink, UpstreamCall, UpstreamFailure, UpstreamHandlers, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
 
 /** Downstream request/response as node:http or the node:http2 compatibility API gives them. */
@@ -557,7 +558,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const route = this.route;
     if (route) {
       if (!ep) return undefined;
-      return { host: ep.address, port: ep.port, h2: route.protocol !== 'http', tls: this.l.mtls && ep.sidecar && !route.external };
+      return { host: ep.address, port: ep.port, h2: route.protocol !== 'http', tls: this.l.mtls && ep.sidecar && !route.external, identity: ep.identity };
     }
     // Passthrough: the original destination of the Host header.
     const { host, port } = splitAuthority(this.authority);
@@ -596,6 +597,12 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
 
   onUpstreamError(kind: UpstreamFailure, err: Error): void {
     if (this.done) return;
+    if (isUpstreamIdentityError(err)) {
+      // A certificate of the wrong workload fails the handshake: a connection failure (Envoy UF), and
+      // retried on the next endpoint like one.
+      kind = 'connect';
+      this.l.options.refusals?.count('outbound', 'upstream_san_mismatch');
+    }
     if (kind === 'connect' && !this.l.inbound && this.attempt < this.l.retries) {
       this.attempt++;
       this.send();

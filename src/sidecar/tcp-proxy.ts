@@ -24,7 +24,7 @@ import type { BoundListener } from './http-listener.js';
 import type { ListenerLimits, ProxyRefusals } from './listener-limits.js';
 import type { ServiceRoute } from './registry.js';
 import type { SidecarTelemetry, TcpRecorder } from './telemetry.js';
-import { ALPN_TCP_CLIENT, peerPrincipalOf } from './tls.js';
+import { ALPN_TCP_CLIENT, isUpstreamIdentityError, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 
 /** Options shared by both TCP directions. */
@@ -254,7 +254,7 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     }
     const up: Socket = useTls && options.tls
       ? // node's tls.connect passes allowHalfOpen to the TLSSocket; @types/node does not list it.
-        tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
+        tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT, ep.identity), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
       : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
     up.setNoDelay(true);
     const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
@@ -306,6 +306,7 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     up.once(useTls ? 'secureConnect' : 'connect', () => (connected = true));
     up.on('error', (err) => {
       logger.debug('tcp upstream error', { err });
+      if (isUpstreamIdentityError(err)) options.refusals.count('outbound', 'upstream_san_mismatch');
       closeFlags |= connected ? ResponseFlag.UC : ResponseFlag.UF;
       down.destroy();
     });

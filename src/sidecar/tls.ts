@@ -10,7 +10,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions, PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
-import { ConfigError, quote } from '../core/errors.js';
+import { ConfigError, MeshtelError, isMeshtelError, quote } from '../core/errors.js';
 
 /** ALPN a client offers for TCP: MX first, then Istio's marker. */
 export const ALPN_TCP_CLIENT = Object.freeze(['istio-peer-exchange', 'istio']);
@@ -42,8 +42,30 @@ export interface SidecarTls {
   readonly ca: string;
   /** Options for the inbound tls.Server (client certificates required). */
   serverOptions(): TlsOptions;
-  /** Options for an outbound connection with the given ALPN list. */
-  clientOptions(alpn: readonly string[]): ConnectionOptions;
+  /**
+   * Options for an outbound connection with the given ALPN list. With `expectedIdentity` the peer
+   * certificate must carry exactly that SPIFFE id, else only our trust domain is required.
+   */
+  clientOptions(alpn: readonly string[], expectedIdentity?: string): ConnectionOptions;
+  /** The `checkServerIdentity` of {@link clientOptions}, for per-request use with a shared agent. */
+  identityCheck(expectedIdentity?: string): NonNullable<ConnectionOptions['checkServerIdentity']>;
+}
+
+/**
+ * The upstream certificate is not the identity expected for the endpoint. Envoy fails the handshake
+ * the same way when its SAN matcher (Istio's `subjectAltNames` from the service accounts) does not
+ * match, and reports 503 `UF` with the TLS error as `upstream_transport_failure_reason`.
+ */
+export class UpstreamIdentityError extends MeshtelError {
+  constructor(expected: string, got: string) {
+    super('MESHTEL_ERR_UPSTREAM_IDENTITY', `upstream identity ${quote(got)} is not the expected ${quote(expected)}`, { expected, got });
+    this.name = 'UpstreamIdentityError';
+  }
+}
+
+/** True when a connection failed because of {@link UpstreamIdentityError} (or its trust-domain twin). */
+export function isUpstreamIdentityError(err: unknown): boolean {
+  return isMeshtelError(err, 'MESHTEL_ERR_UPSTREAM_IDENTITY');
 }
 
 /** Extract the first `URI:spiffe://...` of a subjectAltName string, or `''`. */
@@ -104,6 +126,15 @@ export function loadSidecarTls(files: TlsFiles): SidecarTls {
     throw new ConfigError('MESHTEL_ERR_TLS', `${files.certFile} has no spiffe:// URI SAN (got ${quote(leaf.subjectAltName ?? '')})`, { file: files.certFile });
   }
   const trustDomain = localPrincipal.slice('spiffe://'.length).split('/')[0] ?? '';
+  // SPIFFE certificates carry no DNS name: node verifies the chain, this checks the URI SAN. The
+  // endpoint's expected identity when the mesh names one (Envoy's exact SAN match), else our trust
+  // domain (Envoy's trust-domain match when no service account is known).
+  const inTrustDomain = `spiffe://${trustDomain}/`;
+  const identityCheck = (expected?: string): NonNullable<ConnectionOptions['checkServerIdentity']> => (_host, peer) => {
+    const id = spiffeFromSan(peer.subjectaltname);
+    if (expected !== undefined) return id === expected ? undefined : new UpstreamIdentityError(expected, id);
+    return id.startsWith(inTrustDomain) ? undefined : new UpstreamIdentityError(`${inTrustDomain}*`, id);
+  };
   return Object.freeze({
     localPrincipal,
     trustDomain,
@@ -111,17 +142,13 @@ export function loadSidecarTls(files: TlsFiles): SidecarTls {
     key,
     ca,
     serverOptions: (): TlsOptions => ({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [...ALPN_SERVER] }),
-    clientOptions: (alpn: readonly string[]): ConnectionOptions => ({
+    clientOptions: (alpn: readonly string[], expectedIdentity?: string): ConnectionOptions => ({
       cert,
       key,
       ca,
       ALPNProtocols: [...alpn],
-      // SPIFFE certificates carry no DNS name: verify the chain (done by node) and that the peer is in
-      // our trust domain, as Envoy's SAN matcher on the trust domain does.
-      checkServerIdentity: (_host, peer) => {
-        const id = spiffeFromSan(peer.subjectaltname);
-        return id.startsWith(`spiffe://${trustDomain}/`) ? undefined : new Error(`peer identity ${quote(id)} is not in trust domain ${trustDomain}`);
-      },
+      checkServerIdentity: identityCheck(expectedIdentity),
     }),
+    identityCheck,
   });
 }

@@ -34,6 +34,8 @@ export interface UpstreamTarget {
   readonly h2: boolean;
   /** Use mutual TLS (mesh endpoint with a sidecar, and TLS configured). */
   readonly tls: boolean;
+  /** Under mTLS: the SPIFFE id the endpoint's certificate must carry (mesh `identity`), else any in our trust domain. */
+  readonly identity?: string | undefined;
 }
 
 /**
@@ -128,7 +130,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
   const maxSockets = options.maxSocketsPerHost ?? 1024;
   const plainAgent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
   const tlsAgent = options.tls
-    ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', ...options.tls.clientOptions(ALPN_HTTP1_CLIENT) })
+    ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', ...agentTlsOptions(options.tls) })
     : undefined;
   const sessions = new Map<string, ClientHttp2Session>();
   // No undici timeouts: the route timeout (UT) is the only one, as in Envoy's default.
@@ -146,7 +148,10 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     let connected = false;
     const agent = target.tls && tlsAgent ? tlsAgent : plainAgent;
     headers.host = authority;
-    const req = (target.tls && tlsAgent ? https : http).request({ agent, host: target.host, port: target.port, method, path, headers, setHost: false });
+    const req =
+      target.tls && tlsAgent && options.tls
+        ? https.request({ agent, host: target.host, port: target.port, method, path, headers, setHost: false, checkServerIdentity: options.tls.identityCheck(target.identity) })
+        : http.request({ agent, host: target.host, port: target.port, method, path, headers, setHost: false });
     const start = (): void => {
       connected = true;
       // The tap goes on together with the pipe: a 'data' listener added earlier would start the flow
@@ -192,11 +197,11 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
   }
 
   function session(target: UpstreamTarget): ClientHttp2Session {
-    const key = `${target.tls ? 's' : 'p'}:${target.host}:${target.port}`;
+    const key = `${target.tls ? `s:${target.identity ?? ''}` : 'p'}:${target.host}:${target.port}`;
     const existing = sessions.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     const url = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
-    const tlsOpts = target.tls && options.tls ? options.tls.clientOptions(ALPN_HTTP2_CLIENT) : undefined;
+    const tlsOpts = target.tls && options.tls ? options.tls.clientOptions(ALPN_HTTP2_CLIENT, target.identity) : undefined;
     const s = http2.connect(url, tlsOpts ? { createConnection: () => tls.connect({ ...tlsOpts, host: target.host, port: target.port }) } : {});
     sessions.set(key, s);
     // Requests queued while connecting each hold a listener; bounded by in-flight requests.
@@ -286,6 +291,16 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
       sessions.clear();
     },
   };
+}
+
+/**
+ * The agent's TLS options without an identity check: that goes per request (the endpoint's expected
+ * identity), and node lets an agent's own options override the request's.
+ */
+function agentTlsOptions(t: SidecarTls): tls.ConnectionOptions {
+  const o = t.clientOptions(ALPN_HTTP1_CLIENT);
+  delete o.checkServerIdentity;
+  return o;
 }
 
 /** Errors that mean no connection was made (nothing was sent, safe to retry). */

@@ -16,10 +16,17 @@ let dir: string;
 let reviews: MintedWorkload;
 let productpage: MintedWorkload;
 let foreign: MintedWorkload;
+let ratings: MintedWorkload;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'meshtel-mtls-'));
-  [reviews, productpage] = mintCertificates({ outDir: dir, workloads: [{ namespace: 'default', serviceAccount: 'bookinfo-reviews' }, { namespace: 'default', serviceAccount: 'bookinfo-productpage' }] })
-    .workloads as [MintedWorkload, MintedWorkload];
+  [reviews, productpage, ratings] = mintCertificates({
+    outDir: dir,
+    workloads: [
+      { namespace: 'default', serviceAccount: 'bookinfo-reviews' },
+      { namespace: 'default', serviceAccount: 'bookinfo-productpage' },
+      { namespace: 'default', serviceAccount: 'bookinfo-ratings' },
+    ],
+  }).workloads as [MintedWorkload, MintedWorkload, MintedWorkload];
   // A workload certificate from another CA: must not be accepted.
   [foreign] = mintCertificates({ outDir: path.join(dir, 'other'), workloads: [{ namespace: 'evil', serviceAccount: 'mallory' }] }).workloads as [MintedWorkload];
 });
@@ -112,6 +119,62 @@ describe('Sidecar with mutual TLS', () => {
       this.destroy();
       resolve();
     }));
+  });
+});
+
+describe('Sidecar mTLS endpoint identity', () => {
+  /** A reviews server sidecar holding `cert`, and a productpage client whose mesh expects `identity`. */
+  async function pair(cert: MintedWorkload, identity: string | undefined, retries = 0) {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: cert, metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port } });
+    cleanups.push(server.close);
+    const client = await sidecar({
+      tls: productpage,
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      retries,
+      mesh: {
+        services: [
+          { name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: server.ports.inbound }, ...(identity ? { identity } : {}) }] },
+        ],
+      },
+    });
+    cleanups.push(client.close);
+    return { app, client };
+  }
+
+  it('accepts an endpoint whose certificate carries the expected identity', async () => {
+    const { app, client } = await pair(reviews, RV);
+    expect((await send(client.ports.outbound, { host: 'reviews:9080' })).status).toBe(200);
+    expect(app.seen).toHaveLength(1);
+  });
+
+  it('refuses an endpoint holding another workload\'s certificate of the same trust domain: 503 UF, counted', async () => {
+    const { app, client } = await pair(ratings, RV);
+    const res = await send(client.ports.outbound, { host: 'reviews:9080' });
+    expect(res.status).toBe(503);
+    expect(res.body).toContain('connection failure');
+    expect(app.seen).toHaveLength(0);
+    await eventually(async () => {
+      const lines = await series(client, 'istio_requests_total');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('response_code="503",grpc_response_status="",response_flags="UF"');
+      expect(await series(client, 'meshtel_proxy_refused_total')).toEqual(['meshtel_proxy_refused_total{listener="outbound",reason="upstream_san_mismatch"} 1']);
+    });
+  });
+
+  it('retries the next attempt after a mismatch like any connection failure (UF,URX) and counts each', async () => {
+    const { client } = await pair(ratings, RV, 2);
+    expect((await send(client.ports.outbound, { host: 'reviews:9080' })).status).toBe(503);
+    await eventually(async () => {
+      expect((await series(client, 'istio_requests_total'))[0]).toContain('response_flags="UF,URX"');
+      expect(await series(client, 'meshtel_proxy_refused_total')).toEqual(['meshtel_proxy_refused_total{listener="outbound",reason="upstream_san_mismatch"} 3']);
+    });
+  });
+
+  it('without an expected identity accepts any workload of the trust domain', async () => {
+    const { client } = await pair(ratings, undefined);
+    expect((await send(client.ports.outbound, { host: 'reviews:9080' })).status).toBe(200);
   });
 });
 
