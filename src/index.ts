@@ -150,3 +150,5 @@ export type { MeshtelEmbedding, MeshtelEmbeddingOptions, MeshtelFastifyOptions, 
 // --- demo ---
 export { startDemo } from './demo/demo.js';
 export type { Demo, DemoOptions, DemoWorkload } from './demo/demo.js';
+export { TAP_CHANNEL_NAME, createTapHandler, tapChannel } from './core/tap.js';
+export type { TapHandlerOptions, TapRecord } from './core/tap.js';

@@ -17,6 +17,7 @@ import { nodeHeaderGetter, nodeHeaderRemover } from '../exchange/http-exchange.j
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata } from '../metadata/types.js';
+import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -171,6 +172,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         ...(state.span.sampled ? { traceId: state.span.traceId } : {}),
       };
       stats.recordHttp(attrs);
+      if (tapChannel.hasSubscribers) publishHttpTap(embedding.metadata, attrs);
       if (unknownReason !== undefined) stats.recordPeerUnknown(unknownReason, 'destination');
       state.span.end({
         statusCode: responseCode,

@@ -17,6 +17,7 @@ import type { Dispatcher } from 'undici';
 import { nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../exchange/http-exchange.js';
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
+import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -265,6 +266,7 @@ class OutboundHandler implements Handler {
         ...(c.span.sampled ? { traceId: c.span.traceId } : {}),
       };
       c.embedding.stats.recordHttp(attrs);
+      if (tapChannel.hasSubscribers) publishHttpTap(c.embedding.metadata, attrs);
       if (this.#peer === null && this.#unknown !== undefined) c.embedding.stats.recordPeerUnknown(this.#unknown, 'source');
       c.span.end({
         statusCode: responseCode,

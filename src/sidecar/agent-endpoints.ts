@@ -7,7 +7,8 @@
  *   `handleStats`).
  * - `:15021/healthz/ready`: 200 with an empty body once the listeners are up, sticky
  *   (`pilot/cmd/pilot-agent/status/ready/probe.go`), 503 before.
- * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`.
+ * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`, and meshtel's live
+ *   request tap `/tap` (src/core/tap.ts; not in Envoy).
  */
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -15,6 +16,8 @@ import { Counter, Registry } from 'prom-client';
 import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { createTapHandler } from '../core/tap.js';
+import type { TapLocal } from '../core/tap.js';
 import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, streamBody } from '../stats/exposition.js';
 import type { ProxyMetricsRenderer } from './telemetry.js';
 
@@ -71,6 +74,8 @@ export interface AgentEndpointsOptions {
   readonly configDump: () => unknown;
   /** `/quitquitquit`: shut the sidecar down. */
   readonly quit: () => void;
+  /** The workload whose requests `/tap` on the admin port streams; no `/tap` without it. */
+  readonly tap?: TapLocal;
   readonly logger: Logger;
 }
 
@@ -208,6 +213,14 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
       reply.raw.once('finish', () => setImmediate(options.quit));
       return 'OK\n';
     });
+    if (options.tap) {
+      const tap = createTapHandler({ local: options.tap, registry: options.proxyRegistry });
+      admin.get('/tap', (req, reply) => {
+        // The stream outlives fastify's reply: hand the raw response to the tap handler.
+        reply.hijack();
+        tap(req.raw, reply.raw);
+      });
+    }
     const adminPort = await start(admin, '127.0.0.1', options.ports.admin, 'admin');
 
     return {

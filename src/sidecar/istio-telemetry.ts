@@ -15,6 +15,7 @@ import { createIstioStats } from '../stats/istio-stats.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
 import { createNoopTracing } from '../tracing/tracer.js';
 import type { HopTracer } from '../tracing/types.js';
+import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { registerSelfMetrics } from './self-metrics.js';
 import { createDisabledTelemetry } from './telemetry.js';
 import type { SidecarTelemetry } from './telemetry.js';
@@ -80,7 +81,10 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     writeResponsePeer: (headers, extract) => http.injectResponse(headers, nodeHeaderSetter, extract),
     writeRequestPeer: (headers) => http.injectRequest(headers, nodeHeaderSetter),
     readResponsePeer: (headers) => http.extractResponse(headers, nodeHeaderGetter, blankHeader),
-    recordHttp: (attrs) => stats.recordHttp(attrs),
+    recordHttp: (attrs) => {
+      stats.recordHttp(attrs);
+      if (tapChannel.hasSubscribers) publishHttpTap(options.local, attrs);
+    },
     recordGrpcMessages: (attrs, req, resp) => stats.recordGrpcMessages(attrs, req, resp),
     openTcp: (attrs) => stats.openTcp(attrs),
     recordPeerUnknown: (reason, reporter) => stats.recordPeerUnknown(reason, reporter),

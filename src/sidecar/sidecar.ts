@@ -210,6 +210,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       appScrape,
       appHost: config.app.host,
       isReady: () => ready,
+      // Only a sidecar that records telemetry publishes tap records.
+      ...(config.telemetry ? { tap: { workload: metadata.workload, namespace: metadata.namespace } } : {}),
       configDump: () => ({
         node: { id: nodeId, metadata },
         mesh: registryOfServices.mesh,
