@@ -4,7 +4,7 @@
  * ratio is a cached lookup through the exchange against a full decode through the exchange, both with
  * fresh header strings each call as an HTTP parser would hand them over (goal ≤ 1/20).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
@@ -32,11 +32,9 @@ const local = createWorkloadMetadata({
 const HEADER_124 = encodeMxHeader(local, 'reduced');
 const BAGGAGE = encodeBaggage(local);
 const FRAME = encodeTcpFrame(local, formatNodeId(local), 'reduced-identity');
-// The real 1385-byte Go-ordered header (vector [0]) when ../shared is next to the checkout.
-const vectorsPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/compat/mx-vectors.json');
-const HEADER_FLAT_REAL = existsSync(vectorsPath)
-  ? (JSON.parse(readFileSync(vectorsPath, 'utf8')) as { value: string }[])[0]!.value
-  : encodeMxHeader(local, 'flat');
+// The real 1385-byte Go-ordered header (vector [0] of the test fixtures).
+const vectorsPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/mx-vectors.json');
+const HEADER_FLAT_REAL = (JSON.parse(readFileSync(vectorsPath, 'utf8')) as { value: string }[])[0]!.value;
 const PEER_ID = 'sidecar~10.52.0.35~reviews-v1-545db77b95-2ps7q.default~default.svc.cluster.local';
 
 const exchange = createHttpMetadataExchange({ local, cache: createPeerCache() });

@@ -4,17 +4,12 @@ import type { DecodeReport } from '../../src/cli/decode.js';
 import { buildMetadata, encodeAll, encodeValue, inputFromObject } from '../../src/cli/encode.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import type { PayloadProfile } from '../../src/metadata/types.js';
-import { hasSharedCompat, loadMxVectors } from '../support/shared.js';
+import { mxVector } from '../support/fixtures.js';
 import { runMeshtel } from './support.js';
 
-const vectors = hasSharedCompat() ? loadMxVectors() : [];
-const byIndex = (i: number) => {
-  const v = vectors[i];
-  if (v === undefined) throw new Error(`mx-vectors.json has no vector ${i}`);
-  return v;
-};
+const byIndex = mxVector;
 
-describe.skipIf(vectors.length === 0)('decodeValue() on the shared vectors', () => {
+describe('decodeValue() on the vectors of test/fixtures/mx-vectors.json', () => {
   it.each([
     [0, 'x-envoy-peer-metadata', 'flat'],
     [2, 'x-envoy-peer-metadata-id', undefined],
@@ -139,7 +134,7 @@ describe('encodeValue()', () => {
 });
 
 describe('meshtel decode / encode (CLI)', () => {
-  it.skipIf(vectors.length === 0)('decode prints JSON for a vector and encode reproduces it from that JSON on stdin', async () => {
+  it('decode prints JSON for a vector and encode reproduces it from that JSON on stdin', async () => {
     const value = byIndex(9).value;
     const decoded = await runMeshtel(['decode', value]);
     expect(decoded.code).toBe(0);

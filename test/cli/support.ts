@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { REPO_ROOT } from '../support/shared.js';
+import { REPO_ROOT } from '../support/fixtures.js';
 
 /** Absolute path of the CLI entry. */
 export const MAIN = path.join(REPO_ROOT, 'src/cli/main.ts');

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { GrafanaModel } from '../dashboards/grafana-model.js';
-import { REPO_ROOT, SHARED_DIR, hasSharedCompat } from '../support/shared.js';
+import { REPO_ROOT, istioDashboardPath } from '../support/fixtures.js';
 import { evaluateDashboard } from './support/dashboard-queries.js';
 import type { QueryOutcome } from './support/dashboard-queries.js';
 import { startDemoMesh } from './support/demo-mesh.js';
@@ -28,7 +28,6 @@ const RULE_FILES = ['recording-rules.yaml', 'alerts.yaml'].map((f) => path.join(
 const ISTIO_DASHBOARDS = ['istio-mesh-dashboard.gen.json', 'istio-service-dashboard.json', 'istio-workload-dashboard.json'];
 
 const runnable = hasPrometheus();
-const withShared = hasSharedCompat();
 
 const loadModel = (file: string): GrafanaModel => JSON.parse(readFileSync(file, 'utf8')) as GrafanaModel;
 const ourDashboards = readdirSync(path.join(REPO_ROOT, 'dashboards'))
@@ -100,9 +99,9 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
     });
   });
 
-  describe.skipIf(!withShared).each(ISTIO_DASHBOARDS)("Istio's %s", (file) => {
+  describe.each(ISTIO_DASHBOARDS)("Istio's %s", (file) => {
     it('every template and panel query parses and returns data', async () => {
-      const outcomes = await evaluateDashboard(prom, loadModel(path.join(SHARED_DIR, 'compat/istio-dashboards', file)), mesh.prefer);
+      const outcomes = await evaluateDashboard(prom, loadModel(istioDashboardPath(file)), mesh.prefer);
       expect(outcomes.length).toBeGreaterThan(0);
       // Istio splits several panels into an mTLS and a non-mTLS target (connection_security_policy or
       // destination_principal); a mesh running one mode fills one half, so the other half may be empty when its
@@ -324,8 +323,7 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
       await waitFor('federated istio_requests_total', async () => (await g.query('count_over_time(istio_requests_total[1m]) >= 3')).length > 0);
       expect(await g.query('{__name__=~"workload:.*"}')).toEqual([]);
       expect(await g.query('istio_requests_total{pod!=""}')).toEqual([]);
-      if (!withShared) return;
-      const outcomes = await evaluateDashboard(g, loadModel(path.join(SHARED_DIR, 'compat/istio-dashboards/istio-mesh-dashboard.gen.json')));
+      const outcomes = await evaluateDashboard(g, loadModel(istioDashboardPath('istio-mesh-dashboard.gen.json')));
       // istio_build is not federated (only workload:*), so the versions table is empty upstream.
       expect(failures(outcomes, (o) => (o.expr.includes('istio_build') ? 'not federated' : mesh.mayBeEmpty(o.expr)))).toEqual([]);
     });

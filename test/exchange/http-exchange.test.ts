@@ -18,7 +18,7 @@ import type { WorkloadMetadata } from '../../src/metadata/types.js';
 import { CURL_BAGGAGE, productpageReduced } from '../metadata/fixtures.js';
 
 const client = productpageReduced();
-/** The client's baggage, byte-identical to Istio's clientBaggage (shared vector [3], see vectors.test.ts). */
+/** The client's baggage, byte-identical to Istio's clientBaggage (fixture vector [3], see vectors.test.ts). */
 const CLIENT_BAGGAGE = encodeBaggage(client);
 const server: WorkloadMetadata = createWorkloadMetadata({
   name: 'reviews-v1-7f9c-abcde',

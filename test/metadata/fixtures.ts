@@ -1,27 +1,13 @@
 /**
- * Workloads behind the shared MX vectors (istio/proxy testdata/{client,server}_node_metadata.json.tmpl),
+ * Workloads behind the MX vectors of test/fixtures/mx-vectors.json (istio/proxy testdata/{client,server}_node_metadata.json.tmpl),
  * built through the public factory so the round-trip tests exercise the real derivations.
  */
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { WorkloadMetadata } from '../../src/metadata/types.js';
-import { hasSharedCompat, loadMxVectors } from '../support/shared.js';
-import type { MxVector } from '../support/shared.js';
+import { mxVector } from '../support/fixtures.js';
 
-/** True when ../shared/compat is next to the checkout (under CI=true its absence already failed here). */
-export const HAS_SHARED = hasSharedCompat();
-
-const PLACEHOLDER: MxVector = { source: '', kind: '', header: '', value: '', decoded: {} };
-
-/**
- * Vectors by index, failing loudly when one is missing. Without ../shared (local runs only) it returns a
- * placeholder so that suites marked `skipIf(!HAS_SHARED)` can still be collected.
- */
-export function vector(i: number): MxVector {
-  if (!HAS_SHARED) return PLACEHOLDER;
-  const v = loadMxVectors()[i];
-  if (!v) throw new Error(`mx-vectors.json has no vector [${i}]`);
-  return v;
-}
+/** Vectors of test/fixtures/mx-vectors.json by index, failing loudly when one is missing. */
+export const vector = mxVector;
 
 const CLIENT = {
   name: 'productpage-v1-84975bc778-pxz2w',
@@ -92,5 +78,5 @@ export function ratings(): WorkloadMetadata {
 /** Node id inside vector [11]. */
 export const RATINGS_NODE_ID = 'sidecar~10.52.0.34~ratings-v1-84975bc778-pxz2w.default~default.svc.cluster.local';
 
-/** Istio's testBaggage request input (P test/envoye2e/stats_plugin/stats_test.go; shared vector [4]). */
+/** Istio's testBaggage request input (P test/envoye2e/stats_plugin/stats_test.go; fixture vector [4]). */
 export const CURL_BAGGAGE = 'k8s.deployment.name=curl,service.name=curl,service.version=v1,k8s.namespace.name=default,k8s.cluster.name=curl-cluster,k8s.instance.name=curl-xxxxxxxxxx-xxxxx';

@@ -7,7 +7,7 @@ import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { PeerResult } from '../../src/metadata/types.js';
 import { productpageReduced } from './fixtures.js';
 
-/** The 1.24 header of the client workload (byte-identical to shared vector [9], see vectors.test.ts). */
+/** The 1.24 header of the client workload (byte-identical to fixture vector [9], see vectors.test.ts). */
 const REDUCED_HEADER = encodeMxHeader(productpageReduced(), 'reduced');
 
 const b64 = (bytes: Uint8Array | number[]): string => Buffer.from(bytes).toString('base64');

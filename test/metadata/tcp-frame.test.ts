@@ -4,7 +4,7 @@ import type { TcpParseStep } from '../../src/metadata/tcp-frame.js';
 import { encodeAnyStruct, encodeStruct } from '../../src/metadata/struct-codec.js';
 import { ratings, RATINGS_NODE_ID } from './fixtures.js';
 
-/** The ratings frame, byte-identical to shared vector [11] (see vectors.test.ts). */
+/** The ratings frame, byte-identical to fixture vector [11] (see vectors.test.ts). */
 const FRAME = encodeTcpFrame(ratings(), RATINGS_NODE_ID, 'reduced');
 const APP = Buffer.from('GET / HTTP/1.1\r\n\r\n');
 

@@ -1,5 +1,5 @@
 /**
- * Every metadata-exchange vector of ../shared/compat/mx-vectors.json: decoding gives the documented
+ * Every metadata-exchange vector of test/fixtures/mx-vectors.json: decoding gives the documented
  * fields, and encoding those fields with the matching profile reproduces the value byte for byte.
  */
 import { describe, expect, it } from 'vitest';
@@ -10,14 +10,14 @@ import { createTcpFrameParser, encodeTcpFrame, MX_MAGIC } from '../../src/metada
 import { parseNodeId } from '../../src/metadata/node-id.js';
 import { formatEndpointMetadata, parseEndpointMetadata, serializePeerAsString } from '../../src/metadata/endpoint-metadata.js';
 import type { PeerResult } from '../../src/metadata/types.js';
-import { HAS_SHARED, productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
+import { productpageFlat, productpageReduced, ratings, RATINGS_NODE_ID, vector } from './fixtures.js';
 
 function peerOf(r: PeerResult) {
   if (!r.ok) throw new Error(`expected a peer, got ${r.reason} (${r.detail ?? ''})`);
   return r.peer;
 }
 
-describe.skipIf(!HAS_SHARED)('mx-vectors.json', () => {
+describe('mx-vectors.json', () => {
   describe('[0] real Go-ordered, unpadded SampleIstioHeader', () => {
     const v = vector(0);
 
@@ -172,7 +172,7 @@ describe.skipIf(!HAS_SHARED)('mx-vectors.json', () => {
   });
 });
 
-describe.skipIf(!HAS_SHARED)('mx-vectors.json [7] endpoint metadata (client fallback)', () => {
+describe('mx-vectors.json [7] endpoint metadata (client fallback)', () => {
   const v = vector(7);
   it('parses into the documented peer and serializes as Istio does', () => {
     const peer = parseEndpointMetadata(v.value);

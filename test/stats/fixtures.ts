@@ -1,6 +1,6 @@
 /**
  * Test fixtures for the stats stage: workloads from the real Istio 1.17.8 output in
- * shared/compat/mx-vectors.json (#12–#14), built as plain objects satisfying the metadata interfaces.
+ * test/fixtures/mx-vectors.json (#12–#14), built as plain objects satisfying the metadata interfaces.
  */
 import type { PeerMetadata, WorkloadMetadata } from '../../src/metadata/types.js';
 import type { HttpStreamAttributes } from '../../src/stats/types.js';

@@ -1,19 +1,17 @@
 /**
- * Golden exposition lines against real Istio output (shared/compat/mx-vectors.json #12–#17).
+ * Golden exposition lines against real Istio output (test/fixtures/mx-vectors.json #12–#17).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
 import { renderMetricsToString } from '../../src/stats/exposition.js';
 import { parseTelemetry } from '../../src/stats/telemetry.js';
 import { HTTP_LABELS, TCP_LABELS } from '../../src/stats/definitions.js';
-import { hasSharedCompat, loadMxVectors } from '../support/shared.js';
+import { mxVector } from '../support/fixtures.js';
 import { WEBAPP, inboundFromGateway, outboundToCatalog, samples } from './fixtures.js';
 
-const have = hasSharedCompat();
-const vectors = have ? loadMxVectors() : [];
-const vector = (i: number): string => (vectors[i] as { value: string }).value;
+const vector = (i: number): string => mxVector(i).value;
 
-describe.skipIf(!have)('istio_* exposition against real Istio 1.17.8 output', () => {
+describe('istio_* exposition against real Istio 1.17.8 output', () => {
   let stats: IstioStats | undefined;
   afterEach(() => stats?.close());
 
