@@ -83,4 +83,50 @@ describe('compileExpression()', () => {
       }
     });
   });
+
+  describe('compile cost (issue 11.8: nested has() was exponential)', () => {
+    const nestedHas = (n: number): string => `${'has('.repeat(n)}request.headers${'.x)'.repeat(n)}`;
+    const tokens = (src: string): number => src.match(/[A-Za-z_][A-Za-z0-9_]*|\d+|'[^']*'|&&|\|\||==|[().[\],!?:<>+-]/g)?.length ?? 0;
+
+    it('nested has() compiles in steps linear in the tokens, up to the depth limit', () => {
+      // 22 levels took 17.6 s before; 60 would not finish. Steps per token stay constant as n grows.
+      const perToken: number[] = [];
+      for (const n of [5, 20, 60]) {
+        const src = nestedHas(n);
+        const t0 = performance.now();
+        const e = compileExpression(src);
+        expect(performance.now() - t0).toBeLessThan(1000);
+        perToken.push(e.parseSteps / tokens(src));
+        expect(e.parseSteps).toBeLessThanOrEqual(8 * tokens(src));
+      }
+      expect(Math.max(...perToken) - Math.min(...perToken)).toBeLessThan(1);
+      // Still evaluates: the innermost has() is a bool, so selecting .x on it is an error → unknown.
+      expect(compileExpression(nestedHas(1)).evaluate({ resolve: () => ({ headers: { x: 'a' } }) })).toBe('true');
+    });
+
+    it('200 nested has() levels are refused by the depth limit, quickly, with the error code', () => {
+      const t0 = performance.now();
+      try {
+        compileExpression(nestedHas(200));
+        expect.unreachable();
+      } catch (e) {
+        expect(isMeshtelError(e, 'MESHTEL_ERR_INVALID_EXPRESSION')).toBe(true);
+        expect((e as Error).message).toContain('nests too deeply');
+      }
+      expect(performance.now() - t0).toBeLessThan(1000);
+    });
+
+    it('long flat chains (selections, ||, +) compile in linear steps', () => {
+      const fields = `request.headers${'.a'.repeat(1000)}`;
+      const ors = Array.from({ length: 120 }, (_, i) => `request.method == 'M${i}'`).join(' || ');
+      const sum = Array.from({ length: 500 }, () => '1').join('+');
+      for (const src of [fields, ors, sum]) {
+        const t0 = performance.now();
+        const e = compileExpression(src);
+        expect(performance.now() - t0).toBeLessThan(1000);
+        expect(e.parseSteps).toBeLessThanOrEqual(8 * tokens(src));
+      }
+      expect(compileExpression(sum).evaluate({ resolve: () => undefined })).toBe('500');
+    });
+  });
 });
