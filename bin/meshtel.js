@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Published entry point: runs the compiled CLI (npm run build). From a git checkout use `npm run meshtel --`.
+// The `meshtel` command: runs the compiled CLI in dist/. `npm ci`/`npm install` in a checkout builds dist
+// (the "prepare" script), so `npx meshtel ...` works there too and starts without a TypeScript loader;
+// after editing src/, run `npm run build` again (or `npm run meshtel -- ...`, which runs the sources via tsx).
 import('../dist/cli/main.js').catch((err) => {
   console.error(`meshtel: cannot load dist/cli/main.js (${err.message}); run "npm run build" first`);
   process.exit(1);

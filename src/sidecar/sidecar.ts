@@ -151,6 +151,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       inboundPool.close();
       outboundPool.close();
       await telemetry.tracer.shutdown().catch(() => {});
+      // Once per sidecar, after every listener and the tracer are done (only if it had started).
+      if (ready) logger.info('sidecar stopped', { nodeId });
       resolveClosed();
     })());
 

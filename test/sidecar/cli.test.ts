@@ -64,22 +64,24 @@ describe('meshtel sidecar', () => {
     expect(() => sidecarOptionsFromFlags({ inbound: [], serviceListener: [], telemetry: true, tlsCert: 'x' }, {})).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_CLI_USAGE' }));
   });
 
-  it('runs a sidecar until /quitquitquit', async () => {
+  it('runs a sidecar until /quitquitquit, logging one ready line and one stopped line', async () => {
     const app = await httpApp();
     const meta = path.join(dir, 'meta.yaml');
     writeFileSync(meta, 'name: web-1\nnamespace: default\nworkload: web\nlabels: {app: web, version: v1}\n');
     const lines: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    // The logger writes JSON lines to stderr; stdout stays empty.
+    const stdout = vi.spyOn(process.stdout, 'write');
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
       lines.push(String(chunk));
       return true;
     });
     const ports = ['--inbound-port', '--outbound-port', '--prometheus-port', '--status-port', '--health-port', '--admin-port'].flatMap((f) => [f, '0']);
     const run = program(registerSidecarCommand).parseAsync([
-      'node', 'meshtel', 'sidecar', '--bind', '127.0.0.1', '--app-port', String(app.port), '--metadata-file', meta, '--labels-path', path.join(dir, 'none'), '--annotations-path', path.join(dir, 'none'), '--log-level', 'silent', ...ports,
+      'node', 'meshtel', 'sidecar', '--bind', '127.0.0.1', '--app-port', String(app.port), '--metadata-file', meta, '--labels-path', path.join(dir, 'none'), '--annotations-path', path.join(dir, 'none'), '--log-level', 'info', ...ports,
     ]);
     const ready = await new Promise<{ ports: { inbound: number; admin: number; prometheus: number } }>((resolve, reject) => {
       const t = setInterval(() => {
-        const line = lines.find((l) => l.includes('"event":"ready"'));
+        const line = lines.find((l) => l.includes('"msg":"sidecar ready"'));
         if (line) {
           clearInterval(t);
           resolve(JSON.parse(line) as { ports: { inbound: number; admin: number; prometheus: number } });
@@ -95,5 +97,8 @@ describe('meshtel sidecar', () => {
     await fetch(`http://127.0.0.1:${ready.ports.admin}/quitquitquit`, { method: 'POST' });
     await run;
     await app.close();
+    expect(lines.filter((l) => l.includes('ready')).length).toBe(1);
+    expect(lines.filter((l) => l.includes('"msg":"sidecar stopped"')).length).toBe(1);
+    expect(stdout).not.toHaveBeenCalled();
   });
 });

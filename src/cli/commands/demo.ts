@@ -8,8 +8,6 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
-import { startDemo } from '../../demo/demo.js';
-import { createStatView, renderHeader, renderProgress } from '../../demo/display.js';
 
 interface DemoFlags {
   rate: string;
@@ -69,6 +67,11 @@ Examples:
       const durationMs = parseDurationMs(flags.duration, '--duration');
       if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
 
+      // The demo mesh (sidecars, fastify, OpenTelemetry) loads here, not at CLI start.
+      const [{ startDemo }, { createStatView, renderHeader, renderProgress }] = await Promise.all([
+        import('../../demo/demo.js'),
+        import('../../demo/display.js'),
+      ]);
       const tracing = flags.otlpEndpoint !== undefined ? { endpoint: flags.otlpEndpoint, samplingPercent: num(flags.traceSampling, '--trace-sampling') } : undefined;
       const demo = await startDemo({
         rate,

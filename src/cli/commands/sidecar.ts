@@ -15,10 +15,7 @@ import type { PayloadProfile } from '../../metadata/types.js';
 import { loadWorkloadMetadata } from '../../metadata/workload.js';
 import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
 import type { PortProtocol } from '../../sidecar/registry.js';
-import { startSidecar } from '../../sidecar/sidecar.js';
 import { parseTelemetry } from '../../stats/telemetry.js';
-import { Registry } from 'prom-client';
-import { createTracing } from '../../tracing/tracer.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
 interface SidecarFlags {
@@ -209,6 +206,13 @@ Examples:
       const level = oneOf<LogLevel>(flags.logLevel, ['debug', 'info', 'warn', 'error', 'silent'], '--log-level') ?? 'info';
       const logger = createLogger({ level, bindings: { component: 'sidecar' } });
       const env = process.env;
+      // The proxy, prom-client and OpenTelemetry load here, not at CLI start: `meshtel --version`, `decode`,
+      // `inject`... do not pay for them.
+      const [{ startSidecar }, { Registry }, { createTracing }] = await Promise.all([
+        import('../../sidecar/sidecar.js'),
+        import('prom-client'),
+        import('../../tracing/tracer.js'),
+      ]);
       const metadata = loadWorkloadMetadata({
         env,
         ...(flags.metadataFile !== undefined ? { file: flags.metadataFile } : {}),
@@ -229,9 +233,12 @@ Examples:
               ...(flags.sampling !== undefined ? { samplingPercent: Number(flags.sampling) } : {}),
             })
           : undefined;
+      // startSidecar logs the one "sidecar ready" line (node id and bound ports) and "sidecar stopped" at the end.
       const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, registry, ...(tracer ? { tracer } : {}) });
-      process.stdout.write(`${JSON.stringify({ event: 'ready', nodeId: sidecar.nodeId, ports: sidecar.ports })}\n`);
-      const stop = (): void => void sidecar.close();
+      const stop = (signal: NodeJS.Signals): void => {
+        logger.info('sidecar stopping', { signal });
+        void sidecar.close();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
