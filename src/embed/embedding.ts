@@ -24,6 +24,7 @@ import type { ServiceInfo } from '../stats/types.js';
 import { createNoopTracing } from '../tracing/tracer.js';
 import type { HopTracer } from '../tracing/types.js';
 import { ConfigError } from '../core/errors.js';
+import { resolveServiceName } from '../core/service-names.js';
 
 /** Options of {@link createMeshtelEmbedding}. */
 export interface MeshtelEmbeddingOptions {
@@ -77,25 +78,14 @@ export interface MeshtelEmbedding {
   close(): Promise<void>;
 }
 
-const IP = /^\[?[0-9a-fA-F:.]+\]?$/;
-
 /**
  * Resolve Kubernetes service names the way cluster DNS does: `reviews`, `reviews.bookinfo`,
  * `reviews.bookinfo.svc` and `reviews.bookinfo.svc.cluster.local` (any port) are the `reviews` service;
  * IPs and other hosts are not services (null).
  */
 export function kubernetesServiceResolver(localNamespace: string): (authority: string) => ServiceInfo | null {
-  return (authority) => {
-    const host = authority.replace(/:\d+$/, '').toLowerCase();
-    if (host === '' || IP.test(host) || host === 'localhost') return null;
-    const parts = host.split('.');
-    const name = parts[0] as string;
-    if (parts.length === 1) return { host: `${name}.${localNamespace}.svc.cluster.local`, name, namespace: localNamespace };
-    const namespace = parts[1] as string;
-    const rest = parts.slice(2).join('.');
-    if (rest === '' || rest === 'svc' || rest === 'svc.cluster.local') return { host: `${name}.${namespace}.svc.cluster.local`, name, namespace };
-    return null;
-  };
+  // The one resolver the sidecar's registry uses too (src/core/service-names.ts).
+  return (authority) => resolveServiceName(authority, localNamespace) ?? null;
 }
 
 /** Services remembered per authority; a mesh has few, a crawler many: past this the cache restarts. */

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, quote } from '../core/errors.js';
+import { hostOfAuthority, resolveServiceName } from '../core/service-names.js';
 import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import type { ServiceInfo } from '../stats/types.js';
@@ -39,8 +40,17 @@ const endpointSchema = z.strictObject({
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label'),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
-  /** Extra hostnames (e.g. an external API), matched besides the Kubernetes forms of name.namespace. */
+  /**
+   * Extra hostnames (e.g. an external API), matched besides the Kubernetes forms of name.namespace. A
+   * hostname may not be another service's name in any form, nor a hostname of another service.
+   */
   hostnames: z.array(z.string().min(1)).default([]),
+  /**
+   * Pod labels the Service selects, as a Kubernetes Service `spec.selector`; default `{app: <name>}`.
+   * A workload is behind every service of its namespace whose selector its labels match; the first
+   * one is its inbound service (Envoy's inbound cluster metadata `istio.services`).
+   */
+  selector: z.record(z.string(), z.string()).optional(),
   /** MeshExternal services: IN_MESH mode sends them no MX headers (cluster metadata `istio.external`). */
   external: z.boolean().default(false),
   ports: z
@@ -101,6 +111,18 @@ export interface ServiceRegistry {
   hasHost(authority: string): boolean;
   /** All service routes (for per-service listeners). */
   routes(): readonly ServiceRoute[];
+  /**
+   * The services a workload is behind: those of its namespace whose selector its pod labels match, in
+   * mesh-file order (Kubernetes' Service → pod selection, which Istio turns into the inbound
+   * cluster's `istio.services` metadata).
+   */
+  servicesOf(workload: { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>> }): readonly ServiceInfo[];
+}
+
+/** Options of {@link createServiceRegistry}. */
+export interface ServiceRegistryOptions {
+  /** The caller's namespace: short names resolve in it, as cluster DNS does for a pod (default `default`). */
+  readonly namespace?: string;
 }
 
 /**
@@ -142,7 +164,35 @@ export function parseMesh(input: unknown, origin = 'mesh'): MeshConfig {
       }
     });
   });
+  checkHostnames(mesh, origin);
   return mesh;
+}
+
+/**
+ * Reject names that would make resolution depend on the order of the file: a `hostnames` entry that is
+ * another service's name (short or qualified) or another service's hostname.
+ */
+function checkHostnames(mesh: MeshConfig, origin: string): void {
+  const owners = new Map<string, string>();
+  const services = new Set(mesh.services.map((s) => `${s.name}.${s.namespace}`));
+  const shortNames = new Set(mesh.services.map((s) => s.name));
+  mesh.services.forEach((svc, i) => {
+    const self = `${svc.name}.${svc.namespace}`;
+    svc.hostnames.forEach((raw, j) => {
+      const h = hostOfAuthority(raw);
+      const at = `services.${i}.hostnames.${j}`;
+      const other = owners.get(h);
+      if (other !== undefined && other !== self) throw invalidMesh(origin, at, `hostname ${quote(raw)} is already a hostname of service ${quote(other)}`);
+      owners.set(h, self);
+      if (!h.includes('.') ? shortNames.has(h) && h !== svc.name : false) {
+        throw invalidMesh(origin, at, `hostname ${quote(raw)} is the short name of another service`);
+      }
+      const named = h.includes('.') ? resolveServiceName(h, svc.namespace, mesh.domain) : undefined;
+      if (named !== undefined && services.has(`${named.name}.${named.namespace}`) && `${named.name}.${named.namespace}` !== self) {
+        throw invalidMesh(origin, at, `hostname ${quote(raw)} names service ${quote(`${named.name}.${named.namespace}`)}`);
+      }
+    });
+  });
 }
 
 function invalidMesh(origin: string, at: string, message: string): ConfigError {
@@ -167,10 +217,14 @@ export function loadMeshFile(file: string): MeshConfig {
 }
 
 /** Build the registry from a validated mesh (or raw input, validated here). */
-export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefined): ServiceRegistry {
+export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefined, options: ServiceRegistryOptions = {}): ServiceRegistry {
   const mesh = parseMesh(input);
-  // host (lower case, no port) → port number → route
-  const byHost = new Map<string, Map<number, ServiceRoute>>();
+  const callerNamespace = options.namespace ?? 'default';
+  // `name.namespace` → port number → route; explicit hostnames → the same maps. Short and qualified
+  // names go through the one resolver (src/core/service-names.ts), relative to the caller's namespace.
+  const byService = new Map<string, Map<number, ServiceRoute>>();
+  const byHostname = new Map<string, Map<number, ServiceRoute>>();
+  const selectors: Array<{ readonly info: ServiceInfo; readonly selector: Readonly<Record<string, string>> }> = [];
   const all: ServiceRoute[] = [];
   for (const svc of mesh.services) {
     const fqdn = `${svc.name}.${svc.namespace}.svc.${mesh.domain}`;
@@ -205,23 +259,40 @@ export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefi
       ports.set(p.port, route);
       all.push(route);
     }
-    // The names a pod in the same namespace can use, as Kubernetes DNS search paths allow.
-    const hosts = [svc.name, `${svc.name}.${svc.namespace}`, `${svc.name}.${svc.namespace}.svc`, fqdn, ...svc.hostnames];
-    for (const h of hosts) byHost.set(h.toLowerCase(), ports);
+    byService.set(`${svc.name}.${svc.namespace}`, ports);
+    for (const h of svc.hostnames) byHostname.set(hostOfAuthority(h), ports);
+    selectors.push({ info, selector: svc.selector ?? { app: svc.name } });
   }
+  const portsOf = (authority: string): Map<number, ServiceRoute> | undefined => {
+    const host = hostOfAuthority(authority);
+    const explicit = byHostname.get(host);
+    if (explicit !== undefined) return explicit;
+    const named = resolveServiceName(host, callerNamespace, mesh.domain);
+    return named === undefined ? undefined : byService.get(`${named.name}.${named.namespace}`);
+  };
 
   return {
     mesh,
     resolve(authority, defaultPort) {
-      const { host, port } = splitAuthority(authority);
-      const ports = byHost.get(host);
+      const { port } = splitAuthority(authority);
+      const ports = portsOf(authority);
       if (ports === undefined) return undefined;
       const p = port ?? defaultPort;
       if (p !== undefined) return ports.get(p) ?? (port === undefined && ports.size === 1 ? ports.values().next().value : undefined);
       return ports.size === 1 ? ports.values().next().value : undefined;
     },
-    hasHost: (authority) => byHost.has(splitAuthority(authority).host),
+    hasHost: (authority) => portsOf(authority) !== undefined,
     routes: () => all,
+    servicesOf(workload) {
+      const out: ServiceInfo[] = [];
+      for (const { info, selector } of selectors) {
+        if (info.namespace !== workload.namespace) continue;
+        const keys = Object.keys(selector);
+        // An empty selector selects nothing, as in Kubernetes (endpoints are then managed by hand).
+        if (keys.length > 0 && keys.every((k) => workload.podLabels[k] === selector[k])) out.push(info);
+      }
+      return out;
+    },
   };
 }
 

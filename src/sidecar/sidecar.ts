@@ -74,7 +74,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   const metadata = options.metadata ?? loadWorkloadMetadata({ env });
   const nodeId = formatNodeId(metadata);
   const mesh = config.meshFile !== undefined ? loadMeshFile(config.meshFile) : options.mesh;
-  const registryOfServices = createServiceRegistry(mesh);
+  // Short names resolve in this workload's namespace, as cluster DNS does for the pod.
+  const registryOfServices = createServiceRegistry(mesh, { namespace: metadata.namespace });
   const tls: SidecarTls | undefined = config.tls ? loadSidecarTls(config.tls) : undefined;
   const appScrape = parsePrometheusAnnotations(config.prometheusAnnotations, config.ports.status);
   const telemetry = createSidecarTelemetry({
@@ -100,9 +101,10 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   const ticker = createReportingTicker(config.reportingIntervalMs);
   const inboundPool = createUpstreamPool();
   const outboundPool = createUpstreamPool({ tls });
-  // Inbound cluster metadata `istio.services[0]`: the registry service backed by this workload.
-  const inboundService: ServiceInfo | null =
-    registryOfServices.routes().find((r) => r.service.name === metadata.canonicalService && r.service.namespace === metadata.namespace)?.service ?? null;
+  // Inbound cluster metadata `istio.services[0]`: the first Service whose selector matches this pod's
+  // labels (not its canonical name: a pod with canonical name `ratings` behind Service `server` is
+  // `server`). None: null, and the stats stage falls back as istio_stats.cc does.
+  const inboundService: ServiceInfo | null = registryOfServices.servicesOf(metadata)[0] ?? null;
 
   const listeners: BoundListener[] = [];
   let agent: AgentEndpoints | undefined;

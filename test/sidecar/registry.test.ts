@@ -24,7 +24,8 @@ const MESH = {
 
 describe('ServiceRegistry', () => {
   describe('.resolve()', () => {
-    const registry = createServiceRegistry(MESH);
+    // A caller in bookinfo: short names resolve there.
+    const registry = createServiceRegistry(MESH, { namespace: 'bookinfo' });
     it.each([
       ['reviews:9080', 'reviews.bookinfo.svc.cluster.local', 9080],
       ['reviews.bookinfo:9090', 'reviews.bookinfo.svc.cluster.local', 9090],
@@ -48,6 +49,68 @@ describe('ServiceRegistry', () => {
     it('knows hosts independently of ports', () => {
       expect(registry.hasHost('reviews:1')).toBe(true);
       expect(registry.hasHost('ratings')).toBe(false);
+    });
+  });
+
+  describe('.resolve() with one name in two namespaces', () => {
+    const svc = (namespace: string, port: number) => ({ name: 'reviews', namespace, ports: [{ name: 'http', protocol: 'http' as const, port: 9080 }], endpoints: [{ address: '10.0.0.1', ports: { http: port } }] });
+    const mesh = { services: [svc('ns1', 1001), svc('ns2', 1002)] };
+    it.each([
+      // caller namespace, authority, resolved namespace (Kubernetes DNS search path of a pod)
+      ['ns1', 'reviews:9080', 'ns1'],
+      ['ns2', 'reviews:9080', 'ns2'],
+      ['ns1', 'reviews.ns2:9080', 'ns2'],
+      ['ns2', 'reviews.ns1.svc:9080', 'ns1'],
+      ['ns1', 'reviews.ns2.svc.cluster.local:9080', 'ns2'],
+      ['ns2', 'reviews.ns1.svc.cluster.local.:9080', 'ns1'],
+    ])('a caller in %s sending %s reaches %s, whichever service the file lists last', (caller, authority, ns) => {
+      for (const m of [mesh, { services: [...mesh.services].reverse() }]) {
+        expect(createServiceRegistry(m, { namespace: caller }).resolve(authority)?.service.namespace).toBe(ns);
+      }
+    });
+
+    it('finds no service for a short name in a namespace that has none', () => {
+      expect(createServiceRegistry(mesh, { namespace: 'ns3' }).resolve('reviews:9080')).toBeUndefined();
+      expect(createServiceRegistry(mesh, { namespace: 'ns3' }).hasHost('reviews')).toBe(false);
+    });
+  });
+
+  describe('parseMesh() hostname collisions', () => {
+    const port = [{ name: 'http', protocol: 'http' as const, port: 80 }];
+    it.each([
+      ['the short name of another service', [{ name: 'reviews', ports: port }, { name: 'evil', hostnames: ['reviews'], ports: port }]],
+      ['the qualified name of another service', [{ name: 'reviews', ports: port }, { name: 'evil', hostnames: ['reviews.default'], ports: port }]],
+      ['the FQDN of another service', [{ name: 'reviews', namespace: 'prod', ports: port }, { name: 'evil', hostnames: ['Reviews.prod.svc.cluster.local.'], ports: port }]],
+      ['a hostname of another service', [{ name: 'a', hostnames: ['api.example.com'], ports: port }, { name: 'b', hostnames: ['API.example.com:443'], ports: port }]],
+    ])('rejects a hostnames entry that is %s with MESHTEL_ERR_INVALID_MESH', (_what, services) => {
+      expect(() => parseMesh({ services })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_MESH', details: expect.objectContaining({ path: 'services.1.hostnames.0' }) }));
+    });
+
+    it('accepts a service listing its own names as hostnames', () => {
+      expect(() => parseMesh({ services: [{ name: 'reviews', hostnames: ['reviews', 'reviews.default.svc.cluster.local'], ports: port }] })).not.toThrow();
+    });
+  });
+
+  describe('.servicesOf()', () => {
+    const port = [{ name: 'http', protocol: 'http' as const, port: 80 }];
+    const registry = createServiceRegistry({
+      services: [
+        { name: 'server', selector: { app: 'server' }, ports: port },
+        { name: 'ratings', ports: port },
+        { name: 'all-v1', selector: { version: 'v1' }, ports: port },
+        { name: 'server', namespace: 'other', selector: { app: 'server' }, ports: port },
+        { name: 'manual', selector: {}, ports: port },
+      ],
+    });
+    it('lists the services of the namespace whose selector matches the pod labels, in file order', () => {
+      // Canonical name ratings, but the pod is labelled app=server: it is behind server (and all-v1).
+      const pod = { namespace: 'default', podLabels: { app: 'server', version: 'v1', 'service.istio.io/canonical-name': 'ratings' } };
+      expect(registry.servicesOf(pod).map((s) => s.host)).toEqual(['server.default.svc.cluster.local', 'all-v1.default.svc.cluster.local']);
+    });
+
+    it('selects app=<name> by default, and nothing with an empty selector', () => {
+      expect(registry.servicesOf({ namespace: 'default', podLabels: { app: 'ratings' } }).map((s) => s.name)).toEqual(['ratings']);
+      expect(registry.servicesOf({ namespace: 'default', podLabels: { app: 'manual' } })).toEqual([]);
     });
   });
 

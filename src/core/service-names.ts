@@ -1,0 +1,67 @@
+/**
+ * The one service-name resolver of meshtel: which Kubernetes Service an authority names, relative to the
+ * caller's namespace, the way cluster DNS resolves it for a pod (search path `<ns>.svc.<domain>`,
+ * `svc.<domain>`, `<domain>`; kubernetes/dns `docs/specification.md`). Used by the sidecar's registry,
+ * the proxyless embedding and any stage that maps an authority to a service; it depends on nothing, so
+ * every stage can import it.
+ *
+ * - `reviews` → `reviews.<caller-ns>.svc.<domain>`
+ * - `reviews.ns2`, `reviews.ns2.svc` → `reviews.ns2.svc.<domain>`
+ * - `reviews.ns2.svc.<domain>` (with or without the trailing dot) → itself
+ * - IPs, `localhost` and any other name → not a service (`undefined`).
+ */
+
+/** A service named by an authority. */
+export interface ServiceName {
+  /** `name.namespace.svc.<domain>`. */
+  readonly host: string;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+/** The cluster DNS domain Kubernetes uses unless told otherwise. */
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
+const IP = /^\[?[0-9a-f:.]+\]?$/;
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Strip the port and the trailing dot of an authority and lower-case it (`[::1]:80` → `[::1]`). */
+export function hostOfAuthority(authority: string): string {
+  let host = authority;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    host = end === -1 ? host : host.slice(0, end + 1);
+  } else {
+    const colon = host.lastIndexOf(':');
+    // One colon only: host:port. More colons without brackets is a bare IPv6 address.
+    if (colon !== -1 && host.indexOf(':') === colon) host = host.slice(0, colon);
+  }
+  host = host.toLowerCase();
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
+/**
+ * The service an authority names for a caller in `callerNamespace`, or undefined when it names none.
+ * Pure naming: whether the service exists is the caller's registry's business.
+ */
+export function resolveServiceName(authority: string, callerNamespace: string, domain: string = DEFAULT_CLUSTER_DOMAIN): ServiceName | undefined {
+  const host = hostOfAuthority(authority);
+  if (host === '' || host === 'localhost' || IP.test(host)) return undefined;
+  const parts = host.split('.');
+  const name = parts[0] as string;
+  if (!LABEL.test(name)) return undefined;
+  let namespace: string;
+  if (parts.length === 1) {
+    namespace = callerNamespace;
+  } else {
+    namespace = parts[1] as string;
+    const rest = parts.slice(2).join('.');
+    if (!(rest === '' || rest === 'svc' || rest === `svc.${domain}`) || !LABEL.test(namespace)) return undefined;
+  }
+  return { host: `${name}.${namespace}.svc.${domain}`, name, namespace };
+}
+
+/** Every spelling cluster DNS accepts for `name.namespace`, from a pod of any namespace or of its own. */
+export function serviceNameForms(name: string, namespace: string, domain: string = DEFAULT_CLUSTER_DOMAIN): { readonly qualified: readonly string[]; readonly short: string } {
+  return { qualified: [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${domain}`], short: name };
+}
