@@ -31,7 +31,7 @@ const local = createWorkloadMetadata({
 // Byte-identical to shared vectors [9] (1.24 header) and [3] (clientBaggage), as test/metadata/vectors.test.ts proves.
 const HEADER_124 = encodeMxHeader(local, 'reduced');
 const BAGGAGE = encodeBaggage(local);
-const FRAME = encodeTcpFrame(local, formatNodeId(local), 'reduced-identity');
+const FRAME = encodeTcpFrame(local, formatNodeId(local), 'reduced-1.29');
 // The real 1385-byte Go-ordered header (vector [0] of the test fixtures).
 const vectorsPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/mx-vectors.json');
 const HEADER_FLAT_REAL = (JSON.parse(readFileSync(vectorsPath, 'utf8')) as { value: string }[])[0]!.value;
@@ -80,8 +80,8 @@ bench
   .add('cache.get, fresh 83-char id', () => {
     sink += cache.get(fresh(PEER_ID)) ? 1 : 0;
   })
-  .add('encodeMxHeader, reduced-identity', () => {
-    sink += encodeMxHeader(local, 'reduced-identity').length;
+  .add('encodeMxHeader, reduced-1.29', () => {
+    sink += encodeMxHeader(local, 'reduced-1.29').length;
   })
   .add('encodeBaggage', () => {
     sink += encodeBaggage(local).length;

@@ -34,7 +34,7 @@ export interface PeerLabelView {
 /** The JSON `meshtel decode` prints. */
 export interface DecodeReport {
   readonly kind: DecodeKind;
-  /** `flat` (≤1.23), `reduced` (1.24–1.28), `reduced-identity` (1.29+) or `baggage`. */
+  /** `flat` (≤1.23), `reduced` (1.24–1.28), `reduced-identity` (with IDENTITY) or `baggage`. */
   readonly profile?: string;
   readonly peer?: PeerMetadata;
   /** Labels this peer produces on the other side's series: `source_*` at a server, `destination_*` at a client. */
@@ -128,8 +128,8 @@ function structNotes(bytes: Uint8Array, fields: StructFields, profile: string): 
     notes.push('holds non-string values; Istio only sends strings and nested structs');
   }
   if (profile === 'flat') notes.push('flat node metadata (Istio ≤1.23): every pod label, MESH_ID, ISTIO_VERSION, ... ; 1.24+ sends only the reduced keys');
-  if (profile === 'reduced') notes.push('reduced metadata (Istio 1.24–1.28): no IDENTITY');
-  if (profile === 'reduced-identity') notes.push('reduced metadata with IDENTITY (Istio 1.29+)');
+  if (profile === 'reduced') notes.push('reduced metadata (Istio 1.24+; a 1.29 sidecar sends the same keys, no IDENTITY)');
+  if (profile === 'reduced-identity') notes.push('reduced metadata with IDENTITY: the 1.29 codec writes it only when node metadata has IDENTITY, which pilot-agent never sets (meshtel --profile reduced-identity)');
   const owner = fields.OWNER;
   if (typeof owner === 'string' && !/\/(pods|deployments|jobs|cronjobs)\/[^/]+$/.test(owner)) {
     notes.push(`OWNER ${JSON.stringify(owner)} is not a pod/deployment/job/cronjob: workload type is unknown (Istio drops OWNER from 1.24)`);

@@ -9,6 +9,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
+import { PAYLOAD_PROFILES } from '../metadata/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';
 import type { WorkloadMetadataInput } from '../metadata/workload.js';
@@ -21,7 +22,7 @@ import { formatNodeId } from '../metadata/node-id.js';
 export type EncodeFormat = 'header' | 'baggage' | 'tcp' | 'id' | 'all';
 
 /** The payload profiles `--profile` accepts. */
-export const PROFILES: readonly PayloadProfile[] = ['flat', 'reduced', 'reduced-identity'];
+export const PROFILES: readonly PayloadProfile[] = PAYLOAD_PROFILES;
 
 /** Istio node-metadata keys → meshtel input fields. Every other upper-case key lands in `extra`. */
 const NODE_KEYS: Readonly<Record<string, keyof WorkloadMetadataInput>> = {

@@ -32,7 +32,7 @@ export interface MeshtelEmbeddingOptions {
   readonly metadata?: WorkloadMetadata;
   /** Our `x-envoy-peer-metadata-id`; default `formatNodeId(metadata)`. */
   readonly nodeId?: string;
-  /** MX payload profile sent; default the exchange's (`reduced-identity`, Istio 1.29). */
+  /** MX payload profile sent; default the exchange's (`reduced-1.29`, byte-identical to an Istio 1.29 sidecar). */
   readonly profile?: PayloadProfile;
   /** `istio_headers` (default) or `baggage`. */
   readonly propagation?: PropagationMethod;

@@ -23,6 +23,7 @@ import {
   encodeMxHeader,
 } from '../metadata/mx-header.js';
 import { formatNodeId } from '../metadata/node-id.js';
+import { DEFAULT_PAYLOAD_PROFILE, PAYLOAD_PROFILES } from '../metadata/types.js';
 import type { PayloadProfile, PeerResult, WorkloadMetadata } from '../metadata/types.js';
 import { createExchangeCounters } from './counters.js';
 import type { ExchangeCounters } from './counters.js';
@@ -36,7 +37,7 @@ export interface HttpMetadataExchangeOptions {
   local: WorkloadMetadata;
   /** Our `x-envoy-peer-metadata-id`; default `formatNodeId(local)`. */
   nodeId?: string;
-  /** Payload profile we send; default `reduced-identity` (Istio 1.29). */
+  /** Payload profile we send; default `reduced-1.29`, byte-identical to an Istio 1.29 sidecar (no IDENTITY). */
   profile?: PayloadProfile;
   /** What we propagate: `istio_headers` (default) or `baggage`. */
   propagation?: PropagationMethod;
@@ -103,9 +104,9 @@ function first(v: string | string[] | undefined): string | undefined {
  */
 export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions): HttpMetadataExchange {
   const { local } = options;
-  const profile = options.profile ?? 'reduced-identity';
-  if (profile !== 'flat' && profile !== 'reduced' && profile !== 'reduced-identity') {
-    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `profile must be flat, reduced or reduced-identity, got ${quote(profile)}`, {
+  const profile = options.profile ?? DEFAULT_PAYLOAD_PROFILE;
+  if (!PAYLOAD_PROFILES.includes(profile)) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `profile must be one of ${PAYLOAD_PROFILES.join(', ')}, got ${quote(profile)}`, {
       field: 'profile',
       value: profile,
     });

@@ -8,6 +8,7 @@ import { ConfigError, quote } from '../core/errors.js';
 import { formatNodeId } from '../metadata/node-id.js';
 import { ALPN_PEER_EXCHANGE, DEFAULT_MAX_FRAME_BYTES, createTcpFrameParser, encodeTcpFrame } from '../metadata/tcp-frame.js';
 import type { TcpFrameParser, TcpParseStep } from '../metadata/tcp-frame.js';
+import { DEFAULT_PAYLOAD_PROFILE } from '../metadata/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { createExchangeCounters } from './counters.js';
 import type { ExchangeCounters } from './counters.js';
@@ -19,7 +20,7 @@ export interface TcpMetadataExchangeOptions {
   local: WorkloadMetadata;
   /** Node id carried in the frame; default `formatNodeId(local)`. */
   nodeId?: string;
-  /** Payload profile of our frame; default `reduced-identity`. */
+  /** Payload profile of our frame; default `reduced-1.29` (what an Istio 1.29 sidecar sends: locality, no IDENTITY). */
   profile?: PayloadProfile;
   /** When given, peers found in frames are stored under their id (so HTTP on the same cache can hit). */
   cache?: PeerCache;
@@ -56,7 +57,7 @@ export function createTcpMetadataExchange(options: TcpMetadataExchangeOptions): 
     });
   }
   const nodeId = options.nodeId ?? formatNodeId(options.local);
-  const frame = encodeTcpFrame(options.local, nodeId, options.profile ?? 'reduced-identity', { additionalLabels: options.additionalLabels ?? [] });
+  const frame = encodeTcpFrame(options.local, nodeId, options.profile ?? DEFAULT_PAYLOAD_PROFILE, { additionalLabels: options.additionalLabels ?? [] });
   if (frame.length - 8 > maxFrameBytes) {
     throw new ConfigError('MESHTEL_ERR_ENCODE', `local istio-peer-exchange frame is ${frame.length - 8} bytes, over maxFrameBytes ${maxFrameBytes}`, {
       field: 'maxFrameBytes',

@@ -2,7 +2,7 @@
  * The `x-envoy-peer-metadata` codec: base64 (padded) of a deterministically serialized
  * `google.protobuf.Struct`, in the payload profiles Istio has shipped (spec §0–1):
  * - `flat` (≤1.23): P release-1.2x `extractNodeFlatBufferFromStruct` → `extractStructFromNodeFlatBuffer`.
- * - `reduced` (1.24–1.28) and `reduced-identity` (1.29+): P release-1.29
+ * - `reduced` (1.24–1.28), `reduced-1.29` (the default) and `reduced-identity` (opt-in): P release-1.29
  *   `extensions/common/metadata_object.cc` `convertWorkloadMetadataToStruct`.
  * One decoder accepts all of them, padded or not, in any field order; it never throws.
  */
@@ -60,6 +60,12 @@ export interface MxEncodeOptions {
    * the filter's `additional_labels`). Reduced profiles only: the flat node carries every label anyway.
    */
   additionalLabels?: readonly string[];
+  /**
+   * Write REGION/AVAILABILITY_ZONE (1.29 profiles only). Istio 1.29 passes the node locality to the TCP frame's
+   * encoder and not to the HTTP header's (P release-1.29 `metadata_exchange.cc` vs `peer_metadata/filter.cc`
+   * `computeValue`), so `encodeTcpFrame` sets it and the header encoders leave it off.
+   */
+  locality?: boolean;
 }
 
 /** Labels the reduced decoder consumes itself, so they can never be "additional" (P else-if chain). */
@@ -96,6 +102,8 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile, option
     if (meta.instanceIps.length > 0) out[F_INSTANCE_IPS] = meta.instanceIps.join(',');
     return out;
   }
+  // 1.29 changed two things: app/version prefer the qualified labels, and locality reaches the TCP frame.
+  const is129 = profile === 'reduced-1.29' || profile === 'reduced-identity';
   const withIdentity = profile === 'reduced-identity';
   put(out, F_NAME, meta.name);
   put(out, F_NAMESPACE, meta.namespace);
@@ -107,9 +115,9 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile, option
   put(labels, LABEL_CANONICAL_NAME, meta.canonicalService);
   put(labels, LABEL_CANONICAL_REVISION, meta.canonicalRevision);
   // 1.29 reads app/version from app.kubernetes.io/* first when it builds the local object.
-  put(labels, LABEL_APP, withIdentity ? meta.podLabels[LABEL_APP_QUALIFIED] || meta.app : meta.app);
-  put(labels, LABEL_VERSION, withIdentity ? meta.podLabels[LABEL_VERSION_QUALIFIED] || meta.version : meta.version);
-  const standard = withIdentity ? STANDARD_129 : STANDARD_124;
+  put(labels, LABEL_APP, is129 ? meta.podLabels[LABEL_APP_QUALIFIED] || meta.app : meta.app);
+  put(labels, LABEL_VERSION, is129 ? meta.podLabels[LABEL_VERSION_QUALIFIED] || meta.version : meta.version);
+  const standard = is129 ? STANDARD_129 : STANDARD_124;
   for (const key of options.additionalLabels ?? []) {
     const value = meta.podLabels[key];
     if (value !== undefined && !standard.has(key)) labels[key] = value;
@@ -117,7 +125,7 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile, option
   out[F_LABELS] = labels;
   // OWNER is rebuilt from the parsed type; unknown types (StatefulSet, DaemonSet) omit it.
   put(out, F_OWNER, ownerFor(meta.workloadType, meta.namespace, meta.workload));
-  if (withIdentity) {
+  if (is129 && options.locality === true) {
     put(out, F_REGION, meta.region);
     put(out, F_ZONE, meta.zone);
   }

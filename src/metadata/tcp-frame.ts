@@ -20,7 +20,8 @@ export const DEFAULT_MAX_FRAME_BYTES = 8192;
 
 /** Encode this workload's frame. Computed once per process by the TCP exchange (STYLE §5). */
 export function encodeTcpFrame(meta: WorkloadMetadata, nodeId: string, profile: PayloadProfile, options?: MxEncodeOptions): Buffer {
-  const inner = mxStruct(meta, profile, options);
+  // Istio 1.29 hands the node locality to the TCP frame only (P release-1.29 metadata_exchange.cc).
+  const inner = mxStruct(meta, profile, { ...options, locality: true });
   const payload = encodeAnyStruct(encodeStruct({ [HEADER_PEER_METADATA]: inner, [HEADER_PEER_METADATA_ID]: nodeId }));
   const header = Buffer.allocUnsafe(TCP_FRAME_HEADER_BYTES);
   header.writeUInt32BE(MX_MAGIC, 0);

@@ -115,6 +115,18 @@ export type PeerResult =
  * MX payload profiles Istio has shipped (spec §0):
  * - `flat`: Istio ≤1.23, the whole flat node (all labels, MESH_ID, ISTIO_VERSION, INSTANCE_IPS, ...).
  * - `reduced`: Istio 1.24–1.28, WorkloadMetadataObject keys only.
- * - `reduced-identity`: Istio 1.29, reduced plus IDENTITY (and REGION/AVAILABILITY_ZONE when locality is passed).
+ * - `reduced-1.29`: what a real Istio 1.29 sidecar sends, the default: reduced keys, LABELS.app/version read from
+ *   `app.kubernetes.io/name`/`version` first; the TCP frame adds REGION/AVAILABILITY_ZONE (node locality), the HTTP
+ *   header does not; no IDENTITY, because pilot-agent never puts an IDENTITY key into the node metadata.
+ * - `reduced-identity`: `reduced-1.29` plus IDENTITY, what the 1.29 codec writes when node metadata does carry
+ *   IDENTITY (never from pilot-agent): opt-in only. It makes plain-text peers report our SPIFFE id as a principal.
+ *
+ * A decoder cannot tell `reduced-1.29` from `reduced` (same keys); decoding reports `reduced` for both.
  */
-export type PayloadProfile = 'flat' | 'reduced' | 'reduced-identity';
+export type PayloadProfile = 'flat' | 'reduced' | 'reduced-1.29' | 'reduced-identity';
+
+/** Every {@link PayloadProfile}, for option validation and `--profile`. */
+export const PAYLOAD_PROFILES: readonly PayloadProfile[] = Object.freeze(['flat', 'reduced', 'reduced-1.29', 'reduced-identity']);
+
+/** The profile sent unless another is asked for by name: byte-identical to an Istio 1.29 sidecar. */
+export const DEFAULT_PAYLOAD_PROFILE: PayloadProfile = 'reduced-1.29';

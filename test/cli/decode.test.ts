@@ -155,8 +155,9 @@ describe('meshtel decode / encode (CLI)', () => {
     const all = JSON.parse(encoded.stdout) as Record<string, string>;
     expect(all['x-envoy-peer-metadata-id']).toMatch(/^sidecar~[^~]+~reviews-v2-abc\.bookinfo~bookinfo\.svc\.cluster\.local$/);
     const back = decodeValue(all['x-envoy-peer-metadata'] as string);
-    expect(back.profile).toBe('reduced-identity');
-    expect(back.peer).toMatchObject({ workload: 'reviews-v2', app: 'reviews', version: 'v2', identity: 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews' });
+    // The default is what a 1.29 sidecar sends: no IDENTITY (issue 10.1); --profile reduced-identity adds it.
+    expect(back.profile).toBe('reduced');
+    expect(back.peer).toMatchObject({ workload: 'reviews-v2', app: 'reviews', version: 'v2', identity: '' });
     expect(decodeValue(all.tcpFrameHex as string).peerId).toBe(all['x-envoy-peer-metadata-id']);
   });
 

@@ -33,11 +33,18 @@ const server: WorkloadMetadata = createWorkloadMetadata({
 const c = createHttpMetadataExchange({ local: client, nodeId: 'client' });
 const OTHER_VALUE = encodeMxHeader(createWorkloadMetadata({ name: 'x', namespace: 'elsewhere' }), 'reduced');
 
+/** shared/compat mx-vectors.json "DERIVED 1.24–1.29 MX value" for testdata/client_node_metadata.json.tmpl. */
+const REAL_129_VALUE =
+  'Ch4KCkNMVVNURVJfSUQSEBoOY2xpZW50LWNsdXN0ZXIKngEKBkxBQkVMUxKTASqQAQoUCgNhcHASDRoLcHJvZHVjdHBhZ2UKMwofc2VydmljZS5pc3Rpby5pby9jYW5vbmljYWwtbmFtZRIQGg5wcm9kdWN0cGFnZS12MQoyCiNzZXJ2aWNlLmlzdGlvLmlvL2Nhbm9uaWNhbC1yZXZpc2lvbhILGgl2ZXJzaW9uLTEKDwoHdmVyc2lvbhIEGgJ2MQopCgROQU1FEiEaH3Byb2R1Y3RwYWdlLXYxLTg0OTc1YmM3NzgtcHh6MncKFgoJTkFNRVNQQUNFEgkaB2RlZmF1bHQKUgoFT1dORVISSRpHa3ViZXJuZXRlczovL2FwaXMvYXBwcy92MS9uYW1lc3BhY2VzL2RlZmF1bHQvZGVwbG95bWVudHMvcHJvZHVjdHBhZ2UtdjEKIQoNV09SS0xPQURfTkFNRRIQGg5wcm9kdWN0cGFnZS12MQ==';
+
 describe('HttpMetadataExchange', () => {
   describe('construction', () => {
     it('encodes our value, id and baggage once', () => {
       const ex = createHttpMetadataExchange({ local: client });
-      expect(ex.headerValue).toBe(encodeMxHeader(client, 'reduced-identity'));
+      expect(ex.headerValue).toBe(encodeMxHeader(client, 'reduced-1.29'));
+      // Issue 10.1: what a real 1.29 sidecar sends for this pod (no IDENTITY): the shared derived vector.
+      expect(ex.headerValue).toBe(REAL_129_VALUE);
+      expect(createHttpMetadataExchange({ local: client, profile: 'reduced-identity' }).headerValue).not.toBe(REAL_129_VALUE);
       expect(ex.headerId).toBe('sidecar~127.0.0.1~productpage-v1-84975bc778-pxz2w.default~default.svc.cluster.local');
       expect(ex.baggage).toBe(CLIENT_BAGGAGE);
       expect(createHttpMetadataExchange({ local: client, profile: 'reduced', nodeId: 'client' })).toMatchObject({ headerValue: encodeMxHeader(client, 'reduced'), headerId: 'client' });
@@ -104,7 +111,7 @@ describe('HttpMetadataExchange', () => {
       const headers: NodeHeaders = {};
       c.injectRequest(headers, set);
       const ex = s.extractRequest(headers, get, remove);
-      expect(ex).toMatchObject({ idReceived: true, valueReceived: true, cacheHit: false, result: { ok: true, profile: 'reduced-identity', peer: { workload: 'productpage-v1', namespace: 'default' } } });
+      expect(ex).toMatchObject({ idReceived: true, valueReceived: true, cacheHit: false, result: { ok: true, profile: 'reduced', peer: { workload: 'productpage-v1', namespace: 'default', identity: '' } } });
     });
 
     it.each([
@@ -188,7 +195,7 @@ describe('HttpMetadataExchange', () => {
 
     it('prefers MX headers, and keeps their failure reason when baggage is useless', () => {
       const s = createHttpMetadataExchange({ local: server, baggageDiscovery: true });
-      expect(s.extractRequest({ [MX]: c.headerValue, [HEADER_BAGGAGE]: CURL_BAGGAGE }, get, remove).result).toMatchObject({ profile: 'reduced-identity' });
+      expect(s.extractRequest({ [MX]: c.headerValue, [HEADER_BAGGAGE]: CURL_BAGGAGE }, get, remove).result).toMatchObject({ profile: 'reduced' });
       expect(s.extractRequest({ [MX]: '!!!', [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_base64' });
       expect(s.extractRequest({ [HEADER_BAGGAGE]: 'userId=1' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_baggage' });
     });
@@ -206,7 +213,8 @@ describe('HttpMetadataExchange', () => {
       const s = createHttpMetadataExchange({ local: server });
       const headers: NodeHeaders = { [MX]: s.headerValue, [MX_ID]: s.headerId, 'content-type': 'text/plain' };
       const ex = c.extractResponse(headers, get, remove);
-      expect(ex.result).toMatchObject({ ok: true, peer: { workload: 'reviews-v1', identity: 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews' } });
+      // A 1.29 sidecar sends no IDENTITY: over plain text the principal comes from TLS only (Istio: unknown).
+      expect(ex.result).toMatchObject({ ok: true, peer: { workload: 'reviews-v1', identity: '' } });
       expect(headers).toEqual({ 'content-type': 'text/plain' });
     });
   });

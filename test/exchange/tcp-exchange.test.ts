@@ -12,7 +12,7 @@ describe('TcpMetadataExchange', () => {
   it('precomputes our frame once', () => {
     const ex = createTcpMetadataExchange({ local: ratings() });
     expect(ex.frame).toBe(ex.frame);
-    expect(ex.frame.equals(encodeTcpFrame(ratings(), formatNodeId(ratings()), 'reduced-identity'))).toBe(true);
+    expect(ex.frame.equals(encodeTcpFrame(ratings(), formatNodeId(ratings()), 'reduced-1.29'))).toBe(true);
     expect(ex.ALPN).toBe(ALPN_PEER_EXCHANGE);
     expect(ALPN_PEER_EXCHANGE).toBe('istio-peer-exchange');
   });

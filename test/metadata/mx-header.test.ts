@@ -177,16 +177,23 @@ describe('additional labels (PILOT_MX_ADDITIONAL_LABELS, 1.25+)', () => {
   });
 });
 
-describe('reduced-identity profile (1.29)', () => {
-  it('adds IDENTITY (and locality) to the reduced struct and decodes it back', () => {
+describe('1.29 profiles', () => {
+  it('reduced-1.29 (the default) sends neither IDENTITY nor locality over HTTP; the TCP frame carries locality', () => {
+    const meta = createWorkloadMetadata({ ...productpageReduced(), identity: undefined, serviceAccount: 'bookinfo-productpage', region: 'us-east4', zone: 'us-east4-b' });
+    const s = mxStruct(meta, 'reduced-1.29');
+    expect(Object.keys(s).sort()).toEqual(['CLUSTER_ID', 'LABELS', 'NAME', 'NAMESPACE', 'OWNER', 'WORKLOAD_NAME']);
+    expect(mxStruct(meta, 'reduced-1.29', { locality: true })).toMatchObject({ REGION: 'us-east4', AVAILABILITY_ZONE: 'us-east4-b' });
+    expect(mxStruct(meta, 'reduced-1.29', { locality: true })).not.toHaveProperty('IDENTITY');
+    // Locality is a 1.29 addition: the 1.24 profile ignores it even when asked.
+    expect(mxStruct(meta, 'reduced', { locality: true })).not.toHaveProperty('REGION');
+  });
+
+  it('reduced-identity adds IDENTITY to the HTTP header (locality only in the TCP frame) and decodes it back', () => {
     const meta = createWorkloadMetadata({ ...productpageReduced(), identity: undefined, serviceAccount: 'bookinfo-productpage', region: 'us-east4', zone: 'us-east4-b' });
     const r = decodeMxHeader(encodeMxHeader(meta, 'reduced-identity'));
     expect(r.ok && r.profile).toBe('reduced-identity');
-    expect(peerOf(r)).toMatchObject({
-      identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
-      region: 'us-east4',
-      zone: 'us-east4-b',
-    });
+    expect(peerOf(r)).toMatchObject({ identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage', region: '', zone: '' });
+    expect(mxStruct(meta, 'reduced-identity', { locality: true })).toMatchObject({ REGION: 'us-east4', AVAILABILITY_ZONE: 'us-east4-b' });
     // The 1.24 profile carries neither.
     expect(peerOf(decodeMxHeader(encodeMxHeader(meta, 'reduced')))).toMatchObject({ identity: '', region: '' });
   });

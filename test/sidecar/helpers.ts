@@ -159,8 +159,8 @@ export function bookinfoLabels(reporter: 'source' | 'destination', overrides: Re
     ['source_cluster', 'Kubernetes'],
     ['destination_workload', 'reviews-v1'],
     ['destination_workload_namespace', 'default'],
-    // Without TLS the client still names the server by the IDENTITY it sent in MX (1.29).
-    ['destination_principal', reporter === 'source' ? 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews' : 'unknown'],
+    // Without TLS neither reporter knows a principal: a 1.29 sidecar's MX carries no IDENTITY (issue 10.1).
+    ['destination_principal', 'unknown'],
     ['destination_app', 'reviews'],
     ['destination_version', 'v1'],
     ['destination_service', 'reviews.default.svc.cluster.local'],

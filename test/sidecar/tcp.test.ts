@@ -74,7 +74,7 @@ function tcpLabels(reporter: 'source' | 'destination', tls: boolean): string {
     ['source_cluster', 'Kubernetes'],
     ['destination_workload', 'reviews-v1'],
     ['destination_workload_namespace', 'default'],
-    ['destination_principal', reporter === 'source' || tls ? rv : 'unknown'],
+    ['destination_principal', tls ? rv : 'unknown'],
     ['destination_app', 'reviews'],
     ['destination_version', 'v1'],
     // The server's registry has no reviews service here: Istio falls back to the local canonical name.

@@ -27,7 +27,7 @@ export function registerDecodeCommand(program: Command): void {
       `
 Detection: hex starting with 3d230467 is a TCP frame, sidecar~/router~/waypoint~ a node id, base64 an
 x-envoy-peer-metadata value, anything else baggage. The output names the payload profile (flat ≤1.23,
-reduced 1.24–1.28, reduced-identity 1.29+), the peer labels it yields (unknown/latest where a field is
+reduced 1.24+ incl. 1.29, reduced-identity with IDENTITY), the peer labels it yields (unknown/latest where a field is
 missing) and notes on anything unusual. Exit 1 with MESHTEL_ERR_DECODE when the value is malformed.
 
 Examples:

@@ -54,7 +54,7 @@ export function registerEncodeCommand(program: Command): void {
     .description('encode workload metadata as an x-envoy-peer-metadata value, baggage, a TCP MX frame (hex) or a node id')
     .option('-f, --file <file>', 'YAML/JSON metadata (meshtel field names or Istio node keys NAME, LABELS, ...); "-" reads stdin')
     .option('--format <format>', 'header | baggage | tcp | id | all', 'header')
-    .option('--profile <profile>', 'flat (Istio ≤1.23) | reduced (1.24–1.28) | reduced-identity (1.29+)', 'reduced-identity')
+    .option('--profile <profile>', 'flat (Istio ≤1.23) | reduced (1.24–1.28) | reduced-1.29 (1.29, the default) | reduced-identity (1.29 codec with IDENTITY, opt-in)', 'reduced-1.29')
     .option('--node-id <id>', 'node id for the TCP frame and --format id (default: built from the metadata)')
     .option('--name <pod>', 'pod name (NAME)')
     .option('--namespace <ns>', 'namespace (NAMESPACE)')

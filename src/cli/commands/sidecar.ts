@@ -11,6 +11,7 @@ import { createLogger } from '../../core/logger.js';
 import type { LogLevel } from '../../core/logger.js';
 import type { MetadataExchangeMode, PropagationMethod } from '../../exchange/types.js';
 import { formatNodeId } from '../../metadata/node-id.js';
+import { PAYLOAD_PROFILES } from '../../metadata/types.js';
 import type { PayloadProfile } from '../../metadata/types.js';
 import { loadWorkloadMetadata } from '../../metadata/workload.js';
 import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
@@ -140,7 +141,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.mxMode !== undefined ? { mxMode: oneOf<MetadataExchangeMode>(flags.mxMode, ['ALWAYS', 'IN_MESH'], '--mx-mode') } : {}),
     ...(flags.telemetry === false ? { telemetry: false } : {}),
     ...(telemetryResources ? { telemetryResources } : {}),
-    ...(flags.profile !== undefined ? { profile: oneOf<PayloadProfile>(flags.profile, ['flat', 'reduced', 'reduced-identity'], '--profile') } : {}),
+    ...(flags.profile !== undefined ? { profile: oneOf<PayloadProfile>(flags.profile, PAYLOAD_PROFILES, '--profile') } : {}),
     ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
     ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
     ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
@@ -178,7 +179,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--mx-mode <mode>', 'ALWAYS | IN_MESH (no MX headers to external hosts)')
     .option('--no-telemetry', 'run as a bare proxy: no metadata exchange, no stats')
     .option('--telemetry-file <file>', 'Telemetry API resources (telemetry.istio.io/v1 YAML)')
-    .option('--profile <profile>', 'MX payload: flat | reduced | reduced-identity')
+    .option('--profile <profile>', 'MX payload: flat | reduced | reduced-1.29 (default, as Istio 1.29) | reduced-identity')
     .option('--propagation <method>', 'istio_headers | baggage')
     .option('--tls-cert <file>', 'mTLS certificate chain (MESHTEL_TLS_CERT)')
     .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
