@@ -146,6 +146,15 @@ function build(fields: Partial<WorkloadMetadataInput>, origins: Origins): Worklo
   const name = str(fields, origins, 'name', '');
   if (name !== '' && !DNS_SUBDOMAIN.test(name)) fail(origins, 'name', name, 'must be a DNS-1123 subdomain');
   const labels = stringMap(fields, origins, 'labels');
+  // `app` and `version` are the pod labels of those names, not separate facts: an explicit value is written into
+  // the labels, so the canonical name/revision, the MX LABELS and the local stats labels all derive from one set
+  // (Istio reads all of them from the pod labels; `--app reviews` and `-l app=reviews` must be the same pod).
+  for (const key of [LABEL_APP, LABEL_VERSION] as const) {
+    if (fields[key] === undefined || fields[key] === null) continue;
+    const v = str(fields, origins, key, '');
+    if (v === '') delete labels[key];
+    else labels[key] = v;
+  }
   const annotations = stringMap(fields, origins, 'annotations');
   // The injector names a controller-less pod's workload after the pod (I `GetDeployMetaFromPod`).
   const workload = str(fields, origins, 'workload', name);
@@ -196,9 +205,9 @@ function build(fields: Partial<WorkloadMetadataInput>, origins: Origins): Worklo
     workloadType,
     canonicalService: str(fields, origins, 'canonicalService', canonicalServiceOf(labels, workload)),
     canonicalRevision: str(fields, origins, 'canonicalRevision', canonicalRevisionOf(labels)),
-    // The local side reads app/version from the plain labels only (spec §8 gotcha 5).
-    app: str(fields, origins, 'app', labels[LABEL_APP] ?? ''),
-    version: str(fields, origins, 'version', labels[LABEL_VERSION] ?? ''),
+    // The local side reads app/version from the plain labels only (spec §8 gotcha 5; istio_stats.cc `Context`).
+    app: labels[LABEL_APP] ?? '',
+    version: labels[LABEL_VERSION] ?? '',
     identity,
     region: str(fields, origins, 'region', ''),
     zone: str(fields, origins, 'zone', ''),

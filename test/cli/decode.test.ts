@@ -127,6 +127,15 @@ describe('encodeValue()', () => {
     expect(encodeValue(meta, format, 'reduced')).toBe(expected);
   });
 
+  it('--app reviews and -l app=reviews build the same workload (canonical_service "reviews", issue 10)', () => {
+    const base = { name: 'reviews-v1-0', namespace: 'bookinfo', workload: 'reviews-v1' };
+    const viaFlag = buildMetadata(base, { app: 'reviews', version: 'v1' });
+    const viaLabel = buildMetadata(base, { labels: { app: 'reviews', version: 'v1' } });
+    expect(viaFlag.canonicalService).toBe('reviews');
+    expect(encodeAll(viaFlag, 'reduced-1.29')).toEqual(encodeAll(viaLabel, 'reduced-1.29'));
+    expect(decodeValue(encodeValue(viaFlag, 'header', 'reduced-1.29')).peer).toMatchObject({ canonicalService: 'reviews', app: 'reviews', canonicalRevision: 'v1' });
+  });
+
   it('prefers a given node id', () => {
     expect(encodeValue(meta, 'id', 'reduced', 'client')).toBe('client');
     expect(decodeValue(encodeValue(meta, 'tcp', 'reduced', 'client')).peerId).toBe('client');

@@ -203,6 +203,16 @@ describe('createWorkloadMetadata()', () => {
       expect(createWorkloadMetadata({ name: 'p', labels }).canonicalRevision).toBe(expected);
     });
 
+    it('treats the app/version fields as the app/version pod labels: one derivation (issue 10)', () => {
+      const viaField = createWorkloadMetadata({ name: 'p', workload: 'reviews-v1', app: 'reviews', version: 'v1' });
+      const viaLabel = createWorkloadMetadata({ name: 'p', workload: 'reviews-v1', labels: { app: 'reviews', version: 'v1' } });
+      expect(viaField).toMatchObject({ app: 'reviews', version: 'v1', canonicalService: 'reviews', canonicalRevision: 'v1', labels: { app: 'reviews', version: 'v1' } });
+      expect(viaField).toEqual(viaLabel);
+      // The explicit field wins over a label of the same name; '' removes it.
+      expect(createWorkloadMetadata({ name: 'p', app: 'b', labels: { app: 'a' } }).labels).toEqual({ app: 'b' });
+      expect(createWorkloadMetadata({ name: 'p', workload: 'w', app: '', labels: { app: 'a' } })).toMatchObject({ app: '', canonicalService: 'w', labels: {} });
+    });
+
     it('reads the local app/version from the plain labels only (spec §8.5)', () => {
       const m = createWorkloadMetadata({ name: 'p', labels: { 'app.kubernetes.io/name': 'k', 'app.kubernetes.io/version': '2' } });
       expect(m).toMatchObject({ app: '', version: '' });
