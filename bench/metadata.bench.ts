@@ -37,10 +37,10 @@ const vectorsPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const HEADER_FLAT_REAL = (JSON.parse(readFileSync(vectorsPath, 'utf8')) as { value: string }[])[0]!.value;
 const PEER_ID = 'sidecar~10.52.0.35~reviews-v1-545db77b95-2ps7q.default~default.svc.cluster.local';
 
-const exchange = createHttpMetadataExchange({ local, cache: createPeerCache() });
+const exchange = createHttpMetadataExchange({ local, inboundCache: createPeerCache() });
 // Warm the cache with the peer, as the first request from it would.
 exchange.extractRequest({ 'x-envoy-peer-metadata': HEADER_124, 'x-envoy-peer-metadata-id': PEER_ID }, nodeHeaderGetter, nodeHeaderRemover);
-const cache = exchange.cache;
+const cache = exchange.caches.inbound;
 
 // A reused Map carrier isolates the exchange's own cost; the Node-object row adds what `delete` on a fresh
 // header object costs (V8 turns it into a dictionary), which a real server pays whatever we do.

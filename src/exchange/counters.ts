@@ -27,6 +27,11 @@ export interface ExchangeCounters {
   readonly found: { headers: number; cache: number; baggage: number; frame: number };
   /** Full decodes performed (cache misses that carried a value or frame). */
   decodes: number;
+  /**
+   * Requests whose id was cached with a different value: decoded for that request only, never stored
+   * (`meshtel_peer_cache_conflicts_total`, issue 11.4: one forged value must not take over a peer's id).
+   */
+  cacheConflicts: number;
   /** Lookups that ended without a peer, by reason. */
   readonly unknown: Record<UnknownPeerReason, number>;
 }
@@ -35,5 +40,5 @@ export interface ExchangeCounters {
 export function createExchangeCounters(): ExchangeCounters {
   const unknown = {} as Record<UnknownPeerReason, number>;
   for (const r of UNKNOWN_PEER_REASONS) unknown[r] = 0;
-  return { found: { headers: 0, cache: 0, baggage: 0, frame: 0 }, decodes: 0, unknown };
+  return { found: { headers: 0, cache: 0, baggage: 0, frame: 0 }, decodes: 0, cacheConflicts: 0, unknown };
 }

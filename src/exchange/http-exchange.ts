@@ -11,6 +11,11 @@
  * - outbound response (`extractResponse`): discover the peer and strip both headers.
  *
  * The local value, id and baggage are encoded once, here (STYLE §5).
+ *
+ * Peer caching differs from Istio's single per-worker map keyed by the id alone (issue 11.4): inbound requests and
+ * outbound responses have a cache each; under mTLS the key is the verified peer principal plus the id, so no
+ * plain-text request can touch an mTLS peer's entry; an entry is never replaced, and a request whose value
+ * differs from the cached one for its id is decoded for that request only and counted in `cacheConflicts`.
  */
 import { ConfigError, quote } from '../core/errors.js';
 import { encodeBaggage, decodeBaggage, HEADER_BAGGAGE } from '../metadata/baggage.js';
@@ -43,8 +48,10 @@ export interface HttpMetadataExchangeOptions {
   propagation?: PropagationMethod;
   /** Also discover inbound peers from `baggage` after the MX headers; default: when propagation is `baggage`. */
   baggageDiscovery?: boolean;
-  /** Peer cache; default a private 500-entry cache. Share one between exchanges to share hits. */
-  cache?: PeerCache;
+  /** Cache of peers found on inbound requests; default a private 500-entry cache. */
+  inboundCache?: PeerCache;
+  /** Cache of peers found on outbound responses; default a private 500-entry cache. Must not be the inbound one. */
+  outboundCache?: PeerCache;
   /** Largest MX value or baggage accepted (characters), and the cap on our own value; default 8192. */
   maxValueBytes?: number;
   /** Deepest Struct nesting accepted; default 8. */
@@ -57,12 +64,15 @@ export interface HttpMetadataExchangeOptions {
 export interface HttpMetadataExchange {
   /** Outbound request: set our MX headers (or baggage), overwriting any the app set. */
   injectRequest<C>(carrier: C, setter: HeaderSetter<C>): void;
-  /** Inbound request: discover the peer, then strip both MX headers. */
-  extractRequest<C>(carrier: C, getter: HeaderGetter<C>, remover: HeaderRemover<C>): ExchangeExtract;
+  /**
+   * Inbound request: discover the peer, then strip both MX headers. `peerPrincipal` is the downstream's verified
+   * SPIFFE id under mTLS (`''` or absent in plain text); it binds the cache entry to that principal.
+   */
+  extractRequest<C>(carrier: C, getter: HeaderGetter<C>, remover: HeaderRemover<C>, peerPrincipal?: string): ExchangeExtract;
   /** Inbound response: answer with our id / value only where the request carried them. */
   injectResponse<C>(carrier: C, setter: HeaderSetter<C>, extract: ExchangeExtract): void;
-  /** Outbound response: discover the peer, then strip both MX headers. */
-  extractResponse<C>(carrier: C, getter: HeaderGetter<C>, remover: HeaderRemover<C>): ExchangeExtract;
+  /** Outbound response: discover the peer, then strip both MX headers; `peerPrincipal` is the upstream's verified SAN. */
+  extractResponse<C>(carrier: C, getter: HeaderGetter<C>, remover: HeaderRemover<C>, peerPrincipal?: string): ExchangeExtract;
   /** Header names this exchange reads or writes. */
   fields(): string[];
   /** Our `x-envoy-peer-metadata` value (encoded once). */
@@ -71,8 +81,8 @@ export interface HttpMetadataExchange {
   readonly headerId: string;
   /** Our baggage value (encoded once). */
   readonly baggage: string;
-  /** The peer cache in use. */
-  readonly cache: PeerCache;
+  /** The peer caches, one per direction. */
+  readonly caches: { readonly inbound: PeerCache; readonly outbound: PeerCache };
   /** Found/unknown counters for self-metrics. */
   readonly counters: ExchangeCounters;
 }
@@ -127,7 +137,13 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
   }
   const decodeOptions = { maxBytes: maxValueBytes, maxDepth: options.maxDepth ?? DEFAULT_MAX_MX_DEPTH };
   const baggageDiscovery = options.baggageDiscovery ?? propagation === 'baggage';
-  const cache = options.cache ?? createPeerCache();
+  const inboundCache = options.inboundCache ?? createPeerCache();
+  const outboundCache = options.outboundCache ?? createPeerCache();
+  if (inboundCache === outboundCache) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', 'inboundCache and outboundCache must be two caches: one would let a response poison requests', {
+      field: 'outboundCache',
+    });
+  }
   const counters = createExchangeCounters();
 
   const headerValue = encodeMxHeader(local, profile, { additionalLabels: options.additionalLabels ?? [] });
@@ -142,12 +158,21 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
   const baggage = encodeBaggage(local);
   const sendHeaders = propagation === 'istio_headers';
 
-  /** MX header discovery with the id-keyed cache (P `MXMethod::lookup`). */
-  const lookup = (id: string | undefined, value: string | undefined): { result: PeerResult; cacheHit: boolean } => {
-    if (id !== undefined && id !== '') {
-      // A hit skips decoding entirely, even when the value differs or is absent (Istio keys on the id alone).
-      const hit = cache.get(id);
-      if (hit !== undefined) return { result: hit, cacheHit: true };
+  /**
+   * MX header discovery with an id-keyed cache (P `MXMethod::lookup`). A hit whose request carries no value or the
+   * value the entry was decoded from skips decoding; a different value is decoded for this request only.
+   */
+  const lookup = (cache: PeerCache, id: string | undefined, value: string | undefined, principal: string | undefined): { result: PeerResult; cacheHit: boolean } => {
+    // Headers cannot hold "\n", so a plain-text id never equals a principal-bound key.
+    const key = id === undefined || id === '' ? undefined : principal ? `${principal}\n${id}` : id;
+    if (key !== undefined) {
+      const hit = cache.get(key);
+      if (hit !== undefined) {
+        if (value === undefined || value === cache.valueOf(key)) return { result: hit, cacheHit: true };
+        counters.cacheConflicts++;
+        counters.decodes++;
+        return { result: decodeMxHeader(value, decodeOptions), cacheHit: false };
+      }
     }
     if (value === undefined) {
       return { result: { ok: false, reason: id !== undefined ? 'id_only' : 'no_header' }, cacheHit: false };
@@ -155,7 +180,7 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     counters.decodes++;
     const result = decodeMxHeader(value, decodeOptions);
     // Only peers are cached: a failure under an id is decoded again next time (bounded by maxValueBytes).
-    if (result.ok && id !== undefined && id !== '') cache.set(id, result);
+    if (result.ok && key !== undefined) cache.set(key, result, value);
     return { result, cacheHit: false };
   };
 
@@ -164,10 +189,17 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     else counters.unknown[result.reason]++;
   };
 
-  const extract = <C>(carrier: C, getter: HeaderGetter<C>, remover: HeaderRemover<C>, withBaggage: boolean): ExchangeExtract => {
+  const extract = <C>(
+    carrier: C,
+    getter: HeaderGetter<C>,
+    remover: HeaderRemover<C>,
+    withBaggage: boolean,
+    cache: PeerCache,
+    principal: string | undefined,
+  ): ExchangeExtract => {
     const id = first(getter(carrier, HEADER_PEER_METADATA_ID));
     const value = first(getter(carrier, HEADER_PEER_METADATA));
-    const found = lookup(id, value);
+    const found = lookup(cache, id, value, principal);
     const cacheHit = found.cacheHit;
     let result = found.result;
     let via: 'headers' | 'cache' | 'baggage' = cacheHit ? 'cache' : 'headers';
@@ -198,8 +230,8 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
         setter(carrier, HEADER_BAGGAGE, baggage);
       }
     },
-    extractRequest(carrier, getter, remover) {
-      return extract(carrier, getter, remover, baggageDiscovery);
+    extractRequest(carrier, getter, remover, peerPrincipal) {
+      return extract(carrier, getter, remover, baggageDiscovery, inboundCache, peerPrincipal);
     },
     injectResponse(carrier, setter, ex) {
       if (sendHeaders) {
@@ -209,9 +241,9 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
         setter(carrier, HEADER_BAGGAGE, baggage);
       }
     },
-    extractResponse(carrier, getter, remover) {
+    extractResponse(carrier, getter, remover, peerPrincipal) {
       // Baggage discovery is downstream-only in Istio (an upstream use is ignored).
-      return extract(carrier, getter, remover, false);
+      return extract(carrier, getter, remover, false, outboundCache, peerPrincipal);
     },
     fields() {
       return baggageDiscovery || !sendHeaders
@@ -221,7 +253,7 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     headerValue,
     headerId,
     baggage,
-    cache,
+    caches: { inbound: inboundCache, outbound: outboundCache },
     counters,
   };
 }

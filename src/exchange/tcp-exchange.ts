@@ -12,7 +12,6 @@ import { DEFAULT_PAYLOAD_PROFILE } from '../metadata/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { createExchangeCounters } from './counters.js';
 import type { ExchangeCounters } from './counters.js';
-import type { PeerCache } from './peer-cache.js';
 
 /** Options of {@link createTcpMetadataExchange}. */
 export interface TcpMetadataExchangeOptions {
@@ -22,8 +21,6 @@ export interface TcpMetadataExchangeOptions {
   nodeId?: string;
   /** Payload profile of our frame; default `reduced-1.29` (what an Istio 1.29 sidecar sends: locality, no IDENTITY). */
   profile?: PayloadProfile;
-  /** When given, peers found in frames are stored under their id (so HTTP on the same cache can hit). */
-  cache?: PeerCache;
   /** Largest frame payload accepted, and the cap on our own; default 8192. */
   maxFrameBytes?: number;
   /** Pod labels sent in LABELS besides the standard ones (`PILOT_MX_ADDITIONAL_LABELS`). */
@@ -65,13 +62,12 @@ export function createTcpMetadataExchange(options: TcpMetadataExchangeOptions): 
     });
   }
   const counters = createExchangeCounters();
-  const cache = options.cache;
 
   const record = (step: TcpParseStep): TcpParseStep => {
     if (!step.done) return step;
     if (step.result.ok) {
+      // Not cached: a frame is read once per connection, and a frame must never serve HTTP requests (issue 11.4).
       counters.found.frame++;
-      if (cache && step.peerId !== '') cache.set(step.peerId, step.result);
     } else {
       counters.unknown[step.result.reason]++;
     }

@@ -330,7 +330,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     if (l.telemetryOn) {
       // --- downstream MX (inbound) --------------------------------------------------------
       if (inbound) {
-        const extract = telemetry.readRequestPeer(reqHeaders);
+        const extract = telemetry.readRequestPeer(reqHeaders, this.conn?.peerPrincipal);
         this.extract = extract;
         this.peer = peerOf(extract);
         if (!extract.result.ok) this.unknownReason = extract.result.reason;
@@ -623,7 +623,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     this.upstreamPrincipal = up.peerPrincipal;
     const upHead = up.headers;
     if (!l.inbound && this.mxOn) {
-      const ex = l.telemetry.readResponsePeer(upHead);
+      const ex = l.telemetry.readResponsePeer(upHead, up.peerPrincipal);
       this.peer = peerOf(ex);
       if (!ex.result.ok) this.unknownReason = ex.result.reason;
     } else if (!l.inbound && l.telemetryOn) {

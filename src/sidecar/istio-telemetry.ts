@@ -50,18 +50,18 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
   const registry = options.registry ?? new Registry();
   const tracer = options.tracer ?? createNoopTracing();
   if (!options.enabled) return createDisabledTelemetry(registry, tracer);
-  const cache = createPeerCache();
+  // One cache per direction, none for TCP (issue 11.4): a response or a TCP frame can never answer for a request.
   const http = createHttpMetadataExchange({
     local: options.local,
     nodeId: options.nodeId,
     profile: options.profile,
     propagation: options.propagation,
-    cache,
+    inboundCache: createPeerCache(),
+    outboundCache: createPeerCache(),
   });
-  // One cache for both: a peer learned from a TCP frame also serves HTTP requests carrying its id.
-  const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile, cache });
+  const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile });
   const activity = { active: 0 };
-  registerSelfMetrics(registry, { cache, exchanges: [http.counters, tcp.counters], activity });
+  registerSelfMetrics(registry, { caches: http.caches, exchanges: [http.counters, tcp.counters], activity });
   const stats = createIstioStats({
     local: options.local,
     registry,
@@ -77,10 +77,10 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
       return { contentType: contentTypeOf(format), body: renderMetrics(stats, format) };
     },
     activity,
-    readRequestPeer: (headers) => http.extractRequest(headers, nodeHeaderGetter, blankHeader),
+    readRequestPeer: (headers, peerPrincipal) => http.extractRequest(headers, nodeHeaderGetter, blankHeader, peerPrincipal),
     writeResponsePeer: (headers, extract) => http.injectResponse(headers, nodeHeaderSetter, extract),
     writeRequestPeer: (headers) => http.injectRequest(headers, nodeHeaderSetter),
-    readResponsePeer: (headers) => http.extractResponse(headers, nodeHeaderGetter, blankHeader),
+    readResponsePeer: (headers, peerPrincipal) => http.extractResponse(headers, nodeHeaderGetter, blankHeader, peerPrincipal),
     recordHttp: (attrs) => {
       stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(options.local, attrs);

@@ -11,7 +11,8 @@ import type { ProxyActivity } from './telemetry.js';
 
 /** What {@link registerSelfMetrics} reads. */
 export interface SelfMetricsSources {
-  readonly cache: PeerCache;
+  /** The HTTP exchange's peer caches (one per direction), exported with a `direction` label. */
+  readonly caches: { readonly inbound: PeerCache; readonly outbound: PeerCache };
   /** The HTTP and TCP exchanges' counters (decodes are summed). */
   readonly exchanges: readonly ExchangeCounters[];
   readonly activity: ProxyActivity;
@@ -23,13 +24,16 @@ export const SELF_METRICS = Object.freeze({
   CACHE_MISSES: 'meshtel_peer_cache_misses_total',
   CACHE_EVICTIONS: 'meshtel_peer_cache_evictions_total',
   CACHE_ENTRIES: 'meshtel_peer_cache_entries',
+  CACHE_CONFLICTS: 'meshtel_peer_cache_conflicts_total',
   PEER_DECODES: 'meshtel_peer_decodes_total',
   REQUESTS_ACTIVE: 'meshtel_proxy_requests_active',
 });
 
 /** Register the peer-cache, decode and in-flight metrics in `registry` (skipping names already there). */
 export function registerSelfMetrics(registry: Registry, sources: SelfMetricsSources): void {
-  const { cache, exchanges, activity } = sources;
+  const { caches, exchanges, activity } = sources;
+  // Both directions' caches count as one, as the metric names predate the split (issue 11.4).
+  const both = (read: (c: PeerCache) => number) => (): number => read(caches.inbound) + read(caches.outbound);
   // A counter mirrored from a plain number: reset and add the current total at scrape time.
   const mirror = (name: string, help: string, read: () => number): void => {
     if (registry.getSingleMetric(name) !== undefined) return;
@@ -43,9 +47,14 @@ export function registerSelfMetrics(registry: Registry, sources: SelfMetricsSour
       },
     });
   };
-  mirror(SELF_METRICS.CACHE_HITS, 'Peer lookups answered from the id-keyed peer cache without decoding.', () => cache.hits);
-  mirror(SELF_METRICS.CACHE_MISSES, 'Peer lookups by id that missed the peer cache.', () => cache.misses);
-  mirror(SELF_METRICS.CACHE_EVICTIONS, 'Peers evicted from the full peer cache (Istio evicts a quarter at 500 entries).', () => cache.evictions);
+  mirror(SELF_METRICS.CACHE_HITS, 'Peer lookups answered from the id-keyed peer cache without decoding.', both((c) => c.hits));
+  mirror(SELF_METRICS.CACHE_MISSES, 'Peer lookups by id that missed the peer cache.', both((c) => c.misses));
+  mirror(SELF_METRICS.CACHE_EVICTIONS, 'Peers evicted from the full peer cache (Istio evicts a quarter at 500 entries).', both((c) => c.evictions));
+  mirror(
+    SELF_METRICS.CACHE_CONFLICTS,
+    'Requests whose peer id was cached with a different MX value: decoded for that request only, never stored.',
+    () => exchanges.reduce((sum, c) => sum + c.cacheConflicts, 0),
+  );
   mirror(SELF_METRICS.PEER_DECODES, 'Full decodes of peer metadata (MX header, baggage or TCP frame).', () =>
     exchanges.reduce((sum, c) => sum + c.decodes, 0),
   );
@@ -60,7 +69,7 @@ export function registerSelfMetrics(registry: Registry, sources: SelfMetricsSour
       },
     });
   };
-  gauge(SELF_METRICS.CACHE_ENTRIES, 'Peers currently held in the peer cache.', () => cache.size);
+  gauge(SELF_METRICS.CACHE_ENTRIES, 'Peers currently held in the peer cache.', both((c) => c.size));
   gauge(SELF_METRICS.REQUESTS_ACTIVE, 'HTTP requests received by the proxy and not yet finished.', () => activity.active);
 }
 

@@ -61,13 +61,16 @@ export interface SidecarTelemetry {
   /** In-flight request count, exported as `meshtel_proxy_requests_active`. */
   readonly activity: ProxyActivity;
   /** Inbound request: read and strip the downstream peer's MX headers (stripped = set to undefined; forwarders skip undefined values). */
-  readRequestPeer(headers: IncomingHttpHeaders): ExchangeExtract;
+  readRequestPeer(headers: IncomingHttpHeaders, peerPrincipal?: string): ExchangeExtract;
   /** Inbound response: add this proxy's MX headers per what the request carried. */
   writeResponsePeer(headers: OutgoingHttpHeaders, extract: ExchangeExtract): void;
   /** Outbound request: set this proxy's MX headers (overwriting what the app sent). */
   writeRequestPeer(headers: OutgoingHttpHeaders): void;
-  /** Outbound response: read and strip the upstream's MX headers (set to undefined, as for requests). */
-  readResponsePeer(headers: IncomingHttpHeaders): ExchangeExtract;
+  /**
+   * Outbound response: read and strip the upstream's MX headers (set to undefined, as for requests). Both readers take
+   * the peer's verified SPIFFE id under mTLS, which binds the peer-cache entry to it (issue 11.4).
+   */
+  readResponsePeer(headers: IncomingHttpHeaders, peerPrincipal?: string): ExchangeExtract;
   recordHttp(attrs: HttpStreamAttributes): void;
   recordGrpcMessages(attrs: HttpStreamAttributes, requestMessages: number, responseMessages: number): void;
   openTcp(attrs: ConnectionAttributes): TcpRecorder;

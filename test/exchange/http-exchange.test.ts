@@ -128,7 +128,7 @@ describe('HttpMetadataExchange', () => {
       // A failure is not cached: the same id is decoded again.
       s.extractRequest({ [MX]: value, [MX_ID]: 'bad-peer' }, get, remove);
       expect(s.counters.decodes).toBe(2);
-      expect(s.cache.size).toBe(0);
+      expect(s.caches.inbound.size).toBe(0);
     });
 
     it('reports id_only for an unknown id without a value, no_header for nothing', () => {
@@ -146,19 +146,22 @@ describe('HttpMetadataExchange', () => {
   });
 
   describe('cache', () => {
-    it('a hit does not decode: a different value under a known id still gives the first peer', () => {
+    it('a hit with the same value does not decode; a different value is decoded for that request only and counted', () => {
       const s = createHttpMetadataExchange({ local: server });
       const first = s.extractRequest({ [MX]: c.headerValue, [MX_ID]: 'client' }, get, remove);
       expect(first.cacheHit).toBe(false);
-      const second = s.extractRequest({ [MX]: OTHER_VALUE, [MX_ID]: 'client' }, get, remove);
-      expect(second.cacheHit).toBe(true);
-      expect(second.result).toBe(first.result);
-      expect(second.result).toMatchObject({ ok: true, peer: { namespace: 'default' } });
-      // Even garbage under a known id is not looked at.
-      expect(s.extractRequest({ [MX]: '!!!', [MX_ID]: 'client' }, get, remove).result).toBe(first.result);
-      expect(s.counters.decodes).toBe(1);
-      expect(s.counters.found).toMatchObject({ headers: 1, cache: 2 });
-      expect(s.cache).toMatchObject({ hits: 2, misses: 1 });
+      const same = s.extractRequest({ [MX]: c.headerValue, [MX_ID]: 'client' }, get, remove);
+      expect(same).toMatchObject({ cacheHit: true });
+      expect(same.result).toBe(first.result);
+      // Istio would serve the cached peer here; meshtel decodes the conflicting value for this request only.
+      const other = s.extractRequest({ [MX]: OTHER_VALUE, [MX_ID]: 'client' }, get, remove);
+      expect(other).toMatchObject({ cacheHit: false, result: { ok: true, peer: { namespace: 'elsewhere' } } });
+      expect(s.extractRequest({ [MX]: '!!!', [MX_ID]: 'client' }, get, remove).result).toMatchObject({ ok: false, reason: 'bad_base64' });
+      // ... and the entry is untouched.
+      expect(s.extractRequest({ [MX]: c.headerValue, [MX_ID]: 'client' }, get, remove).result).toBe(first.result);
+      expect(s.counters).toMatchObject({ decodes: 3, cacheConflicts: 2 });
+      expect(s.counters.found).toMatchObject({ headers: 2, cache: 2 });
+      expect(s.caches.inbound).toMatchObject({ hits: 4, misses: 1, size: 1 });
     });
 
     it('an id alone finds a cached peer (metadata sent once per peer)', () => {
@@ -171,15 +174,61 @@ describe('HttpMetadataExchange', () => {
     it('an empty id is never used as a cache key', () => {
       const s = createHttpMetadataExchange({ local: server });
       s.extractRequest({ [MX]: c.headerValue, [MX_ID]: '' }, get, remove);
-      expect(s.cache.size).toBe(0);
+      expect(s.caches.inbound.size).toBe(0);
     });
 
-    it('counts evictions of a shared cache', () => {
+    it('counts evictions of a given cache', () => {
       const cache = createPeerCache({ maxEntries: 4 });
-      const s = createHttpMetadataExchange({ local: server, cache });
+      const s = createHttpMetadataExchange({ local: server, inboundCache: cache });
       for (let i = 0; i < 5; i++) s.extractRequest({ [MX]: c.headerValue, [MX_ID]: `client${i}` }, get, remove);
       expect(cache.evictions).toBe(1);
       expect(cache.size).toBe(4);
+    });
+
+    it('refuses one cache for both directions with MESHTEL_ERR_INVALID_CONFIG', () => {
+      const cache = createPeerCache();
+      expect(() => createHttpMetadataExchange({ local: server, inboundCache: cache, outboundCache: cache })).toThrow(
+        expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_CONFIG' }),
+      );
+    });
+  });
+
+  describe('cache poisoning (issue 11.4)', () => {
+    const FORGED = encodeMxHeader(createWorkloadMetadata({ name: 'forged-0', namespace: 'attacker', workload: 'forged' }), 'reduced-1.29');
+    const real = { [MX]: c.headerValue, [MX_ID]: 'client' };
+
+    it('a 600-id flood and one forged request under the real id move none of the real peer\'s later traffic', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      expect(s.extractRequest({ ...real }, get, remove).result).toMatchObject({ peer: { workload: 'productpage-v1' } });
+      for (let i = 0; i < 600; i++) s.extractRequest({ [MX]: FORGED, [MX_ID]: `flood-${i}` }, get, remove);
+      // The flood evicted the real entry; the forged request under the real id is cached now...
+      expect(s.extractRequest({ [MX]: FORGED, [MX_ID]: 'client' }, get, remove).result).toMatchObject({ peer: { workload: 'forged' } });
+      // ...but the real peer keeps sending its own value, which wins for every one of its requests.
+      for (let i = 0; i < 50; i++) {
+        expect(s.extractRequest({ ...real }, get, remove).result).toMatchObject({ ok: true, peer: { workload: 'productpage-v1', namespace: 'default' } });
+      }
+      expect(s.counters.cacheConflicts).toBe(50);
+    });
+
+    it('a response cannot poison requests: the directions have their own caches', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      s.extractResponse({ [MX]: FORGED, [MX_ID]: 'client' }, get, remove);
+      expect(s.extractRequest({ [MX_ID]: 'client' }, get, remove)).toMatchObject({ cacheHit: false, result: { ok: false, reason: 'id_only' } });
+      expect(s.caches).toMatchObject({ inbound: { size: 0 }, outbound: { size: 1 } });
+    });
+
+    it('under mTLS the entry is bound to the principal: a plain-text request under the same id never reaches it', () => {
+      const s = createHttpMetadataExchange({ local: server });
+      const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+      s.extractRequest({ ...real }, get, remove, PP);
+      // Plain text, same id, id only: no peer (the mTLS entry is not visible without the principal).
+      expect(s.extractRequest({ [MX_ID]: 'client' }, get, remove).result).toMatchObject({ ok: false, reason: 'id_only' });
+      // Plain text, same id, forged value: cached under the plain key only.
+      s.extractRequest({ [MX]: FORGED, [MX_ID]: 'client' }, get, remove);
+      const later = s.extractRequest({ [MX_ID]: 'client' }, get, remove, PP);
+      expect(later).toMatchObject({ cacheHit: true, result: { peer: { workload: 'productpage-v1' } } });
+      // Another principal does not see it either.
+      expect(s.extractRequest({ [MX_ID]: 'client' }, get, remove, 'spiffe://cluster.local/ns/x/sa/y').result).toMatchObject({ ok: false, reason: 'id_only' });
     });
   });
 

@@ -21,13 +21,16 @@ describe('PeerCache', () => {
       expect({ hits: cache.hits, misses: cache.misses, size: cache.size }).toEqual({ hits: 1, misses: 1, size: 1 });
     });
 
-    it('replaces an entry under the same id without evicting', () => {
+    it('never replaces an entry under the same id: the set is refused and counted (issue 11.4)', () => {
       const cache = createPeerCache({ maxEntries: 2 });
-      cache.set('a', peer('1'));
+      expect(cache.set('a', peer('1'), 'v1')).toBe(true);
       cache.set('b', peer('2'));
-      cache.set('a', peer('3'));
+      expect(cache.set('a', peer('3'), 'v3')).toBe(false);
       expect(cache.evictions).toBe(0);
-      expect(cache.get('a')).toMatchObject({ peer: { namespace: '3' } });
+      expect(cache.refused).toBe(1);
+      expect(cache.get('a')).toMatchObject({ peer: { namespace: '1' } });
+      expect(cache.valueOf('a')).toBe('v1');
+      expect(cache.valueOf('b')).toBeUndefined();
     });
   });
 

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { createTcpMetadataExchange } from '../../src/exchange/tcp-exchange.js';
-import { createPeerCache } from '../../src/exchange/peer-cache.js';
 import { encodeTcpFrame, ALPN_PEER_EXCHANGE } from '../../src/metadata/tcp-frame.js';
 import type { TcpParseStep } from '../../src/metadata/tcp-frame.js';
 import { formatNodeId } from '../../src/metadata/node-id.js';
@@ -28,9 +27,8 @@ describe('TcpMetadataExchange', () => {
   });
 
   describe('.createParser()', () => {
-    it('counts each connection once and stores found peers in the cache', () => {
-      const cache = createPeerCache();
-      const server = createTcpMetadataExchange({ local: ratings(), cache });
+    it('counts each connection once', () => {
+      const server = createTcpMetadataExchange({ local: ratings() });
       const client = createTcpMetadataExchange({ local: productpageReduced() });
       const p = server.createParser();
       expect(p.push(client.frame.subarray(0, 10))).toEqual({ done: false });
@@ -40,7 +38,6 @@ describe('TcpMetadataExchange', () => {
       p.end();
       expect(server.counters.found.frame).toBe(1);
       expect(server.counters.decodes).toBe(1);
-      expect(cache.get(client.nodeId)).toMatchObject({ ok: true });
     });
 
     it.each([
