@@ -20,6 +20,7 @@ export type {
   UnknownPeerReason,
   PayloadProfile,
 } from './metadata/types.js';
+export { PAYLOAD_PROFILES, DEFAULT_PAYLOAD_PROFILE } from './metadata/types.js';
 export {
   loadWorkloadMetadata,
   createWorkloadMetadata,

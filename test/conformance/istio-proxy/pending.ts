@@ -1,0 +1,42 @@
+/**
+ * Replayed istio/proxy scenarios that fail on main for a reason another helper's point fixes. They are listed, not
+ * run as passing tests (`it.todo` in pending.test.ts); move one back into its suite when main has the fix.
+ */
+export interface PendingScenario {
+  /** Upstream test and case. */
+  readonly scenario: string;
+  /** Upstream files (istio/proxy release-1.29 184641e1 unless said otherwise). */
+  readonly upstream: string;
+  /** What meshtel does instead, and why it is not fixed here. */
+  readonly reason: string;
+  /** The helper whose point fixes it. */
+  readonly owner: 'stats' | 'sidecar-sec';
+}
+
+export const PENDING: readonly PendingScenario[] = [
+  {
+    scenario: 'TestStatsPayload/Default, server reporter through two sidecars',
+    upstream: 'test/envoye2e/stats_plugin/stats_test.go; testdata/metric/server_request_total.yaml.tmpl',
+    reason:
+      'destination_service="server.default.svc.cluster.local" comes from the inbound cluster istio.services (the Service selecting the pod); the meshtel sidecar reports the canonical name "ratings" (issue 10.5)',
+    owner: 'sidecar-sec',
+  },
+  {
+    scenario: 'TestStatsPayload/Customized',
+    upstream: 'testdata/stats/client_config_customized.yaml.tmpl; testdata/metric/client_custom_metric.yaml.tmpl, client_request_total_customized.yaml.tmpl',
+    reason: 'tag expressions use Envoy attribute names (xds.node.metadata, filter_state.upstream_peer, ...), which meshtel evaluates to unknown (issue 10.2)',
+    owner: 'stats',
+  },
+  {
+    scenario: 'TestStatsParserRegression',
+    upstream: 'test/envoye2e/stats_plugin/stats_test.go',
+    reason: 'one bad expression rejects the whole configuration; Envoy drops only the failing tag (issue 10.3)',
+    owner: 'stats',
+  },
+  {
+    scenario: 'TestStatsServerWaypointProxy, TestStatsServerWaypointProxyCONNECT',
+    upstream: 'testdata/metric/server_waypoint_proxy_request_total.yaml.tmpl, server_waypoint_proxy_connect_*.yaml.tmpl',
+    reason: 'waypoint destination_cluster is the waypoint\'s own cluster and empty upstream fields are "" instead of unknown (issue 10.4)',
+    owner: 'stats',
+  },
+];

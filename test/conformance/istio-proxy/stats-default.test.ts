@@ -1,0 +1,100 @@
+/**
+ * istio/proxy test/envoye2e/stats_plugin/stats_test.go `TestStatsPayload/Default` replayed through the public API,
+ * for each payload generation: release-1.23 (flat node), release-1.24 (reduced, also 1.25–1.28) and release-1.29.
+ * The client's and the server's metadata are the upstream node metadata; each side sends its MX header in the
+ * profile that branch's proxy sends, the other side decodes it, and 10 requests are recorded by both reporters.
+ * Expected series: testdata/metric/{client,server}_request_total.yaml.tmpl and istio_build.yaml, resolved with
+ * RequestCount=10 (fixtures/stats-default.json).
+ */
+import { describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import {
+  createHttpMetadataExchange,
+  createIstioStats,
+  nodeHeaderGetter,
+  nodeHeaderRemover,
+  nodeHeaderSetter,
+  renderMetricsToString,
+} from '../../../src/index.js';
+import type { HttpStreamAttributes, NodeHeaders, PayloadProfile, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
+import { expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import type { MetricFamily } from './support.js';
+
+interface BranchFixture {
+  readonly commit: string;
+  readonly payloadProfile: PayloadProfile;
+  readonly files: {
+    readonly clientNodeMetadata: { readonly value: Record<string, unknown> };
+    readonly serverNodeMetadata: { readonly value: Record<string, unknown> };
+    readonly client_request_total: { readonly value: MetricFamily };
+    readonly server_request_total: { readonly value: MetricFamily };
+    readonly istio_build: { readonly value: MetricFamily };
+  };
+}
+const FIXTURE = fixture<{ branches: Record<string, BranchFixture> }>('stats-default.json');
+
+/** testdata/cluster/server.yaml.tmpl: cluster metadata istio.services[0] = server.default.svc.cluster.local. */
+const SERVER_SERVICE = { host: 'server.default.svc.cluster.local', name: 'server', namespace: 'default' };
+
+function attrs(reporter: 'source' | 'destination', peer: PeerMetadata | null): HttpStreamAttributes {
+  return {
+    reporter,
+    peer,
+    peerPrincipal: '',
+    localPrincipal: '',
+    service: SERVER_SERVICE,
+    authority: '127.0.0.1',
+    protocol: 'http',
+    responseCode: 200,
+    responseFlags: 0,
+    durationMs: 1,
+    requestBytes: 100,
+    responseBytes: 100,
+  };
+}
+
+async function exposition(local: WorkloadMetadata, record: (s: ReturnType<typeof createIstioStats>) => void): Promise<string> {
+  const stats = createIstioStats({ local, registry: new Registry() });
+  try {
+    record(stats);
+    return await renderMetricsToString(stats, 'text');
+  } finally {
+    stats.close();
+  }
+}
+
+describe.each(Object.entries(FIXTURE.branches))('stats_plugin Default, %s payload', (branch, f) => {
+  const client = fromNodeMetadata(f.files.clientNodeMetadata.value);
+  const server = fromNodeMetadata(f.files.serverNodeMetadata.value);
+  const profile = f.payloadProfile;
+
+  it(`both reporters emit exactly Istio's istio_requests_total (${profile}, ${branch}@${f.commit.slice(0, 8)})`, async () => {
+    const cx = createHttpMetadataExchange({ local: client, nodeId: 'client', profile });
+    const sx = createHttpMetadataExchange({ local: server, nodeId: 'server', profile });
+    let downstream: PeerMetadata | null = null;
+    let upstream: PeerMetadata | null = null;
+    for (let i = 0; i < 10; i++) {
+      const req: NodeHeaders = {};
+      cx.injectRequest(req, nodeHeaderSetter);
+      const inbound = sx.extractRequest(req, nodeHeaderGetter, nodeHeaderRemover);
+      const res: NodeHeaders = {};
+      sx.injectResponse(res, nodeHeaderSetter, inbound);
+      const outbound = cx.extractResponse(res, nodeHeaderGetter, nodeHeaderRemover);
+      expect(inbound.result.ok && outbound.result.ok).toBe(true);
+      if (inbound.result.ok) downstream = inbound.result.peer;
+      if (outbound.result.ok) upstream = outbound.result.peer;
+    }
+    const clientText = await exposition(client, (s) => {
+      for (let i = 0; i < 10; i++) s.recordHttp(attrs('source', upstream));
+    });
+    const serverText = await exposition(server, (s) => {
+      for (let i = 0; i < 10; i++) s.recordHttp(attrs('destination', downstream));
+    });
+    expectExactStat(clientText, f.files.client_request_total.value);
+    expectExactStat(serverText, f.files.server_request_total.value);
+  });
+
+  it('istio_build carries the proxy tag (istio_build.yaml)', async () => {
+    expectExactStat(await exposition(server, () => undefined), f.files.istio_build.value);
+  });
+});
