@@ -21,7 +21,7 @@ import type { IstioStats, IstioStatsOptions } from '../stats/istio-stats.js';
 import { parseTelemetry } from '../stats/telemetry.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
 import type { ServiceInfo } from '../stats/types.js';
-import { createNoopTracing } from '../tracing/tracer.js';
+import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
 import { ConfigError } from '../core/errors.js';
 import { resolveServiceName } from '../core/service-names.js';

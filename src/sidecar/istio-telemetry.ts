@@ -13,7 +13,7 @@ import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
 import { createIstioStats } from '../stats/istio-stats.js';
 import type { TelemetryConfig } from '../stats/telemetry.js';
-import { createNoopTracing } from '../tracing/tracer.js';
+import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { registerSelfMetrics } from './self-metrics.js';

@@ -58,6 +58,12 @@ export interface TracingOptions {
   scheduledDelayMillis?: number;
   /** Give up on one export after this many ms (`OTEL_BSP_EXPORT_TIMEOUT`, default 30000). */
   exportTimeoutMillis?: number;
+  /**
+   * Bound on the drain at shutdown in ms (default 2000): spans still queued or in flight when it runs out are
+   * counted as dropped (`reason="shutdown_timeout"`) and the proxy exits anyway. Without it a down backend held
+   * shutdown for the OTLP timeout plus retries (9-11 s).
+   */
+  shutdownTimeoutMillis?: number;
   /** Registry for `meshtel_spans_exported_total` / `meshtel_spans_dropped_total`; none: counted but not exposed. */
   registry?: Registry;
   /** Environment to read `OTEL_*` from; default `process.env`. */
@@ -94,12 +100,16 @@ export interface TracingConfig {
   readonly maxExportBatchSize: number;
   readonly scheduledDelayMillis: number;
   readonly exportTimeoutMillis: number;
+  /** Bound on the shutdown drain. */
+  readonly shutdownTimeoutMillis: number;
 }
 
 const EXPORTERS: readonly TracingExporterName[] = ['otlp', 'jaeger', 'console', 'none'];
 const FORMATS: readonly PropagationFormat[] = ['tracecontext', 'b3', 'b3multi'];
 /** Istio's default `PILOT_TRACE_SAMPLING` / `values.pilot.traceSampling` (istio/istio pilot/pkg/features/telemetry.go). */
 export const DEFAULT_SAMPLING_PERCENT = 1.0;
+/** Default bound on the shutdown drain: long enough for a healthy backend (~0.15 s), short for a pod's grace period. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 2000;
 const DEFAULT_OTLP_URL = 'http://localhost:4318/v1/traces';
 const OTLP_TRACES_PATH = '/v1/traces';
 
@@ -309,6 +319,8 @@ export function resolveTracingConfig(options: TracingOptions): TracingConfig {
     parseNumber(nonEmpty(env.OTEL_BSP_EXPORT_TIMEOUT), 'OTEL_BSP_EXPORT_TIMEOUT', 1, 3_600_000, true) ??
     30_000;
 
+  const shutdownTimeoutMillis = parseNumber(options.shutdownTimeoutMillis, 'shutdownTimeoutMillis', 0, 600_000, true) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+
   // Not deepFreeze: a SpanExporter instance must stay mutable for its owner.
   return Object.freeze({
     samplingPercent,
@@ -326,5 +338,6 @@ export function resolveTracingConfig(options: TracingOptions): TracingConfig {
     maxExportBatchSize,
     scheduledDelayMillis,
     exportTimeoutMillis,
+    shutdownTimeoutMillis,
   });
 }

@@ -6,10 +6,11 @@
  *   port 4318 `/v1/traces`. Jaeger ingests OTLP natively and the OTel spec deprecated the Jaeger exporter.
  * - `jaeger`: @opentelemetry/exporter-jaeger for Jaeger deployments older than OTLP ingestion: Thrift over
  *   HTTP to a collector (`/api/traces`) when an endpoint is set, else Thrift compact over UDP to an agent.
+ *   Deprecated upstream and built against an older SDK release (its own nested @opentelemetry/core), so it is
+ *   imported only when selected: a process that exports OTLP never loads it or jaeger-client.
  * - `console`: the SDK's ConsoleSpanExporter (debugging).
  * - `none`: no exporter; spans are still sampled, tagged and propagated.
  */
-import { JaegerExporter } from '@opentelemetry/exporter-jaeger';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -57,6 +58,44 @@ export function withExportDeadline(exporter: SpanExporter, deadlineMs: number): 
   return wrapped;
 }
 
+/**
+ * An exporter whose implementation is imported when it is created, so `createTracing` stays synchronous and
+ * the module is loaded only when selected. A failed import fails every export (counted as export_failed).
+ */
+export function lazyExporter(load: () => Promise<SpanExporter>): SpanExporter {
+  // Started now (the exporter was selected), so it is usually loaded before the first batch is due.
+  const loaded = load();
+  let impl: SpanExporter | undefined;
+  loaded.then(
+    (e) => (impl = e),
+    () => {},
+  );
+  let shutDown = false;
+  return {
+    export(spans, done) {
+      // Some exporters (exporter-jaeger) report SUCCESS for spans exported after shutdown; an export that was
+      // still waiting for the import when shutdown began has not been sent, so it is a failure.
+      const fail = (err: unknown): void => done({ code: EXPORT_FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+      if (shutDown) return fail(new Error('exporter shut down'));
+      // Once loaded, call through synchronously, in the processor's context, exactly as an eager exporter.
+      if (impl !== undefined) return impl.export(spans, done);
+      loaded.then((e) => (shutDown ? fail(new Error('exporter shut down')) : e.export(spans, done)), fail);
+    },
+    shutdown: () => {
+      shutDown = true;
+      return loaded.then(
+        (e) => e.shutdown(),
+        () => undefined,
+      );
+    },
+    forceFlush: () =>
+      loaded.then(
+        (e) => e.forceFlush?.(),
+        () => undefined,
+      ),
+  };
+}
+
 /** The exporter for `config`, or `null` for `none`. */
 export function createSpanExporter(config: TracingConfig): SpanExporter | null {
   const e = config.exporter;
@@ -69,13 +108,14 @@ export function createSpanExporter(config: TracingConfig): SpanExporter | null {
         timeoutMillis: config.otlpTimeoutMillis,
       });
     case 'jaeger':
-      // exporter-jaeger is built against sdk-trace 2.11; its ReadableSpan/SpanExporter shapes are the same
-      // structural types as 2.12's, so the cast only bridges the two package copies.
-      return new JaegerExporter(
-        config.endpoint !== ''
-          ? { endpoint: config.endpoint }
-          : { host: config.jaegerAgentHost, port: config.jaegerAgentPort },
-      ) as unknown as SpanExporter;
+      // exporter-jaeger is built against sdk-trace 2.11 (no 2.12 release exists); its ReadableSpan/SpanExporter
+      // shapes are the same structural types as 2.12's, so the cast only bridges the two package copies.
+      return lazyExporter(async () => {
+        const { JaegerExporter } = await import('@opentelemetry/exporter-jaeger');
+        return new JaegerExporter(
+          config.endpoint !== '' ? { endpoint: config.endpoint } : { host: config.jaegerAgentHost, port: config.jaegerAgentPort },
+        ) as unknown as SpanExporter;
+      });
     case 'console':
       return new ConsoleSpanExporter();
     case 'none':

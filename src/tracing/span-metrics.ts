@@ -15,11 +15,14 @@ import type { Logger } from '../core/logger.js';
 
 /** Spans handed to the exporter and acknowledged by the backend. */
 export const METRIC_SPANS_EXPORTED = 'meshtel_spans_exported_total';
-/** Spans lost, by `reason`: `queue_full`, `export_failed`, `internal_error`. */
+/** Spans lost, by `reason`: `queue_full`, `export_failed`, `internal_error`, `shutdown_timeout`. */
 export const METRIC_SPANS_DROPPED = 'meshtel_spans_dropped_total';
 
-/** Why a span was lost. */
-export type SpanDropReason = 'queue_full' | 'export_failed' | 'internal_error';
+/**
+ * Why a span was lost. `shutdown_timeout`: still queued or in flight when the bounded shutdown drain
+ * (`shutdownTimeoutMillis`) ran out, typically because the backend is down.
+ */
+export type SpanDropReason = 'queue_full' | 'export_failed' | 'internal_error' | 'shutdown_timeout';
 
 /** The processor's counter we listen to (OTel semantic conventions, `otel.sdk.processor.span.processed`). */
 const OTEL_PROCESSED = 'otel.sdk.processor.span.processed';
@@ -30,6 +33,14 @@ const QUEUE_FULL = 'queue_full';
 export interface SpanMetrics {
   exported(count: number): void;
   dropped(reason: SpanDropReason, count: number): void;
+  /** A sampled span was handed to the processor; it is pending until exported or dropped. */
+  queued(count: number): void;
+  /**
+   * Count every pending span as dropped with `reason` and ignore later reports: the processor may still
+   * answer for those spans after the shutdown deadline, and each span must be counted exactly once.
+   * Returns how many were dropped.
+   */
+  abandonPending(reason: SpanDropReason): number;
 }
 
 function counter(registry: Registry | undefined, name: string, help: string, labelNames: string[]): Counter<string> {
@@ -47,17 +58,40 @@ export function createSpanMetrics(registry: Registry | undefined, logger: Logger
     queue_full: dropped.labels('queue_full'),
     export_failed: dropped.labels('export_failed'),
     internal_error: dropped.labels('internal_error'),
+    shutdown_timeout: dropped.labels('shutdown_timeout'),
   };
+  // Spans handed to the processor and not yet reported back (exported or dropped).
+  let pending = 0;
+  let sealed = false;
   // Publish every series at 0 from the start, so a rate() or an alert on drops has a series before the first drop.
   exported.inc(0);
   for (const child of Object.values(byReason)) child.inc(0);
   return {
     exported(count) {
+      if (sealed) return;
+      pending -= count;
       exported.inc(count);
     },
     dropped(reason, count) {
+      if (sealed) return;
+      // internal_error spans never reached the processor, so they were not pending.
+      if (reason !== 'internal_error') pending -= count;
       byReason[reason].inc(count);
       logger.warnOnce(`tracing-drop-${reason}`, 'dropping spans', { reason, count, metric: METRIC_SPANS_DROPPED });
+    },
+    queued(count) {
+      if (!sealed) pending += count;
+    },
+    abandonPending(reason) {
+      if (sealed) return 0;
+      const n = Math.max(0, pending);
+      if (n > 0) {
+        byReason[reason].inc(n);
+        logger.warnOnce(`tracing-drop-${reason}`, 'dropping spans', { reason, count: n, metric: METRIC_SPANS_DROPPED });
+      }
+      pending = 0;
+      sealed = true;
+      return n;
     },
   };
 }
@@ -66,7 +100,7 @@ export function createSpanMetrics(registry: Registry | undefined, logger: Logger
  * A MeterProvider for the BatchSpanProcessor's `selfObsMeterProvider` option that turns its
  * processed-span counter into {@link SpanMetrics} calls; every other instrument is a no-op.
  */
-export function createSpanCountingMeterProvider(metrics: SpanMetrics): MeterProvider {
+export function createSpanCountingMeterProvider(metrics: Pick<SpanMetrics, 'exported' | 'dropped'>): MeterProvider {
   const base = createNoopMeter();
   const processed: OtelCounter = {
     add(value: number, attributes?: Attributes) {

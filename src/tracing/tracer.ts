@@ -25,7 +25,7 @@ import type { TracingConfig, TracingOptions } from './config.js';
 import { createSpanExporter, withExportDeadline } from './exporters.js';
 import { createTracePropagation } from './propagation.js';
 import type { ExtractedParent, TracePropagation } from './propagation.js';
-import { X_CLIENT_TRACE_ID, X_ENVOY_FORCE_TRACE, X_REQUEST_ID, applyTraceDecision, generateRequestId, getTraceReason } from './request-id.js';
+import { X_CLIENT_TRACE_ID, X_ENVOY_FORCE_TRACE, X_REQUEST_ID, applyTraceDecision, getTraceReason } from './request-id.js';
 import { createSpanCountingMeterProvider, createSpanMetrics } from './span-metrics.js';
 import type { SpanMetrics } from './span-metrics.js';
 import {
@@ -39,6 +39,9 @@ import {
   truncateUrlPath,
 } from './tags.js';
 import type { HeaderBag, HopSpan, HopTracer, SpanEndInfo, SpanStartInfo } from './types.js';
+import { PassthroughHopSpan, ensureRequestId, ensureRequestIdSafe, header } from './noop.js';
+
+export { createNoopTracing } from './noop.js';
 
 /** Instrumentation scope of meshtel's spans. */
 export const TRACER_NAME = 'meshtel';
@@ -61,11 +64,6 @@ class EnvoyDecisionSampler implements Sampler {
   }
 }
 
-function header(headers: HeaderBag, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /** State shared by all spans of one tracer, built once. */
 interface TracerState {
   readonly tracer: Tracer;
@@ -75,6 +73,8 @@ interface TracerState {
   readonly constantTags: Readonly<Record<string, string>>;
   readonly metrics: SpanMetrics;
   readonly logger: Logger;
+  /** A span processor exports (exporter is not `none`): ended sampled spans are pending until it reports them. */
+  readonly exporting: boolean;
 }
 
 class MeshtelHopSpan implements HopSpan {
@@ -156,31 +156,12 @@ class MeshtelHopSpan implements HopSpan {
       }
       this.span.setAttributes(attrs);
       this.span.end();
+      if (this.state.exporting) this.state.metrics.queued(1);
     } catch (err) {
       this.state.metrics.dropped('internal_error', 1);
       this.state.logger.warnOnce('tracing-end', 'ending a span failed', { err });
     }
   }
-}
-
-/** A span that records nothing and only carries the request id (tracing off, or an internal failure). */
-class PassthroughHopSpan implements HopSpan {
-  readonly sampled = false;
-  readonly traceId = '';
-  constructor(private readonly requestId: string) {}
-  inject(headers: HeaderBag): void {
-    headers[X_REQUEST_ID] = this.requestId;
-  }
-  end(): void {}
-}
-
-/** Ensure the request carries an x-request-id; returns it. */
-function ensureRequestId(headers: HeaderBag): string {
-  const existing = header(headers, X_REQUEST_ID);
-  if (existing) return existing;
-  const id = generateRequestId();
-  headers[X_REQUEST_ID] = id;
-  return id;
 }
 
 /**
@@ -224,6 +205,7 @@ export function createTracing(options: TracingOptions): HopTracer {
     }),
     metrics,
     logger,
+    exporting: spanProcessors.length > 0,
   };
   const numerator = config.samplingNumerator;
   let closed = false;
@@ -270,36 +252,28 @@ export function createTracing(options: TracingOptions): HopTracer {
     async shutdown(): Promise<void> {
       if (closed) return;
       closed = true;
-      try {
-        await provider.shutdown();
-      } catch (err) {
-        // The last flush failed (backend down); those spans are already counted as export_failed. Shutting
-        // down must still succeed so the proxy can exit.
-        logger.warn('tracing shutdown: final export failed', { err });
+      const drained = provider.shutdown().then(
+        () => true,
+        (err: unknown) => {
+          // The last flush failed (backend down); those spans are already counted as export_failed. Shutting
+          // down must still succeed so the proxy can exit.
+          logger.warn('tracing shutdown: final export failed', { err });
+          return true;
+        },
+      );
+      // Bound the drain: with the backend down the processor's final export waits for the OTLP timeout and its
+      // retries. What is still pending at the deadline is counted as dropped and the rest is left to die with
+      // the process (the provider keeps shutting down in the background, its late reports ignored).
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), config.shutdownTimeoutMillis);
+      });
+      const inTime = await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (!inTime) {
+        const dropped = metrics.abandonPending('shutdown_timeout');
+        logger.warn('tracing shutdown: drain timed out, pending spans dropped', { timeoutMs: config.shutdownTimeoutMillis, dropped });
       }
     },
-  };
-}
-
-function ensureRequestIdSafe(headers: HeaderBag): string {
-  try {
-    return ensureRequestId(headers);
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Tracing switched off: no spans, no trace headers read or written. Like Envoy's HTTP connection manager
- * without a tracer, it still generates `x-request-id` when the request has none (`generate_request_id`
- * defaults to true and is independent of tracing), but does not mark character 14 (that mutation runs
- * only with a tracing config). `traceId` is `''` and `sampled` false.
- */
-export function createNoopTracing(): HopTracer {
-  return {
-    startSpan(headers: HeaderBag): HopSpan {
-      return new PassthroughHopSpan(ensureRequestIdSafe(headers));
-    },
-    shutdown: () => Promise.resolve(),
   };
 }

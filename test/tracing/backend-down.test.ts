@@ -8,13 +8,18 @@ import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC_SPANS_DROPPED, METRIC_SPANS_EXPORTED } from '../../src/tracing/span-metrics.js';
 import { createTracing } from '../../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
 import { INBOUND, NODE_ID, OK_END, workload } from './support/fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
+// The Jaeger exporter is imported only when selected (exporters.ts); load it once up front so the first batch's
+// 300 ms export deadline measures the backend, not the module load under vitest's transform.
+beforeAll(async () => {
+  await import('@opentelemetry/exporter-jaeger');
+});
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -43,11 +48,13 @@ async function hangingUrl(): Promise<string> {
   return `http://127.0.0.1:${port}/v1/traces`;
 }
 
-async function counts(registry: Registry): Promise<{ exported: number; queueFull: number; exportFailed: number }> {
+async function counts(registry: Registry): Promise<{ exported: number; queueFull: number; exportFailed: number; shutdownTimeout?: number }> {
   const exported = (await registry.getSingleMetric(METRIC_SPANS_EXPORTED)!.get()).values[0]?.value ?? 0;
   const dropped = (await registry.getSingleMetric(METRIC_SPANS_DROPPED)!.get()).values;
   const by = (reason: string): number => dropped.find((v) => v.labels.reason === reason)?.value ?? 0;
-  return { exported, queueFull: by('queue_full'), exportFailed: by('export_failed') };
+  const c = { exported, queueFull: by('queue_full'), exportFailed: by('export_failed') };
+  const shutdownTimeout = by('shutdown_timeout');
+  return shutdownTimeout > 0 ? { ...c, shutdownTimeout } : c;
 }
 
 function tracer(url: string, registry: Registry, maxQueueSize = 100, exporter: 'otlp' | 'jaeger' = 'otlp'): HopTracer {
@@ -97,6 +104,8 @@ describe('createTracing() with the backend unavailable', () => {
   ])('drops beyond the queue bound and accounts for every span exactly: $backend', async ({ url, exporter }) => {
     const registry = new Registry();
     const t = tracer(await url(), registry, 100, exporter);
+    // Let the exporter's module load complete (already cached, see beforeAll): a few microtasks.
+    await new Promise((r) => setImmediate(r));
     requests(t, 2000);
     // Synchronously, nothing could be exported yet: at most the queue (100) plus the one batch in flight (50)
     // were kept, the rest dropped as queue_full.
@@ -108,6 +117,42 @@ describe('createTracing() with the backend unavailable', () => {
     expect(c.exported + c.queueFull + c.exportFailed).toBe(2000);
     expect(c.exportFailed).toBeGreaterThan(0);
     expect(c.exportFailed).toBeLessThanOrEqual(150);
+  });
+
+  it.each([
+    { backend: 'OTLP down (connection refused)', url: deadUrl, exporter: 'otlp' as const },
+    { backend: 'OTLP hanging (never answers)', url: hangingUrl, exporter: 'otlp' as const },
+  ])('bounds the shutdown drain with the default export timeouts and counts what it drops: $backend', async ({ url, exporter }) => {
+    const registry = new Registry();
+    // The sidecar's defaults (30 s export timeout, 10 s OTLP timeout with retries): only the drain bound is short.
+    const t = createTracing({
+      local: workload(),
+      nodeId: NODE_ID,
+      exporter,
+      endpoint: await url(),
+      samplingPercent: 100,
+      scheduledDelayMillis: 5,
+      maxExportBatchSize: 50,
+      shutdownTimeoutMillis: 400,
+      registry,
+      env: {},
+    });
+    requests(t, 300);
+    // Let the first batch go out, so one export is in flight and the rest is queued.
+    await new Promise((r) => setTimeout(r, 50));
+    const start = Date.now();
+    await t.shutdown();
+    const took = Date.now() - start;
+    expect(took).toBeGreaterThanOrEqual(350);
+    expect(took).toBeLessThan(1500);
+    const c = await counts(registry);
+    expect(c.exported).toBe(0);
+    expect(c.shutdownTimeout).toBeGreaterThan(0);
+    expect(c.exported + c.queueFull + c.exportFailed + (c.shutdownTimeout ?? 0)).toBe(300);
+    // Late answers for abandoned spans are not counted twice.
+    await new Promise((r) => setTimeout(r, 300));
+    const later = await counts(registry);
+    expect(later).toEqual(c);
   });
 
   it('counts exported spans when the backend is up (the same accounting, no drops)', async () => {

@@ -209,11 +209,7 @@ Examples:
       const env = process.env;
       // The proxy, prom-client and OpenTelemetry load here, not at CLI start: `meshtel --version`, `decode`,
       // `inject`... do not pay for them.
-      const [{ startSidecar }, { Registry }, { createTracing }] = await Promise.all([
-        import('../../sidecar/sidecar.js'),
-        import('prom-client'),
-        import('../../tracing/tracer.js'),
-      ]);
+      const [{ startSidecar }, { Registry }] = await Promise.all([import('../../sidecar/sidecar.js'), import('prom-client')]);
       const metadata = loadWorkloadMetadata({
         env,
         ...(flags.metadataFile !== undefined ? { file: flags.metadataFile } : {}),
@@ -223,9 +219,10 @@ Examples:
       const exporter = oneOf<TracingExporterName>(flags.tracing, ['otlp', 'jaeger', 'console', 'none'], '--tracing');
       // One registry for the proxy: the tracing stage's meshtel_spans_* counters are served on :15090 too.
       const registry = new Registry();
+      // The OTel SDK is imported only when tracing is on: a sidecar with tracing off never loads it.
       const tracer =
         exporter !== undefined && exporter !== 'none'
-          ? createTracing({
+          ? (await import('../../tracing/tracer.js')).createTracing({
               local: metadata,
               nodeId: formatNodeId(metadata),
               exporter,
@@ -248,5 +245,9 @@ Examples:
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
+      // Everything is closed and the trace drain is bounded (tracing shutdownTimeoutMillis), but the OTLP
+      // exporter's retry timers for abandoned batches are not unref'd and would hold the process for the rest of
+      // its 10 s export timeout. Exit once nothing of ours is left; an unref'd timer fires only if something lingers.
+      setTimeout(() => process.exit(), 100).unref();
     });
 }
