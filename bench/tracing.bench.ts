@@ -98,9 +98,8 @@ tasks.forEach(([name], i) => {
 });
 await Promise.all([unsampled.shutdown(), sampled.shutdown()]);
 // OTLP encoding cost of a default-size batch (512) of meshtel spans, per span, with the serializer the OTLP
-// exporter itself loads (resolved from the exporter's location: it is its dependency, not ours).
-const requireFromExporter = createRequire(createRequire(import.meta.url).resolve('@opentelemetry/exporter-trace-otlp-proto'));
-const { ProtobufTraceSerializer } = requireFromExporter('@opentelemetry/otlp-transformer') as {
+// exporter itself uses (@opentelemetry/otlp-transformer, a devDependency pinned to the exporter's release).
+const { ProtobufTraceSerializer } = createRequire(import.meta.url)('@opentelemetry/otlp-transformer') as {
   ProtobufTraceSerializer: { serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined };
 };
 const batch: ReadableSpan[] = [];

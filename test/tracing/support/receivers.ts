@@ -151,9 +151,11 @@ export function decodeOtlp(body: Buffer): ReceivedSpan[] {
   return out;
 }
 
-// jaeger-client (exporter-jaeger's dependency) ships thriftrw and the Jaeger IDL; load both from there.
-const requireFromJaegerClient = createRequire(createRequire(import.meta.url).resolve('jaeger-client'));
-const { Thrift } = requireFromJaegerClient('thriftrw') as {
+// thriftrw is a devDependency (the version jaeger-client uses); the Jaeger IDL files ship with jaeger-client,
+// exporter-jaeger's dependency, so they are found from the exporter's location.
+const requireHere = createRequire(import.meta.url);
+const requireFromJaegerClient = createRequire(createRequire(requireHere.resolve('@opentelemetry/exporter-jaeger')).resolve('jaeger-client'));
+const { Thrift } = requireHere('thriftrw') as {
   Thrift: new (opts: { source: string; allowOptionalArguments: boolean }) => {
     Batch: { rw: { readFrom(buf: Buffer, offset: number): { err: Error | null; value: JaegerBatch } } };
   };
@@ -161,7 +163,7 @@ const { Thrift } = requireFromJaegerClient('thriftrw') as {
 const JAEGER_IDL = path.join(path.dirname(requireFromJaegerClient.resolve('jaeger-client')), 'jaeger-idl/thrift/jaeger.thrift');
 const jaegerThrift = new Thrift({ source: readFileSync(JAEGER_IDL, 'utf8'), allowOptionalArguments: true });
 // The agent IDL (`Agent.emitBatch(1: jaeger.Batch batch)`) includes jaeger.thrift, so it is loaded from its folder.
-const { Thrift: ThriftWithIncludes } = requireFromJaegerClient('thriftrw') as {
+const { Thrift: ThriftWithIncludes } = requireHere('thriftrw') as {
   Thrift: new (opts: { entryPoint: string; allowOptionalArguments: boolean; allowFilesystemAccess: boolean }) => {
     Agent: { emitBatch: { argumentsMessageRW: { readFrom(buf: Buffer, offset: number): { err: Error | null; value: { body: { batch: JaegerBatch } } } } } };
   };
