@@ -167,7 +167,23 @@ describe('createTracing() with the backend unavailable', () => {
     });
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
-    const t = tracer(`http://127.0.0.1:${(s.address() as AddressInfo).port}/v1/traces`, registry, 1000);
+    // Generous timeouts: with the backend up nothing should fail, even on a loaded machine (the first export
+    // also loads the OTLP encoder).
+    const t = createTracing({
+      local: workload(),
+      nodeId: NODE_ID,
+      exporter: 'otlp',
+      endpoint: `http://127.0.0.1:${(s.address() as AddressInfo).port}/v1/traces`,
+      exportTimeoutMillis: 10_000,
+      shutdownTimeoutMillis: 10_000,
+      samplingPercent: 100,
+      maxQueueSize: 1000,
+      maxExportBatchSize: 50,
+      scheduledDelayMillis: 5,
+      registry,
+      env: {},
+    });
+    cleanups.push(() => t.shutdown());
     requests(t, 300);
     await t.shutdown();
     expect(await settle(registry, 300)).toEqual({ exported: 300, queueFull: 0, exportFailed: 0 });
