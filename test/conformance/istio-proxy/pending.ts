@@ -15,13 +15,6 @@ export interface PendingScenario {
 
 export const PENDING: readonly PendingScenario[] = [
   {
-    scenario: 'TestStatsPayload/Default, server reporter through two sidecars',
-    upstream: 'test/envoye2e/stats_plugin/stats_test.go; testdata/metric/server_request_total.yaml.tmpl',
-    reason:
-      'destination_service="server.default.svc.cluster.local" comes from the inbound cluster istio.services (the Service selecting the pod); the meshtel sidecar reports the canonical name "ratings" (issue 10.5)',
-    owner: 'sidecar-sec',
-  },
-  {
     scenario: 'TestStatsPayload/Customized',
     upstream: 'testdata/stats/client_config_customized.yaml.tmpl; testdata/metric/client_custom_metric.yaml.tmpl, client_request_total_customized.yaml.tmpl',
     reason: 'tag expressions use Envoy attribute names (xds.node.metadata, filter_state.upstream_peer, ...), which meshtel evaluates to unknown (issue 10.2)',
