@@ -11,14 +11,17 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { nodeHeaderGetter, nodeHeaderRemover } from '../exchange/http-exchange.js';
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
-import { ResponseFlag } from '../stats/types.js';
+import { firstHeader } from '../core/headers.js';
+import { takeByteDeltas } from '../record/bytes.js';
+import { inboundClusterName } from '../record/cluster.js';
+import { connectionInfoOf } from '../record/connection.js';
+import { serverStreamOutcome } from '../record/outcome.js';
+import { spanEndOf } from '../record/span.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
@@ -47,21 +50,8 @@ interface InboundState {
 }
 
 const STATE = Symbol('meshtel.inbound');
-/** Per-socket byte marks: bytes already attributed to earlier requests on a keep-alive connection. */
-const MARKS = Symbol('meshtel.bytes');
 
 type WithState = FastifyRequest & { [STATE]?: InboundState };
-type MarkedSocket = Socket & { [MARKS]?: { read: number; written: number } };
-
-function first(v: string | string[] | undefined): string {
-  return (Array.isArray(v) ? v[0] : v) ?? '';
-}
-
-/** URI SAN `spiffe://...` of a certificate, or ''. */
-function spiffeOf(cert: { subjectaltname?: string } | null | undefined): string {
-  const m = /URI:(spiffe:\/\/[^,\s]+)/.exec(cert?.subjectaltname ?? '');
-  return m?.[1] ?? '';
-}
 
 function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err?: Error) => void): void {
   try {
@@ -88,8 +78,8 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     }
     const headers = req.headers as NodeHeaders;
     const extract = exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover);
-    const authority = first(req.headers.host);
-    const socket = req.socket as MarkedSocket;
+    const authority = firstHeader(req.headers.host) ?? '';
+    const socket = req.socket;
     const span = tracer.startSpan(req.headers, {
       kind: 'server',
       method: req.method ?? 'GET',
@@ -129,38 +119,28 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     try {
       const req = request.raw;
       const res = reply.raw;
-      const socket = req.socket as MarkedSocket;
-      // Wire bytes of this request on the connection, as the sidecar counts them (socket deltas).
+      const socket = req.socket;
+      // Principals and byte marks are the connection's, read once per connection (record/connection.ts).
       // (fastify's inject() has a socket without counters: those requests count 0 bytes.)
-      const marks = (socket[MARKS] ??= { read: 0, written: 0 });
-      const read = Number.isFinite(socket.bytesRead) ? socket.bytesRead : 0;
-      const written = Number.isFinite(socket.bytesWritten) ? socket.bytesWritten : 0;
-      const requestBytes = Math.max(0, read - marks.read);
-      const responseBytes = Math.max(0, written - marks.written);
-      marks.read = read;
-      marks.written = written;
-      const finished = res.writableFinished;
-      // Envoy: a downstream that left before the response completed is DC, with code 0 if nothing was sent.
-      const responseCode = finished || res.headersSent ? res.statusCode : 0;
-      const responseFlags = finished ? 0 : ResponseFlag.DC;
+      const conn = connectionInfoOf(socket);
+      const { requestBytes, responseBytes } = takeByteDeltas(socket, conn);
+      const { responseCode, responseFlags } = serverStreamOutcome({ finished: res.writableFinished, headersSent: res.headersSent, statusCode: res.statusCode });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
-      const tls = (socket as Partial<TLSSocket>).encrypted === true ? (socket as TLSSocket) : undefined;
-      const contentType = first(req.headers['content-type']);
-      const grpc = contentType.startsWith('application/grpc');
-      const grpcStatus = res.getHeader('grpc-status');
+      const contentType = firstHeader(req.headers['content-type']) ?? '';
+      const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
       const attrs: HttpStreamAttributes = {
         reporter: 'destination',
         peer,
         ...(unknownReason !== undefined ? { peerUnknownReason: unknownReason } : {}),
-        peerPrincipal: tls ? spiffeOf(tls.getPeerCertificate()) : '',
-        localPrincipal: tls ? spiffeOf(tls.getCertificate() as { subjectaltname?: string } | null) : '',
+        peerPrincipal: conn.peerPrincipal,
+        localPrincipal: conn.localPrincipal,
         service,
         ...(socket.remoteAddress !== undefined ? { remoteAddress: socket.remoteAddress } : {}),
-        authority: first(req.headers.host),
-        protocol: grpc ? 'grpc' : 'http',
+        authority: firstHeader(req.headers.host) ?? '',
+        protocol: contentType.startsWith('application/grpc') ? 'grpc' : 'http',
         responseCode,
-        ...(grpcStatus !== undefined ? { grpcStatus: String(grpcStatus) } : {}),
+        ...(grpcStatus !== undefined ? { grpcStatus } : {}),
         responseFlags,
         durationMs: performance.now() - state.start,
         requestBytes,
@@ -174,15 +154,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(embedding.metadata, attrs);
       if (unknownReason !== undefined) stats.recordPeerUnknown(unknownReason, 'destination');
-      state.span.end({
-        statusCode: responseCode,
-        responseFlags: finished ? '-' : 'DC',
-        upstreamCluster: `inbound|${socket.localPort ?? 0}||`,
-        requestSize: requestBytes,
-        responseSize: responseBytes,
-        ...(grpcStatus !== undefined ? { grpcStatus: String(grpcStatus) } : {}),
-        peer,
-      });
+      state.span.end(spanEndOf(attrs, inboundClusterName(socket.localPort ?? 0)));
     } catch (err) {
       // Never throw into the server: count nothing twice, log once.
       logger.warnOnce('embed-record-inbound', 'recording an inbound request failed', { err });

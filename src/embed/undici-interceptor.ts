@@ -18,7 +18,10 @@ import { nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../exchan
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
-import { ResponseFlag } from '../stats/types.js';
+import { firstHeader } from '../core/headers.js';
+import { outboundClusterOf } from '../record/cluster.js';
+import { clientErrorFlags, clientResponseCode } from '../record/outcome.js';
+import { spanEndOf } from '../record/span.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
@@ -75,10 +78,6 @@ function bodyBytes(body: unknown, headers: NodeHeaders): number {
   return Number.isFinite(cl) ? cl : 0;
 }
 
-function first(v: string | string[] | number | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v === undefined ? undefined : String(v);
-}
-
 /** Parsed origins: a client talks to few, so each string is parsed once (bounded; restarts when full). */
 const origins = new Map<string, URL>();
 const MAX_ORIGINS = 256;
@@ -91,15 +90,6 @@ function parseOrigin(origin: string): URL {
     origins.set(origin, u);
   }
   return u;
-}
-
-/** Map an undici error to Envoy's flags for the same failure at an outbound sidecar. */
-function flagsOf(err: Error): number {
-  const code = (err as { code?: string }).code ?? '';
-  if (code === 'UND_ERR_ABORTED' || err.name === 'AbortError') return ResponseFlag.DC;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return ResponseFlag.UT;
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'EAI_AGAIN') return ResponseFlag.UF;
-  return ResponseFlag.UC;
 }
 
 /**
@@ -117,7 +107,7 @@ export function createMeshtelInterceptor(embedding: MeshtelEmbedding, options: M
     try {
       const origin = typeof opts.origin === 'string' ? parseOrigin(opts.origin) : opts.origin;
       const headers = toHeaderObject(opts.headers);
-      const authority = first(headers.host) ?? origin?.host ?? '';
+      const authority = firstHeader(headers.host) ?? origin?.host ?? '';
       const method = opts.method ?? 'GET';
       const path = opts.path ?? '/';
       // Request bytes as the app wrote them (before our MX and trace headers), host included.
@@ -226,13 +216,13 @@ class OutboundHandler implements Handler {
   }
 
   onResponseEnd(controller: Controller, trailers: NodeHeaders): void {
-    const grpc = first(trailers?.['grpc-status']) ?? first(this.#responseHeaders?.['grpc-status']);
+    const grpc = firstHeader(trailers?.['grpc-status']) ?? firstHeader(this.#responseHeaders?.['grpc-status']);
     this.#record(0, grpc);
     return this.#inner.onResponseEnd(controller, trailers as never);
   }
 
   onResponseError(controller: Controller, err: Error): void {
-    this.#record(flagsOf(err), undefined);
+    this.#record(clientErrorFlags(err), undefined);
     return this.#inner.onResponseError(controller, err);
   }
 
@@ -241,9 +231,8 @@ class OutboundHandler implements Handler {
     this.#done = true;
     const c = this.#ctx;
     try {
-      const contentType = first(c.requestHeaders['content-type']) ?? '';
-      // An error after the response started keeps its code (Envoy reports what was sent downstream).
-      const responseCode = flags !== 0 && this.#status === 0 ? 0 : this.#status;
+      const contentType = firstHeader(c.requestHeaders['content-type']) ?? '';
+      const responseCode = clientResponseCode(this.#status, flags);
       const attrs: HttpStreamAttributes = {
         reporter: 'source',
         peer: this.#peer,
@@ -251,6 +240,8 @@ class OutboundHandler implements Handler {
         peerPrincipal: '',
         localPrincipal: '',
         service: c.service,
+        // A host that is no mesh service goes where an outbound sidecar's ALLOW_ANY passthrough sends it.
+        ...(c.service === null ? { specialCluster: 'PassthroughCluster' as const } : {}),
         authority: c.authority,
         protocol: contentType.startsWith('application/grpc') ? 'grpc' : 'http',
         responseCode,
@@ -268,15 +259,7 @@ class OutboundHandler implements Handler {
       c.embedding.stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(c.embedding.metadata, attrs);
       if (this.#peer === null && this.#unknown !== undefined) c.embedding.stats.recordPeerUnknown(this.#unknown, 'source');
-      c.span.end({
-        statusCode: responseCode,
-        responseFlags: '',
-        upstreamCluster: c.service ? `outbound|${c.port}||${c.service.host}` : 'PassthroughCluster',
-        requestSize: c.requestBytes,
-        responseSize: this.#responseBytes,
-        ...(grpcStatus !== undefined ? { grpcStatus } : {}),
-        peer: this.#peer,
-      });
+      c.span.end(spanEndOf(attrs, outboundClusterOf(c.service, c.port, attrs.specialCluster)));
     } catch (err) {
       c.embedding.logger.warnOnce('embed-record-outbound', 'recording an outbound request failed', { err });
     }

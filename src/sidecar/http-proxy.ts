@@ -16,7 +16,14 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import type { ExchangeExtract, MetadataExchangeMode } from '../exchange/types.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
-import { formatResponseFlags } from '../stats/response-flags.js';
+import { firstHeader } from '../core/headers.js';
+import { CONNECTION_INFO } from '../record/connection.js';
+import type { ConnectionInfo } from '../record/connection.js';
+import { takeByteDeltas } from '../record/bytes.js';
+import { inboundClusterName, outboundClusterName } from '../record/cluster.js';
+import { closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
+import { spanEndOf } from '../record/span.js';
+import { httpToGrpcStatus } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -38,19 +45,9 @@ export type DownstreamResponse = ServerResponse | Http2ServerResponse;
 /** A request handler usable by both servers. */
 export type HttpHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
-/** Symbol under which a listener stores per-connection facts on the raw socket. */
-export const CONNECTION_INFO = Symbol('meshtel.connection');
-
-/** Per-connection facts, computed once at accept time. */
-export interface ConnectionInfo {
-  /** Downstream certificate SPIFFE id (mTLS), `''` in plain text. */
-  readonly peerPrincipal: string;
-  /** Our SPIFFE id on this connection (mTLS), `''` in plain text. */
-  readonly localPrincipal: string;
-  /** Bytes already attributed to earlier requests on this keep-alive connection. */
-  read: number;
-  written: number;
-}
+// The per-connection record (principals, byte marks) is the record stage's; listeners store it on the socket.
+export { CONNECTION_INFO } from '../record/connection.js';
+export type { ConnectionInfo } from '../record/connection.js';
 
 /** Options of {@link createHttpProxyHandler}. */
 export interface HttpProxyOptions {
@@ -87,27 +84,6 @@ export interface HttpProxyOptions {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
 
-/** HTTP status → gRPC status for local replies (envoy `source/common/grpc/status.cc` `httpToGrpcStatus`). */
-function httpToGrpcStatus(code: number): number {
-  switch (code) {
-    case 400:
-      return 13;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return 12;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14;
-    default:
-      return 2;
-  }
-}
-
 /** Local reply bodies, Envoy's wording. */
 const LOCAL_REPLY: Record<number, string> = {
   404: 'route not found',
@@ -115,10 +91,6 @@ const LOCAL_REPLY: Record<number, string> = {
   503: 'no healthy upstream',
   504: 'upstream request timeout',
 };
-
-function firstHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /** Listener-wide facts, computed once when the handler is built. */
 interface Listener {
@@ -173,7 +145,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
     telemetryOn: options.telemetry.enabled,
     localPrincipal: options.localPrincipal ?? '',
     appTarget: options.app ? { host: options.app.host, port: options.app.port, h2: options.app.h2, tls: false } : undefined,
-    inboundCluster: `inbound|${options.app?.port ?? 0}||`,
+    inboundCluster: inboundClusterName(options.app?.port ?? 0),
     lastAuthority: undefined,
     lastAuthorityPort: undefined,
   };
@@ -229,6 +201,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   private done = false;
   private ended = false;
   private headSent = false;
+  /** The proxy reset the downstream itself (upstream reset mid-body, timeout after the head): not DC. */
+  private resetByProxy = false;
   private status = 0;
   private grpcStatus: string | undefined = undefined;
   private upstreamPrincipal = '';
@@ -393,14 +367,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       } else {
         const s = this.req.socket;
         const conn = this.conn;
-        if (s && conn) {
-          const read = s.bytesRead;
-          const written = s.bytesWritten;
-          requestBytes = read - conn.read;
-          responseBytes = written - conn.written;
-          conn.read = read;
-          conn.written = written;
-        }
+        if (s && conn) ({ requestBytes, responseBytes } = takeByteDeltas(s, conn));
       }
     }
     const inbound = this.l.inbound;
@@ -451,16 +418,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       }
       const special = this.special;
       const service = this.service;
-      this.span?.end({
-        statusCode: this.status,
-        responseFlags: formatResponseFlags(this.flags),
-        // Envoy cluster names: outbound|<port>||<host>, inbound|<port>||.
-        upstreamCluster: special ?? (l.inbound ? l.inboundCluster : service ? `outbound|${this.route?.port ?? 0}||${service.host}` : ''),
-        requestSize: a.requestBytes,
-        responseSize: a.responseBytes,
-        grpcStatus: this.grpcStatus,
-        peer: a.peer,
-      });
+      // No route (NR) has no cluster: ''.
+      this.span?.end(spanEndOf(a, special ?? (l.inbound ? l.inboundCluster : service ? outboundClusterName(this.route?.port ?? 0, service.host) : '')));
     } catch (err) {
       l.logger.warnOnce('record-http', 'recording a request failed', { err });
     }
@@ -481,8 +440,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   onDownstreamClose(): void {
     if (this.done) return;
     if (!this.ended) {
-      this.flags |= ResponseFlag.DC;
-      if (!this.headSent) this.status = 0;
+      this.flags = closedEarlyFlags(this.flags, this.resetByProxy);
+      this.status = closedEarlyCode(this.status, this.headSent);
       this.call?.abort();
     }
     this.finish();
@@ -508,7 +467,9 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const { req, res, h2, grpc } = this;
     this.flags |= extraFlags;
     if (this.headSent || res.headersSent) {
-      // The head is out: all we can do is reset (Envoy resets the downstream stream).
+      // The head is out: all we can do is reset (Envoy resets the downstream stream). Our reset, not the
+      // downstream leaving: no DC.
+      this.resetByProxy = true;
       res.destroy();
       return;
     }
@@ -609,8 +570,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       return;
     }
     this.l.logger.debug('upstream failure', { kind, err, authority: this.authority });
-    const f = kind === 'connect' ? ResponseFlag.UF | (this.attempt > 0 && this.attempt >= this.l.retries ? ResponseFlag.URX : 0) : ResponseFlag.UC;
-    this.reply(503, f);
+    const outcome = upstreamFailureOutcome(kind, err, this.attempt > 0 && this.attempt >= this.l.retries);
+    this.reply(outcome.responseCode, outcome.responseFlags);
   }
 
   onUpstreamResponse(up: UpstreamResponse): void {
@@ -707,8 +668,9 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   }
 
   onBodyError(): void {
-    // Upstream died mid-body: Envoy resets the downstream and flags UC.
+    // Upstream died mid-body: Envoy resets the downstream and flags UC (its reset, so no DC).
     this.flags |= ResponseFlag.UC;
+    this.resetByProxy = true;
     this.res.destroy();
   }
 

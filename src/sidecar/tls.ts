@@ -9,7 +9,8 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions, PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
+import type { ConnectionOptions, TlsOptions } from 'node:tls';
+import { spiffeFromSan } from '../record/principal.js';
 import { ConfigError, MeshtelError, isMeshtelError, quote } from '../core/errors.js';
 
 /** ALPN a client offers for TCP: MX first, then Istio's marker. */
@@ -68,26 +69,8 @@ export function isUpstreamIdentityError(err: unknown): boolean {
   return isMeshtelError(err, 'MESHTEL_ERR_UPSTREAM_IDENTITY');
 }
 
-/** Extract the first `URI:spiffe://...` of a subjectAltName string, or `''`. */
-export function spiffeFromSan(san: string | undefined): string {
-  if (!san) return '';
-  for (const part of san.split(',')) {
-    const p = part.trim();
-    if (p.startsWith('URI:spiffe://')) return p.slice(4);
-  }
-  return '';
-}
-
-/** The peer principal of a TLS socket (its certificate's SPIFFE URI SAN), or `''`. */
-export function peerPrincipalOf(socket: TLSSocket): string {
-  let cert: PeerCertificate | undefined;
-  try {
-    cert = socket.getPeerCertificate();
-  } catch {
-    return '';
-  }
-  return spiffeFromSan(cert?.subjectaltname);
-}
+// SPIFFE extraction is the record stage's (one definition); re-exported for the listeners.
+export { peerPrincipalOf, spiffeFromSan } from '../record/principal.js';
 
 /** Load and check certificates. Throws MESHTEL_ERR_TLS naming the file at fault. */
 export function loadSidecarTls(files: TlsFiles): SidecarTls {

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bookinfoLabels, deadPort, eventually, productpageClient, reviewsMesh, reviewsServer, send, series, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
@@ -120,6 +122,47 @@ describe('Sidecar failure mapping', () => {
       const lines = await series(server, 'istio_requests_total');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain('response_code="503",grpc_response_status="",response_flags="UF"');
+    });
+  });
+  it('answers 502 UPE when the app answers bytes that are not HTTP (Envoy: upstream protocol error)', async () => {
+    // A raw TCP app that reads the request and answers garbage.
+    const raw = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end('NOT HTTP AT ALL\r\n\r\n'));
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+    const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: (raw.address() as AddressInfo).port } });
+    cleanups.push(server.close);
+    const res = await send(server.ports.inbound, {});
+    expect(res.status).toBe(502);
+    await eventually(async () => {
+      const lines = await series(server, 'istio_requests_total');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('response_code="502",grpc_response_status="",response_flags="UPE"');
+    });
+  });
+
+  it('flags a reset the proxy makes itself UC without DC (the client never left)', async () => {
+    // The app sends the head and part of the body, then resets: the inbound proxy resets the downstream.
+    const { server } = await reviewsServer(cleanups, (_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 30);
+    });
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: server.ports.inbound, agent: false }, (res) => {
+        res.on('data', () => {});
+        res.on('error', () => resolve());
+        res.on('close', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    await eventually(async () => {
+      const lines = await series(server, 'istio_requests_total');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('response_code="200",grpc_response_status="",response_flags="UC"');
     });
   });
 });

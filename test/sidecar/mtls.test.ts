@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
-import { loadSidecarTls, spiffeFromSan } from '../../src/sidecar/tls.js';
+import { loadSidecarTls } from '../../src/sidecar/tls.js';
 import { bookinfoLabels, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
 
 const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
@@ -64,11 +64,6 @@ describe('loadSidecarTls()', () => {
     },
   ])('rejects $what with MESHTEL_ERR_TLS', ({ files }) => {
     expect(() => loadSidecarTls(files())).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_TLS' }));
-  });
-
-  it('reads the first spiffe URI of a subjectAltName', () => {
-    expect(spiffeFromSan('DNS:x, URI:https://a, URI:spiffe://td/ns/a/sa/b')).toBe('spiffe://td/ns/a/sa/b');
-    expect(spiffeFromSan(undefined)).toBe('');
   });
 });
 

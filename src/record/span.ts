@@ -1,0 +1,21 @@
+/**
+ * The end tags of a hop's span, derived from the same attributes the stats stage records, so that a span
+ * and its series never disagree (Envoy's tracer reads `response_code` / `response_flags` / sizes from the
+ * same stream info the stats filter reads).
+ */
+import { formatResponseFlags } from '../stats/response-flags.js';
+import type { HttpStreamAttributes } from '../stats/types.js';
+import type { SpanEndInfo } from '../tracing/types.js';
+
+/** Span end tags of a finished request: code, flags (`-` when none), sizes, gRPC status, peer, cluster. */
+export function spanEndOf(attrs: HttpStreamAttributes, upstreamCluster: string): SpanEndInfo {
+  return {
+    statusCode: attrs.responseCode,
+    responseFlags: formatResponseFlags(attrs.responseFlags),
+    upstreamCluster,
+    requestSize: attrs.requestBytes,
+    responseSize: attrs.responseBytes,
+    ...(attrs.grpcStatus !== undefined ? { grpcStatus: attrs.grpcStatus } : {}),
+    peer: attrs.peer,
+  };
+}
