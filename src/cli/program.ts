@@ -13,6 +13,7 @@ import { registerStatCommand } from './commands/stat.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerSidecarCommand } from './commands/sidecar.js';
 import { registerCertsCommand } from './commands/certs.js';
+import { registerConsoleCommand } from './commands/console.js';
 
 /** Exit code for success. */
 export const EXIT_OK = 0;
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerLintCommand(program);
   registerStatCommand(program);
   registerDemoCommand(program);
+  registerConsoleCommand(program);
   // Owned by the sidecar engineer (src/cli/commands/sidecar.ts, certs.ts).
   registerSidecarCommand(program);
   registerCertsCommand(program);

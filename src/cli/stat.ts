@@ -81,7 +81,8 @@ interface Acc {
   hasTcp: boolean;
 }
 
-function seriesKey(s: Sample): string {
+/** Identity of one series: name plus sorted labels. */
+export function seriesKey(s: Sample): string {
   const keys = Object.keys(s.labels).sort();
   let k = s.name;
   for (const key of keys) k += `\u0000${key}=${s.labels[key]}`;
@@ -92,7 +93,7 @@ function seriesKey(s: Sample): string {
  * Counter increase between two samples of one series, as Prometheus's `increase` sees a reset: a value
  * that went down started again from zero. A series absent from the first sample started inside the window.
  */
-function delta(before: number | undefined, after: number): number {
+export function delta(before: number | undefined, after: number): number {
   if (before === undefined || after < before) return after;
   return after - before;
 }

@@ -14,6 +14,7 @@ import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { createMeshtelInterceptor, meshtelFastify } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
+import { createTapHandler } from '../core/tap.js';
 import { getRatings, RATINGS_SERVICE } from './ratings-grpc.js';
 import type { RatingsReply, RatingsRequest } from './ratings-grpc.js';
 
@@ -292,10 +293,17 @@ export async function startProductpage(options: ProductpageOptions, port = 0): P
     return { product: details.value.body, reviews: reviewsOk ? reviews.value.body : { error: 'Sorry, product reviews are currently unavailable for this book.' } };
   });
   const main = await listenFastify(app, port);
-  const metricsApp = Fastify();
+  // A tap stream never ends by itself: close() must not wait for it.
+  const metricsApp = Fastify({ forceCloseConnections: true });
   metricsApp.get('/stats/prometheus', async (_req, reply) => {
     reply.header('content-type', embedding.registry.contentType);
     return embedding.metrics();
+  });
+  // The embedding's live tap, mounted by the app on its loopback metrics listener (src/core/tap.ts).
+  const tap = createTapHandler({ local: embedding.metadata, registry: embedding.registry });
+  metricsApp.get('/tap', (req, reply) => {
+    reply.hijack();
+    tap(req.raw, reply.raw);
   });
   const metrics = await listenFastify(metricsApp, options.metricsPort ?? 0);
   return {

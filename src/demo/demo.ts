@@ -66,6 +66,8 @@ export interface DemoWorkload {
   readonly proxyMetricsUrl?: string;
   /** The node id sent as x-envoy-peer-metadata-id. */
   readonly nodeId: string;
+  /** The live tap stream (sidecar admin `/tap`, or the proxyless app's own handler). */
+  readonly tapUrl: string;
 }
 
 /** A running demo. */
@@ -320,6 +322,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         metricsUrl: `http://127.0.0.1:${s.ports.status}/stats/prometheus`,
         proxyMetricsUrl: `http://127.0.0.1:${s.ports.prometheus}/stats/prometheus`,
         nodeId: s.nodeId,
+        tapUrl: `http://127.0.0.1:${s.ports.admin}/tap`,
       })),
       {
         workload: productpageMeta.workload,
@@ -327,6 +330,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         mode: 'proxyless' as const,
         metricsUrl: `http://127.0.0.1:${productpage.metricsPort}/stats/prometheus`,
         nodeId: embedding.nodeId,
+        tapUrl: `http://127.0.0.1:${productpage.metricsPort}/tap`,
       },
     ].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.workload.localeCompare(b.workload));
 

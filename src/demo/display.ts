@@ -10,21 +10,29 @@ import { renderStatTable } from '../cli/table.js';
 import type { Demo } from './demo.js';
 import type { LoadStats } from './load.js';
 
-/** The header: URLs, faults, Prometheus. `configPath` is where the Prometheus config was written. */
-export function renderHeader(demo: Demo, configPath: string): string {
-  const w = Math.max(...demo.workloads.map((x) => `${x.namespace}/${x.workload}`.length));
+/**
+ * The header: console URL first, then the gateway, faults and where the metrics are. `compact` (the in-place
+ * terminal screen) keeps it to lines under 80 columns and leaves the endpoint list to the plain output.
+ * Hints are printed as they run from a checkout (`npm run meshtel -- …`; `meshtel` is only on PATH once installed).
+ */
+export function renderHeader(demo: Demo, configPath: string, consoleUrl?: string, compact = false): string {
+  const o = demo.options;
   const lines = [
-    'meshtel demo: a Bookinfo mesh on loopback (Ctrl-C stops it)',
-    `  ingress gateway   ${demo.gatewayUrl}`,
-    `  load              ${demo.options.rate} req/s; faults: reviews-v2 answers ${(demo.options.failRate * 100).toFixed(0)}% with 500, reviews-v3 adds ${demo.options.delayMs}ms`,
-    '  merged metrics (Prometheus text):',
-    ...demo.workloads.map((x) => `    ${`${x.namespace}/${x.workload}`.padEnd(w)}  ${x.mode.padEnd(9)}  ${x.metricsUrl}`),
-    `  prometheus config ${configPath}`,
+    `meshtel demo · Ctrl-C stops it${consoleUrl ? ` · console ${consoleUrl}` : ''}`,
+    `gateway ${demo.gatewayUrl}`,
+    `load ${o.rate} req/s · reviews-v2 fails ${(o.failRate * 100).toFixed(0)}% (500) · reviews-v3 +${o.delayMs}ms`,
   ];
-  if (demo.tracingEndpoint) lines.push(`  traces (OTLP)     ${demo.tracingEndpoint}`);
-  if (demo.prometheusUrl) lines.push(`  prometheus        ${demo.prometheusUrl}  (shipped recording rules and alerts loaded)`);
-  if (demo.prometheusSkipped) lines.push(`  prometheus        not started: ${demo.prometheusSkipped}`);
-  lines.push(`  try               meshtel stat edge -e ${demo.metricsUrls.join(',')}`);
+  if (demo.prometheusUrl) lines.push(`prometheus ${demo.prometheusUrl} (shipped rules loaded)`);
+  if (demo.prometheusSkipped) lines.push(`prometheus not started: ${demo.prometheusSkipped}`);
+  if (demo.tracingEndpoint) lines.push(`traces (OTLP) ${demo.tracingEndpoint}`);
+  if (compact) return lines.join('\n');
+  const w = Math.max(...demo.workloads.map((x) => `${x.namespace}/${x.workload}`.length));
+  lines.push(
+    'merged metrics (Prometheus text):',
+    ...demo.workloads.map((x) => `  ${`${x.namespace}/${x.workload}`.padEnd(w)}  ${x.mode.padEnd(9)}  ${x.metricsUrl}`),
+    `prometheus config ${configPath}`,
+    `try: npm run meshtel -- stat edge -e ${demo.metricsUrls.join(',')}`,
+  );
   return lines.join('\n');
 }
 

@@ -197,7 +197,8 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     const statusPort = await start(status, options.bindAddress, options.ports.status, 'status');
 
     // --- 15000, localhost only ---
-    const admin = Fastify({ logger: false });
+    // A tap stream never ends by itself: close() must not wait for it.
+    const admin = Fastify({ logger: false, forceCloseConnections: true });
     admin.get('/config_dump', async () => options.configDump());
     admin.get('/stats', async (_req, reply) => {
       reply.header('content-type', 'text/plain; charset=utf-8');

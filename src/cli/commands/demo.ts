@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
+import type { RunningConsole } from '../../console/server.js';
 
 interface DemoFlags {
   rate: string;
@@ -20,12 +21,23 @@ interface DemoFlags {
   duration?: string;
   otlpEndpoint?: string;
   traceSampling: string;
+  consolePort: string;
+  traceUrl?: string;
 }
 
 function num(raw: string, flag: string): number {
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `${flag} must be a number, got ${quote(raw)}`, { field: flag });
   return n;
+}
+
+/** Cut a screen to the terminal (default 80×24): every line at the width, the whole at the height. */
+export function fitScreen(text: string, columns = process.stdout.columns || 80, rows = process.stdout.rows || 24): string {
+  return text
+    .split('\n')
+    .slice(0, Math.max(1, rows - 1))
+    .map((l) => (l.length > columns ? `${l.slice(0, columns - 1)}…` : l))
+    .join('\n');
 }
 
 /** Register `meshtel demo`. */
@@ -43,6 +55,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--duration <duration>', 'stop by itself after this long')
     .option('--otlp-endpoint <url>', 'export every hop\'s spans over OTLP/HTTP, e.g. Jaeger at http://127.0.0.1:4318')
     .option('--trace-sampling <percent>', 'sampling percentage with --otlp-endpoint', '100')
+    .option('--console-port <port>', 'port of the web console (taken if free, else any free port)', '15100')
+    .option('--trace-url <template>', 'trace UI link for the console\'s tap, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId}')
     .addHelpText(
       'after',
       `
@@ -68,10 +82,24 @@ Examples:
       if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
 
       // The demo mesh (sidecars, fastify, OpenTelemetry) loads here, not at CLI start.
-      const [{ startDemo }, { createStatView, renderHeader, renderProgress }] = await Promise.all([
+      const [{ startDemo }, { createStatView, renderHeader, renderProgress }, { startConsole }, { createEndpointSource, createPrometheusSource }] = await Promise.all([
         import('../../demo/demo.js'),
         import('../../demo/display.js'),
+        import('../../console/server.js'),
+        import('../../console/sources.js'),
       ]);
+      if (flags.otlpEndpoint !== undefined) {
+        let u: URL | undefined;
+        try {
+          u = new URL(flags.otlpEndpoint);
+        } catch {
+          u = undefined;
+        }
+        if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+          throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--otlp-endpoint must be an http(s) URL such as http://127.0.0.1:4318, got ${quote(flags.otlpEndpoint)}`, { field: 'otlp-endpoint' });
+        }
+      }
+      const consolePort = num(flags.consolePort, '--console-port');
       const tracing = flags.otlpEndpoint !== undefined ? { endpoint: flags.otlpEndpoint, samplingPercent: num(flags.traceSampling, '--trace-sampling') } : undefined;
       const demo = await startDemo({
         rate,
@@ -81,10 +109,32 @@ Examples:
         ...(tracing ? { tracing } : {}),
         prometheus: flags.prometheus === true,
       });
+      // The console first: it is what the demo is for. From Prometheus when one runs, else from the scrapes.
+      const source = demo.prometheusUrl
+        ? createPrometheusSource({ url: demo.prometheusUrl, window: '30s' })
+        : createEndpointSource({ urls: demo.metricsUrls, intervalMs: 2000 });
+      const consoleOptions = {
+        source,
+        taps: demo.workloads.map((w) => ({ id: `${w.namespace}/${w.workload}`, url: w.tapUrl })),
+        ...(flags.traceUrl ? { traceUrl: flags.traceUrl } : {}),
+      };
+      let web: RunningConsole;
+      try {
+        web = await startConsole({ ...consoleOptions, port: consolePort });
+      } catch {
+        try {
+          web = await startConsole({ ...consoleOptions, port: 0 });
+        } catch (err) {
+          source.close();
+          await demo.close();
+          throw err;
+        }
+      }
+      process.stdout.write(`meshtel console: ${web.url}  (open it in a browser)\n`);
       const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-'));
       const configPath = path.join(dir, 'prometheus.yml');
       writeFileSync(configPath, demo.prometheusConfig);
-      const header = renderHeader(demo, configPath);
+      const header = renderHeader(demo, configPath, web.url, tty);
       const out = (s: string): void => void process.stdout.write(s);
       if (!tty) out(`${header}\n\n# Prometheus configuration (${configPath}):\n${demo.prometheusConfig}\n`);
 
@@ -105,8 +155,9 @@ Examples:
           tables = `stat: ${(err as Error).message}`;
         }
         if (stopping) return;
-        const progress = renderProgress(demo.load?.stats, elapsed);
-        if (tty) out(`\x1b[H\x1b[2J${header}\n\n${progress}\n\n${tables ?? 'collecting a first scrape...'}\n`);
+        // The first minute's quantiles include start-up (JIT, first connections): say so instead of a scary p99.
+        const progress = `${renderProgress(demo.load?.stats, elapsed)}${elapsed < 60 && tables ? `\nwarming up (${Math.ceil(60 - elapsed)}s): latencies still include start-up` : ''}`;
+        if (tty) out(`\x1b[H\x1b[2J${fitScreen(`${header}\n${progress}\n${tables ?? 'collecting a first scrape...'}`)}`);
         else out(`${progress}\n${tables ? `${tables}\n` : ''}\n`);
         timer = setTimeout(() => void tick(), refreshMs);
       };
@@ -119,8 +170,10 @@ Examples:
         stopping = true;
         if (timer) clearTimeout(timer);
         out(`\n${signal}: stopping the demo...\n`);
-        void demo
+        void web
           .close()
+          .catch(() => undefined)
+          .then(() => demo.close())
           .finally(() => {
             rmSync(dir, { recursive: true, force: true });
             const s = demo.load?.stats;
@@ -130,8 +183,11 @@ Examples:
       };
       const onSigint = (): void => stop('SIGINT');
       const onSigterm = (): void => stop('SIGTERM');
+      // A closed terminal (SIGHUP) cleans up like Ctrl-C: no orphaned Prometheus, no temp directories.
+      const onSighup = (): void => stop('SIGHUP');
       process.on('SIGINT', onSigint);
       process.on('SIGTERM', onSigterm);
+      process.on('SIGHUP', onSighup);
       const limit = durationMs !== undefined ? setTimeout(() => stop('duration reached'), durationMs) : undefined;
       limit?.unref();
       // First scrape primes the rates; the first table follows one refresh later.
@@ -140,5 +196,6 @@ Examples:
       if (limit) clearTimeout(limit);
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
+      process.off('SIGHUP', onSighup);
     });
 }

@@ -1,0 +1,313 @@
+/**
+ * Where the console reads the mesh from:
+ * - {@link createEndpointSource}: scrapes sidecar/app metrics pages directly (`--endpoints`) every
+ *   `intervalMs`, with the parser `meshtel stat` uses, and keeps a bounded history of graphs for the detail
+ *   charts (rates are deltas between consecutive scrapes);
+ * - {@link createPrometheusSource}: PromQL over a Prometheus HTTP API (`--prometheus`), `query` for the graph
+ *   and `query_range` for the detail charts.
+ */
+import { request } from 'undici';
+import { MeshtelError, quote } from '../core/errors.js';
+import type { Sample } from '../cli/exposition-parser.js';
+import { scrapeEndpoints } from '../cli/stat-source.js';
+import { assembleGraph, graphFromScrapes, nodeId, selfFromScrape } from './graph.js';
+import type { EdgeFigures, MeshGraph, SelfFigures } from './graph.js';
+
+/** One point of a detail chart. */
+export interface DetailPoint {
+  readonly t: number;
+  readonly rps: number;
+  readonly errorShare: number | null;
+  readonly p50: number | null;
+  readonly p99: number | null;
+  readonly bytesPerSecond: number;
+}
+
+/** Golden signals over time of a node (inbound and outbound) or an edge. */
+export interface Detail {
+  readonly id: string;
+  readonly inbound: readonly DetailPoint[];
+  readonly outbound: readonly DetailPoint[];
+}
+
+/** What the console server asks of a source. */
+export interface ConsoleSource {
+  readonly kind: 'endpoints' | 'prometheus';
+  /** The latest graph, or null before two scrapes (endpoints) / on an empty Prometheus. */
+  graph(): Promise<MeshGraph | null>;
+  /** Detail of a node id (`ns/workload`) or an edge id (`src|dst|protocol`) over the last `rangeSeconds`. */
+  detail(id: string, rangeSeconds: number): Promise<Detail>;
+  self(): Promise<SelfFigures | null>;
+  close(): void;
+}
+
+/** How many graphs the endpoint source keeps (at 5 s, 30 minutes). */
+const HISTORY = 360;
+
+/** Aggregate the edges of a graph touching `id` into one point per direction. */
+function pointsFor(graph: MeshGraph, id: string): { inbound: DetailPoint | null; outbound: DetailPoint | null } {
+  const isEdge = id.includes('|');
+  const pick = (dir: 'in' | 'out'): DetailPoint | null => {
+    const edges = graph.edges.filter((e) => (isEdge ? e.id === id : dir === 'in' ? e.target === id : e.source === id));
+    if (edges.length === 0) return null;
+    let rps = 0;
+    let err = 0;
+    let bytes = 0;
+    let p50: number | null = null;
+    let p99: number | null = null;
+    for (const e of edges) {
+      rps += e.rps;
+      err += (e.errorShare ?? 0) * e.rps;
+      bytes += e.bytesPerSecond;
+      // Worst edge's quantiles: buckets are not kept per point, and the slowest caller is what one looks for.
+      if (e.p50 !== null) p50 = Math.max(p50 ?? 0, e.p50);
+      if (e.p99 !== null) p99 = Math.max(p99 ?? 0, e.p99);
+    }
+    return { t: graph.time, rps, errorShare: rps > 0 ? err / rps : null, p50, p99, bytesPerSecond: bytes };
+  };
+  return isEdge ? { inbound: pick('in'), outbound: null } : { inbound: pick('in'), outbound: pick('out') };
+}
+
+/** Options of {@link createEndpointSource}. */
+export interface EndpointSourceOptions {
+  readonly urls: readonly string[];
+  /** Scrape interval; default 5000 ms. */
+  readonly intervalMs?: number;
+}
+
+/** Scrape `urls` every interval; graphs are deltas between consecutive scrapes. */
+export function createEndpointSource(options: EndpointSourceOptions): ConsoleSource {
+  const intervalMs = options.intervalMs ?? 5000;
+  let previous: { samples: Sample[]; at: number } | undefined;
+  let lastSamples: Sample[] = [];
+  const history: MeshGraph[] = [];
+  let lastError: Error | undefined;
+  let running: Promise<void> | undefined;
+  const poll = async (): Promise<void> => {
+    try {
+      const samples = await scrapeEndpoints(options.urls);
+      const at = performance.now();
+      lastSamples = samples;
+      if (previous) {
+        history.push(graphFromScrapes(previous.samples, samples, (at - previous.at) / 1000));
+        if (history.length > HISTORY) history.shift();
+      }
+      previous = { samples, at };
+      lastError = undefined;
+    } catch (err) {
+      lastError = err as Error;
+    }
+  };
+  running = poll();
+  const timer = setInterval(() => {
+    running = poll();
+  }, intervalMs);
+  timer.unref();
+  return {
+    kind: 'endpoints',
+    async graph() {
+      await running;
+      if (history.length === 0 && lastError) throw lastError;
+      return history[history.length - 1] ?? null;
+    },
+    async detail(id, rangeSeconds) {
+      await running;
+      const since = Date.now() - rangeSeconds * 1000;
+      const inbound: DetailPoint[] = [];
+      const outbound: DetailPoint[] = [];
+      for (const g of history) {
+        if (g.time < since) continue;
+        const p = pointsFor(g, id);
+        inbound.push(p.inbound ?? { t: g.time, rps: 0, errorShare: null, p50: null, p99: null, bytesPerSecond: 0 });
+        if (!id.includes('|')) outbound.push(p.outbound ?? { t: g.time, rps: 0, errorShare: null, p50: null, p99: null, bytesPerSecond: 0 });
+      }
+      return { id, inbound, outbound };
+    },
+    async self() {
+      await running;
+      return lastSamples.length > 0 ? selfFromScrape(lastSamples, options.urls) : null;
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+}
+
+interface PromSeries {
+  metric: Record<string, string>;
+  value?: [number, string];
+  values?: [number, string][];
+}
+
+async function promApi(base: string, path: string, params: Record<string, string>): Promise<PromSeries[]> {
+  const url = `${base.replace(/\/+$/, '')}${path}?${new URLSearchParams(params).toString()}`;
+  let text: string;
+  try {
+    const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000 });
+    text = await res.body.text();
+  } catch (err) {
+    throw new MeshtelError('MESHTEL_ERR_SCRAPE', `cannot read ${base}: ${(err as Error).message}`, { url: base }, { cause: err });
+  }
+  let parsed: { status?: string; data?: { result?: PromSeries[] }; error?: string };
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    throw new MeshtelError('MESHTEL_ERR_SCRAPE', `${base} did not answer Prometheus API JSON`, { url: base });
+  }
+  if (parsed.status !== 'success') {
+    throw new MeshtelError('MESHTEL_ERR_SCRAPE', `${base} rejected ${quote(params.query ?? '')}: ${parsed.error ?? 'error'}`, { url: base });
+  }
+  return parsed.data?.result ?? [];
+}
+
+const EDGE_BY = 'source_workload, source_workload_namespace, destination_workload, destination_workload_namespace';
+
+/** Options of {@link createPrometheusSource}. */
+export interface PrometheusSourceOptions {
+  readonly url: string;
+  /** PromQL rate window; default `1m`. */
+  readonly window?: string;
+}
+
+/** The selector of an edge or node id, for detail queries. */
+function selectors(id: string): { inbound: string; outbound: string | null } {
+  const q = (s: string): string => JSON.stringify(s);
+  const split = (n: string): [string, string] => {
+    const i = n.indexOf('/');
+    return [n.slice(0, i), n.slice(i + 1)];
+  };
+  if (id.includes('|')) {
+    const [src = '', dst = '', protocol = 'http'] = id.split('|');
+    const [sns, swl] = split(src);
+    const [dns, dwl] = split(dst);
+    const proto = protocol === 'tcp' ? '' : `, request_protocol=${q(protocol)}`;
+    return {
+      inbound: `reporter="source", source_workload=${q(swl)}, source_workload_namespace=${q(sns)}, destination_workload=${q(dwl)}, destination_workload_namespace=${q(dns)}${proto}`,
+      outbound: null,
+    };
+  }
+  const [ns, wl] = split(id);
+  return {
+    inbound: `reporter="destination", destination_workload=${q(wl)}, destination_workload_namespace=${q(ns)}`,
+    outbound: `reporter="source", source_workload=${q(wl)}, source_workload_namespace=${q(ns)}`,
+  };
+}
+
+/** Read the graph and charts from a Prometheus holding Istio-schema metrics. */
+export function createPrometheusSource(options: PrometheusSourceOptions): ConsoleSource {
+  const w = options.window ?? '1m';
+  const q = (query: string, time?: number): Promise<PromSeries[]> =>
+    promApi(options.url, '/api/v1/query', { query, ...(time !== undefined ? { time: String(time) } : {}) });
+  const num = (s: PromSeries): number => Number(s.value?.[1] ?? NaN);
+  const keyOf = (m: Record<string, string>, protocol: string): string =>
+    `${nodeId(m.source_workload_namespace, m.source_workload)}|${nodeId(m.destination_workload_namespace, m.destination_workload)}|${protocol}|${m.reporter}`;
+  return {
+    kind: 'prometheus',
+    async graph() {
+      const time = Date.now() / 1000;
+      const by = `${EDGE_BY}, request_protocol, reporter`;
+      const [rps, err, p50, p99, tcp, mtls, unknown] = await Promise.all([
+        q(`sum by (${by}) (rate(istio_requests_total[${w}]))`, time),
+        q(`sum by (${by}) (rate(istio_requests_total{response_code=~"5.."}[${w}]))`, time),
+        q(`histogram_quantile(0.5, sum by (le, ${by}) (rate(istio_request_duration_milliseconds_bucket[${w}])))`, time),
+        q(`histogram_quantile(0.99, sum by (le, ${by}) (rate(istio_request_duration_milliseconds_bucket[${w}])))`, time),
+        q(`sum by (${EDGE_BY}, reporter) (rate(istio_tcp_sent_bytes_total[${w}]) or rate(istio_tcp_received_bytes_total[${w}]))`, time),
+        q(`sum by (${EDGE_BY}) (istio_requests_total{reporter="destination", connection_security_policy="mutual_tls"})`, time),
+        q(`sum by (namespace, pod, reason, reporter) (rate(meshtel_peer_unknown_total[${w}]))`, time),
+      ]);
+      const figures = new Map<string, EdgeFigures>();
+      const fig = (m: Record<string, string>, protocol: 'http' | 'grpc' | 'tcp'): EdgeFigures => {
+        const k = keyOf(m, protocol);
+        let f = figures.get(k);
+        if (!f) {
+          f = {
+            source: nodeId(m.source_workload_namespace, m.source_workload),
+            target: nodeId(m.destination_workload_namespace, m.destination_workload),
+            protocol,
+            reporter: m.reporter === 'destination' ? 'destination' : 'source',
+            rps: 0,
+            errorRps: 0,
+            p50: null,
+            p99: null,
+            bytesPerSecond: 0,
+          };
+          figures.set(k, f);
+        }
+        return f;
+      };
+      const proto = (m: Record<string, string>): 'http' | 'grpc' => (m.request_protocol === 'grpc' ? 'grpc' : 'http');
+      for (const s of rps) fig(s.metric, proto(s.metric)).rps = num(s) || 0;
+      for (const s of err) fig(s.metric, proto(s.metric)).errorRps = num(s) || 0;
+      for (const s of p50) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p50 = num(s);
+      for (const s of p99) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p99 = num(s);
+      for (const s of tcp) fig(s.metric, 'tcp').bytesPerSecond = num(s) || 0;
+      const pairs = new Set(mtls.filter((s) => num(s) > 0).map((s) => `${nodeId(s.metric.source_workload_namespace, s.metric.source_workload)}|${nodeId(s.metric.destination_workload_namespace, s.metric.destination_workload)}`));
+      const unknownBy = new Map<string, { reason: string; reporter: string; rate: number }[]>();
+      for (const s of unknown) {
+        if (!(num(s) > 0)) continue;
+        // A pod name as a ReplicaSet makes it: <workload>-<hash>-<suffix>.
+        const id = nodeId(s.metric.namespace, (s.metric.pod ?? '').replace(/-[a-z0-9]+-[a-z0-9]+$/, ''));
+        unknownBy.set(id, [...(unknownBy.get(id) ?? []), { reason: s.metric.reason ?? '', reporter: s.metric.reporter ?? '', rate: num(s) }]);
+      }
+      if (figures.size === 0 && unknownBy.size === 0) return null;
+      return assembleGraph([...figures.values()], pairs, unknownBy, windowSecondsOf(w), time * 1000);
+    },
+    async detail(id, rangeSeconds) {
+      const end = Date.now() / 1000;
+      const start = end - rangeSeconds;
+      const step = String(Math.max(5, Math.round(rangeSeconds / 120)));
+      const range = (query: string): Promise<PromSeries[]> => promApi(options.url, '/api/v1/query_range', { query, start: String(start), end: String(end), step });
+      const side = async (sel: string): Promise<DetailPoint[]> => {
+        const [rps, err, p50, p99, bytes] = await Promise.all([
+          range(`sum(rate(istio_requests_total{${sel}}[${w}]))`),
+          range(`sum(rate(istio_requests_total{${sel}, response_code=~"5.."}[${w}])) / sum(rate(istio_requests_total{${sel}}[${w}]))`),
+          range(`histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${w}])))`),
+          range(`histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${w}])))`),
+          range(`sum(rate(istio_tcp_sent_bytes_total{${sel}}[${w}])) + sum(rate(istio_tcp_received_bytes_total{${sel}}[${w}]))`),
+        ]);
+        const series = (r: PromSeries[]): Map<number, number> => new Map((r[0]?.values ?? []).map(([t, v]) => [t, Number(v)]));
+        const [a, b, c, d, e] = [rps, err, p50, p99, bytes].map(series) as Map<number, number>[];
+        const times = new Set<number>([...(a?.keys() ?? []), ...(e?.keys() ?? [])]);
+        const fin = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
+        return [...times]
+          .sort((x, y) => x - y)
+          .map((t) => ({ t: t * 1000, rps: a?.get(t) ?? 0, errorShare: fin(b?.get(t)), p50: fin(c?.get(t)), p99: fin(d?.get(t)), bytesPerSecond: e?.get(t) ?? 0 }));
+      };
+      const sel = selectors(id);
+      const [inbound, outbound] = await Promise.all([side(sel.inbound), sel.outbound ? side(sel.outbound) : Promise.resolve([])]);
+      return { id, inbound, outbound };
+    },
+    async self() {
+      const one = async (query: string): Promise<number> => {
+        const r = await q(query);
+        return r.length > 0 ? num(r[0] as PromSeries) : 0;
+      };
+      const [seriesActive, seriesOverflowTotal, peerCacheEntries, hits, misses, spansDroppedTotal, tapDroppedTotal, samples] = await Promise.all([
+        one('sum(meshtel_series_active)'),
+        one('sum(meshtel_series_overflow_total)'),
+        one('sum(meshtel_peer_cache_entries)'),
+        one('sum(meshtel_peer_cache_hits_total)'),
+        one('sum(meshtel_peer_cache_misses_total)'),
+        one('sum(meshtel_spans_dropped_total)'),
+        one('sum(meshtel_tap_dropped_total)'),
+        q('scrape_samples_scraped'),
+      ]);
+      return {
+        seriesActive,
+        seriesOverflowTotal,
+        peerCacheEntries,
+        peerCacheHitShare: hits + misses > 0 ? hits / (hits + misses) : null,
+        spansDroppedTotal,
+        tapDroppedTotal,
+        scrapeSamples: samples.map((s) => ({ endpoint: s.metric.pod ?? s.metric.instance ?? '', samples: num(s) })).sort((x, y) => y.samples - x.samples),
+      };
+    },
+    close() {},
+  };
+}
+
+function windowSecondsOf(w: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(w);
+  if (!m) return 60;
+  return Number(m[1]) * (m[2] === 's' ? 1 : m[2] === 'm' ? 60 : 3600);
+}
