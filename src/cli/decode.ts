@@ -64,13 +64,25 @@ export function detectKind(value: string): DecodeKind {
 }
 
 /** Decode a value, auto-detected unless `kind` is given. Throws DecodeError (MESHTEL_ERR_DECODE) with what is wrong. */
-export function decodeValue(value: string, kind: DecodeKind = detectKind(value)): DecodeReport {
+export function decodeValue(value: string, given?: DecodeKind): DecodeReport {
   const v = value.trim();
+  const kind = given ?? detectKind(value);
   switch (kind) {
     case 'x-envoy-peer-metadata':
       return decodeMx(v);
     case 'baggage':
-      return decodeBaggageValue(v);
+      if (given !== undefined) return decodeBaggageValue(v);
+      try {
+        return decodeBaggageValue(v);
+      } catch (err) {
+        // Baggage is only the fallback guess: a mistyped or truncated MX header lands here too.
+        if (!(err instanceof DecodeError)) throw err;
+        throw new DecodeError(
+          `${err.message}. It was read as baggage because it is not base64, a TCP frame in hex or a node id; if it is an x-envoy-peer-metadata value, try --as mx`,
+          { ...err.details },
+          { cause: err },
+        );
+      }
     case 'tcp-frame':
       return decodeFrame(v);
     case 'x-envoy-peer-metadata-id':

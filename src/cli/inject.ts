@@ -146,8 +146,13 @@ function injectObject(value: Obj, options: InjectOptions, injected: string[], sk
   const meta = isObj(value.metadata) ? value.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : '';
   const id = `${kind}/${name}`;
-  let template: Obj = value;
-  for (const key of shape.templatePath) template = child(template, key);
+  // Walk to the pod template without creating levels: a skipped or template-less workload passes through as it was.
+  let template: Obj | undefined = value;
+  for (const key of shape.templatePath) template = isObj(template?.[key]) ? (template[key] as Obj) : undefined;
+  if (template === undefined) {
+    skipped.push(`${id}: no pod template (${shape.templatePath.join('.')})`);
+    return;
+  }
   const workload = {
     kind,
     apiVersion: typeof value.apiVersion === 'string' ? value.apiVersion : shape.api,
@@ -172,8 +177,9 @@ export interface WorkloadRef {
  * was left alone (already injected, injection disabled, host network, no containers).
  */
 export function injectPodTemplate(template: Obj, workload: WorkloadRef, options: InjectOptions = {}): string | null {
-  const metadata = child(template, 'metadata');
-  const spec = child(template, 'spec');
+  // Read before deciding: a template left alone must not gain empty metadata/spec maps.
+  const metadata: Obj = isObj(template.metadata) ? template.metadata : {};
+  const spec: Obj = isObj(template.spec) ? template.spec : {};
   const annotations = stringMap(metadata.annotations);
   const containers = Array.isArray(spec.containers) ? (spec.containers as unknown[]).filter(isObj) : [];
   if (containers.length === 0) return 'no containers';
@@ -185,6 +191,8 @@ export function injectPodTemplate(template: Obj, workload: WorkloadRef, options:
   if (!workload.name) {
     throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `a ${workload.kind} has no metadata.name`, { kind: workload.kind });
   }
+  template.metadata = metadata;
+  template.spec = spec;
 
   const labels = stringMap(metadata.labels);
   // Canonical name/revision precedence: label, app.kubernetes.io/*, app/version, then workload name /

@@ -3,6 +3,7 @@
  * (src/cli/commands/*.ts), and one place that turns errors into exit codes:
  * 0 ok, 1 a MeshtelError (its MESHTEL_ERR_* code printed), 2 a usage error.
  */
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { isMeshtelError } from '../core/errors.js';
 import { registerDecodeCommand } from './commands/decode.js';
@@ -15,6 +16,9 @@ import { registerSidecarCommand } from './commands/sidecar.js';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerConsoleCommand } from './commands/console.js';
 
+// src/cli and dist/cli are both two levels below the package root.
+const PACKAGE_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 /** Exit code for success. */
 export const EXIT_OK = 0;
 /** Exit code for a failed command (bad input, unreachable endpoint, ...). */
@@ -26,7 +30,10 @@ export const EXIT_USAGE = 2;
 export function createProgram(): Command {
   const program = new Command('meshtel')
     .description('Istio Telemetry V2 (metadata exchange, istio_* metrics, tracing) for Node.js sidecars and services')
-    .version('0.1.0')
+    // -V/--version at the top level only; with positional options a subcommand's own --version (encode's
+    // version label) is its own, not the program's.
+    .version(PACKAGE_VERSION, '-V, --version')
+    .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError('(run with --help for usage and examples)')
     .configureHelp({ sortSubcommands: true });

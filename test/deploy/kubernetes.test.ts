@@ -215,6 +215,10 @@ describe('deploy/kubernetes', () => {
       expect(lines.filter((l) => l.startsWith('FROM ')).every((l) => l.startsWith('FROM node:20-slim'))).toBe(true);
       expect(dockerfile).toContain('RUN npm run build');
       expect(dockerfile).toMatch(/RUN npm ci --omit=dev/);
+      // The package's "prepare" script builds on install; inside the image src is not there yet (or at all).
+      const installs = lines.filter((l) => l.includes('npm ci'));
+      expect(installs.length).toBeGreaterThan(0);
+      for (const l of installs) expect(l).toContain('--ignore-scripts');
     });
 
     it('copies only paths that exist in the repository', () => {
