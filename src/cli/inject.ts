@@ -86,14 +86,6 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function child(obj: Obj, key: string): Obj {
-  const v = obj[key];
-  if (isObj(v)) return v;
-  const created: Obj = {};
-  obj[key] = created;
-  return created;
-}
-
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!isObj(v)) return out;
