@@ -37,6 +37,8 @@ export interface LintMetric {
 /** The result of {@link lintTelemetry}. */
 export interface LintResult {
   readonly config: TelemetryConfig;
+  /** Tag expressions that do not compile: the tag is dropped (as Envoy does), the rest applies. */
+  readonly warnings: readonly string[];
   readonly metrics: readonly LintMetric[];
 }
 
@@ -91,7 +93,8 @@ export async function lintTelemetry(text: string): Promise<LintResult> {
         metrics.push({ metric: def.name, telemetryName: def.telemetryName, mode, enabled: sample !== undefined, labels, standard, expressions, removed });
       }
     }
-    return { config, metrics };
+    const warnings = config.expressionErrors.map((f) => `warning: ${f.field}: tag ${f.tag} is dropped: ${f.message}`);
+    return { config, warnings, metrics };
   } finally {
     stats.close();
   }
@@ -105,7 +108,12 @@ function overridesFor(config: TelemetryConfig, telemetryName: string, mode: 'CLI
     if (ov.metric !== 'ALL_METRICS' && ov.metric !== telemetryName) continue;
     if (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode) continue;
     for (const [tag, t] of Object.entries(ov.tagOverrides)) {
-      if (t.operation === 'REMOVE') {
+      if (ov.customMetric !== undefined) continue;
+      if (t.operation === 'INVALID') {
+        // Dropped as the stats stage drops it (a standard tag disappears, an added one is not added).
+        delete expressions[tag];
+        if ((HTTP_LABELS as readonly string[]).includes(tag)) removed.add(tag);
+      } else if (t.operation === 'REMOVE') {
         delete expressions[tag];
         if ((HTTP_LABELS as readonly string[]).includes(tag)) removed.add(tag);
       } else {

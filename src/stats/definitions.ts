@@ -41,6 +41,8 @@ export const MESHTEL_LABEL_VALUE_REJECTED_TOTAL = 'meshtel_label_value_rejected_
 export const MESHTEL_SERIES_EXPIRED_TOTAL = 'meshtel_series_expired_total';
 /** meshtel self metric: recordings that failed inside meshtel and were dropped (never thrown to the caller). */
 export const MESHTEL_STATS_ERRORS_TOTAL = 'meshtel_stats_errors_total';
+/** meshtel self metric: Telemetry tag expressions that failed to compile (`metric`, `tag`); counted once per configuration. */
+export const MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL = 'meshtel_telemetry_expression_errors_total';
 /** meshtel self metric: live series per metric (`metric`). */
 export const MESHTEL_SERIES_ACTIVE = 'meshtel_series_active';
 

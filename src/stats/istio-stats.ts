@@ -36,6 +36,7 @@ import {
   MESHTEL_SERIES_EXPIRED_TOTAL,
   MESHTEL_SERIES_OVERFLOW_TOTAL,
   MESHTEL_STATS_ERRORS_TOTAL,
+  MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL,
   METRIC,
   METRICS,
   validateBuckets,
@@ -149,8 +150,8 @@ interface ModeState {
   readonly plans: readonly MetricPlan[];
   /** Expressions any enabled plan of this mode uses. */
   readonly exprIds: readonly number[];
-  /** Tags of custom metrics: every ALL_METRICS dimension of this mode, sorted by name. */
-  readonly customTags: readonly { readonly prefix: string; readonly expr: CompiledExpression }[];
+  /** Tags per custom metric family name: ALL_METRICS and matching `customMetric` dimensions, sorted by name. */
+  readonly customTags: ReadonlyMap<string, readonly { readonly prefix: string; readonly expr: CompiledExpression }[]>;
 }
 
 /**
@@ -214,6 +215,7 @@ class IstioStatsImpl implements IstioStats {
   private readonly expiredFam: Family;
   private readonly errorsFam: Family;
   private readonly activeFam: Family;
+  private readonly exprErrorsFam: Family;
   private readonly modes: readonly ModeState[];
   private readonly custom: readonly CompiledCustomMetric[];
   private readonly exprs: CompiledExpression[] = [];
@@ -292,8 +294,23 @@ class IstioStatsImpl implements IstioStats {
       }
     }
 
-    this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
     this.custom = compileCustomMetrics(o.definitions, cap);
+    this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
+    this.exprErrorsFam = new Family(
+      MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL,
+      'counter',
+      'Telemetry tag expressions that did not compile; the tag is dropped as Envoy does, the rest of the configuration applies.',
+      256,
+    );
+    for (const f of o.telemetry?.expressionErrors ?? []) {
+      (this.exprErrorsFam.get(`metric="${escapeLabelValue(f.metric)}",tag="${escapeLabelValue(f.tag)}"`, 0) as ScalarSeries).value += 1;
+      this.logger.warn('meshtel stats: Telemetry tag expression does not compile; the tag is dropped', {
+        field: f.field,
+        metric: f.metric,
+        tag: f.tag,
+        error: f.message,
+      });
+    }
     const start = this.clock();
     this.epochStarts = [{ epoch: 0, start }];
 
@@ -324,12 +341,19 @@ class IstioStatsImpl implements IstioStats {
       const replaced = new Map<string, CompiledExpression>();
       const added = new Map<string, CompiledExpression>();
       for (const ov of telemetry?.overrides ?? []) {
+        if (ov.customMetric !== undefined) continue;
         if (ov.metric !== 'ALL_METRICS' && ov.metric !== def.telemetryName) continue;
         if (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode) continue;
         if (ov.disabled !== undefined) disabled = ov.disabled;
         for (const [tag, t] of Object.entries(ov.tagOverrides)) {
           const standard = (HTTP_LABELS as readonly string[]).includes(tag);
-          if (t.operation === 'REMOVE') {
+          if (t.operation === 'INVALID') {
+            // istio_stats.cc: a standard tag whose expression has no id is dropped; an added one is skipped.
+            if (standard) {
+              removed.add(tag);
+              replaced.delete(tag);
+            }
+          } else if (t.operation === 'REMOVE') {
             if (standard) {
               removed.add(tag);
               replaced.delete(tag);
@@ -365,19 +389,28 @@ class IstioStatsImpl implements IstioStats {
       return { disabled, entries, keyId };
     });
     const used = [...exprIds].filter((id) => plans.some((p) => !p.disabled && p.entries.some((e) => e.expr === id)));
-    // istio_stats.cc: a dimension without a metric name is added to every custom metric too.
-    const dims = new Map<string, CompiledExpression>();
-    for (const ov of telemetry?.overrides ?? []) {
-      if (ov.metric !== 'ALL_METRICS' || (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode)) continue;
-      for (const [tag, t] of Object.entries(ov.tagOverrides)) {
-        if (t.operation === 'UPSERT') dims.set(tag, t.expression);
-        else dims.delete(tag);
+    // istio_stats.cc: a dimension without a metric name is added to every custom metric too; one
+    // with `match.customMetric` to that custom metric only. Tags are per custom metric, sorted by name.
+    const customTags = new Map<string, readonly { readonly prefix: string; readonly expr: CompiledExpression }[]>();
+    for (const c of this.custom) {
+      const name = c.family.name.slice('istio_'.length);
+      const dims = new Map<string, CompiledExpression>();
+      for (const ov of telemetry?.overrides ?? []) {
+        if (ov.mode !== 'CLIENT_AND_SERVER' && ov.mode !== mode) continue;
+        if (ov.customMetric !== undefined ? ov.customMetric !== name : ov.metric !== 'ALL_METRICS') continue;
+        for (const [tag, t] of Object.entries(ov.tagOverrides)) {
+          if (t.operation === 'UPSERT') dims.set(tag, t.expression);
+          else if (t.operation === 'REMOVE') dims.delete(tag);
+        }
       }
+      customTags.set(
+        c.family.name,
+        [...dims.keys()].sort().map((tag, i) => ({
+          prefix: `${i === 0 ? '' : ','}${sanitizeLabelName(tag)}="`,
+          expr: dims.get(tag) as CompiledExpression,
+        })),
+      );
     }
-    const customTags = [...dims.keys()].sort().map((tag, i) => ({
-      prefix: `${i === 0 ? '' : ','}${sanitizeLabelName(tag)}="`,
-      expr: dims.get(tag) as CompiledExpression,
-    }));
     return { plans, exprIds: used, customTags };
   }
 
@@ -547,9 +580,9 @@ class IstioStatsImpl implements IstioStats {
    * found by its rendered tags (a string lookup: custom metrics are opt-in and off the fast path).
    */
   private recordCustom(mode: ModeState, scope: ExpressionScope): void {
-    let labels = '';
-    for (const t of mode.customTags) labels += `${t.prefix}${escapeLabelValue(t.expr.evaluate(scope))}"`;
     for (const c of this.custom) {
+      let labels = '';
+      for (const t of mode.customTags.get(c.family.name) ?? []) labels += `${t.prefix}${escapeLabelValue(t.expr.evaluate(scope))}"`;
       const raw = c.value.evaluate(scope);
       const amount = raw === 'unknown' ? 0 : simpleAtoiUnsigned(raw);
       const s = c.family.get(labels, this.epoch);
@@ -759,7 +792,7 @@ class IstioStatsImpl implements IstioStats {
     }
     for (const [label, n] of this.rejected) (this.rejectedFam.get(`label="${escapeLabelValue(label)}"`, 0) as ScalarSeries).value = n;
     (this.errorsFam.get('', 0) as ScalarSeries).value = this.errors;
-    return [...this.istio, ...this.custom.map((c) => c.family), this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam];
+    return [...this.istio, ...this.custom.map((c) => c.family), this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam, this.exprErrorsFam];
   }
 
   close(): void {

@@ -6,9 +6,13 @@
  * mode; REMOVE deletes a standard tag in place; UPSERT of a standard tag replaces its value in place;
  * UPSERT of a new tag appends it after the standard tags, new tags sorted by name.
  *
- * Errors are `MESHTEL_ERR_INVALID_TELEMETRY` (or `MESHTEL_ERR_INVALID_EXPRESSION` for a value that
- * does not parse) whose message and `details.field` name the bad field path, e.g.
- * `spec.metrics[0].overrides[1].match.mode`.
+ * Errors are `MESHTEL_ERR_INVALID_TELEMETRY` whose message and `details.field` name the bad field
+ * path, e.g. `spec.metrics[0].overrides[1].match.mode`. A tag value that does not compile does NOT
+ * reject the resource (issue 10.3): Istio's validation does not check CEL, and istio_stats.cc
+ * (`Config`, `getOrCreateExpression` returning no id) only logs it; the tag then behaves as Envoy's:
+ * a standard tag is dropped from the metric, an added tag is not added. The failure is kept in
+ * {@link TelemetryConfig.expressionErrors} so the recorder logs and counts it and `meshtel lint`
+ * warns about it.
  */
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
@@ -22,12 +26,31 @@ export type TelemetryMode = 'CLIENT' | 'SERVER' | 'CLIENT_AND_SERVER';
 /** One tag override after validation. */
 export type TagOverride =
   | { readonly operation: 'REMOVE' }
-  | { readonly operation: 'UPSERT'; readonly value: string; readonly expression: CompiledExpression };
+  | { readonly operation: 'UPSERT'; readonly value: string; readonly expression: CompiledExpression }
+  /** An UPSERT whose value did not compile: Envoy drops a standard tag, ignores an added one. */
+  | { readonly operation: 'INVALID'; readonly value: string; readonly error: string };
+
+/** A tag value that failed to compile (the rest of the configuration still applies). */
+export interface ExpressionFailure {
+  /** Field path, e.g. `spec.metrics[0].overrides[0].tagOverrides.x.value`. */
+  readonly field: string;
+  /** `match.metric` / `match.customMetric` of the override (`ALL_METRICS` when absent). */
+  readonly metric: string;
+  readonly tag: string;
+  readonly value: string;
+  /** The compiler's message (MESHTEL_ERR_INVALID_EXPRESSION). */
+  readonly message: string;
+}
 
 /** One `overrides[]` entry after validation. */
 export interface MetricOverride {
-  /** `ALL_METRICS` or one of the standard metrics. */
+  /** `ALL_METRICS` or one of the standard metrics (ignored when {@link customMetric} is set). */
   readonly metric: TelemetryMetricName | 'ALL_METRICS';
+  /**
+   * `match.customMetric`: the override applies to the custom metric of that name (istio/api
+   * `MetricSelector.custom_metric`, e.g. `istio_custom_total` → definition `custom_total`) only.
+   */
+  readonly customMetric?: string;
   readonly mode: TelemetryMode;
   /** `undefined` leaves the previous setting. */
   readonly disabled?: boolean;
@@ -40,6 +63,8 @@ export interface MetricOverride {
 /** Parsed Telemetry configuration: the overrides in application order. */
 export interface TelemetryConfig {
   readonly overrides: readonly MetricOverride[];
+  /** Tag values that did not compile, in source order (their tags are dropped, the rest applies). */
+  readonly expressionErrors: readonly ExpressionFailure[];
   /** `spec.metrics[].reportingInterval` (the last one given), milliseconds. */
   readonly reportingIntervalMs?: number;
 }
@@ -79,6 +104,7 @@ export function parseTelemetry(input: string | object | readonly object[]): Tele
     docs = Array.isArray(input) ? [...(input as unknown[])] : [input];
   }
   const overrides: MetricOverride[] = [];
+  const expressionErrors: ExpressionFailure[] = [];
   let reportingIntervalMs: number | undefined;
   docs.forEach((doc, di) => {
     const prefix = docs.length > 1 ? `[${di}].` : '';
@@ -114,26 +140,32 @@ export function parseTelemetry(input: string | object | readonly object[]): Tele
       }
       if (m.overrides === undefined || m.overrides === null) return;
       if (!Array.isArray(m.overrides)) bad(`${mp}.overrides`, 'must be a list', m.overrides);
-      m.overrides.forEach((o: unknown, oi) => overrides.push(parseOverride(o, `${mp}.overrides[${oi}]`)));
+      m.overrides.forEach((o: unknown, oi) => overrides.push(parseOverride(o, `${mp}.overrides[${oi}]`, expressionErrors)));
     });
   });
   return Object.freeze({
     overrides: Object.freeze(overrides),
+    expressionErrors: Object.freeze(expressionErrors),
     ...(reportingIntervalMs !== undefined ? { reportingIntervalMs } : {}),
   });
 }
 
-function parseOverride(o: unknown, op: string): MetricOverride {
+function parseOverride(o: unknown, op: string, failures: ExpressionFailure[]): MetricOverride {
   if (!isObject(o)) bad(op, 'must be an object', o);
   let metric: TelemetryMetricName | 'ALL_METRICS' = 'ALL_METRICS';
+  let customMetric: string | undefined;
   let mode: TelemetryMode = 'CLIENT_AND_SERVER';
   if (o.match !== undefined && o.match !== null) {
     const match = o.match;
     if (!isObject(match)) bad(`${op}.match`, 'must be an object', match);
-    if (match.customMetric !== undefined) {
-      bad(`${op}.match.customMetric`, 'custom metrics are not supported by meshtel', match.customMetric);
-    }
-    if (match.metric !== undefined) {
+    if (match.customMetric !== undefined && match.customMetric !== null) {
+      if (match.metric !== undefined && match.metric !== null) bad(`${op}.match`, 'give metric or customMetric, not both', match);
+      if (typeof match.customMetric !== 'string' || !/^(istio_)?[a-zA-Z_][a-zA-Z0-9_]*$/.test(match.customMetric)) {
+        bad(`${op}.match.customMetric`, 'must be a metric name such as istio_custom_total', match.customMetric);
+      }
+      // Istio prefixes definitions with istio_; accept the name with or without it.
+      customMetric = match.customMetric.startsWith('istio_') ? match.customMetric.slice('istio_'.length) : match.customMetric;
+    } else if (match.metric !== undefined) {
       if (typeof match.metric !== 'string' || !METRIC_NAMES.has(match.metric)) {
         bad(`${op}.match.metric`, `must be one of ${[...METRIC_NAMES].join(', ')}`, match.metric);
       }
@@ -165,10 +197,12 @@ function parseOverride(o: unknown, op: string): MetricOverride {
         try {
           expression = compileExpression(t.value);
         } catch (e) {
-          if (isMeshtelError(e)) {
-            throw new ConfigError('MESHTEL_ERR_INVALID_EXPRESSION', `${tp}.value: ${e.message}`, { ...e.details, field: `${tp}.value` }, { cause: e });
-          }
-          throw e;
+          if (!isMeshtelError(e, 'MESHTEL_ERR_INVALID_EXPRESSION')) throw e;
+          failures.push(
+            Object.freeze({ field: `${tp}.value`, metric: customMetric !== undefined ? `istio_${customMetric}` : metric, tag, value: t.value, message: e.message }),
+          );
+          tagOverrides[tag] = Object.freeze({ operation: 'INVALID', value: t.value, error: e.message });
+          continue;
         }
         tagOverrides[tag] = Object.freeze({ operation: 'UPSERT', value: t.value, expression });
       } else {
@@ -178,6 +212,7 @@ function parseOverride(o: unknown, op: string): MetricOverride {
   }
   return Object.freeze({
     metric,
+    ...(customMetric !== undefined ? { customMetric } : {}),
     mode,
     ...(disabled !== undefined ? { disabled } : {}),
     tagOverrides: Object.freeze(tagOverrides),

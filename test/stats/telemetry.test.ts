@@ -44,14 +44,12 @@ describe('parseTelemetry()', () => {
     }
   });
 
-  it('rejects a tag expression that does not parse with MESHTEL_ERR_INVALID_EXPRESSION naming the field', () => {
-    try {
-      parseTelemetry(telemetry("    - tagOverrides: { x: { value: \"request.headers['a'\" } }"));
-      expect.unreachable();
-    } catch (e) {
-      expect(isMeshtelError(e, 'MESHTEL_ERR_INVALID_EXPRESSION')).toBe(true);
-      expect((e as Error).message).toContain('spec.metrics[0].overrides[0].tagOverrides.x.value');
-    }
+  it('keeps the rest of the configuration when a tag expression does not parse (issue 10.3)', () => {
+    const cfg = parseTelemetry(telemetry("    - tagOverrides: { x: { value: \"request.headers['a'\" }, y: { value: \"request.method\" } }"));
+    expect(cfg.expressionErrors).toHaveLength(1);
+    expect(cfg.expressionErrors[0]).toMatchObject({ field: 'spec.metrics[0].overrides[0].tagOverrides.x.value', metric: 'ALL_METRICS', tag: 'x' });
+    expect(cfg.overrides[0]?.tagOverrides.x?.operation).toBe('INVALID');
+    expect(cfg.overrides[0]?.tagOverrides.y?.operation).toBe('UPSERT');
   });
 
   it('rejects broken YAML with MESHTEL_ERR_INVALID_TELEMETRY', () => {

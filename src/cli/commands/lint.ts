@@ -42,10 +42,10 @@ Examples:
       const text = await readInput(file);
       const result = await lintTelemetry(text);
       if (flags.output === 'json') {
-        process.stdout.write(`${JSON.stringify({ valid: true, overrides: result.config.overrides.length, metrics: result.metrics }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ valid: true, overrides: result.config.overrides.length, warnings: result.warnings, metrics: result.metrics }, null, 2)}\n`);
         return;
       }
-      const lines: string[] = [`${file}: valid, ${result.config.overrides.length} override(s)`];
+      const lines: string[] = [`${file}: valid, ${result.config.overrides.length} override(s)`, ...result.warnings];
       for (const mode of ['CLIENT', 'SERVER'] as const) {
         lines.push('', mode === 'CLIENT' ? 'CLIENT (reporter=source: outbound sidecars and gateways)' : 'SERVER (reporter=destination: inbound sidecars)');
         const rows: string[][] = [['METRIC', 'STATE', 'LABELS']];
