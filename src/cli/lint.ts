@@ -14,7 +14,7 @@ import type { TelemetryConfig } from '../stats/telemetry.js';
 import { HTTP_LABELS, METRICS, TCP_LABELS } from '../stats/definitions.js';
 import type { HttpStreamAttributes } from '../stats/types.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';
-import { parseExposition } from './exposition-parser.js';
+import { parseExposition } from '../stats/exposition-parser.js';
 
 /** One metric in one mode. */
 export interface LintMetric {

@@ -4,8 +4,8 @@
  */
 import { request } from 'undici';
 import { MeshtelError, quote } from '../core/errors.js';
-import { parseExposition } from './exposition-parser.js';
-import type { Sample } from './exposition-parser.js';
+import { parseExposition } from '../stats/exposition-parser.js';
+import type { Sample } from '../stats/exposition-parser.js';
 import { computeStat, defaultReporter, groupLabels, sortRows } from './stat.js';
 import type { ComputeStatOptions, StatRow } from './stat.js';
 

@@ -7,7 +7,7 @@
  *
  * Success means `response_code` not 5xx, as Istio's dashboards count it (consumers.md §1.2).
  */
-import type { Sample } from './exposition-parser.js';
+import type { Sample } from '../stats/exposition-parser.js';
 
 /** What to group by. */
 export type StatResource = 'workload' | 'service' | 'edge';

@@ -3,7 +3,7 @@
  * and the live `meshtel stat` tables, computed from the same merged endpoints a Prometheus would scrape.
  * Each refresh scrapes once and compares with the previous scrape (rates over the refresh interval).
  */
-import type { Sample } from '../cli/exposition-parser.js';
+import type { Sample } from '../stats/exposition-parser.js';
 import { computeStat } from '../cli/stat.js';
 import { scrapeEndpoints } from '../cli/stat-source.js';
 import { renderStatTable } from '../cli/table.js';

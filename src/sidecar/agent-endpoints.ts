@@ -2,9 +2,10 @@
  * The endpoints Envoy and pilot-agent expose beside the traffic listeners (spec §6):
  * - `:15090/stats/prometheus`: the proxy's own metrics (Envoy's `prometheus_stats` listener).
  * - `:15020/stats/prometheus` and `/metrics`: pilot-agent's merged scrape: agent metrics, then the
- *   proxy, then the app **last** so an OpenMetrics `# EOF` ends the body; Content-Type follows the
- *   app; scrape errors are swallowed and counted (istio/istio `pilot/cmd/pilot-agent/status/server.go`
- *   `handleStats`).
+ *   proxy, then the app (istio/istio `pilot/cmd/pilot-agent/status/server.go` `handleStats`). Unlike
+ *   pilot-agent, every part is written in the format the scraper negotiated (the app's page is parsed and
+ *   re-rendered, see merged-scrape.ts) with one `# EOF` at the end in OpenMetrics; the app's page is
+ *   bounded (10 MiB by default); scrape errors and refused pages are counted, never fatal to the page.
  * - `:15021/healthz/ready`: 200 with an empty body once the listeners are up, sticky
  *   (`pilot/cmd/pilot-agent/status/ready/probe.go`), 503 before.
  * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`, and meshtel's live
@@ -18,7 +19,11 @@ import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createTapHandler } from '../core/tap.js';
 import type { TapLocal } from '../core/tap.js';
-import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, streamBody } from '../stats/exposition.js';
+import type { Dispatcher } from 'undici';
+import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, contentTypeOf, negotiateFormat, streamBody } from '../stats/exposition.js';
+import type { ExpositionFormat } from '../stats/exposition.js';
+import { parseExpositionFamilies } from '../stats/exposition-parser.js';
+import { formatOfContentType, renderParsedFamilies, withoutEof } from './merged-scrape.js';
 import type { ProxyMetricsRenderer } from './telemetry.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
@@ -29,8 +34,6 @@ export interface PrometheusScrapeConfig {
 }
 
 export { PROMETHEUS_TEXT_CONTENT_TYPE };
-/** OpenMetrics content types pilot-agent passes through when the app answers with them. */
-const OPENMETRICS_PREFIX = 'application/openmetrics-text';
 
 /**
  * Parse `ISTIO_PROMETHEUS_ANNOTATIONS`. Defaults are path `/metrics` and port 80; a port equal to the
@@ -68,6 +71,8 @@ export interface AgentEndpointsOptions {
   /** Where the app's metrics are, when merging is on. */
   readonly appScrape?: PrometheusScrapeConfig;
   readonly appHost: string;
+  /** Largest app page merged (default {@link DEFAULT_MAX_APP_SCRAPE_BYTES}); a larger one is refused and counted. */
+  readonly maxAppScrapeBytes?: number;
   /** True once the traffic listeners are up. */
   readonly isReady: () => boolean;
   /** `/config_dump` body. */
@@ -112,6 +117,69 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     const addr = app.server.address();
     return typeof addr === 'object' && addr !== null ? addr.port : port;
   };
+  const rejected = new Counter({
+    name: 'meshtel_app_scrape_rejected_total',
+    help: 'App metric pages left out of the merged :15020 scrape (agent and proxy metrics are still served), by reason: too_large (over the page bound), invalid (not parseable in the format its Content-Type declares).',
+    labelNames: ['reason'],
+    registers: [agentRegistry],
+  });
+  const maxAppBytes = options.maxAppScrapeBytes ?? DEFAULT_MAX_APP_SCRAPE_BYTES;
+  const appFailed = (reason: string, fields: Record<string, unknown> = {}): '' => {
+    failures.inc({ type: 'application' });
+    if (reason === 'too_large' || reason === 'invalid') rejected.inc({ reason });
+    options.logger.warnOnce(`app-scrape-${reason}`, 'app metrics left out of the merged scrape', { reason, ...fields });
+    return '';
+  };
+  /**
+   * Scrape the app with the scraper's Accept, user agent and timeout, read at most `maxAppBytes` (a page
+   * over the bound is refused whole, not cut: a cut page would lose series silently), and return it in
+   * `format`, or `''` when it failed (counted, never thrown).
+   */
+  const scrapeApp = async (app: PrometheusScrapeConfig, headers: Record<string, string | string[] | undefined>, format: ExpositionFormat): Promise<string> => {
+    const fwd: Record<string, string> = {};
+    for (const h of ['accept', 'user-agent', 'x-prometheus-scrape-timeout-seconds']) {
+      const v = headers[h];
+      if (typeof v === 'string') fwd[h] = v;
+    }
+    const timeoutS = Number(fwd['x-prometheus-scrape-timeout-seconds']);
+    const timeoutMs = Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : 10_000;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`http://${options.appHost}:${app.port}${app.path}`, { headers: fwd, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    } catch (err) {
+      return appFailed('unreachable', { err });
+    }
+    // Destroying undici's body emits 'error' (UND_ERR_ABORTED): listen so it never becomes uncaught.
+    const body = res.body;
+    body.on('error', () => {});
+    try {
+      if (res.statusCode !== 200) {
+        res.body.destroy();
+        return appFailed('status', { status: res.statusCode });
+      }
+      const declared = Number(firstOf(res.headers['content-length']));
+      if (declared > maxAppBytes) {
+        res.body.destroy();
+        return appFailed('too_large', { bytes: declared, limit: maxAppBytes });
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        size += c.length;
+        if (size > maxAppBytes) {
+          res.body.destroy();
+          return appFailed('too_large', { bytes: size, limit: maxAppBytes });
+        }
+        chunks.push(c);
+      }
+      const from = formatOfContentType(firstOf(res.headers['content-type']));
+      const converted = convertPage(Buffer.concat(chunks).toString('utf8'), from, format);
+      return converted ?? appFailed('invalid', { format: from });
+    } catch (err) {
+      res.body.destroy();
+      return appFailed('unreachable', { err });
+    }
+  };
   const proxyText = async (): Promise<string> => {
     const parts: Buffer[] = [];
     for await (const c of options.renderProxy(undefined).body) parts.push(c);
@@ -138,56 +206,45 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     const status = Fastify({ logger: false });
     const merged = async (req: { headers: Record<string, string | string[] | undefined> }, reply: FastifyReply): Promise<FastifyReply> => {
       scrapes.inc();
-      let agentText = '';
+      // One format for the whole page: what the scraper asked for. Every part not already in it is
+      // parsed and re-rendered, so an OpenMetrics app no longer turns the agent and proxy parts invalid.
+      const format = negotiateFormat(req.headers.accept);
+      let agentPart = '';
       try {
-        agentText = await agentRegistry.metrics();
+        const converted = convertPage(await agentRegistry.metrics(), 'text', format);
+        if (converted === undefined) failures.inc({ type: 'agent' });
+        else agentPart = converted;
       } catch {
         failures.inc({ type: 'agent' });
       }
-      let appText = '';
-      let contentType = PROMETHEUS_TEXT_CONTENT_TYPE;
-      const app = options.appScrape;
-      if (app?.scrape) {
-        const fwd: Record<string, string> = {};
-        for (const h of ['accept', 'user-agent', 'x-prometheus-scrape-timeout-seconds']) {
-          const v = req.headers[h];
-          if (typeof v === 'string') fwd[h] = v;
-        }
-        const timeoutS = Number(fwd['x-prometheus-scrape-timeout-seconds']);
-        const timeoutMs = Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : 10_000;
-        try {
-          const res = await request(`http://${options.appHost}:${app.port}${app.path}`, { headers: fwd, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-          const body = await res.body.text();
-          if (res.statusCode !== 200) {
-            failures.inc({ type: 'application' });
-          } else {
-            appText = body;
-            const ct = res.headers['content-type'];
-            const ctStr = Array.isArray(ct) ? ct[0] : ct;
-            if (ctStr?.startsWith(OPENMETRICS_PREFIX)) contentType = ctStr;
-          }
-        } catch {
-          failures.inc({ type: 'application' });
-        }
-      }
-      reply.header('content-type', contentType);
-      // Plain concatenation, app last (server.go writes agent, Envoy, then the app). The proxy part is
-      // streamed chunk by chunk from the stats stage, never joined into one string.
-      const sep = (s: string): string => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
-      const proxy = options.renderProxy(undefined).body;
+      const appPart = options.appScrape?.scrape ? await scrapeApp(options.appScrape, req.headers, format) : '';
+      reply.header('content-type', contentTypeOf(format));
+      // Order as server.go writes it: agent, Envoy, then the app; one `# EOF` at the very end.
+      const proxy = options.renderProxy(req.headers.accept);
+      const proxyFormat = formatOfContentType(proxy.contentType);
       async function* body(): AsyncGenerator<Buffer> {
-        yield Buffer.from(sep(agentText), 'utf8');
-        let last: Buffer | undefined;
+        yield Buffer.from(agentPart, 'utf8');
         try {
-          for await (const c of proxy) {
-            if (c.length > 0) last = c;
-            yield c;
+          if (proxyFormat === format) {
+            // The proxy part is streamed chunk by chunk from the stats stage, never joined into one string.
+            let last: Buffer | undefined;
+            for await (const c of format === 'openmetrics' ? withoutEof(proxy.body) : proxy.body) {
+              if (c.length > 0) last = c;
+              yield c;
+            }
+            if (last !== undefined && last[last.length - 1] !== 0x0a) yield Buffer.from('\n');
+          } else {
+            // Telemetry off: prom-client renders the proxy registry in one format only.
+            const parts: Buffer[] = [];
+            for await (const c of proxy.body) parts.push(c);
+            const converted = convertPage(Buffer.concat(parts).toString('utf8'), proxyFormat, format);
+            if (converted === undefined) failures.inc({ type: 'envoy' });
+            else yield Buffer.from(converted, 'utf8');
           }
         } catch {
           failures.inc({ type: 'envoy' });
         }
-        if (last !== undefined && last[last.length - 1] !== 0x0a) yield Buffer.from('\n');
-        yield Buffer.from(appText, 'utf8');
+        yield Buffer.from(format === 'openmetrics' ? `${appPart}# EOF\n` : appPart, 'utf8');
       }
       return sendStream(reply, body(), req.headers['accept-encoding']);
     };
@@ -236,6 +293,23 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     options.logger.error('agent endpoints failed to start', { err });
     throw err;
   }
+}
+
+/** Default bound of the app's page in the merged scrape: 10 MiB, as pilot-agent caps it. */
+export const DEFAULT_MAX_APP_SCRAPE_BYTES = 10 * 1024 * 1024;
+
+function firstOf(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * A whole page parsed in `from` and rendered in `to` (without `# EOF`), or undefined when it does not parse.
+ * Rendered even when the formats agree: the parsed page is known valid, so nothing the app writes can
+ * break the merged page, and its own `# EOF` is dropped.
+ */
+function convertPage(text: string, from: ExpositionFormat, to: ExpositionFormat): string | undefined {
+  const parsed = parseExpositionFamilies(text, from);
+  return parsed.ok ? renderParsedFamilies(parsed.families, from, to) : undefined;
 }
 
 /** Send a chunk stream as the reply body, gzip-compressed when the scraper accepts it. */

@@ -14,6 +14,7 @@ import type { TelemetryConfig } from '../stats/telemetry.js';
 import type { HopTracer } from '../tracing/types.js';
 import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
 import type { ListenerLimits } from './listener-limits.js';
+import { DEFAULT_MAX_APP_SCRAPE_BYTES } from './agent-endpoints.js';
 import type { MeshFileInput, PortProtocol } from './registry.js';
 import type { TlsFiles } from './tls.js';
 
@@ -110,6 +111,8 @@ export interface SidecarOptions {
   readonly timeoutMs?: number;
   /** `ISTIO_PROMETHEUS_ANNOTATIONS` JSON. */
   readonly prometheusAnnotations?: string;
+  /** Largest app metrics page merged on :15020 (MESHTEL_APP_SCRAPE_MAX_BYTES, default 10 MiB as in pilot-agent). */
+  readonly appScrapeMaxBytes?: number;
   readonly tracer?: HopTracer;
   readonly logger?: Logger;
   /** Registry for the proxy metrics (default: a fresh one). */
@@ -135,6 +138,7 @@ export interface ResolvedSidecarOptions {
   readonly retries: number;
   readonly timeoutMs: number;
   readonly prometheusAnnotations: string | undefined;
+  readonly appScrapeMaxBytes: number;
 }
 
 const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
@@ -192,6 +196,9 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     retries: parseIntInRange(options.retries ?? env.MESHTEL_RETRIES, 'retries', 0, 10) ?? 2,
     timeoutMs: options.timeoutMs ?? parseDurationMs(env.MESHTEL_ROUTE_TIMEOUT, 'MESHTEL_ROUTE_TIMEOUT') ?? 0,
     prometheusAnnotations: options.prometheusAnnotations ?? env.ISTIO_PROMETHEUS_ANNOTATIONS,
+    appScrapeMaxBytes:
+      parseIntInRange(options.appScrapeMaxBytes ?? env.MESHTEL_APP_SCRAPE_MAX_BYTES, options.appScrapeMaxBytes !== undefined ? 'appScrapeMaxBytes' : 'MESHTEL_APP_SCRAPE_MAX_BYTES', 1, 2 ** 31 - 1) ??
+      DEFAULT_MAX_APP_SCRAPE_BYTES,
   };
   return deepFreeze(resolved);
 }

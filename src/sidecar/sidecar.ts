@@ -213,6 +213,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       renderProxy: telemetry.render,
       appScrape,
       appHost: config.app.host,
+      maxAppScrapeBytes: config.appScrapeMaxBytes,
       isReady: () => ready,
       // Only a sidecar that records telemetry publishes tap records.
       ...(config.telemetry ? { tap: { workload: metadata.workload, namespace: metadata.namespace } } : {}),

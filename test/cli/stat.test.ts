@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeStat, histogramQuantile } from '../../src/cli/stat.js';
 import type { StatRow } from '../../src/cli/stat.js';
-import { parseExposition } from '../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../src/stats/exposition-parser.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import { runMeshtel, spawnMeshtel } from './support.js';
 

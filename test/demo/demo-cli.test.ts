@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { parseExposition } from '../../src/cli/exposition-parser.js';
-import type { Sample } from '../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../src/stats/exposition-parser.js';
+import type { Sample } from '../../src/stats/exposition-parser.js';
 import { spawnMeshtel } from '../cli/support.js';
 
 /** Every edge of the demo: [source workload, destination workload, metric that carries it]. */

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemo } from '../../src/demo/demo.js';
 import type { Demo } from '../../src/demo/demo.js';
 import { createFaultSchedule } from '../../src/demo/apps.js';
-import { parseExposition } from '../../src/cli/exposition-parser.js';
-import type { Sample } from '../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../src/stats/exposition-parser.js';
+import type { Sample } from '../../src/stats/exposition-parser.js';
 import { parse } from 'yaml';
 
 describe('createFaultSchedule()', () => {

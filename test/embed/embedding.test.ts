@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeshtelEmbedding, createMeshtelInterceptor, kubernetesServiceResolver, meshtelFastify } from '../../src/embed/index.js';
 import type { MeshtelEmbedding } from '../../src/embed/index.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
-import { parseExposition } from '../../src/cli/exposition-parser.js';
-import type { Sample } from '../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../src/stats/exposition-parser.js';
+import type { Sample } from '../../src/stats/exposition-parser.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 
 const meta = (workload: string, app: string) =>

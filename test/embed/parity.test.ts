@@ -8,7 +8,7 @@ import { createMeshtelEmbedding, createMeshtelInterceptor, meshtelFastify } from
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
-import { parseExposition } from '../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../src/stats/exposition-parser.js';
 
 const serverMeta = createWorkloadMetadata({
   name: 'httpbin-v1-5c7f9d-abcde',

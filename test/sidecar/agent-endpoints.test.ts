@@ -65,14 +65,90 @@ describe('Sidecar agent endpoints', () => {
     expect(app.seen[0]).toMatchObject({ accept: 'text/plain', 'user-agent': 'Prometheus/2.42.0', 'x-prometheus-scrape-timeout-seconds': '3' });
   });
 
-  it('follows the app to OpenMetrics so its # EOF ends the body', async () => {
-    const om = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-    const app = await metricsApp(om, '# TYPE app_up gauge\napp_up 1\n# EOF\n');
-    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), prometheusAnnotations: JSON.stringify({ port: String(app.port) }) });
-    cleanups.push(sc.close);
-    const res = await get(`http://127.0.0.1:${sc.ports.status}/metrics`);
-    expect(res.type).toBe(om);
-    expect(res.body.endsWith('# EOF\n')).toBe(true);
+  describe('merged page in the negotiated format', () => {
+    const OM = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
+    // What Prometheus 2.42 sends when it prefers OpenMetrics.
+    const PROM_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+    const omApp = '# HELP app_requests Requests served.\n# TYPE app_requests counter\napp_requests_total{path="/a"} 3 # {trace_id="abc"} 1 1700000000.5\napp_requests_created{path="/a"} 1700000000\n# TYPE app_up gauge\napp_up 1 1700000000.25\n# EOF\n';
+    const textApp = '# HELP app_hits_total Hits.\n# TYPE app_hits_total counter\napp_hits_total 7\n# TYPE app_temp gauge\napp_temp{room="a \\"b\\""} 21.5 1700000000250\n';
+    const start = async (contentType: string, body: string, extra: Record<string, unknown> = {}) => {
+      const app = await metricsApp(contentType, body);
+      const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), prometheusAnnotations: JSON.stringify({ port: String(app.port) }), ...extra });
+      cleanups.push(sc.close);
+      return sc;
+    };
+
+    it('renders agent, proxy and app in OpenMetrics with exactly one # EOF, at the end', async () => {
+      const sc = await start(OM, omApp);
+      const res = await get(`http://127.0.0.1:${sc.ports.status}/stats/prometheus`, { accept: PROM_ACCEPT });
+      expect(res.type).toBe(OM);
+      expect(res.body.match(/^# EOF$/gm)).toHaveLength(1);
+      expect(res.body.endsWith('\n# EOF\n')).toBe(true);
+      // Agent counters in OpenMetrics shape: family without _total, sample with it.
+      expect(res.body).toContain('# TYPE istio_agent_scrapes counter\nistio_agent_scrapes_total 1\n');
+      expect(res.body).toContain('istio_build{component="proxy",tag="1.29.0"} 1');
+      expect(res.body).toContain('# HELP app_requests Requests served.\n# TYPE app_requests counter\napp_requests_total{path="/a"} 3 # {trace_id="abc"} 1 1700000000.5\n');
+      expect(res.body).toContain('app_up 1 1700000000.25\n');
+      expect(res.body.indexOf('istio_agent_scrapes_total')).toBeLessThan(res.body.indexOf('istio_build{'));
+      expect(res.body.indexOf('istio_build{')).toBeLessThan(res.body.indexOf('app_requests_total'));
+    });
+
+    it('turns a text app into OpenMetrics when the scraper asks for it', async () => {
+      const sc = await start('text/plain; version=0.0.4', textApp);
+      const res = await get(`http://127.0.0.1:${sc.ports.status}/metrics`, { accept: PROM_ACCEPT });
+      expect(res.type).toBe(OM);
+      expect(res.body).toContain('# HELP app_hits Hits.\n# TYPE app_hits counter\napp_hits_total 7\n');
+      // Timestamps: milliseconds in text, seconds in OpenMetrics; label escapes kept.
+      expect(res.body).toContain('app_temp{room="a \\"b\\""} 21.5 1700000000.25\n');
+      expect(res.body.match(/^# EOF$/gm)).toHaveLength(1);
+    });
+
+    it('turns an OpenMetrics app into text when the scraper asks for text (no # EOF, no exemplars)', async () => {
+      const sc = await start(OM, omApp);
+      const res = await get(`http://127.0.0.1:${sc.ports.status}/metrics`, { accept: 'text/plain;version=0.0.4' });
+      expect(res.type).toBe(PROMETHEUS_TEXT_CONTENT_TYPE);
+      expect(res.body).not.toContain('# EOF');
+      expect(res.body).toContain('# HELP app_requests_total Requests served.\n# TYPE app_requests_total counter\napp_requests_total{path="/a"} 3\n');
+      expect(res.body).toContain('app_up 1 1700000000250\n');
+      expect(res.body).toContain('# TYPE istio_agent_scrapes_total counter\nistio_agent_scrapes_total 1\n');
+    });
+
+    it.each([
+      ['a line that is no sample', 'text/plain', 'app_ok 1\nthis is { not a sample\n'],
+      ['OpenMetrics cut short (no # EOF)', OM, '# TYPE app_up gauge\napp_up 1\n'],
+      ['content after # EOF', OM, 'app_up 1\n# EOF\napp_late 2\n'],
+    ])('leaves out an invalid app page (%s), keeps agent and proxy metrics and counts it', async (_name, type, body) => {
+      const sc = await start(type, body);
+      await get(`http://127.0.0.1:${sc.ports.status}/stats/prometheus`, { accept: PROM_ACCEPT });
+      const res = await get(`http://127.0.0.1:${sc.ports.status}/stats/prometheus`, { accept: PROM_ACCEPT });
+      expect(res.body).not.toMatch(/^app_/m);
+      expect(res.body).toContain('istio_build{component="proxy",tag="1.29.0"} 1');
+      expect(res.body).toContain('istio_agent_scrape_failures_total{type="application"} 1\n');
+      expect(res.body).toContain('meshtel_app_scrape_rejected_total{reason="invalid"} 1\n');
+      expect(res.body.endsWith('\n# EOF\n')).toBe(true);
+    });
+
+    it.each([
+      ['with content-length', false],
+      ['chunked', true],
+    ])('refuses an app page over the bound (%s) and counts it', async (_name, chunked) => {
+      const big = `# TYPE app_big gauge\n${'app_big{x="0123456789"} 1\n'.repeat(100)}`;
+      const server = http.createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain', ...(chunked ? {} : { 'content-length': Buffer.byteLength(big) }) });
+        if (chunked) for (let i = 0; i < big.length; i += 512) res.write(big.slice(i, i + 512));
+        res.end(chunked ? undefined : big);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+      const port = (server.address() as AddressInfo).port;
+      const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), prometheusAnnotations: JSON.stringify({ port: String(port) }), appScrapeMaxBytes: 1024 });
+      cleanups.push(sc.close);
+      await get(`http://127.0.0.1:${sc.ports.status}/stats/prometheus`);
+      const res = await get(`http://127.0.0.1:${sc.ports.status}/stats/prometheus`);
+      expect(res.body).not.toContain('app_big');
+      expect(res.body).toContain('meshtel_app_scrape_rejected_total{reason="too_large"} 1\n');
+      expect(res.body).toContain('istio_build{component="proxy",tag="1.29.0"} 1');
+    });
   });
 
   it('swallows and counts a failed app scrape', async () => {

@@ -7,7 +7,7 @@ import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
 import { scrapeEndpoints, statFromEndpoints, statFromPrometheus } from '../stat-source.js';
 import { computeStat } from '../stat.js';
-import type { Sample } from '../exposition-parser.js';
+import type { Sample } from '../../stats/exposition-parser.js';
 import type { StatResource, StatRow } from '../stat.js';
 import { renderStatTable } from '../table.js';
 
