@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { parseExposition } from '../../../src/cli/exposition-parser.js';
+import { parseExposition } from '../../../src/stats/exposition-parser.js';
 import { inputFromObject } from '../../../src/cli/encode.js';
 import { createWorkloadMetadata } from '../../../src/index.js';
 import type { WorkloadMetadata } from '../../../src/index.js';
