@@ -9,7 +9,7 @@
  * `reporter="destination"`. The mTLS lock is the server's `connection_security_policy="mutual_tls"`: only the
  * destination reporter knows it (the source reports `unknown`).
  */
-import type { Sample } from '../cli/exposition-parser.js';
+import type { Sample } from '../stats/exposition-parser.js';
 import { delta, histogramQuantile, seriesKey } from '../cli/stat.js';
 import type { Bucket } from '../cli/stat.js';
 

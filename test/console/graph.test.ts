@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { graphFromScrapes, healthOf } from '../../src/console/graph.js';
-import type { Sample } from '../../src/cli/exposition-parser.js';
+import type { Sample } from '../../src/stats/exposition-parser.js';
 
 const edge = (reporter: string, extra: Record<string, string> = {}): Record<string, string> => ({
   reporter,
