@@ -9,10 +9,30 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
-const filter = process.argv[2] ?? '';
-const files = readdirSync(dir)
-  .filter((f) => f.endsWith('.bench.ts') && f.includes(filter))
+const all = readdirSync(dir)
+  .filter((f) => f.endsWith('.bench.ts'))
   .sort();
+
+// The settings the benchmarks read: this list is their documentation (README points here), and
+// test/bench/run.test.ts fails when a bench reads a BENCH_* variable that is not listed.
+const SETTINGS: readonly (readonly [string, string])[] = [
+  ['BENCH_DURATION_S', 'seconds of load per sidecar configuration and round (default 5)'],
+  ['BENCH_ROUNDS', 'interleaved rounds per sidecar configuration; medians are printed (default 5)'],
+  ['BENCH_CONFIGS', 'comma-separated sidecar configurations to run (default: all of them)'],
+  ['BENCH_SKIP_LATENCY', '1 skips the fixed-rate latency part of the sidecar bench'],
+];
+
+const arg = process.argv[2] ?? '';
+if (arg === '--help' || arg === '-h') {
+  console.log('usage: npm run bench [-- FILTER]   run every bench/*.bench.ts whose name contains FILTER\n');
+  console.log('benchmarks:');
+  for (const f of all) console.log(`  ${f.replace(/\.bench\.ts$/, '')}`);
+  console.log('\nsettings (environment):');
+  for (const [name, what] of SETTINGS) console.log(`  ${name.padEnd(20)} ${what}`);
+  process.exit(0);
+}
+const filter = arg;
+const files = all.filter((f) => f.includes(filter));
 
 let failed = 0;
 for (const file of files) {
@@ -23,5 +43,5 @@ for (const file of files) {
     console.error(`${file} exited with ${r.status ?? r.signal}`);
   }
 }
-if (files.length === 0) console.log(`no benchmarks match ${JSON.stringify(filter)}`);
+if (files.length === 0) console.log(`no benchmarks match ${JSON.stringify(filter)} (npm run bench -- --help lists them)`);
 process.exit(failed === 0 ? 0 : 1);

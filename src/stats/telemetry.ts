@@ -93,8 +93,8 @@ export function parseTelemetry(input: string | object | readonly object[]): Tele
     for (const [i, d] of parsed.entries()) {
       if (d.errors.length > 0) {
         const e = d.errors[0];
-        throw new ConfigError('MESHTEL_ERR_INVALID_TELEMETRY', `document ${i}: YAML error: ${e?.message ?? 'unknown'}`, {
-          field: `[${i}]`,
+        throw new ConfigError('MESHTEL_ERR_INVALID_TELEMETRY', `document ${i + 1}: YAML error: ${e?.message ?? 'unknown'}`, {
+          field: `document ${i + 1}`,
         });
       }
       const js: unknown = d.toJS();
@@ -107,7 +107,8 @@ export function parseTelemetry(input: string | object | readonly object[]): Tele
   const expressionErrors: ExpressionFailure[] = [];
   let reportingIntervalMs: number | undefined;
   docs.forEach((doc, di) => {
-    const prefix = docs.length > 1 ? `[${di}].` : '';
+    // Documents are numbered from 1, as `meshtel inject` numbers them.
+    const prefix = docs.length > 1 ? `document ${di + 1}: ` : '';
     if (!isObject(doc)) bad(`${prefix}(root)`, 'must be a Telemetry object', doc);
     if (doc.apiVersion !== undefined && !/^telemetry\.istio\.io\/v1(alpha1|beta1)?$/.test(String(doc.apiVersion))) {
       bad(`${prefix}apiVersion`, 'must be telemetry.istio.io/v1', doc.apiVersion);

@@ -61,6 +61,17 @@ describe('lintTelemetry()', () => {
     expect((err as Error).message).toContain(field);
   });
 
+  it('numbers documents from 1 in its errors, as inject does', async () => {
+    const good = 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nspec: {}\n';
+    const bad = 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nspec:\n  metrics:\n  - overrides:\n    - match: {mode: BOTH}\n';
+    const err = await lintTelemetry(`${good}---\n${bad}`).catch((e: unknown) => e);
+    expect(isMeshtelError(err, 'MESHTEL_ERR_INVALID_TELEMETRY')).toBe(true);
+    expect((err as Error).message).toContain('document 2: spec.metrics[0].overrides[0].match.mode');
+    const yamlErr = await lintTelemetry(`${good}---\nspec: [unclosed\n`).catch((e: unknown) => e);
+    expect(isMeshtelError(yamlErr, 'MESHTEL_ERR_INVALID_TELEMETRY')).toBe(true);
+    expect((yamlErr as Error).message).toMatch(/^document 2: YAML error/);
+  });
+
   it('warns about a tag expression that does not parse and drops that tag only (issue 10.3, as Envoy)', async () => {
     const yaml = `apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nspec:\n  metrics:\n  - overrides:\n    - tagOverrides:\n        x: {value: "request.headers['a' +"}\n`;
     const result = await lintTelemetry(yaml);
