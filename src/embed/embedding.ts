@@ -11,7 +11,7 @@ import { silentLogger } from '../core/logger.js';
 import { createHttpMetadataExchange } from '../exchange/http-exchange.js';
 import type { HttpMetadataExchange } from '../exchange/http-exchange.js';
 import type { PropagationMethod } from '../exchange/types.js';
-import { loadWorkloadMetadata } from '../metadata/workload.js';
+import { loadWorkloadMetadataWithSources } from '../metadata/workload.js';
 import { formatNodeId } from '../metadata/node-id.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { createMetricsResponse } from '../stats/exposition.js';
@@ -93,10 +93,10 @@ const MAX_RESOLVED = 1024;
 
 /** Create the embedding. Throws ConfigError for bad metadata, profile or Telemetry resources (never later). */
 export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): MeshtelEmbedding {
-  const metadata = options.metadata ?? loadWorkloadMetadata();
+  const logger = options.logger ?? silentLogger;
+  const metadata = options.metadata ?? loadIdentity(logger);
   const nodeId = options.nodeId ?? formatNodeId(metadata);
   const registry = options.registry ?? new Registry();
-  const logger = options.logger ?? silentLogger;
   const telemetry = typeof options.telemetry === 'string' ? parseTelemetry(options.telemetry) : options.telemetry;
   const exchange = createHttpMetadataExchange({
     local: metadata,
@@ -156,4 +156,31 @@ export function assertEmbedding(embedding: unknown, where: string): asserts embe
   if (!e || typeof e.resolveService !== 'function' || e.exchange === undefined || e.stats === undefined) {
     throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${where} needs { embedding: createMeshtelEmbedding(...) }`, { field: 'embedding' });
   }
+}
+
+/**
+ * Load the identity from the environment and say once where it came from. Every series carries it, so a service
+ * started without its pod environment must not report `namespace="default"` silently: the resolved identity is
+ * logged at info, and when the namespace fell back to its default a process warning (`MESHTEL_IDENTITY_DEFAULTED`,
+ * once per process, shown by Node even with the default silent logger) names the variables to set.
+ */
+let warnedDefaultIdentity = false;
+function loadIdentity(logger: Logger): WorkloadMetadata {
+  const { metadata, sources } = loadWorkloadMetadataWithSources();
+  logger.info('meshtel workload identity', {
+    workload: metadata.workload,
+    namespace: metadata.namespace,
+    serviceAccount: metadata.serviceAccount,
+    cluster: metadata.cluster,
+    from: sources,
+  });
+  if (sources.namespace === 'default' && !warnedDefaultIdentity) {
+    warnedDefaultIdentity = true;
+    process.emitWarning(
+      `meshtel: no namespace in the environment, series report workload "${metadata.workload}" in namespace "${metadata.namespace}"; ` +
+        'set POD_NAME, POD_NAMESPACE and SERVICE_ACCOUNT (the downward API, as the Istio injector does) or pass `metadata`',
+      { code: 'MESHTEL_IDENTITY_DEFAULTED' },
+    );
+  }
+  return metadata;
 }

@@ -258,6 +258,27 @@ const META_FIELDS: Readonly<Record<string, keyof WorkloadMetadataInput>> = {
  * `MESHTEL_ERR_CONFIG_FILE`) naming the variable, field or file. The result is frozen.
  */
 export function loadWorkloadMetadata(options: WorkloadMetadataOptions = {}): WorkloadMetadata {
+  return loadWorkloadMetadataWithSources(options).metadata;
+}
+
+/** Where each identity field of a loaded workload came from: `env POD_NAMESPACE`, `file …`, `hostname`, `default`. */
+export interface WorkloadIdentitySources {
+  readonly name: string;
+  readonly namespace: string;
+  readonly workload: string;
+  readonly serviceAccount: string;
+  readonly cluster: string;
+}
+
+/**
+ * {@link loadWorkloadMetadata}, and where the identity fields came from, so that an embedding can say once at
+ * start which identity it resolved and from what (a service with no pod environment otherwise reports the
+ * defaults silently).
+ */
+export function loadWorkloadMetadataWithSources(options: WorkloadMetadataOptions = {}): {
+  readonly metadata: WorkloadMetadata;
+  readonly sources: WorkloadIdentitySources;
+} {
   const env = options.env ?? process.env;
   const input: Partial<WorkloadMetadataInput> = {};
   const origins: Origins = {};
@@ -327,7 +348,7 @@ export function loadWorkloadMetadata(options: WorkloadMetadataOptions = {}): Wor
   if (input.name === undefined) {
     // In Kubernetes the hostname is the pod name; off-cluster it may not be a valid one.
     const h = hostname().toLowerCase();
-    if (DNS_SUBDOMAIN.test(h)) input.name = h;
+    if (DNS_SUBDOMAIN.test(h)) set('name', h, 'hostname');
   }
 
   // 2. Downward-API files: labels (pod-template-hash dropped, as I GetNodeMetaData does) and annotations.
@@ -345,7 +366,19 @@ export function loadWorkloadMetadata(options: WorkloadMetadataOptions = {}): Wor
   // 3. A YAML/JSON file, 4. explicit overrides.
   if (options.file !== undefined) mergeInput(input, origins, readMetadataFile(options.file), `file ${options.file}`);
   if (options.overrides) mergeInput(input, origins, options.overrides, 'overrides');
-  return build(input, origins);
+  const metadata = build(input, origins);
+  const from = (key: keyof WorkloadMetadataInput): string => origins[key] ?? 'default';
+  return {
+    metadata,
+    sources: {
+      name: from('name'),
+      namespace: from('namespace'),
+      // The workload is named after the pod unless something named it (I GetDeployMetaFromPod).
+      workload: origins.workload ?? (origins.owner !== undefined ? origins.owner : `${from('name')} (pod name)`),
+      serviceAccount: from('serviceAccount'),
+      cluster: from('cluster'),
+    },
+  };
 }
 
 function mergeInput(into: Partial<WorkloadMetadataInput>, origins: Origins, from: Partial<WorkloadMetadataInput>, origin: string): void {
