@@ -184,23 +184,51 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     limits: resolveListenerLimits(options.limits ?? {}, env),
     ports,
     app: { host: options.app?.host ?? env.MESHTEL_APP_HOST ?? '127.0.0.1', port: appPort, protocol: appProtocol },
-    inboundPorts: options.inboundPorts ?? [],
+    inboundPorts: (options.inboundPorts ?? []).map((ip, i) => ({
+      ...ip,
+      port: parsePort(ip.port, `inboundPorts[${i}].port`) ?? missing(`inboundPorts[${i}].port`),
+      appPort: parseIntInRange(ip.appPort, `inboundPorts[${i}].appPort`, 1, 65535) ?? missing(`inboundPorts[${i}].appPort`),
+    })),
     meshFile: options.meshFile ?? (options.mesh === undefined ? env.MESHTEL_MESH_FILE : undefined),
-    serviceListeners: options.serviceListeners ?? [],
+    serviceListeners: (options.serviceListeners ?? []).map((sl, i) => ({
+      ...sl,
+      port: parseIntInRange(sl.port, `serviceListeners[${i}].port`, 1, 65535) ?? missing(`serviceListeners[${i}].port`),
+      listenPort: parsePort(sl.listenPort, `serviceListeners[${i}].listenPort`) ?? missing(`serviceListeners[${i}].listenPort`),
+    })),
     outboundTrafficPolicy:
       options.outboundTrafficPolicy ?? oneOf(env.MESHTEL_OUTBOUND_TRAFFIC_POLICY, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const, 'MESHTEL_OUTBOUND_TRAFFIC_POLICY') ?? 'ALLOW_ANY',
     mxMode: options.mxMode ?? oneOf(env.MESHTEL_MX_MODE, ['ALWAYS', 'IN_MESH'] as const, 'MESHTEL_MX_MODE') ?? 'ALWAYS',
     telemetry: options.telemetry ?? parseBool(env.MESHTEL_TELEMETRY, 'MESHTEL_TELEMETRY') ?? true,
     tls,
-    reportingIntervalMs: options.reportingIntervalMs ?? parseDurationMs(env.MESHTEL_REPORTING_INTERVAL, 'MESHTEL_REPORTING_INTERVAL') ?? 5000,
+    // 0 disables periodic TCP/gRPC reports (the final report still happens).
+    reportingIntervalMs: boundedMs(options.reportingIntervalMs, env, 'reportingIntervalMs', 'MESHTEL_REPORTING_INTERVAL', 0) ?? 5000,
     retries: parseIntInRange(options.retries ?? env.MESHTEL_RETRIES, 'retries', 0, 10) ?? 2,
-    timeoutMs: options.timeoutMs ?? parseDurationMs(env.MESHTEL_ROUTE_TIMEOUT, 'MESHTEL_ROUTE_TIMEOUT') ?? 0,
+    // 0 is Envoy's "no route timeout".
+    timeoutMs: boundedMs(options.timeoutMs, env, 'timeoutMs', 'MESHTEL_ROUTE_TIMEOUT', 0) ?? 0,
     prometheusAnnotations: options.prometheusAnnotations ?? env.ISTIO_PROMETHEUS_ANNOTATIONS,
     appScrapeMaxBytes:
       parseIntInRange(options.appScrapeMaxBytes ?? env.MESHTEL_APP_SCRAPE_MAX_BYTES, options.appScrapeMaxBytes !== undefined ? 'appScrapeMaxBytes' : 'MESHTEL_APP_SCRAPE_MAX_BYTES', 1, 2 ** 31 - 1) ??
       DEFAULT_MAX_APP_SCRAPE_BYTES,
   };
   return deepFreeze(resolved);
+}
+
+/**
+ * A duration from an option (number of ms) or else its environment variable, between `min` ms and 24 h. Options are
+ * checked like the environment: a negative, NaN or infinite number is a configuration error naming the field.
+ */
+function boundedMs(option: number | undefined, env: Env, field: string, envName: string, min: number): number | undefined {
+  const origin = option !== undefined ? field : envName;
+  const raw = option ?? env[envName];
+  const ms = parseDurationMs(raw, origin);
+  if (ms !== undefined && !(ms >= min && ms <= 24 * 3_600_000)) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${origin} must be a duration between ${min}ms and 24h, got ${quote(raw)}`, { field: origin, value: raw });
+  }
+  return ms;
+}
+
+function missing(field: string): never {
+  throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field} is required`, { field });
 }
 
 /** Largest header limit accepted: Envoy's own maximum for `max_request_headers_kb` (8192 KiB). */

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createGrpcMessageCounter } from '../../src/sidecar/grpc-frames.js';
+import { isMeshtelError } from '../../src/core/errors.js';
 import { resolveSidecarOptions } from '../../src/sidecar/options.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import { EPHEMERAL, workload } from './helpers.js';
@@ -28,6 +29,37 @@ describe('resolveSidecarOptions()', () => {
     [{ MESHTEL_TLS_CERT: '/etc/certs/cert-chain.pem' }, 'MESHTEL_ERR_TLS'],
   ])('rejects %j with %s', (env, code) => {
     expect(() => resolveSidecarOptions({ env })).toThrow(expect.objectContaining({ code }));
+  });
+});
+
+describe('resolveSidecarOptions() refusals', () => {
+  it.each([
+    ['a negative route timeout', { timeoutMs: -1 }, 'timeoutMs'],
+    ['a NaN route timeout', { timeoutMs: Number.NaN }, 'timeoutMs'],
+    ['an infinite reporting interval', { reportingIntervalMs: Number.POSITIVE_INFINITY }, 'reportingIntervalMs'],
+    ['a negative reporting interval', { reportingIntervalMs: -5 }, 'reportingIntervalMs'],
+    ['a reporting interval from the environment that is not a duration', { env: { MESHTEL_REPORTING_INTERVAL: 'soon' } }, 'MESHTEL_REPORTING_INTERVAL'],
+    ['an out-of-range listener port', { ports: { inbound: 70000 } }, 'ports'],
+    ['a fractional inbound app port', { inboundPorts: [{ port: 0, appPort: 80.5, protocol: 'http' as const }] }, 'inboundPorts[0].appPort'],
+    ['a negative service listener port', { serviceListeners: [{ host: 'reviews', port: 9080, listenPort: -2 }] }, 'serviceListeners[0].listenPort'],
+    ['a service port of 0', { serviceListeners: [{ host: 'reviews', port: 0, listenPort: 0 }] }, 'serviceListeners[0].port'],
+  ])('refuses %s with MESHTEL_ERR_INVALID_CONFIG naming the field', (_name, options, field) => {
+    const err = (() => {
+      try {
+        resolveSidecarOptions({ env: {}, ...options });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(isMeshtelError(err, 'MESHTEL_ERR_INVALID_CONFIG')).toBe(true);
+    expect((err as Error).message).toContain(field);
+  });
+
+  it('accepts a route timeout of 0 (none, as Envoy) and durations from the environment', () => {
+    const r = resolveSidecarOptions({ env: { MESHTEL_ROUTE_TIMEOUT: '1.5s', MESHTEL_REPORTING_INTERVAL: '10s' } });
+    expect([r.timeoutMs, r.reportingIntervalMs]).toEqual([1500, 10_000]);
+    expect(resolveSidecarOptions({ env: {}, timeoutMs: 0 }).timeoutMs).toBe(0);
   });
 });
 
