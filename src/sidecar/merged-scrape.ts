@@ -9,7 +9,7 @@
  * parsed ({@link parseExpositionFamilies}) and re-rendered in the negotiated format, and exactly one
  * `# EOF` ends an OpenMetrics page.
  */
-import { escapeLabelValue } from '../stats/series.js';
+import { escapeHelp, labelsOf, num } from '../stats/exposition.js';
 import type { ExpositionFormat } from '../stats/exposition.js';
 import type { ParsedFamily, Sample } from '../stats/exposition-parser.js';
 
@@ -23,22 +23,9 @@ export function formatOfContentType(contentType: string | undefined): Exposition
 
 const EOF_LINE = Buffer.from('# EOF\n');
 
-function num(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  return String(v);
-}
-
-function labelString(labels: Readonly<Record<string, string>>): string {
-  let out = '';
-  for (const k in labels) out += `${out === '' ? '' : ','}${k}="${escapeLabelValue(labels[k] ?? '')}"`;
-  return out === '' ? '' : `{${out}}`;
-}
-
 /** `# HELP` text: both formats escape `\` and newline; OpenMetrics also escapes `"`. */
 function helpText(help: string, om: boolean): string {
-  const s = help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+  const s = escapeHelp(help);
   return om ? s.replace(/"/g, '\\"') : s;
 }
 
@@ -102,7 +89,7 @@ export function renderParsedFamilies(families: readonly ParsedFamily[], from: Ex
       if (om && f.unit !== undefined && f.unit !== '') out += `# UNIT ${shape.name} ${f.unit}\n`;
     }
     for (const s of f.samples) {
-      out += `${shape.sample(s)}${labelString(s.labels)} ${num(s.value)}`;
+      out += `${shape.sample(s)}${labelsOf(s.labels)} ${num(s.value)}`;
       if (s.timestamp !== undefined) out += ` ${om ? String(s.timestamp * scale) : String(Math.round(s.timestamp * scale))}`;
       if (om && s.exemplar !== undefined && from === 'openmetrics') out += ` # ${s.exemplar}`;
       out += '\n';

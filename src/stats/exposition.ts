@@ -89,7 +89,8 @@ export interface RenderOptions {
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function num(v: number): string {
+/** A sample value as both formats write it (`NaN`, `+Inf`, `-Inf`, else the shortest round-trip decimal). */
+export function num(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
   if (v === Infinity) return '+Inf';
   if (v === -Infinity) return '-Inf';
@@ -106,7 +107,8 @@ function omFamilyName(name: string, type: string): string {
   return type === 'counter' && name.endsWith('_total') ? name.slice(0, -6) : name;
 }
 
-function escapeHelp(s: string): string {
+/** `# HELP` escaping both formats share: `\` and newline. */
+export function escapeHelp(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
@@ -260,7 +262,8 @@ function* familyInto(w: ChunkWriter, f: Family, om: boolean): Generator<void> {
   }
 }
 
-function labelsOf(labels: Record<string, string | number | undefined> | undefined): string {
+/** `{k="v",…}` in the labels' own order (`''` for none), values escaped; undefined values are left out. */
+export function labelsOf(labels: Readonly<Record<string, string | number | undefined>> | undefined): string {
   if (labels === undefined) return '';
   const parts: string[] = [];
   for (const [k, v] of Object.entries(labels)) {
