@@ -87,8 +87,8 @@ export type {
 export { createIstioStats } from './stats/istio-stats.js';
 export type { IstioStats, IstioStatsOptions, TcpConnectionStats } from './stats/istio-stats.js';
 export type { CustomMetricDefinition } from './stats/custom-metrics.js';
-export { parseTelemetry } from './stats/telemetry.js';
-export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './stats/telemetry.js';
+export { parseTelemetry } from './stats/telemetry-api.js';
+export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './stats/telemetry-api.js';
 export { compileExpression } from './stats/expression.js';
 export type { CompiledExpression, ExpressionScope, CelValue } from './stats/expression.js';
 export {

@@ -9,8 +9,8 @@
  */
 import { Registry } from 'prom-client';
 import { createIstioStats } from '../stats/istio-stats.js';
-import { parseTelemetry } from '../stats/telemetry.js';
-import type { TelemetryConfig } from '../stats/telemetry.js';
+import { parseTelemetry } from '../stats/telemetry-api.js';
+import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { HTTP_LABELS, METRICS, TCP_LABELS } from '../stats/definitions.js';
 import type { HttpStreamAttributes } from '../stats/types.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';

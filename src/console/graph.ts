@@ -2,7 +2,7 @@
  * The console's model of the mesh: nodes (workloads, grouped by namespace) and edges (who calls whom, with
  * golden signals), computed from Istio's standard metrics. Two inputs give the same {@link MeshGraph}:
  * two scrapes of sidecar endpoints ({@link graphFromScrapes}: counter deltas, buckets through
- * `histogram_quantile`, both from src/cli/stat.ts) or PromQL vectors (src/console/sources.ts).
+ * `histogram_quantile`, both from src/stats/golden-signals.ts) or PromQL vectors (src/console/sources.ts).
  *
  * Edges are taken from the caller's side (`reporter="source"`, as Kiali and `meshtel stat edge` do); an edge
  * only the server reports (an unknown or proxyless caller without outbound telemetry) comes from
@@ -10,8 +10,8 @@
  * destination reporter knows it (the source reports `unknown`).
  */
 import type { Sample } from '../stats/exposition-parser.js';
-import { delta, histogramQuantile, seriesKey } from '../cli/stat.js';
-import type { Bucket } from '../cli/stat.js';
+import { delta, histogramQuantile, seriesKey } from '../stats/golden-signals.js';
+import type { Bucket } from '../stats/golden-signals.js';
 
 /** A workload of the graph. `unknown` stands for callers that could not be identified. */
 export interface GraphNode {

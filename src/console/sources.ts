@@ -9,7 +9,7 @@
 import { request } from 'undici';
 import { MeshtelError, quote } from '../core/errors.js';
 import type { Sample } from '../stats/exposition-parser.js';
-import { scrapeEndpoints } from '../cli/stat-source.js';
+import { scrapeEndpoints } from '../stats/golden-signals-source.js';
 import { assembleGraph, graphFromScrapes, nodeId, selfFromScrape } from './graph.js';
 import type { EdgeFigures, MeshGraph, SelfFigures } from './graph.js';
 

@@ -4,9 +4,9 @@
  * Each refresh scrapes once and compares with the previous scrape (rates over the refresh interval).
  */
 import type { Sample } from '../stats/exposition-parser.js';
-import { computeStat } from '../cli/stat.js';
-import { scrapeEndpoints } from '../cli/stat-source.js';
-import { renderStatTable } from '../cli/table.js';
+import { computeStat } from '../stats/golden-signals.js';
+import { scrapeEndpoints } from '../stats/golden-signals-source.js';
+import { renderStatTable } from '../stats/golden-signals-table.js';
 import type { Demo } from './demo.js';
 import type { LoadStats } from './load.js';
 

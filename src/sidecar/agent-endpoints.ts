@@ -24,7 +24,7 @@ import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, contentTypeOf, negotiateForm
 import type { ExpositionFormat } from '../stats/exposition.js';
 import { parseExpositionFamilies } from '../stats/exposition-parser.js';
 import { formatOfContentType, renderParsedFamilies, withoutEof } from './merged-scrape.js';
-import type { ProxyMetricsRenderer } from './telemetry.js';
+import type { ProxyMetricsRenderer } from './telemetry-contract.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
 export interface PrometheusScrapeConfig {

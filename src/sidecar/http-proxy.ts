@@ -34,8 +34,8 @@ import type { GrpcMessageCounter } from './grpc-frames.js';
 import type { ServiceRegistry, ServiceRoute, ResolvedEndpoint } from './registry.js';
 import { splitAuthority } from './registry.js';
 import type { PeriodicReport, ReportingTicker } from './reporting-ticker.js';
-import type { SidecarTelemetry } from './telemetry.js';
-import { peerOf } from './telemetry.js';
+import type { SidecarTelemetry } from './telemetry-contract.js';
+import { peerOf } from './telemetry-contract.js';
 import { isUpstreamIdentityError } from './tls.js';
 import type { UpstreamBodySink, UpstreamCall, UpstreamFailure, UpstreamHandlers, UpstreamPool, UpstreamResponse, UpstreamTarget } from './upstream.js';
 

@@ -10,7 +10,7 @@ import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MetadataExchangeMode, PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
-import type { TelemetryConfig } from '../stats/telemetry.js';
+import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import type { HopTracer } from '../tracing/types.js';
 import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
 import type { ListenerLimits } from './listener-limits.js';

@@ -7,7 +7,7 @@ import { Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { ExchangeCounters } from '../exchange/counters.js';
 import type { PeerCache } from '../exchange/peer-cache.js';
-import type { ProxyActivity } from './telemetry.js';
+import type { ProxyActivity } from './telemetry-contract.js';
 
 /** What {@link registerSelfMetrics} reads. */
 export interface SelfMetricsSources {

@@ -23,7 +23,7 @@ import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
 import type { ListenerLimits, ProxyRefusals } from './listener-limits.js';
 import type { ServiceRoute } from './registry.js';
-import type { SidecarTelemetry, TcpRecorder } from './telemetry.js';
+import type { SidecarTelemetry, TcpRecorder } from './telemetry-contract.js';
 import { ALPN_TCP_CLIENT, isUpstreamIdentityError, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 

@@ -47,7 +47,7 @@ import { formatResponseFlags } from './response-flags.js';
 import { grpcStatusCode, grpcStatusLabel } from './grpc-status.js';
 import type { HistogramSeries, ScalarSeries} from './series.js';
 import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } from './series.js';
-import type { TelemetryConfig } from './telemetry.js';
+import type { TelemetryConfig } from './telemetry-api.js';
 import type { CompiledExpression, ExpressionScope } from './expression.js';
 import { createScope } from './attributes.js';
 import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric, type CustomMetricDefinition } from './custom-metrics.js';

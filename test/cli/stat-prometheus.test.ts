@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPrometheusBinary, startPrometheus } from '../../src/demo/prometheus.js';
 import type { PrometheusProcess } from '../../src/demo/prometheus.js';
 import { findFreePorts } from '../../src/demo/ports.js';
-import type { StatRow } from '../../src/cli/stat.js';
+import type { StatRow } from '../../src/stats/golden-signals.js';
 import { runMeshtel } from './support.js';
 
 const available = hasPrometheusBinary();

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeStat, histogramQuantile } from '../../src/cli/stat.js';
-import type { StatRow } from '../../src/cli/stat.js';
+import { computeStat, histogramQuantile } from '../../src/stats/golden-signals.js';
+import type { StatRow } from '../../src/stats/golden-signals.js';
 import { parseExposition } from '../../src/stats/exposition-parser.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import { runMeshtel, spawnMeshtel } from './support.js';

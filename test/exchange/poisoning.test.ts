@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { createSidecarTelemetry } from '../../src/sidecar/istio-telemetry.js';
+import { createSidecarTelemetry } from '../../src/sidecar/telemetry-binding.js';
 import { createHttpMetadataExchange } from '../../src/exchange/http-exchange.js';
 import { createTcpMetadataExchange } from '../../src/exchange/tcp-exchange.js';
 import { HEADER_PEER_METADATA as MX, HEADER_PEER_METADATA_ID as MX_ID } from '../../src/metadata/mx-header.js';

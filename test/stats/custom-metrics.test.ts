@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
 import { renderMetricsToString } from '../../src/stats/exposition.js';
-import { parseTelemetry } from '../../src/stats/telemetry.js';
+import { parseTelemetry } from '../../src/stats/telemetry-api.js';
 import { simpleAtoiUnsigned, type CustomMetricDefinition } from '../../src/stats/custom-metrics.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import { WEBAPP, inboundFromGateway, samples } from './fixtures.js';

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
 import { renderMetricsToString } from '../../src/stats/exposition.js';
-import { parseTelemetry } from '../../src/stats/telemetry.js';
+import { parseTelemetry } from '../../src/stats/telemetry-api.js';
 import { HTTP_LABELS, TCP_LABELS } from '../../src/stats/definitions.js';
 import { mxVector } from '../support/fixtures.js';
 import { WEBAPP, inboundFromGateway, outboundToCatalog, samples } from './fixtures.js';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { lintTelemetry } from '../lint.js';
 import { readInput } from '../io.js';
-import { renderColumns } from '../table.js';
+import { renderColumns } from '../../stats/golden-signals-table.js';
 
 /** `standard (25)` when untouched, else the count and the difference from the standard tags, in order. */
 function describeLabels(labels: readonly string[], standard: readonly string[]): string {

@@ -16,7 +16,7 @@ import type { PayloadProfile } from '../../metadata/types.js';
 import { loadWorkloadMetadata } from '../../metadata/workload.js';
 import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
 import type { PortProtocol } from '../../sidecar/registry.js';
-import { parseTelemetry } from '../../stats/telemetry.js';
+import { parseTelemetry } from '../../stats/telemetry-api.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
 interface SidecarFlags {

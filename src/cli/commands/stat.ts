@@ -1,15 +1,15 @@
 /**
  * `meshtel stat`: success rate, RPS, latency quantiles and TCP connections per workload, service or
- * edge, from metrics endpoints or a Prometheus server (src/cli/stat.ts, src/cli/stat-source.ts).
+ * edge, from metrics endpoints or a Prometheus server (src/stats/golden-signals.ts, src/stats/golden-signals-source.ts).
  */
 import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
-import { scrapeEndpoints, statFromEndpoints, statFromPrometheus } from '../stat-source.js';
-import { computeStat } from '../stat.js';
+import { scrapeEndpoints, statFromEndpoints, statFromPrometheus } from '../../stats/golden-signals-source.js';
+import { computeStat } from '../../stats/golden-signals.js';
 import type { Sample } from '../../stats/exposition-parser.js';
-import type { StatResource, StatRow } from '../stat.js';
-import { renderStatTable } from '../table.js';
+import type { StatResource, StatRow } from '../../stats/golden-signals.js';
+import { renderStatTable } from '../../stats/golden-signals-table.js';
 
 interface StatFlags {
   endpoint: string[];

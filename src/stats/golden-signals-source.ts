@@ -4,10 +4,10 @@
  */
 import { request } from 'undici';
 import { MeshtelError, quote } from '../core/errors.js';
-import { parseExposition } from '../stats/exposition-parser.js';
-import type { Sample } from '../stats/exposition-parser.js';
-import { computeStat, defaultReporter, groupLabels, sortRows } from './stat.js';
-import type { ComputeStatOptions, StatRow } from './stat.js';
+import { parseExposition } from './exposition-parser.js';
+import type { Sample } from './exposition-parser.js';
+import { computeStat, defaultReporter, groupLabels, sortRows } from './golden-signals.js';
+import type { ComputeStatOptions, StatRow } from './golden-signals.js';
 
 /** How long one HTTP read may take before it counts as failed. */
 const READ_TIMEOUT_MS = 5000;

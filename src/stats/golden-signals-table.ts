@@ -2,7 +2,7 @@
  * Plain-text tables for the CLI (`meshtel stat`, `meshtel lint`): left-aligned columns, two spaces
  * apart, no colours, so the output is the same on a TTY, in a pipe and in a test.
  */
-import type { StatResource, StatRow } from './stat.js';
+import type { StatResource, StatRow } from './golden-signals.js';
 
 /** Render rows of cells as aligned columns; the first row is the header. */
 export function renderColumns(rows: readonly (readonly string[])[]): string {

@@ -2,7 +2,7 @@
  * Telemetry API (telemetry.istio.io/v1) parsing and its effect on the recorded metrics.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseTelemetry } from '../../src/stats/telemetry.js';
+import { parseTelemetry } from '../../src/stats/telemetry-api.js';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
 import { renderMetricsToString } from '../../src/stats/exposition.js';
 import { HTTP_LABELS } from '../../src/stats/definitions.js';

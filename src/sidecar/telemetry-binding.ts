@@ -12,13 +12,13 @@ import type { PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
 import { createIstioStats } from '../stats/istio-stats.js';
-import type { TelemetryConfig } from '../stats/telemetry.js';
+import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { registerSelfMetrics } from './self-metrics.js';
-import { createDisabledTelemetry } from './telemetry.js';
-import type { SidecarTelemetry } from './telemetry.js';
+import { createDisabledTelemetry } from './telemetry-contract.js';
+import type { SidecarTelemetry } from './telemetry-contract.js';
 
 /** Options for {@link createSidecarTelemetry}. */
 export interface SidecarTelemetryOptions {

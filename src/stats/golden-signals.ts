@@ -3,11 +3,11 @@
  * from Istio's standard metrics. Two sources give the same {@link StatRow}s:
  * - two scrapes of Prometheus-format endpoints taken `interval` apart: counter deltas give rates,
  *   bucket deltas give quantiles through Prometheus's own `histogram_quantile` interpolation;
- * - a Prometheus server, through PromQL over `/api/v1/query` (src/cli/stat-source.ts).
+ * - a Prometheus server, through PromQL over `/api/v1/query` (src/stats/golden-signals-source.ts).
  *
  * Success means `response_code` not 5xx, as Istio's dashboards count it (consumers.md §1.2).
  */
-import type { Sample } from '../stats/exposition-parser.js';
+import type { Sample } from './exposition-parser.js';
 
 /** What to group by. */
 export type StatResource = 'workload' | 'service' | 'edge';

@@ -1,5 +1,5 @@
 /**
- * The telemetry interface the listeners call. `istio-telemetry.ts` binds it to the exchange, stats
+ * The telemetry interface the listeners call. `telemetry-binding.ts` binds it to the exchange, stats
  * and tracing stages; {@link createDisabledTelemetry} is the "telemetry off" variant, decided once at
  * construction (STYLE.md §5): every method is a shared no-op and no MX header is read, written or
  * stripped. It is the baseline the benchmark compares against.
