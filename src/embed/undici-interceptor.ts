@@ -19,6 +19,8 @@ import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { firstHeader } from '../core/headers.js';
+import { createBoundedMemo } from '../core/bounded-memo.js';
+import { h1HeaderLineBytes } from '../record/bytes.js';
 import { outboundClusterOf } from '../record/cluster.js';
 import { clientErrorFlags, clientResponseCode } from '../record/outcome.js';
 import { spanEndOf } from '../record/span.js';
@@ -61,16 +63,6 @@ function toHeaderObject(input: unknown): NodeHeaders {
   return out;
 }
 
-/** `name: value\r\n` bytes of a header object (arrays repeat the line, as on the wire). */
-function headerBytes(headers: Readonly<Record<string, unknown>>): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) n += Buffer.byteLength(k) + 2 + Buffer.byteLength(String(one)) + 2;
-  }
-  return n;
-}
-
 function bodyBytes(body: unknown, headers: NodeHeaders): number {
   if (typeof body === 'string') return Buffer.byteLength(body);
   if (body instanceof Uint8Array) return body.byteLength;
@@ -78,18 +70,10 @@ function bodyBytes(body: unknown, headers: NodeHeaders): number {
   return Number.isFinite(cl) ? cl : 0;
 }
 
-/** Parsed origins: a client talks to few, so each string is parsed once (bounded; restarts when full). */
-const origins = new Map<string, URL>();
-const MAX_ORIGINS = 256;
-
+/** Parsed origins: a client talks to few, so each string is parsed once (bounded; see createBoundedMemo). */
+const origins = createBoundedMemo<string, URL>(256, (origin) => new URL(origin));
 function parseOrigin(origin: string): URL {
-  let u = origins.get(origin);
-  if (u === undefined) {
-    u = new URL(origin);
-    if (origins.size >= MAX_ORIGINS) origins.clear();
-    origins.set(origin, u);
-  }
-  return u;
+  return origins.get(origin);
 }
 
 /**
@@ -113,7 +97,7 @@ export function createMeshtelInterceptor(embedding: MeshtelEmbedding, options: M
       // Request bytes as the app wrote them (before our MX and trace headers), host included.
       const requestBytes =
         Buffer.byteLength(`${method} ${path} HTTP/1.1\r\n`) +
-        headerBytes(headers) +
+        h1HeaderLineBytes(headers) +
         (headers.host === undefined ? Buffer.byteLength(`host: ${authority}\r\n`) : 0) +
         2 +
         bodyBytes(opts.body, headers);
@@ -202,7 +186,7 @@ class OutboundHandler implements Handler {
           this.#unknown = 'mx_disabled';
         }
         this.#responseHeaders = headers;
-        this.#responseBytes += Buffer.byteLength(`HTTP/1.1 ${statusCode} ${statusMessage ?? ''}\r\n`) + headerBytes(headers) + 2;
+        this.#responseBytes += Buffer.byteLength(`HTTP/1.1 ${statusCode} ${statusMessage ?? ''}\r\n`) + h1HeaderLineBytes(headers) + 2;
       }
     } catch (err) {
       this.#ctx.embedding.logger.warnOnce('embed-outbound-response', 'reading response MX failed', { err });

@@ -18,6 +18,7 @@
  * differs from the cached one for its id is decoded for that request only and counted in `cacheConflicts`.
  */
 import { ConfigError, quote } from '../core/errors.js';
+import { firstHeader } from '../core/headers.js';
 import { encodeBaggage, decodeBaggage, HEADER_BAGGAGE } from '../metadata/baggage.js';
 import {
   DEFAULT_MAX_MX_BYTES,
@@ -104,9 +105,6 @@ export const nodeHeaderRemover: HeaderRemover<NodeHeaders> = (carrier, name) => 
   delete carrier[name];
 };
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /**
  * Create the HTTP exchange. Throws ConfigError `MESHTEL_ERR_ENCODE` when our own value exceeds
@@ -197,8 +195,8 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     cache: PeerCache,
     principal: string | undefined,
   ): ExchangeExtract => {
-    const id = first(getter(carrier, HEADER_PEER_METADATA_ID));
-    const value = first(getter(carrier, HEADER_PEER_METADATA));
+    const id = firstHeader(getter(carrier, HEADER_PEER_METADATA_ID));
+    const value = firstHeader(getter(carrier, HEADER_PEER_METADATA));
     const found = lookup(cache, id, value, principal);
     const cacheHit = found.cacheHit;
     let result = found.result;

@@ -26,3 +26,32 @@ export function takeByteDeltas(socket: ByteCountingSocket, marks: ByteMarks): { 
   marks.written = written;
   return { requestBytes, responseBytes };
 }
+
+/**
+ * HTTP/1.1 header bytes of a header object as written on the wire: one `name: value\r\n` line per value (an array
+ * repeats the line). Used where no socket counter sees the bytes (the undici interceptor sits above the socket).
+ */
+export function h1HeaderLineBytes(headers: Readonly<Record<string, unknown>>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) n += Buffer.byteLength(k) + 2 + Buffer.byteLength(String(one)) + 2;
+  }
+  return n;
+}
+
+/**
+ * HTTP/2 has no per-stream socket counters, so a stream's header bytes are estimated: the uncompressed (HPACK-free)
+ * size of the block, `name` + `value` + 2 per field (a repeated field joined with `, `), plus the 9-byte frame
+ * header. Envoy counts the HPACK-encoded bytes on the wire, usually fewer once the dynamic table is warm; the
+ * estimate does not depend on connection history, so one request always counts the same.
+ */
+export function h2HeaderBlockBytes(headers: Readonly<Record<string, unknown>>): number {
+  let n = 9;
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    n += name.length + (Array.isArray(v) ? v.join(', ').length : String(v).length) + 2;
+  }
+  return n;
+}

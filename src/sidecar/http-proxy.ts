@@ -19,7 +19,7 @@ import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import { firstHeader } from '../core/headers.js';
 import { CONNECTION_INFO } from '../record/connection.js';
 import type { ConnectionInfo } from '../record/connection.js';
-import { takeByteDeltas } from '../record/bytes.js';
+import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName, outboundClusterName } from '../record/cluster.js';
 import { closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
 import { spanEndOf } from '../record/span.js';
@@ -325,7 +325,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
         this.respCounter = createGrpcMessageCounter();
       }
     }
-    if (h2) this.h2ReqBytes = headerBlockSize(reqHeaders);
+    if (h2) this.h2ReqBytes = h2HeaderBlockBytes(reqHeaders);
 
     // Downstream went away before we finished: Envoy DC, code 0 when nothing was sent.
     (res as TaggedResponse)[STREAM] = this;
@@ -495,7 +495,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     }
     if (this.extract && this.l.telemetryOn) this.l.telemetry.writeResponsePeer(headers, this.extract);
     this.respHeadersOut = headers;
-    if (h2) this.h2RespBytes += headerBlockSize(headers) + (body.length > 0 ? body.length + 9 : 0);
+    if (h2) this.h2RespBytes += h2HeaderBlockBytes(headers) + (body.length > 0 ? body.length + 9 : 0);
     // Drain what the client still sends so keep-alive survives the local reply.
     req.resume();
     if (h2 && grpc) {
@@ -606,7 +606,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     }
     this.respHeadersOut = out;
     this.headSent = true;
-    if (h2) this.h2RespBytes += headerBlockSize(out);
+    if (h2) this.h2RespBytes += h2HeaderBlockBytes(out);
     if (this.reqCounter && this.respCounter && l.telemetryOn) {
       this.periodic = true;
       l.ticker.add(this);
@@ -660,7 +660,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       if (any) {
         // grpc-status is read from trailers first, then headers (envoy grpc Common::getGrpcStatus).
         if (this.grpc && t['grpc-status'] !== undefined) this.grpcStatus = t['grpc-status'];
-        if (this.h2) this.h2RespBytes += headerBlockSize(t);
+        if (this.h2) this.h2RespBytes += h2HeaderBlockBytes(t);
         this.res.addTrailers(t);
       }
     }
@@ -677,15 +677,4 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   onBodyAborted(): void {
     this.flags |= ResponseFlag.UC;
   }
-}
-
-/** Approximate HPACK-free size of a header block plus its frame header (documented estimate for h2). */
-function headerBlockSize(headers: IncomingHttpHeaders | OutgoingHttpHeaders | Record<string, string>): number {
-  let n = 9;
-  for (const name in headers) {
-    const v = (headers as Record<string, unknown>)[name];
-    if (v === undefined) continue;
-    n += name.length + (Array.isArray(v) ? v.join(', ').length : String(v).length) + 2;
-  }
-  return n;
 }

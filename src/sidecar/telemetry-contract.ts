@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { Registry } from 'prom-client';
 import type { ExchangeExtract } from '../exchange/types.js';
-import type { PeerMetadata, PeerResult, UnknownPeerReason } from '../metadata/types.js';
+import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import type { ConnectionAttributes, HttpStreamAttributes, Reporter } from '../stats/types.js';
 import type { HopSpan, HopTracer } from '../tracing/types.js';
 
@@ -21,17 +21,9 @@ export interface TcpRecorder {
   close(responseFlags?: number): void;
 }
 
-/** Result of reading a TCP MX stream. */
-export type TcpParseStep =
-  | { readonly done: false }
-  | { readonly done: true; readonly result: PeerResult; readonly rest: Buffer };
-
-/** An incremental reader of the peer's istio-peer-exchange frame. */
-export interface TcpFrameParser {
-  push(chunk: Buffer): TcpParseStep;
-  /** The stream ended before a whole frame: the reason to report. */
-  end(): TcpParseStep;
-}
+/** The TCP MX frame reader is the metadata stage's own (one definition of the parser contract). */
+import type { TcpFrameParser } from '../metadata/tcp-frame.js';
+export type { TcpFrameParser, TcpParseStep } from '../metadata/tcp-frame.js';
 
 /**
  * Render the proxy's metrics for an `Accept` header (text 0.0.4 unless OpenMetrics is preferred). The body
@@ -108,8 +100,8 @@ export function createDisabledTelemetry(registry: Registry = new Registry(), tra
     recordPeerUnknown: noop,
     tcpFrame: Buffer.alloc(0),
     createTcpParser: () => ({
-      push: (chunk) => ({ done: true, result: NOT_READ.result, rest: chunk }),
-      end: () => ({ done: true, result: NOT_READ.result, rest: Buffer.alloc(0) }),
+      push: (chunk) => ({ done: true, result: NOT_READ.result, peerId: '', rest: chunk }),
+      end: () => ({ done: true, result: NOT_READ.result, peerId: '', rest: Buffer.alloc(0) }),
     }),
   };
 }

@@ -25,6 +25,7 @@ import type { Dispatcher } from 'undici';
 import type { TLSSocket } from 'node:tls';
 import { ALPN_HTTP1_CLIENT, ALPN_HTTP2_CLIENT, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
+import { createBoundedMemo } from '../core/bounded-memo.js';
 
 /** Where to send one request. */
 export interface UpstreamTarget {
@@ -306,19 +307,17 @@ function agentTlsOptions(t: SidecarTls): tls.ConnectionOptions {
 /** Errors that mean no connection was made (nothing was sent, safe to retry). */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** undici origin of a target, cached per host and port (the inbound app is one origin for ever). */
-const origins = new Map<string, string>();
-const MAX_CACHED_ORIGINS = 1024;
+/**
+ * undici origin of a target, memoised per host and port (the inbound app is one origin for ever). Bounded:
+ * passthrough traffic can name any host, and the memo only saves a string build.
+ */
+const origins = createBoundedMemo<string, string>(1024, (hostPort) => {
+  const i = hostPort.lastIndexOf(':');
+  const host = hostPort.slice(0, i);
+  return `http://${host.includes(':') ? `[${host}]` : host}:${hostPort.slice(i + 1)}`;
+});
 function originOf(target: UpstreamTarget): string {
-  const key = `${target.host}:${target.port}`;
-  let origin = origins.get(key);
-  if (origin === undefined) {
-    origin = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
-    // Bounded: passthrough traffic can name any host; the cache only saves a string build.
-    if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
-    origins.set(key, origin);
-  }
-  return origin;
+  return origins.get(`${target.host}:${target.port}`);
 }
 
 const PENDING = 0;

@@ -151,6 +151,48 @@ function isNameChar(c: number, first: boolean, colon: boolean): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (colon && c === 58) || (!first && c >= 48 && c <= 57);
 }
 
+/**
+ * Read `name="value"` pairs (separated by `,` and spaces, values with `\\`, `\"` and `\n` escapes) from `i` into
+ * `out`; returns the index of the first character that is not part of a pair (`}` in a sample line, the end of a
+ * bare label string), or -1 when a pair is malformed.
+ */
+function readLabels(text: string, i: number, out: Record<string, string>): number {
+  for (;;) {
+    while (text[i] === ' ' || text[i] === ',') i++;
+    if (i >= text.length || text[i] === '}') return i;
+    const start = i;
+    while (i < text.length && isNameChar(text.charCodeAt(i), i === start, false)) i++;
+    const key = text.slice(start, i);
+    if (key === '' || text[i] !== '=' || text[i + 1] !== '"') return -1;
+    i += 2;
+    let value = '';
+    for (;;) {
+      const c = text[i];
+      if (c === undefined) return -1;
+      if (c === '\\') {
+        const n = text[i + 1];
+        value += n === 'n' ? '\n' : (n ?? '');
+        i += 2;
+        continue;
+      }
+      i++;
+      if (c === '"') break;
+      value += c;
+    }
+    out[key] = value;
+  }
+}
+
+/**
+ * Parse a rendered label string without braces (`a="x",b="y\\"z"`, as the recorder keeps it per series) into an
+ * object; a malformed string yields the pairs before the fault.
+ */
+export function parseLabelString(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  readLabels(s, 0, out);
+  return out;
+}
+
 function parseLine(line: string, allowExemplar: boolean): Sample | null {
   let i = 0;
   while (i < line.length && isNameChar(line.charCodeAt(i), i === 0, true)) i++;
@@ -158,34 +200,9 @@ function parseLine(line: string, allowExemplar: boolean): Sample | null {
   if (name === '') return null;
   const labels: Record<string, string> = {};
   if (line[i] === '{') {
+    i = readLabels(line, i + 1, labels);
+    if (i < 0 || line[i] !== '}') return null;
     i++;
-    for (;;) {
-      while (line[i] === ' ' || line[i] === ',') i++;
-      if (line[i] === '}') {
-        i++;
-        break;
-      }
-      const start = i;
-      while (i < line.length && isNameChar(line.charCodeAt(i), i === start, false)) i++;
-      const key = line.slice(start, i);
-      if (key === '' || line[i] !== '=' || line[i + 1] !== '"') return null;
-      i += 2;
-      let value = '';
-      for (;;) {
-        const c = line[i];
-        if (c === undefined) return null;
-        if (c === '\\') {
-          const n = line[i + 1];
-          value += n === 'n' ? '\n' : (n ?? '');
-          i += 2;
-          continue;
-        }
-        i++;
-        if (c === '"') break;
-        value += c;
-      }
-      labels[key] = value;
-    }
   }
   // value [timestamp] [# exemplar]
   let rest = line.slice(i).trim();

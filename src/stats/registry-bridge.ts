@@ -11,6 +11,7 @@ import type { Registry, RegistryContentType } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import { HistogramSeries, ScalarSeries, type Exemplar, type Family, type Series } from './series.js';
 import { formatLe } from './definitions.js';
+import { parseLabelString } from './exposition-parser.js';
 
 /** prom-client's value entry (`MetricValue` / `MetricValueWithName`). */
 interface PromValue {
@@ -27,32 +28,6 @@ function exemplarOf(e: Exemplar | undefined): Pick<PromValue, 'exemplar'> {
 
 /** Marker on collectors created here, so the renderer can tell them from the app's metrics. */
 export const MESHTEL_COLLECTOR = Symbol.for('meshtel.collector');
-
-/** Parse a rendered label string (`a="x",b="y\"z"`) back into an object. */
-export function parseLabelString(s: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < s.length) {
-    const eq = s.indexOf('="', i);
-    if (eq < 0) break;
-    const name = s.slice(i, eq);
-    let j = eq + 2;
-    let v = '';
-    while (j < s.length && s[j] !== '"') {
-      if (s[j] === '\\') {
-        const n = s[j + 1];
-        v += n === 'n' ? '\n' : (n ?? '');
-        j += 2;
-      } else {
-        v += s[j];
-        j++;
-      }
-    }
-    out[name] = v;
-    i = j + 2; // skip `",`
-  }
-  return out;
-}
 
 function values(f: Family): PromValue[] {
   const out: PromValue[] = [];

@@ -22,6 +22,7 @@ import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import type { Context, SpanContext, TextMapGetter, TextMapPropagator } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
+import { firstHeader } from '../core/headers.js';
 import type { PropagationFormat } from './config.js';
 import type { HeaderBag } from './types.js';
 
@@ -72,9 +73,6 @@ const getter: TextMapGetter<HeaderBag> = {
 const NO_PARENT: ExtractedParent = Object.freeze({ context: ROOT_CONTEXT, hasParent: false, sampled: undefined, parentSpanId: '', debug: false });
 const DENY_PARENT: ExtractedParent = Object.freeze({ context: ROOT_CONTEXT, hasParent: false, sampled: false, parentSpanId: '', debug: false });
 
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** Build the propagation for `formats` (decided once here, not per request). */
 export function createTracePropagation(formats: readonly PropagationFormat[]): TracePropagation {
@@ -96,7 +94,7 @@ export function createTracePropagation(formats: readonly PropagationFormat[]): T
     formats,
     extract(headers) {
       for (const { kind, p } of extractors) {
-        const single = kind === 'b3' ? first(headers[B3_SINGLE]) : undefined;
+        const single = kind === 'b3' ? firstHeader(headers[B3_SINGLE]) : undefined;
         // Skip a format whose headers are absent: the common request carries none.
         if (kind === 'w3c' ? headers[TRACEPARENT] === undefined : single === undefined && headers[X_B3_TRACE_ID] === undefined) continue;
         const ctx = p.extract(ROOT_CONTEXT, headers, getter);
@@ -115,7 +113,7 @@ export function createTracePropagation(formats: readonly PropagationFormat[]): T
             decided = parts.length > 2;
             debug = parts[2] === 'd';
           } else {
-            debug = first(headers[X_B3_FLAGS]) === '1';
+            debug = firstHeader(headers[X_B3_FLAGS]) === '1';
             decided = headers[X_B3_SAMPLED] !== undefined || debug;
           }
         }

@@ -245,9 +245,5 @@ Examples:
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
-      // Everything is closed and the trace drain is bounded (tracing shutdownTimeoutMillis), but the OTLP
-      // exporter's retry timers for abandoned batches are not unref'd and would hold the process for the rest of
-      // its 10 s export timeout. Exit once nothing of ours is left; an unref'd timer fires only if something lingers.
-      setTimeout(() => process.exit(), 100).unref();
     });
 }
