@@ -16,7 +16,8 @@ import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CONNECTION_INFO } from './http-proxy.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
-import type { ConnectionInfo, HttpHandler } from './http-proxy.js';
+import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
+import { ResponseFlag } from '../stats/types.js';
 import { peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 
@@ -44,7 +45,8 @@ export interface BoundListener {
 
 /** Options of {@link listenHttp}. */
 export interface HttpListenerOptions extends ListenerOptions {
-  readonly handler: HttpHandler;
+  /** The request handler; with `protocolError` (the proxy's), requests the codec refuses are recorded too. */
+  readonly handler: HttpHandler & Partial<Pick<ProxyHandler, 'protocolError'>>;
   /** Plain-text codec: HTTP/2 prior knowledge (h2c) instead of HTTP/1.1. */
   readonly h2: boolean;
   /** Receives TLS connections that negotiated `istio-peer-exchange` (TCP MX over mTLS). */
@@ -86,6 +88,8 @@ export async function bind(server: net.Server, options: ListenerOptions): Promis
   };
 }
 
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
 export async function listenHttp(options: HttpListenerOptions): Promise<BoundListener> {
   const { limits, refusals, role } = options;
@@ -108,23 +112,30 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     { settings: { maxHeaderListSize: limits.maxRequestHeadersBytes } },
     options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   );
-  h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Never thrown: a request head over the limit is 431 (as Envoy answers), one not complete in time
-    // 408 (node's reply), anything else malformed 400 (Envoy DPE); each closes the connection.
+    // 408 (node's reply), anything else malformed 400; each closes the connection and is recorded as
+    // Envoy records a codec error's local reply: the code, with DPE for a protocol error (431, 400).
     // A second parser error on a connection already answered (bytes that followed): close, count once.
     if (!socket.writable || socket.writableEnded) {
       socket.destroy();
       return;
     }
-    let head = 'HTTP/1.1 400 Bad Request';
+    let code = 400;
+    let flags = ResponseFlag.DPE;
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       refusals.count(role, 'headers_too_large');
-      head = 'HTTP/1.1 431 Request Header Fields Too Large';
+      code = 431;
     } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       refusals.count(role, 'headers_timeout');
-      head = 'HTTP/1.1 408 Request Timeout';
+      // Envoy's request_headers_timeout local reply carries no response flag.
+      code = 408;
+      flags = 0;
+    } else {
+      refusals.count(role, 'protocol_error');
     }
-    socket.end(`${head}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    socket.end(`HTTP/1.1 ${code} ${STATUS_TEXT[code]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    options.handler.protocolError?.(socket, code, flags);
   });
   h2.on('sessionError', () => {});
   h2.on('session', (session) => {

@@ -45,6 +45,15 @@ export type DownstreamResponse = ServerResponse | Http2ServerResponse;
 /** A request handler usable by both servers. */
 export type HttpHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
+/**
+ * The proxy's handler, plus the record of a request the codec refused before any handler could run
+ * (a head node's parser rejects, answered by the listener): Envoy records those streams too, with the
+ * local reply's code and `DPE` (envoy `source/common/http/conn_manager_impl.cc`, codec errors).
+ */
+export interface ProxyHandler extends HttpHandler {
+  protocolError(socket: Socket, responseCode: number, responseFlags: number): void;
+}
+
 // The per-connection record (principals, byte marks) is the record stage's; listeners store it on the socket.
 export { CONNECTION_INFO } from '../record/connection.js';
 export type { ConnectionInfo } from '../record/connection.js';
@@ -127,7 +136,7 @@ function authorityPort(l: Listener, authority: string): number | undefined {
 }
 
 /** Build the handler of one listener. */
-export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
+export function createHttpProxyHandler(options: HttpProxyOptions): ProxyHandler {
   const inbound = options.direction === 'inbound';
   const listener: Listener = {
     options,
@@ -149,9 +158,58 @@ export function createHttpProxyHandler(options: HttpProxyOptions): HttpHandler {
     lastAuthority: undefined,
     lastAuthorityPort: undefined,
   };
-  return function handle(req, res) {
-    new ProxyStream(listener, req, res).start();
+  const handle = (req: DownstreamRequest, res: DownstreamResponse): void => {
+    let stream: ProxyStream | undefined;
+    // Nothing on the request path may throw into node's server (an uncaught exception stops the
+    // proxy): a bug becomes this request's 500, recorded once like any other.
+    try {
+      stream = new ProxyStream(listener, req, res);
+      stream.start();
+    } catch (err) {
+      if (stream !== undefined) stream.internalError(err);
+      else {
+        listener.logger.warnOnce('proxy-internal', 'request could not be handled', { err });
+        res.destroy();
+      }
+    }
   };
+  return Object.assign(handle, { protocolError: (socket: Socket, code: number, flags: number) => recordProtocolError(listener, socket, code, flags) });
+}
+
+/** The record of a request refused by the codec: no head, so no peer, route or path; bytes from the socket. */
+function recordProtocolError(l: Listener, socket: Socket, responseCode: number, responseFlags: number): void {
+  if (!l.telemetryOn) return;
+  try {
+    const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
+    const { requestBytes, responseBytes } = conn ? takeByteDeltas(socket, conn) : { requestBytes: 0, responseBytes: 0 };
+    const inbound = l.inbound;
+    l.telemetry.recordHttp({
+      reporter: l.reporter,
+      peer: null,
+      peerUnknownReason: inbound ? 'no_header' : undefined,
+      peerPrincipal: inbound ? (conn?.peerPrincipal ?? '') : '',
+      localPrincipal: inbound ? (conn?.localPrincipal ?? '') : '',
+      service: inbound ? (l.options.inboundService ?? null) : null,
+      specialCluster: undefined,
+      remoteAddress: socket.remoteAddress,
+      authority: '',
+      protocol: 'http',
+      responseCode,
+      grpcStatus: undefined,
+      responseFlags,
+      durationMs: 0,
+      requestBytes,
+      responseBytes,
+      method: undefined,
+      path: undefined,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      traceId: undefined,
+    });
+    if (inbound) l.telemetry.recordPeerUnknown('no_header', l.reporter);
+  } catch (err) {
+    l.logger.warnOnce('record-http', 'recording a request failed', { err });
+  }
 }
 
 /** Where the downstream response keeps its stream, so shared listeners need no closure per request. */
@@ -435,6 +493,25 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     this.reportedReq += rq;
     this.reportedResp += rs;
     this.l.telemetry.recordGrpcMessages(this.attrs(false), rq, rs);
+  }
+
+  /** `start()` threw (a bug): answer 500 if the head is not out, else reset; recorded once either way. */
+  internalError(err: unknown): void {
+    this.l.logger.warnOnce('proxy-internal', 'request could not be handled', { err });
+    const res = this.res as TaggedResponse;
+    if (res[STREAM] !== this) {
+      res[STREAM] = this;
+      res.on('close', onResponseClose);
+      res.on('finish', onResponseFinish);
+    }
+    if (this.done) return;
+    this.call?.abort();
+    try {
+      this.reply(500, 0);
+    } catch {
+      this.resetByProxy = true;
+      res.destroy();
+    }
   }
 
   onDownstreamClose(): void {

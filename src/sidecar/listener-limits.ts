@@ -21,6 +21,16 @@ export interface ListenerLimits {
   readonly maxConnections: number;
   /** Largest request head accepted (request line plus headers), bytes; over it: 431. */
   readonly maxRequestHeadersBytes: number;
+  /**
+   * A pooled upstream HTTP/2 session with no stream open is closed after this long, ms (Envoy's upstream
+   * `common_http_protocol_options.idle_timeout`, Istio `connectionPool.http.idleTimeout`: 1 h).
+   */
+  readonly upstreamIdleTimeoutMs: number;
+  /**
+   * A TCP-proxied connection with no byte in either direction is closed after this long, ms (Envoy's
+   * `tcp_proxy` `idle_timeout`, 1 h by default). Counted as `reason="tcp_idle_timeout"`.
+   */
+  readonly tcpIdleTimeoutMs: number;
 }
 
 /** The defaults, documented in docs/security.md. */
@@ -30,6 +40,8 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = Object.freeze({
   maxConnections: 4096,
   // Envoy's max_request_headers_kb default (60), not node's 16 KiB.
   maxRequestHeadersBytes: 60 * 1024,
+  upstreamIdleTimeoutMs: 3_600_000,
+  tcpIdleTimeoutMs: 3_600_000,
 });
 
 /** Why the proxy refused a connection or a request (the `reason` label). */
@@ -45,7 +57,11 @@ export type RefusalReason =
   /** Passthrough to a loopback address (Envoy never sees such traffic: iptables does not capture it). */
   | 'loopback_destination'
   /** The upstream certificate is not the identity the registry expects for the endpoint. */
-  | 'upstream_san_mismatch';
+  | 'upstream_san_mismatch'
+  /** A TCP connection idle for `tcpIdleTimeoutMs` was closed (Envoy `tcp.<prefix>.idle_timeout`). */
+  | 'tcp_idle_timeout'
+  /** The request head could not be parsed (answered 400, recorded with flag `DPE`). */
+  | 'protocol_error';
 
 /** The listener role (the `listener` label): bounded, never a port or a host. */
 export type ListenerRole = 'inbound' | 'outbound';

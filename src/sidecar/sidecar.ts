@@ -99,8 +99,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     config.loopbackPassthrough,
   );
   const ticker = createReportingTicker(config.reportingIntervalMs);
-  const inboundPool = createUpstreamPool();
-  const outboundPool = createUpstreamPool({ tls });
+  const inboundPool = createUpstreamPool({ idleTimeoutMs: limits.upstreamIdleTimeoutMs });
+  const outboundPool = createUpstreamPool({ tls, idleTimeoutMs: limits.upstreamIdleTimeoutMs });
   // Inbound cluster metadata `istio.services[0]`: the first Service whose selector matches this pod's
   // labels (not its canonical name: a pod with canonical name `ratings` behind Service `server` is
   // `server`). None: null, and the stats stage falls back as istio_stats.cc does.
@@ -150,8 +150,9 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       await Promise.allSettled(listeners.map((l) => l.close()));
       await agent?.close().catch(() => {});
       ticker.close();
-      inboundPool.close();
-      outboundPool.close();
+      await Promise.all([inboundPool.close(), outboundPool.close()]);
+      // The stats stage's TTL sweep and TCP report timers end with the sidecar (they outlived it).
+      telemetry.close();
       await telemetry.tracer.shutdown().catch(() => {});
       // Once per sidecar, after every listener and the tracer are done (only if it had started).
       if (ready) logger.info('sidecar stopped', { nodeId });

@@ -91,6 +91,7 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     tcpFrame: tcp.frame,
     // The exchange's parser steps are a superset of what the listeners read.
     createTcpParser: () => tcp.createParser(),
+    close: () => stats.close(),
   };
 }
 

@@ -70,6 +70,8 @@ export interface SidecarTelemetry {
   /** This proxy's TCP MX frame (magic, length, Any(Struct)), encoded once. */
   readonly tcpFrame: Buffer;
   createTcpParser(): TcpFrameParser;
+  /** Stop the stages' timers (TTL sweep, TCP reports) and flush open TCP connections; later records are ignored. */
+  close(): void;
 }
 
 /** The extract used when MX is not run (telemetry off, IN_MESH to an external host). */
@@ -103,6 +105,7 @@ export function createDisabledTelemetry(registry: Registry = new Registry(), tra
       push: (chunk) => ({ done: true, result: NOT_READ.result, peerId: '', rest: chunk }),
       end: () => ({ done: true, result: NOT_READ.result, peerId: '', rest: Buffer.alloc(0) }),
     }),
+    close: noop,
   };
 }
 

@@ -23,6 +23,7 @@ import tls from 'node:tls';
 import { Agent as UndiciAgent, util as undiciUtil } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { TLSSocket } from 'node:tls';
+import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
 import { ALPN_HTTP1_CLIENT, ALPN_HTTP2_CLIENT, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 import { createBoundedMemo } from '../core/bounded-memo.js';
@@ -102,6 +103,11 @@ export interface UpstreamPoolOptions {
   readonly tls?: SidecarTls;
   /** Max sockets per HTTP/1.1 endpoint. */
   readonly maxSocketsPerHost?: number;
+  /**
+   * An HTTP/2 session with no stream open for this long is closed (GOAWAY), ms. Envoy's upstream
+   * `common_http_protocol_options.idle_timeout` (Istio `connectionPool.http.idleTimeout`), 1 h by default.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** The per-listener connection pools. */
@@ -120,7 +126,28 @@ export interface UpstreamPool {
     handlers: UpstreamHandlers,
     onBodyChunk?: (chunk: Buffer) => void,
   ): UpstreamCall;
-  close(): void;
+  /** Destroy every pooled connection; resolves once undici's pool has released its sockets and timers. */
+  close(): Promise<void>;
+  /** Open HTTP/2 sessions (for tests and the soak's leak probes). */
+  readonly h2Sessions: number;
+}
+
+/**
+ * One pooled HTTP/2 session: its streams in flight, the requests waiting for it to connect and its
+ * idle timer. Waiters sit in a set the session's two own listeners walk, so a request never adds a
+ * listener to the shared session (one per queued request stayed there for ever: 201 after 200).
+ */
+interface PooledSession {
+  readonly session: ClientHttp2Session;
+  /** Requests queued while connecting: `start` on connect, `fail` on a connect error. */
+  readonly waiting: Set<H2Waiter>;
+  active: number;
+  idle: NodeJS.Timeout | undefined;
+}
+
+interface H2Waiter {
+  start(): void;
+  fail(err: Error): void;
 }
 
 /** Pseudo and connection-specific headers that must not cross an HTTP/2 hop (RFC 9113 §8.2.2). */
@@ -133,7 +160,8 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
   const tlsAgent = options.tls
     ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', ...agentTlsOptions(options.tls) })
     : undefined;
-  const sessions = new Map<string, ClientHttp2Session>();
+  const sessions = new Map<string, PooledSession>();
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_LISTENER_LIMITS.upstreamIdleTimeoutMs;
   // No undici timeouts: the route timeout (UT) is the only one, as in Envoy's default.
   const undici = new UndiciAgent({ connections: maxSockets, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 60_000 });
 
@@ -197,30 +225,56 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     };
   }
 
-  function session(target: UpstreamTarget): ClientHttp2Session {
+  function session(target: UpstreamTarget): PooledSession {
     const key = `${target.tls ? `s:${target.identity ?? ''}` : 'p'}:${target.host}:${target.port}`;
     const existing = sessions.get(key);
-    if (existing && !existing.closed && !existing.destroyed) return existing;
+    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
     const url = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
     const tlsOpts = target.tls && options.tls ? options.tls.clientOptions(ALPN_HTTP2_CLIENT, target.identity) : undefined;
     const s = http2.connect(url, tlsOpts ? { createConnection: () => tls.connect({ ...tlsOpts, host: target.host, port: target.port }) } : {});
-    sessions.set(key, s);
-    // Requests queued while connecting each hold a listener; bounded by in-flight requests.
-    s.setMaxListeners(0);
+    const pooled: PooledSession = { session: s, waiting: new Set(), active: 0, idle: undefined };
+    sessions.set(key, pooled);
     const drop = (): void => {
-      if (sessions.get(key) === s) sessions.delete(key);
+      if (sessions.get(key) === pooled) sessions.delete(key);
+      if (pooled.idle !== undefined) clearTimeout(pooled.idle);
+      pooled.idle = undefined;
     };
+    s.once('connect', () => {
+      const waiting = [...pooled.waiting];
+      pooled.waiting.clear();
+      for (const w of waiting) w.start();
+    });
+    s.on('error', (err) => {
+      drop();
+      const waiting = [...pooled.waiting];
+      pooled.waiting.clear();
+      for (const w of waiting) w.fail(err);
+    });
     s.on('close', drop);
-    s.on('error', drop);
     s.on('goaway', drop);
     // An idle pool connection must not keep the process alive.
     s.unref();
-    return s;
+    return pooled;
+  }
+
+  /** A stream of `p` ended: with none left, the session is closed after the idle timeout. */
+  function streamDone(p: PooledSession): void {
+    p.active--;
+    if (p.active > 0 || p.session.destroyed) return;
+    if (p.idle !== undefined) clearTimeout(p.idle);
+    p.idle = setTimeout(() => {
+      p.idle = undefined;
+      // Out of the pool first: a request arriving now opens a fresh session; close() lets nothing in flight die.
+      for (const [k, v] of sessions) if (v === p) sessions.delete(k);
+      p.session.close();
+    }, idleTimeoutMs);
+    p.idle.unref();
   }
 
   function h2(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, body: Readable | null, handlers: UpstreamHandlers, onBodyChunk?: (chunk: Buffer) => void): UpstreamCall {
     let settled = false;
-    const s = session(target);
+    const p = session(target);
+    const s = p.session;
     let connected = !s.connecting;
     const h2headers: OutgoingHttpHeaders = { ':method': method, ':path': path, ':authority': authority, ':scheme': target.tls ? 'https' : 'http' };
     for (const name in headers) if (!H2_FORBIDDEN.has(name) && name.charCodeAt(0) !== 58) h2headers[name] = headers[name];
@@ -236,6 +290,11 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
       queueMicrotask(() => fail(err as Error));
       return { abort() {} };
     }
+    p.active++;
+    if (p.idle !== undefined) {
+      clearTimeout(p.idle);
+      p.idle = undefined;
+    }
     const start = (): void => {
       connected = true;
       if (body) {
@@ -243,10 +302,9 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
         body.pipe(stream);
       }
     };
-    if (s.connecting) {
-      s.once('connect', start);
-      s.once('error', fail);
-    } else start();
+    const waiter: H2Waiter = { start, fail };
+    if (s.connecting) p.waiting.add(waiter);
+    else start();
     let trailers: IncomingHttpHeaders | undefined;
     stream.on('trailers', (t) => {
       trailers = t;
@@ -267,11 +325,14 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     });
     stream.on('error', fail);
     stream.on('close', () => {
+      p.waiting.delete(waiter);
+      streamDone(p);
       if (!settled) fail(new Error(`upstream stream closed (code ${stream.rstCode ?? 0})`));
     });
     return {
       abort() {
         settled = true;
+        p.waiting.delete(waiter);
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
       },
     };
@@ -284,12 +345,19 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
         ? h2(target, method, path, authority, headers, body, handlers, onBodyChunk)
         : h1(target, method, path, authority, headers, body, handlers, onBodyChunk);
     },
-    close() {
+    async close() {
       plainAgent.destroy();
-      void undici.destroy().catch(() => {});
+      const undiciClosed = undici.destroy().catch(() => {});
       tlsAgent?.destroy();
-      for (const s of sessions.values()) s.destroy();
+      for (const p of sessions.values()) {
+        if (p.idle !== undefined) clearTimeout(p.idle);
+        p.session.destroy();
+      }
       sessions.clear();
+      await undiciClosed;
+    },
+    get h2Sessions() {
+      return sessions.size;
     },
   };
 }

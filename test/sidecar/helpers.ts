@@ -234,3 +234,33 @@ export async function deadPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** The refusal count of one listener role and reason (0 when the series does not exist yet). */
+export async function refused(sc: Sidecar, listener: string, reason: string): Promise<number> {
+  const line = (await series(sc, 'meshtel_proxy_refused_total')).find((l) => l.includes(`listener="${listener}"`) && l.includes(`reason="${reason}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Write `request` on a fresh connection and collect everything until the sidecar closes it. */
+export function rawExchange(port: number, request: string | Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    const c = net.connect(port, '127.0.0.1', () => c.write(request));
+    c.on('data', (d: Buffer) => parts.push(d));
+    // The sidecar may close while the client still writes (header overflow): what it sent counts.
+    c.on('error', () => {});
+    c.on('close', () => resolve(Buffer.concat(parts).toString('latin1')));
+  });
+}
+
+/**
+ * Sum of `istio_requests_total` on a sidecar over the series whose labels contain every `key="value"` of
+ * `match` (e.g. `{ reporter: 'destination', response_code: '400' }`).
+ */
+export async function requestCount(sc: Sidecar, match: Record<string, string> = {}): Promise<number> {
+  let n = 0;
+  for (const line of await series(sc, 'istio_requests_total')) {
+    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}

@@ -11,32 +11,13 @@ import { isMeshtelError } from '../../src/core/errors.js';
 import { createDestinationGuard, isLoopbackHost } from '../../src/sidecar/destination-guard.js';
 import { DEFAULT_LISTENER_LIMITS } from '../../src/sidecar/listener-limits.js';
 import { resolveSidecarOptions } from '../../src/sidecar/options.js';
-import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { eventually, get, httpApp, send, series, sidecar, workload } from './helpers.js';
+import { eventually, get, httpApp, rawExchange, refused, send, series, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-/** The refusal count of one listener role and reason (0 when the series does not exist yet). */
-async function refused(sc: Sidecar, listener: string, reason: string): Promise<number> {
-  const line = (await series(sc, 'meshtel_proxy_refused_total')).find((l) => l.includes(`listener="${listener}"`) && l.includes(`reason="${reason}"`));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** Write `request` on a fresh connection and collect everything until the sidecar closes it. */
-function rawExchange(port: number, request: string | Buffer): Promise<string> {
-  return new Promise((resolve) => {
-    const parts: Buffer[] = [];
-    const c = net.connect(port, '127.0.0.1', () => c.write(request));
-    c.on('data', (d: Buffer) => parts.push(d));
-    // The sidecar may close while the client still writes (header overflow): what it sent counts.
-    c.on('error', () => {});
-    c.on('close', () => resolve(Buffer.concat(parts).toString('latin1')));
-  });
-}
 
 function configError(fn: () => unknown): string {
   try {
@@ -151,9 +132,31 @@ describe('Sidecar security defaults', () => {
   describe('listener limits', () => {
     it('defaults to a 10 s header timeout, 60 s idle timeout, 4096 connections and Envoy\'s 60 KiB headers', () => {
       expect(resolveSidecarOptions({ env: {} }).limits).toEqual(DEFAULT_LISTENER_LIMITS);
-      expect(DEFAULT_LISTENER_LIMITS).toEqual({ headersTimeoutMs: 10_000, idleTimeoutMs: 60_000, maxConnections: 4096, maxRequestHeadersBytes: 61_440 });
-      const env = { MESHTEL_REQUEST_HEADERS_TIMEOUT: '2s', MESHTEL_IDLE_TIMEOUT: '5m', MESHTEL_MAX_CONNECTIONS: '10', MESHTEL_MAX_REQUEST_HEADERS_KB: '96' };
-      expect(resolveSidecarOptions({ env }).limits).toEqual({ headersTimeoutMs: 2000, idleTimeoutMs: 300_000, maxConnections: 10, maxRequestHeadersBytes: 96 * 1024 });
+      expect(DEFAULT_LISTENER_LIMITS).toEqual({
+        headersTimeoutMs: 10_000,
+        idleTimeoutMs: 60_000,
+        maxConnections: 4096,
+        maxRequestHeadersBytes: 61_440,
+        // Envoy's upstream idle_timeout and tcp_proxy idle_timeout defaults.
+        upstreamIdleTimeoutMs: 3_600_000,
+        tcpIdleTimeoutMs: 3_600_000,
+      });
+      const env = {
+        MESHTEL_REQUEST_HEADERS_TIMEOUT: '2s',
+        MESHTEL_IDLE_TIMEOUT: '5m',
+        MESHTEL_MAX_CONNECTIONS: '10',
+        MESHTEL_MAX_REQUEST_HEADERS_KB: '96',
+        MESHTEL_UPSTREAM_IDLE_TIMEOUT: '10m',
+        MESHTEL_TCP_IDLE_TIMEOUT: '30s',
+      };
+      expect(resolveSidecarOptions({ env }).limits).toEqual({
+        headersTimeoutMs: 2000,
+        idleTimeoutMs: 300_000,
+        maxConnections: 10,
+        maxRequestHeadersBytes: 96 * 1024,
+        upstreamIdleTimeoutMs: 600_000,
+        tcpIdleTimeoutMs: 30_000,
+      });
       // Options win over the environment.
       expect(resolveSidecarOptions({ env, limits: { maxConnections: 3 } }).limits.maxConnections).toBe(3);
     });
@@ -162,6 +165,8 @@ describe('Sidecar security defaults', () => {
       { name: 'a zero header timeout', o: { limits: { headersTimeoutMs: 0 } } },
       { name: 'a negative idle timeout', o: { limits: { idleTimeoutMs: -1 } } },
       { name: 'NaN max connections', o: { limits: { maxConnections: Number.NaN } } },
+      { name: 'a zero TCP idle timeout', o: { limits: { tcpIdleTimeoutMs: 0 } } },
+      { name: 'an upstream idle timeout that is not a duration (env)', o: { env: { MESHTEL_UPSTREAM_IDLE_TIMEOUT: 'later' } } },
       { name: 'zero max connections (env)', o: { env: { MESHTEL_MAX_CONNECTIONS: '0' } } },
       { name: 'a header limit over 8192 KiB (env)', o: { env: { MESHTEL_MAX_REQUEST_HEADERS_KB: '8193' } } },
       { name: 'a header timeout that is not a duration (env)', o: { env: { MESHTEL_REQUEST_HEADERS_TIMEOUT: 'soon' } } },

@@ -28,6 +28,8 @@ interface SidecarFlags {
   loopbackPassthrough?: boolean;
   requestHeadersTimeout?: string;
   idleTimeout?: string;
+  upstreamIdleTimeout?: string;
+  tcpIdleTimeout?: string;
   maxConnections?: string;
   maxRequestHeadersKb?: string;
   inboundPort?: string;
@@ -127,6 +129,8 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     limits: {
       ...(flags.requestHeadersTimeout !== undefined ? { headersTimeoutMs: parseDurationMs(flags.requestHeadersTimeout, '--request-headers-timeout') } : {}),
       ...(flags.idleTimeout !== undefined ? { idleTimeoutMs: parseDurationMs(flags.idleTimeout, '--idle-timeout') } : {}),
+      ...(flags.upstreamIdleTimeout !== undefined ? { upstreamIdleTimeoutMs: parseDurationMs(flags.upstreamIdleTimeout, '--upstream-idle-timeout') } : {}),
+      ...(flags.tcpIdleTimeout !== undefined ? { tcpIdleTimeoutMs: parseDurationMs(flags.tcpIdleTimeout, '--tcp-idle-timeout') } : {}),
       ...(flags.maxConnections !== undefined ? { maxConnections: parseIntInRange(flags.maxConnections, '--max-connections', 1, 1_000_000) } : {}),
       ...(flags.maxRequestHeadersKb !== undefined ? { maxRequestHeadersBytes: (parseIntInRange(flags.maxRequestHeadersKb, '--max-request-headers-kb', 1, 8192) ?? 60) * 1024 } : {}),
     },
@@ -164,6 +168,8 @@ export function registerSidecarCommand(program: Command): void {
     .option('--loopback-passthrough', 'pass requests for 127.0.0.1/localhost through (refused by default, as Istio never captures them)')
     .option('--request-headers-timeout <duration>', 'time a client has to send a request head (10s)')
     .option('--idle-timeout <duration>', 'close a connection idle this long (60s)')
+    .option('--upstream-idle-timeout <duration>', 'close a pooled upstream HTTP/2 connection with no stream this long (1h, as Envoy)')
+    .option('--tcp-idle-timeout <duration>', 'close a TCP-proxied connection with no byte either way this long (1h, as Envoy)')
     .option('--max-connections <n>', 'connections per traffic listener (4096)')
     .option('--max-request-headers-kb <n>', 'largest request head, KiB (60, as Envoy)')
     .option('--inbound-port <port>', 'inbound listener (15006)')

@@ -1,0 +1,97 @@
+/**
+ * Requests the proxy cannot handle normally are still answered and recorded once (issue 11.10):
+ * heads node's parser rejects (Envoy: the codec error's local reply, flag DPE), and a bug that
+ * throws on the request path (a 500, never an exception into node's server).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/core/logger.js';
+import { createHttpProxyHandler } from '../../src/sidecar/http-proxy.js';
+import type { ServiceRegistry } from '../../src/sidecar/registry.js';
+import { createReportingTicker } from '../../src/sidecar/reporting-ticker.js';
+import { createSidecarTelemetry } from '../../src/sidecar/telemetry-binding.js';
+import { createUpstreamPool } from '../../src/sidecar/upstream.js';
+import { eventually, httpApp, rawExchange, refused, requestCount, send, sidecar, workload } from './helpers.js';
+import type { Cleanups } from './helpers.js';
+
+const cleanups: Cleanups = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function reviews(): Promise<Awaited<ReturnType<typeof sidecar>>> {
+  const app = await httpApp();
+  cleanups.push(app.close);
+  const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port }, limits: { headersTimeoutMs: 300 } });
+  cleanups.push(sc.close);
+  return sc;
+}
+
+describe('Requests the HTTP parser rejects', () => {
+  it.each([
+    { name: 'a header line without a colon', raw: 'GET / HTTP/1.1\r\nhost: reviews\r\nno colon here\r\n\r\n' },
+    { name: 'a request line that is not HTTP', raw: 'HELLO WORLD\r\n\r\n' },
+    { name: 'both Content-Length and chunked (smuggling form)', raw: 'POST / HTTP/1.1\r\nhost: reviews\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n' },
+    { name: 'random bytes', raw: Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a]) },
+  ])('answers $name with 400 and records it as Envoy does: code 400, flag DPE, destination reporter', async ({ raw }) => {
+    const sc = await reviews();
+    const reply = await rawExchange(sc.ports.inbound, raw);
+    expect(reply.startsWith('HTTP/1.1 400 Bad Request\r\n')).toBe(true);
+    await eventually(async () => expect(await requestCount(sc, { reporter: 'destination', response_code: '400', response_flags: 'DPE' })).toBe(1));
+    expect(await requestCount(sc)).toBe(1);
+    expect(await refused(sc, 'inbound', 'protocol_error')).toBe(1);
+    // The listener still serves real requests.
+    expect((await send(sc.ports.inbound)).status).toBe(200);
+  });
+
+  it('records a 431 (DPE) and a 408 (no flag) as their own requests', async () => {
+    const sc = await reviews();
+    expect((await rawExchange(sc.ports.inbound, `GET / HTTP/1.1\r\nhost: reviews\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`)).startsWith('HTTP/1.1 431 ')).toBe(true);
+    // Slowloris: an incomplete head past the 300 ms header timeout.
+    expect((await rawExchange(sc.ports.inbound, 'GET / HTTP/1.1\r\nhost: rev')).startsWith('HTTP/1.1 408 ')).toBe(true);
+    await eventually(async () => {
+      expect(await requestCount(sc, { response_code: '431', response_flags: 'DPE' })).toBe(1);
+      expect(await requestCount(sc, { response_code: '408', response_flags: '-' })).toBe(1);
+    });
+  });
+
+  it('records a malformed request on the outbound listener for the source reporter', async () => {
+    const sc = await sidecar({ metadata: workload('productpage', 'bookinfo-productpage') });
+    cleanups.push(sc.close);
+    expect((await rawExchange(sc.ports.outbound, 'GET / HTTP/1.1\r\nhost: a\r\nbad header\r\n\r\n')).startsWith('HTTP/1.1 400 ')).toBe(true);
+    await eventually(async () => expect(await requestCount(sc, { reporter: 'source', response_code: '400', response_flags: 'DPE' })).toBe(1));
+    expect(await refused(sc, 'outbound', 'protocol_error')).toBe(1);
+  });
+});
+
+describe('A throw on the request path', () => {
+  it('becomes a recorded 500, never an exception into node\'s server', async () => {
+    const telemetry = createSidecarTelemetry({ local: workload('productpage', 'bookinfo-productpage'), nodeId: 'sidecar~10.0.0.1~p.default~default.svc.cluster.local', enabled: true });
+    const pool = createUpstreamPool();
+    const ticker = createReportingTicker(0);
+    const broken = {
+      resolve() {
+        throw new Error('registry bug');
+      },
+      hasHost: () => false,
+    } as unknown as ServiceRegistry;
+    const handler = createHttpProxyHandler({ direction: 'outbound', telemetry, pool, ticker, logger: silentLogger, registry: broken });
+    const server = http.createServer(handler as http.RequestListener);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await pool.close();
+      telemetry.close();
+    });
+    const port = (server.address() as AddressInfo).port;
+    for (let i = 0; i < 3; i++) expect((await send(port, { host: 'reviews:9080' })).status).toBe(500);
+    await eventually(async () => {
+      const body = await telemetry.registry.metrics();
+      const line = body.split('\n').find((l) => l.startsWith('istio_requests_total{') && l.includes('response_code="500"'));
+      expect(line?.endsWith(' 3')).toBe(true);
+    });
+    expect(telemetry.activity.active).toBe(0);
+  });
+});
