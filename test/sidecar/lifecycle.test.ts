@@ -55,9 +55,10 @@ describe('Sidecar lifecycle', () => {
       expect(track.live.size).toBeGreaterThan(0);
       await client.close();
       await server.close();
-      // destroy hooks run after the close callbacks.
-      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setTimeout(r, 50));
+      // destroy hooks run after the close callbacks; undici's shared timer wheel (one process-wide
+      // timer, not per pool) stops at its next tick once no timer of a closed pool is left (≤ 1 s).
+      const deadline = Date.now() + 3000;
+      while (track.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect([...track.live.values()]).toEqual([]);
     } finally {
       track.stop();
