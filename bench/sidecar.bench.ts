@@ -14,20 +14,12 @@
  * a proxy's CPU is measured alone with process.cpuUsage(). The machine has 2 cores shared by the
  * load generator, the proxy and the app: absolute numbers are low, the ratios are what to read.
  */
-import { fork } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-
-interface AutocannonResult {
-  requests: { total: number; average: number };
-  latency: { p50: number; p99: number; average: number };
-  errors: number;
-  non2xx: number;
-}
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+import { loadAverage, measure as measureChild, serveRole, spawnRole as spawnChild } from './support/children.js';
+import type { AutocannonResult, Child, ChildUsage } from './support/children.js';
+import { median } from './support/measure.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = 16;
@@ -37,18 +29,7 @@ const BODY = 'x'.repeat(1024);
 
 // --- child roles ------------------------------------------------------------------------------
 
-interface ChildReady {
-  readonly port: number;
-}
-interface ChildUsage {
-  readonly cpuMicros: number;
-  readonly maxRssKb: number;
-}
-
 async function runRole(role: string, arg: string | undefined): Promise<void> {
-  const send = (msg: unknown): void => {
-    process.send?.(msg);
-  };
   let port = 0;
   if (role === 'app') {
     const server = http.createServer((_req, res) => {
@@ -120,78 +101,15 @@ async function runRole(role: string, arg: string | undefined): Promise<void> {
   } else {
     throw new Error(`unknown role ${role}`);
   }
-  let base = process.cpuUsage();
-  process.on('message', (msg: unknown) => {
-    if (msg === 'reset') {
-      base = process.cpuUsage();
-      send('reset-done');
-    } else if (msg === 'usage') {
-      const u = process.cpuUsage(base);
-      const usage: ChildUsage = { cpuMicros: u.user + u.system, maxRssKb: process.resourceUsage().maxRSS };
-      send(usage);
-    }
-  });
-  const ready: ChildReady = { port };
-  send(ready);
+  serveRole(port);
 }
 
 // --- parent -----------------------------------------------------------------------------------
 
-interface Child {
-  readonly port: number;
-  request<T>(msg: string): Promise<T>;
-  kill(): void;
-}
-
-function spawnRole(role: string, arg?: string): Promise<Child> {
-  return new Promise((resolve, reject) => {
-    const cp: ChildProcess = fork(fileURLToPath(import.meta.url), [role, ...(arg ? [arg] : [])], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, MESHTEL_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    cp.once('error', reject);
-    cp.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));
-    cp.once('message', (msg) => {
-      const { port } = msg as ChildReady;
-      resolve({
-        port,
-        request: <T>(m: string) =>
-          new Promise<T>((res) => {
-            cp.once('message', (reply) => res(reply as T));
-            cp.send(m);
-          }),
-        kill: () => {
-          cp.removeAllListeners('exit');
-          cp.kill();
-        },
-      });
-    });
-  });
-}
-
-async function load(port: number, extra: Record<string, unknown> = {}): Promise<AutocannonResult> {
-  const require = createRequire(import.meta.url);
-  const autocannon = require('autocannon') as Autocannon;
-  return autocannon({ url: `http://127.0.0.1:${port}/reviews/0`, connections: CONNECTIONS, duration: DURATION_S, ...extra });
-}
-
-/** Measure a child: reset its CPU counter, load it, read CPU and RSS. */
-async function measure(child: Child, extra: Record<string, unknown> = {}): Promise<{ r: AutocannonResult; usage: ChildUsage }> {
-  // Warm-up so JIT and keep-alive pools are in place before the counters start.
-  await load(child.port, { ...extra, duration: 1 });
-  await child.request('reset');
-  const r = await load(child.port, extra);
-  const usage = await child.request<ChildUsage>('usage');
-  if (r.errors > 0 || r.non2xx > 0) console.log(`  warning: ${r.errors} errors, ${r.non2xx} non-2xx`);
-  return { r, usage };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-}
+const FILE = fileURLToPath(import.meta.url);
+const spawnRole = (role: string, arg?: string): Promise<Child> => spawnChild(FILE, role, arg !== undefined ? [arg] : []);
+const measure = (child: Child, extra: Record<string, unknown> = {}): Promise<{ r: AutocannonResult; usage: ChildUsage }> =>
+  measureChild(child, { connections: CONNECTIONS, duration: DURATION_S, ...extra });
 
 async function main(): Promise<void> {
   const app = await spawnRole('app');
@@ -269,6 +187,7 @@ async function main(): Promise<void> {
     if (rpsOf.has('bare proxy, undici Pool') && rpsOf.has('bare proxy, node:http Agent')) {
       console.log(`upstream client choice, bare undici Pool / bare node:http Agent: ${(rps('bare proxy, undici Pool') / rps('bare proxy, node:http Agent')).toFixed(3)}`);
     }
+    console.log(loadAverage());
     for (const [, c] of configs) if (c !== app) c.kill();
     children.length = 1;
 

@@ -3,7 +3,8 @@
  * §4 reporter=destination, §5 server span):
  * - onRequest: read the peer from `x-envoy-peer-metadata(-id)` (or baggage), strip both headers so the
  *   handlers never see them, start the server span and hand its context to the handlers' outbound calls;
- * - onSend: answer with our id / value only where the request carried them (P `filter.cc`);
+ * - in the same hook, answer with our id / value only where the request carried them (P `filter.cc`): the answer
+ *   depends on the request alone, so no onSend hook is needed;
  * - when the response closes (finished or not): record `istio_requests_total` and the three histograms
  *   with downstream wire bytes and the span, exactly once.
  *
@@ -21,12 +22,12 @@ import { takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName } from '../record/cluster.js';
 import { connectionInfoOf } from '../record/connection.js';
 import { serverStreamOutcome } from '../record/outcome.js';
-import { spanEndOf } from '../record/span.js';
+import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
-import type { HopSpan } from '../tracing/types.js';
+import type { HopSpan, SpanStartInfo } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
 import type { MeshtelEmbedding } from './embedding.js';
-import { inboundTraceContext, pickTraceHeaders } from './trace-context.js';
+import { inboundTraceContext, inboundTraceContextRead, pickTraceHeaders } from './trace-context.js';
 
 /** Options of {@link meshtelFastify}. */
 export interface MeshtelFastifyOptions {
@@ -46,12 +47,22 @@ interface InboundState {
   readonly start: number;
   readonly extract: ExchangeExtract;
   readonly span: HopSpan;
-  readonly traceHeaders: Readonly<Record<string, string>>;
+  /** Only when something reads the trace context (the undici interceptor); else undefined. */
+  readonly traceHeaders: Readonly<Record<string, string>> | undefined;
+  readonly request: WithState;
+  readonly reply: FastifyReply;
 }
 
 const STATE = Symbol('meshtel.inbound');
 
 type WithState = FastifyRequest & { [STATE]?: InboundState };
+/** The raw response carries its request's state, so one shared 'close' listener serves every request. */
+type RawWithState = FastifyReply['raw'] & { [STATE]?: InboundState };
+
+/** Adds an MX answer header through fastify (a shared function, no closure per request). */
+const replyHeaderSetter = (reply: FastifyReply, name: string, value: string): void => {
+  reply.header(name, value);
+};
 
 function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err?: Error) => void): void {
   try {
@@ -65,6 +76,14 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
   const { exchange, stats, tracer, logger } = embedding;
   const service = options.service !== undefined ? options.service : embedding.inboundService;
   const ignored = new Set(options.ignorePaths ?? []);
+  // A tracer that records nothing (tracing off) gets one shared start info: no URL string or object per request.
+  const tracing = tracer.recording !== false;
+  const staticSpanInfo: SpanStartInfo = Object.freeze({ kind: 'server', method: '', url: '', authority: '', protocol: '', port: 0 });
+
+  function onResponseClose(this: RawWithState): void {
+    const state = this[STATE];
+    if (state !== undefined) record(state);
+  }
 
   app.addHook('onRequest', (request, reply, next) => {
     const req = request.raw;
@@ -78,44 +97,51 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     }
     const headers = req.headers as NodeHeaders;
     const extract = exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover);
-    const authority = firstHeader(req.headers.host) ?? '';
-    const socket = req.socket;
-    const span = tracer.startSpan(req.headers, {
-      kind: 'server',
-      method: req.method ?? 'GET',
-      url: `http://${authority}${req.url ?? '/'}`,
-      authority,
-      protocol: `HTTP/${req.httpVersion}`,
-      ...(socket.remoteAddress !== undefined ? { peerAddress: socket.remoteAddress } : {}),
-      port: socket.localPort ?? 0,
-      ...(service ? { serviceHost: service.host } : {}),
-    });
+    let info = staticSpanInfo;
+    if (tracing) {
+      const authority = firstHeader(req.headers.host) ?? '';
+      const socket = req.socket;
+      info = {
+        kind: 'server',
+        method: req.method ?? 'GET',
+        url: `http://${authority}${req.url ?? '/'}`,
+        authority,
+        protocol: `HTTP/${req.httpVersion}`,
+        peerAddress: socket.remoteAddress,
+        port: socket.localPort ?? 0,
+        serviceHost: service?.host,
+      };
+    }
+    const span = tracer.startSpan(req.headers, info);
     // The inbound sidecar forwards the request with its server span as parent; the handlers' outbound
     // calls continue from there (trace-context.ts).
     span.inject(req.headers);
-    const state: InboundState = { start: performance.now(), extract, span, traceHeaders: pickTraceHeaders(req.headers) };
+    const traceHeaders = inboundTraceContextRead() ? pickTraceHeaders(req.headers) : undefined;
+    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, request: request as WithState, reply };
     (request as WithState)[STATE] = state;
-    reply.raw.once('close', () => record(request as WithState, reply));
-    inboundTraceContext.run(state.traceHeaders, next);
+    const raw = reply.raw as RawWithState;
+    raw[STATE] = state;
+    // 'on', not 'once' (no wrapper per request): record() runs once per state anyway.
+    raw.on('close', onResponseClose);
+    // The MX answer depends only on what the request carried, so it is set now rather than in an onSend hook
+    // (a hook fewer on every reply); fastify writes it with the handler's headers.
+    exchange.injectResponse(reply, replyHeaderSetter, extract);
+    if (traceHeaders !== undefined) inboundTraceContext.run(traceHeaders, next);
+    else next();
   });
 
   // Body parsing ran on stream events, outside the context entered above: enter it again for the handler.
   app.addHook('preHandler', (request, _reply, next) => {
-    const state = (request as WithState)[STATE];
-    if (state) inboundTraceContext.run(state.traceHeaders, next);
+    const traceHeaders = (request as WithState)[STATE]?.traceHeaders;
+    if (traceHeaders !== undefined) inboundTraceContext.run(traceHeaders, next);
     else next();
   });
 
-  app.addHook('onSend', (request, reply, payload, next) => {
-    const state = (request as WithState)[STATE];
-    if (state) exchange.injectResponse(reply, (r, name, value) => void r.header(name, value), state.extract);
-    next(null, payload);
-  });
-
-  function record(request: WithState, reply: FastifyReply): void {
-    const state = request[STATE];
-    if (state === undefined) return;
+  function record(state: InboundState): void {
+    const { request, reply } = state;
+    if (request[STATE] !== state) return;
     request[STATE] = undefined; // exactly once
+    (reply.raw as RawWithState)[STATE] = undefined;
     try {
       const req = request.raw;
       const res = reply.raw;
@@ -127,20 +153,24 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       const { responseCode, responseFlags } = serverStreamOutcome({ finished: res.writableFinished, headersSent: res.headersSent, statusCode: res.statusCode });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
-      const contentType = firstHeader(req.headers['content-type']) ?? '';
+      const contentType = firstHeader(req.headers['content-type']);
       const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
+      const span = state.span;
+      // Every field always present (undefined when absent), no spreads: one object shape for the stats stage, and
+      // on Node 20 each property added to a spread-built object costs far more than a literal's.
       const attrs: HttpStreamAttributes = {
         reporter: 'destination',
         peer,
-        ...(unknownReason !== undefined ? { peerUnknownReason: unknownReason } : {}),
+        peerUnknownReason: unknownReason,
         peerPrincipal: conn.peerPrincipal,
         localPrincipal: conn.localPrincipal,
         service,
-        ...(socket.remoteAddress !== undefined ? { remoteAddress: socket.remoteAddress } : {}),
+        specialCluster: undefined,
+        remoteAddress: socket.remoteAddress,
         authority: firstHeader(req.headers.host) ?? '',
-        protocol: contentType.startsWith('application/grpc') ? 'grpc' : 'http',
+        protocol: contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http',
         responseCode,
-        ...(grpcStatus !== undefined ? { grpcStatus } : {}),
+        grpcStatus,
         responseFlags,
         durationMs: performance.now() - state.start,
         requestBytes,
@@ -149,12 +179,12 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         path: req.url ?? '/',
         requestHeaders: req.headers,
         responseHeaders: res.getHeaders() as Record<string, string | string[] | undefined>,
-        ...(state.span.sampled ? { traceId: state.span.traceId } : {}),
+        traceId: span.sampled ? span.traceId : undefined,
       };
       stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(embedding.metadata, attrs);
       if (unknownReason !== undefined) stats.recordPeerUnknown(unknownReason, 'destination');
-      state.span.end(spanEndOf(attrs, inboundClusterName(socket.localPort ?? 0)));
+      span.end(span.sampled ? spanEndOf(attrs, inboundClusterName(socket.localPort ?? 0)) : UNSAMPLED_SPAN_END);
     } catch (err) {
       // Never throw into the server: count nothing twice, log once.
       logger.warnOnce('embed-record-inbound', 'recording an inbound request failed', { err });

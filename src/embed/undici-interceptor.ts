@@ -28,7 +28,7 @@ import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
 import type { MeshtelEmbedding } from './embedding.js';
-import { inboundTraceContext } from './trace-context.js';
+import { inboundTraceContext, readInboundTraceContext } from './trace-context.js';
 
 /** Options of {@link createMeshtelInterceptor}. */
 export interface MeshtelInterceptorOptions {
@@ -84,6 +84,8 @@ export function createMeshtelInterceptor(embedding: MeshtelEmbedding, options: M
   assertEmbedding(embedding, 'createMeshtelInterceptor');
   const { exchange, tracer, logger } = embedding;
   const inMeshOnly = options.inMeshOnly === true;
+  // From now on the fastify plugin hands each request's trace headers to the calls made while handling it.
+  readInboundTraceContext();
 
   return (dispatch) => (opts, handler) => {
     let wrapped: Handler = handler;

@@ -22,11 +22,11 @@ import type { ConnectionInfo } from '../record/connection.js';
 import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName, outboundClusterName } from '../record/cluster.js';
 import { closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
-import { spanEndOf } from '../record/span.js';
+import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
 import { httpToGrpcStatus } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
-import type { HopSpan } from '../tracing/types.js';
+import type { HopSpan, SpanStartInfo } from '../tracing/types.js';
 import type { DestinationGuard } from './destination-guard.js';
 import { createGrpcMessageCounter } from './grpc-frames.js';
 import type { ProxyRefusals } from './listener-limits.js';
@@ -116,6 +116,10 @@ interface Listener {
   readonly inMesh: boolean;
   readonly mtls: boolean;
   readonly telemetryOn: boolean;
+  /** The tracer may record: build a {@link SpanStartInfo} per request; otherwise {@link staticSpanInfo} is passed. */
+  readonly tracing: boolean;
+  /** The one start info handed to a tracer that records nothing (tracing off): no URL string or object per request. */
+  readonly staticSpanInfo: SpanStartInfo;
   readonly localPrincipal: string;
   /** Inbound: the app, one target object for every request. */
   readonly appTarget: UpstreamTarget | undefined;
@@ -152,6 +156,8 @@ export function createHttpProxyHandler(options: HttpProxyOptions): ProxyHandler 
     inMesh: options.mxMode === 'IN_MESH',
     mtls: options.mtls === true,
     telemetryOn: options.telemetry.enabled,
+    tracing: options.telemetry.tracer.recording !== false,
+    staticSpanInfo: Object.freeze({ kind: inbound ? 'server' : 'client', method: '', url: '', authority: '', protocol: '', port: 0 }),
     localPrincipal: options.localPrincipal ?? '',
     appTarget: options.app ? { host: options.app.host, port: options.app.port, h2: options.app.h2, tls: false } : undefined,
     inboundCluster: inboundClusterName(options.app?.port ?? 0),
@@ -368,16 +374,21 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
         if (!extract.result.ok) this.unknownReason = extract.result.reason;
       }
       const route = this.route;
-      this.span = telemetry.tracer.startSpan(reqHeaders as Record<string, string | string[] | undefined>, {
-        kind: inbound ? 'server' : 'client',
-        method: this.method,
-        url: `http://${authority}${this.path}`,
-        authority,
-        protocol: h2 ? 'HTTP/2' : 'HTTP/1.1',
-        peerAddress: req.socket?.remoteAddress,
-        port: route !== undefined ? route.port : (authorityPort(l, authority) ?? options.app?.port ?? 80),
-        serviceHost: this.service?.host,
-      });
+      this.span = telemetry.tracer.startSpan(
+        reqHeaders as Record<string, string | string[] | undefined>,
+        l.tracing
+          ? {
+              kind: inbound ? 'server' : 'client',
+              method: this.method,
+              url: `http://${authority}${this.path}`,
+              authority,
+              protocol: h2 ? 'HTTP/2' : 'HTTP/1.1',
+              peerAddress: req.socket?.remoteAddress,
+              port: route !== undefined ? route.port : (authorityPort(l, authority) ?? options.app?.port ?? 80),
+              serviceHost: this.service?.host,
+            }
+          : l.staticSpanInfo,
+      );
       if (this.grpc) {
         this.reqCounter = createGrpcMessageCounter();
         this.respCounter = createGrpcMessageCounter();
@@ -474,10 +485,14 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       if (reqCounter && respCounter) {
         telemetry.recordGrpcMessages(a, reqCounter.total - this.reportedReq, respCounter.total - this.reportedResp);
       }
-      const special = this.special;
-      const service = this.service;
-      // No route (NR) has no cluster: ''.
-      this.span?.end(spanEndOf(a, special ?? (l.inbound ? l.inboundCluster : service ? outboundClusterName(this.route?.port ?? 0, service.host) : '')));
+      const span = this.span;
+      if (span !== undefined && !span.sampled) span.end(UNSAMPLED_SPAN_END);
+      else if (span !== undefined) {
+        const special = this.special;
+        const service = this.service;
+        // No route (NR) has no cluster: ''.
+        span.end(spanEndOf(a, special ?? (l.inbound ? l.inboundCluster : service ? outboundClusterName(this.route?.port ?? 0, service.host) : '')));
+      }
     } catch (err) {
       l.logger.warnOnce('record-http', 'recording a request failed', { err });
     }

@@ -48,6 +48,7 @@ export function ensureRequestIdSafe(headers: HeaderBag): string {
  */
 export function createNoopTracing(): HopTracer {
   return {
+    recording: false,
     startSpan(headers: HeaderBag): HopSpan {
       return new PassthroughHopSpan(ensureRequestIdSafe(headers));
     },

@@ -47,11 +47,17 @@ export interface HopSpan {
   readonly traceId: string;
   /** Write the propagation headers (traceparent, b3, x-request-id, ...) for the next hop. */
   inject(headers: HeaderBag): void;
+  /** End the span; an unsampled span ignores `info` (callers may pass a shared object for it). */
   end(info: SpanEndInfo): void;
 }
 
 /** The tracing stage as filters see it. */
 export interface HopTracer {
+  /**
+   * `false` when this tracer never records a span (tracing off): a caller may then pass any {@link SpanStartInfo},
+   * e.g. one shared object, instead of building one per request. Absent means it may record.
+   */
+  readonly recording?: boolean;
   /** Start a span from the incoming request headers (extracting the parent). Mutates `headers` to add x-request-id when absent. */
   startSpan(headers: HeaderBag, info: SpanStartInfo): HopSpan;
   /** Flush and stop exporting. */

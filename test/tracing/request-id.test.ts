@@ -24,6 +24,15 @@ describe('request id', () => {
       expect(id[TRACE_BYTE_POSITION]).toBe('4');
       expect(getTraceReason(id)).toBe('not_traceable');
     });
+
+    it('stays a distinct, well-formed UUIDv4 across many draws of its random pool (1000 ids = 4 refills)', () => {
+      const ids = Array.from({ length: 1000 }, () => generateRequestId());
+      expect(new Set(ids).size).toBe(1000);
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      // The sampling draw (first 8 hex digits mod 10000) must be spread out: a next hop samples on it.
+      const draws = new Set(ids.map((id) => requestIdToInteger(id) % 10_000));
+      expect(draws.size).toBeGreaterThan(900);
+    });
   });
 
   describe('getTraceReason()', () => {
