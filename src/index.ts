@@ -102,6 +102,10 @@ export {
   OPENMETRICS_CONTENT_TYPE,
 } from './stats/exposition.js';
 export type { ExpositionFormat, RenderOptions, MetricsResponse } from './stats/exposition.js';
+export { PROTOBUF_CONTENT_TYPE, contentTypeOf, formatOfContentType } from './stats/media-types.js';
+export type { TextFormat } from './stats/media-types.js';
+export { readNativeHistogram, DEFAULT_NATIVE_SCHEMA, DEFAULT_NATIVE_ZERO_THRESHOLD, DEFAULT_NATIVE_MAX_BUCKETS } from './stats/native-histogram.js';
+export type { NativeHistogramOptions, NativeHistogramSnapshot, NativeBuckets, NativeSpan } from './stats/native-histogram.js';
 export {
   DEFAULT_BUCKETS,
   HTTP_LABELS,

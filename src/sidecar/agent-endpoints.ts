@@ -20,10 +20,10 @@ import type { Logger } from '../core/logger.js';
 import { createTapHandler } from '../core/tap.js';
 import type { TapLocal } from '../core/tap.js';
 import type { Dispatcher } from 'undici';
-import { PROMETHEUS_TEXT_CONTENT_TYPE, acceptsGzip, contentTypeOf, negotiateFormat, streamBody } from '../stats/exposition.js';
-import type { ExpositionFormat } from '../stats/exposition.js';
-import { parseExpositionFamilies } from '../stats/exposition-parser.js';
-import { formatOfContentType, renderParsedFamilies, withoutEof } from './merged-scrape.js';
+import { acceptsGzip, streamBody } from '../stats/exposition.js';
+import { PROMETHEUS_TEXT_CONTENT_TYPE, contentTypeOf, formatOfContentType, negotiateFormat } from '../stats/media-types.js';
+import type { ExpositionFormat } from '../stats/media-types.js';
+import { convertPage, withoutEof } from './merged-scrape.js';
 import type { ProxyMetricsRenderer } from './telemetry-contract.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
@@ -124,18 +124,20 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     registers: [agentRegistry],
   });
   const maxAppBytes = options.maxAppScrapeBytes ?? DEFAULT_MAX_APP_SCRAPE_BYTES;
-  const appFailed = (reason: string, fields: Record<string, unknown> = {}): '' => {
+  const NONE: Buffer = Buffer.alloc(0);
+  const appFailed = (reason: string, fields: Record<string, unknown> = {}): Buffer => {
     failures.inc({ type: 'application' });
     if (reason === 'too_large' || reason === 'invalid') rejected.inc({ reason });
     options.logger.warnOnce(`app-scrape-${reason}`, 'app metrics left out of the merged scrape', { reason, ...fields });
-    return '';
+    return NONE;
   };
   /**
    * Scrape the app with the scraper's Accept, user agent and timeout, read at most `maxAppBytes` (a page
    * over the bound is refused whole, not cut: a cut page would lose series silently), and return it in
-   * `format`, or `''` when it failed (counted, never thrown).
+   * `format` (text 0.0.4, OpenMetrics or protobuf, whichever the app wrote), or nothing when it failed
+   * (counted, never thrown).
    */
-  const scrapeApp = async (app: PrometheusScrapeConfig, headers: Record<string, string | string[] | undefined>, format: ExpositionFormat): Promise<string> => {
+  const scrapeApp = async (app: PrometheusScrapeConfig, headers: Record<string, string | string[] | undefined>, format: ExpositionFormat): Promise<Buffer> => {
     const fwd: Record<string, string> = {};
     for (const h of ['accept', 'user-agent', 'x-prometheus-scrape-timeout-seconds']) {
       const v = headers[h];
@@ -172,9 +174,11 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
         }
         chunks.push(c);
       }
-      const from = formatOfContentType(firstOf(res.headers['content-type']));
-      const converted = convertPage(Buffer.concat(chunks).toString('utf8'), from, format);
-      return converted ?? appFailed('invalid', { format: from });
+      const contentType = firstOf(res.headers['content-type']);
+      const from = formatOfContentType(contentType);
+      if (from === undefined) return appFailed('invalid', { contentType });
+      const converted = convertPage(Buffer.concat(chunks), from, format);
+      return converted.ok ? converted.body : appFailed('invalid', { format: from, at: converted.reason });
     } catch (err) {
       res.body.destroy();
       return appFailed('unreachable', { err });
@@ -209,21 +213,21 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
       // One format for the whole page: what the scraper asked for. Every part not already in it is
       // parsed and re-rendered, so an OpenMetrics app no longer turns the agent and proxy parts invalid.
       const format = negotiateFormat(req.headers.accept);
-      let agentPart = '';
+      let agentPart: Buffer = NONE;
       try {
-        const converted = convertPage(await agentRegistry.metrics(), 'text', format);
-        if (converted === undefined) failures.inc({ type: 'agent' });
-        else agentPart = converted;
+        const converted = convertPage(Buffer.from(await agentRegistry.metrics(), 'utf8'), 'text', format);
+        if (!converted.ok) failures.inc({ type: 'agent' });
+        else agentPart = converted.body;
       } catch {
         failures.inc({ type: 'agent' });
       }
-      const appPart = options.appScrape?.scrape ? await scrapeApp(options.appScrape, req.headers, format) : '';
+      const appPart = options.appScrape?.scrape ? await scrapeApp(options.appScrape, req.headers, format) : NONE;
       reply.header('content-type', contentTypeOf(format));
       // Order as server.go writes it: agent, Envoy, then the app; one `# EOF` at the very end.
       const proxy = options.renderProxy(req.headers.accept);
       const proxyFormat = formatOfContentType(proxy.contentType);
       async function* body(): AsyncGenerator<Buffer> {
-        yield Buffer.from(agentPart, 'utf8');
+        yield agentPart;
         try {
           if (proxyFormat === format) {
             // The proxy part is streamed chunk by chunk from the stats stage, never joined into one string.
@@ -232,19 +236,20 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
               if (c.length > 0) last = c;
               yield c;
             }
-            if (last !== undefined && last[last.length - 1] !== 0x0a) yield Buffer.from('\n');
+            if (format !== 'protobuf' && last !== undefined && last[last.length - 1] !== 0x0a) yield Buffer.from('\n');
           } else {
-            // Telemetry off: prom-client renders the proxy registry in one format only.
+            // Telemetry off: prom-client renders the proxy registry in one text format only.
             const parts: Buffer[] = [];
             for await (const c of proxy.body) parts.push(c);
-            const converted = convertPage(Buffer.concat(parts).toString('utf8'), proxyFormat, format);
-            if (converted === undefined) failures.inc({ type: 'envoy' });
-            else yield Buffer.from(converted, 'utf8');
+            const converted = proxyFormat === undefined ? undefined : convertPage(Buffer.concat(parts), proxyFormat, format);
+            if (converted?.ok !== true) failures.inc({ type: 'envoy' });
+            else yield converted.body;
           }
         } catch {
           failures.inc({ type: 'envoy' });
         }
-        yield Buffer.from(format === 'openmetrics' ? `${appPart}# EOF\n` : appPart, 'utf8');
+        yield appPart;
+        if (format === 'openmetrics') yield Buffer.from('# EOF\n');
       }
       return sendStream(reply, body(), req.headers['accept-encoding']);
     };
@@ -300,16 +305,6 @@ export const DEFAULT_MAX_APP_SCRAPE_BYTES = 10 * 1024 * 1024;
 
 function firstOf(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-/**
- * A whole page parsed in `from` and rendered in `to` (without `# EOF`), or undefined when it does not parse.
- * Rendered even when the formats agree: the parsed page is known valid, so nothing the app writes can
- * break the merged page, and its own `# EOF` is dropped.
- */
-function convertPage(text: string, from: ExpositionFormat, to: ExpositionFormat): string | undefined {
-  const parsed = parseExpositionFamilies(text, from);
-  return parsed.ok ? renderParsedFamilies(parsed.families, from, to) : undefined;
 }
 
 /** Send a chunk stream as the reply body, gzip-compressed when the scraper accepts it. */

@@ -6,20 +6,16 @@
  * bodies one after the other and lets the Content-Type follow the app. When the app speaks OpenMetrics
  * and the other two parts are text, the page is neither: Prometheus 2.42 rejects it (`expected a valid
  * start token`, or counters without `_total`) and the pod loses every metric. Here every foreign part is
- * parsed ({@link parseExpositionFamilies}) and re-rendered in the negotiated format, and exactly one
- * `# EOF` ends an OpenMetrics page.
+ * parsed ({@link parseExpositionFamilies}, or `decodeProtobufPage` for a protobuf app) and re-rendered in
+ * the negotiated format ({@link convertPage}: text 0.0.4, OpenMetrics or delimited protobuf, from any of
+ * the three), and exactly one `# EOF` ends an OpenMetrics page. Istio 1.31 instead limits :15020 to text
+ * (istio/istio#60322), so native histograms cannot pass through it.
  */
 import { escapeHelp, labelsOf, num } from '../stats/exposition.js';
-import type { ExpositionFormat } from '../stats/exposition.js';
+import type { ExpositionFormat, TextFormat } from '../stats/media-types.js';
+import { parseExpositionFamilies } from '../stats/exposition-parser.js';
 import type { ParsedFamily, Sample } from '../stats/exposition-parser.js';
-
-/** OpenMetrics content types start with this (any version). */
-export const OPENMETRICS_MEDIA_TYPE = 'application/openmetrics-text';
-
-/** The format of a response's Content-Type: OpenMetrics when it says so, else the text format. */
-export function formatOfContentType(contentType: string | undefined): ExpositionFormat {
-  return contentType !== undefined && contentType.trimStart().toLowerCase().startsWith(OPENMETRICS_MEDIA_TYPE) ? 'openmetrics' : 'text';
-}
+import { decodeProtobufPage, encodeProtobufFamilies, parsedToProtobuf, protobufToParsed } from '../stats/exposition-protobuf.js';
 
 const EOF_LINE = Buffer.from('# EOF\n');
 
@@ -75,7 +71,7 @@ function shapeFor(f: ParsedFamily, om: boolean): { name: string; type: string | 
  * the text format and seconds in OpenMetrics). Exemplars and `# UNIT` survive into OpenMetrics only. No
  * `# EOF`: the caller writes the one that ends the whole page.
  */
-export function renderParsedFamilies(families: readonly ParsedFamily[], from: ExpositionFormat, to: ExpositionFormat): string {
+export function renderParsedFamilies(families: readonly ParsedFamily[], from: TextFormat, to: TextFormat): string {
   const om = to === 'openmetrics';
   const scale = from === to ? 1 : om ? 1 / 1000 : 1000;
   let out = '';
@@ -91,7 +87,7 @@ export function renderParsedFamilies(families: readonly ParsedFamily[], from: Ex
     for (const s of f.samples) {
       out += `${shape.sample(s)}${labelsOf(s.labels)} ${num(s.value)}`;
       if (s.timestamp !== undefined) out += ` ${om ? String(s.timestamp * scale) : String(Math.round(s.timestamp * scale))}`;
-      if (om && s.exemplar !== undefined && from === 'openmetrics') out += ` # ${s.exemplar}`;
+      if (om && s.exemplar !== undefined) out += ` # ${s.exemplar}`;
       out += '\n';
     }
   }
@@ -115,4 +111,27 @@ export async function* withoutEof(chunks: AsyncIterable<Buffer>): AsyncGenerator
   }
   if (held.equals(EOF_LINE)) return;
   if (held.length > 0) yield held;
+}
+
+/** Result of {@link convertPage}: the page in the target format, or why it could not be read. */
+export type ConvertedPage = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: string };
+
+/**
+ * A whole page read in `from` and written in `to` (an OpenMetrics result has no `# EOF`: the merged page
+ * writes one at its very end). Converted even when the formats agree: a page that parses is known valid,
+ * so nothing the app writes can break the merged page. A protobuf page into protobuf is passed through
+ * record by record once every record decoded and checked (native histograms survive unchanged); into
+ * text or OpenMetrics it keeps the classic buckets only (the text formats have no native buckets).
+ */
+export function convertPage(body: Buffer, from: ExpositionFormat, to: ExpositionFormat): ConvertedPage {
+  if (from === 'protobuf') {
+    const page = decodeProtobufPage(body);
+    if (!page.ok) return { ok: false, reason: `byte ${page.offset}: ${page.reason}` };
+    if (to === 'protobuf') return { ok: true, body: Buffer.concat(page.raw) };
+    return { ok: true, body: Buffer.from(renderParsedFamilies(protobufToParsed(page.families), 'text', to), 'utf8') };
+  }
+  const parsed = parseExpositionFamilies(body.toString('utf8'), from);
+  if (!parsed.ok) return { ok: false, reason: `line ${parsed.line}: ${parsed.reason}` };
+  if (to === 'protobuf') return { ok: true, body: encodeProtobufFamilies(parsedToProtobuf(parsed.families, from)) };
+  return { ok: true, body: Buffer.from(renderParsedFamilies(parsed.families, from, to), 'utf8') };
 }

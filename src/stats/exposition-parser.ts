@@ -142,6 +142,22 @@ export function parseExpositionFamilies(text: string, format: 'text' | 'openmetr
   return { ok: true, families };
 }
 
+/** An exemplar's parts: labels, value and (seconds) timestamp. */
+export interface ParsedExemplar {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+  readonly timestamp?: number;
+}
+
+/** Parse an OpenMetrics exemplar as {@link Sample.exemplar} holds it (`{trace_id="…"} 1 1700000000.000`); undefined when malformed. */
+export function parseExemplar(text: string): ParsedExemplar | undefined {
+  if (!text.startsWith('{')) return undefined;
+  // An exemplar is a sample line without a name; parse it as one under a placeholder name.
+  const s = parseLine(`e${text}`, false);
+  if (s === null) return undefined;
+  return s.timestamp === undefined ? { labels: s.labels, value: s.value } : { labels: s.labels, value: s.value, timestamp: s.timestamp };
+}
+
 function unescapeHelp(s: string): string {
   return s.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
 }

@@ -1,7 +1,8 @@
 /**
  * Prometheus exposition of meshtel's families (and, after them, every other metric of the given
- * prom-client registries): text format 0.0.4 or OpenMetrics 1.0.0 chosen by `Accept`, gzip when
- * asked, produced as an async stream of ~64 KiB chunks with a `setImmediate` between chunks.
+ * prom-client registries): text format 0.0.4, OpenMetrics 1.0.0 or delimited protobuf (client_model,
+ * with native histograms; exposition-protobuf.ts) chosen by `Accept` (media-types.ts), gzip when asked,
+ * produced as an async stream of chunks with a `setImmediate` between chunks.
  *
  * Why not `registry.metrics()`: it builds the whole body as one string, so ~10k Istio label sets
  * (≈500 MB of text) hit V8's string limit, and 1k label sets block the event loop for ~160 ms
@@ -11,7 +12,7 @@
  * Format: envoy `source/server/admin/prometheus_stats.cc` (`# TYPE` per family, `_bucket{…,le="…"}`
  * cumulative then `+Inf`, `_sum`, `_count`; `le` printed with `%.32g`). Series come in creation order
  * (Envoy sorts them; Prometheus does not require an order). meshtel adds `# HELP` lines, which Envoy
- * does not print. Exemplars (trace ids) are written in OpenMetrics only.
+ * does not print. Exemplars (trace ids) are written in OpenMetrics and protobuf, not in text 0.0.4.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, type Transform } from 'node:stream';
@@ -23,45 +24,18 @@ import type { HistogramSeries, ScalarSeries} from './series.js';
 import { escapeLabelValue, type Exemplar, type Family, type Series } from './series.js';
 import { MESHTEL_COLLECTOR } from './registry-bridge.js';
 import type { IstioStats } from './istio-stats.js';
+import { contentTypeOf, negotiateFormat, type ExpositionFormat } from './media-types.js';
+import { encodeProtobufFamilies, parsedToProtobuf, renderProtobufFamilies } from './exposition-protobuf.js';
+import { parseExpositionFamilies } from './exposition-parser.js';
 
-/** The two exposition formats. */
-export type ExpositionFormat = 'text' | 'openmetrics';
-
-/** `Content-Type` of the text format 0.0.4. */
-export const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-/** `Content-Type` of OpenMetrics 1.0.0. */
-export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-
-/** The content type of a format. */
-export function contentTypeOf(format: ExpositionFormat): string {
-  return format === 'openmetrics' ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_TEXT_CONTENT_TYPE;
-}
-
-/**
- * Choose the format from an `Accept` header: OpenMetrics when `application/openmetrics-text` is
- * accepted with a quality at least that of any text/plain or wildcard entry (Prometheus sends
- * `application/openmetrics-text;version=1.0.0,…;q=0.5,text/plain;version=0.0.4;q=0.4,*\/*;q=0.1`);
- * text otherwise, including for a missing or unparsable header.
- */
-export function negotiateFormat(accept?: string | string[]): ExpositionFormat {
-  const header = Array.isArray(accept) ? accept.join(',') : accept;
-  if (header === undefined || header === '') return 'text';
-  let om = -1;
-  let text = -1;
-  for (const part of header.split(',')) {
-    const [type = '', ...params] = part.split(';').map((s) => s.trim());
-    let q = 1;
-    for (const p of params) {
-      const m = /^q=([0-9.]+)$/i.exec(p);
-      if (m) q = Number(m[1]);
-    }
-    if (!Number.isFinite(q)) continue;
-    const t = type.toLowerCase();
-    if (t === 'application/openmetrics-text') om = Math.max(om, q);
-    else if (t === 'text/plain' || t === '*/*' || t === 'text/*') text = Math.max(text, q);
-  }
-  return om > 0 && om >= text ? 'openmetrics' : 'text';
-}
+export {
+  PROMETHEUS_TEXT_CONTENT_TYPE,
+  OPENMETRICS_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE,
+  contentTypeOf,
+  negotiateFormat,
+} from './media-types.js';
+export type { ExpositionFormat, TextFormat } from './media-types.js';
 
 /** True when an `Accept-Encoding` header accepts gzip (q > 0). */
 export function acceptsGzip(acceptEncoding?: string | string[]): boolean {
@@ -297,11 +271,41 @@ async function foreignLines(metric: { get(): unknown }, om: boolean): Promise<st
   return out;
 }
 
+/** The prom-client metrics rendered after meshtel's families: each name once, meshtel's own collectors left out. */
+function* foreignMetrics(stats: IstioStats, options: RenderOptions): Generator<{ name: string; get(): unknown }> {
+  const registries = options.registries ?? [stats.registry];
+  const seen = new Set<string>();
+  for (const r of registries) {
+    for (const metric of r.getMetricsAsArray() as unknown as ({ name: string; get(): unknown } & Record<symbol, unknown>)[]) {
+      if (metric[MESHTEL_COLLECTOR] === true || seen.has(metric.name)) continue;
+      seen.add(metric.name);
+      yield metric;
+    }
+  }
+}
+
+/**
+ * The protobuf exposition: meshtel's families encoded directly, then each prom-client metric through its
+ * text rendering, parsed and converted (prom-client writes no protobuf; its pages are small).
+ */
+async function* renderProtobuf(stats: IstioStats, options: RenderOptions): AsyncGenerator<Buffer> {
+  yield* renderProtobufFamilies(stats.families());
+  for (const metric of foreignMetrics(stats, options)) {
+    const parsed = parseExpositionFamilies(await foreignLines(metric, false), 'text');
+    // prom-client's text is always valid; a family it cannot express is left out rather than breaking the page.
+    if (parsed.ok) yield encodeProtobufFamilies(parsedToProtobuf(parsed.families, 'text'));
+  }
+}
+
 /**
  * Render the exposition as an async stream of UTF-8 byte chunks (about `chunkSize` bytes each).
  * Between chunks the event loop runs (`setImmediate`), so a large scrape never blocks the proxy for long.
  */
 export async function* renderMetrics(stats: IstioStats, format: ExpositionFormat, options: RenderOptions = {}): AsyncGenerator<Buffer> {
+  if (format === 'protobuf') {
+    yield* renderProtobuf(stats, options);
+    return;
+  }
   const om = format === 'openmetrics';
   const w = new ChunkWriter(options.chunkSize ?? 65_536);
   for (const f of stats.families()) {
@@ -313,24 +317,18 @@ export async function* renderMetrics(stats: IstioStats, format: ExpositionFormat
       }
     }
   }
-  const registries = options.registries ?? [stats.registry];
-  const seen = new Set<string>();
-  for (const r of registries) {
-    for (const metric of r.getMetricsAsArray() as unknown as ({ name: string; get(): unknown } & Record<symbol, unknown>)[]) {
-      if (metric[MESHTEL_COLLECTOR] === true || seen.has(metric.name)) continue;
-      seen.add(metric.name);
-      w.str(await foreignLines(metric, om));
-      for (const c of w.take()) {
-        yield c;
-        await yieldToLoop();
-      }
+  for (const metric of foreignMetrics(stats, options)) {
+    w.str(await foreignLines(metric, om));
+    for (const c of w.take()) {
+      yield c;
+      await yieldToLoop();
     }
   }
   if (om) w.ascii('# EOF\n');
   for (const c of w.finish()) yield c;
 }
 
-/** Render the whole exposition into one string (tests, small registries). */
+/** Render the whole exposition into one string (tests, small registries; text formats). */
 export async function renderMetricsToString(stats: IstioStats, format: ExpositionFormat, options?: RenderOptions): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of renderMetrics(stats, format, options)) parts.push(c);

@@ -52,6 +52,7 @@ import type { CompiledExpression, ExpressionScope } from './expression.js';
 import { createScope } from './attributes.js';
 import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric, type CustomMetricDefinition } from './custom-metrics.js';
 import { createRegistryCollectors } from './registry-bridge.js';
+import { NativeHistogramConfig, type NativeHistogramOptions } from './native-histogram.js';
 
 /** Options of {@link createIstioStats}. */
 export interface IstioStatsOptions {
@@ -63,6 +64,12 @@ export interface IstioStatsOptions {
   readonly telemetry?: TelemetryConfig;
   /** Per-metric histogram buckets (default Envoy's 19 bounds). */
   readonly buckets?: BucketOverrides;
+  /**
+   * Native (sparse exponential) buckets on the three istio histograms, beside the classic ones; served in
+   * the protobuf exposition only. Off by default (see docs/architecture.md "Exposition"): `true` for
+   * schema 3, or the schema, zero threshold and bucket bound (native-histogram.ts).
+   */
+  readonly nativeHistograms?: boolean | NativeHistogramOptions;
   /** Series per metric before the overflow series takes over (default 10 000). */
   readonly maxSeriesPerMetric?: number;
   /** Per-label allowed values; other values become `overflow`. */
@@ -268,6 +275,10 @@ class IstioStatsImpl implements IstioStats {
           m.type === 'histogram' ? validateBuckets(m.name, (buckets as Record<string, unknown>)[m.name] ?? DEFAULT_BUCKETS) : [],
         ),
     );
+    if (o.nativeHistograms !== undefined && o.nativeHistograms !== false) {
+      const native = new NativeHistogramConfig(o.nativeHistograms === true ? {} : o.nativeHistograms);
+      for (const f of this.istio) if (f.type === 'histogram') f.native = native;
+    }
     this.build = new Family(ISTIO_BUILD, 'gauge', 'Istio component build: 1 with the proxy version as tag.', 1);
     const buildSeries = this.build.get(`component="proxy",tag="${escapeLabelValue(o.local.istioVersion || 'unknown')}"`, 0);
     buildSeries.epoch = Number.MAX_SAFE_INTEGER;

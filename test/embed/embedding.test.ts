@@ -1,4 +1,6 @@
 import type { AddressInfo } from 'node:net';
+import { decodeProtobufPage } from '../../src/stats/exposition-protobuf.js';
+import { PROTOBUF_CONTENT_TYPE } from '../../src/stats/media-types.js';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
@@ -228,6 +230,14 @@ describe('MeshtelEmbedding .metricsResponse()', () => {
       expect(zipped.headers['content-encoding']).toBe('gzip');
       expect(zipped.headers['content-type']).toContain('application/openmetrics-text');
       expect(gunzipSync(zipped.rawPayload).toString('utf8').endsWith('# EOF\n')).toBe(true);
+
+      // Prometheus with native histograms asks for protobuf first: the same series, app metrics included.
+      const pb = await app.inject({ url: '/metrics', headers: { accept: 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,text/plain;q=0.5' } });
+      expect(pb.headers['content-type']).toBe(PROTOBUF_CONTENT_TYPE);
+      const page = decodeProtobufPage(pb.rawPayload);
+      if (!page.ok) throw new Error(page.reason);
+      expect(page.families.find((f) => f.name === 'istio_requests_total')?.metric.reduce((n, m) => n + (m.counter?.value ?? 0), 0)).toBe(1);
+      expect(page.families.find((f) => f.name === 'app_hits_total')?.metric[0]?.counter?.value).toBe(3);
     } finally {
       await app.close();
       await e.close();

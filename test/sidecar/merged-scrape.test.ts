@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseExpositionFamilies } from '../../src/stats/exposition-parser.js';
-import { formatOfContentType, renderParsedFamilies, withoutEof } from '../../src/sidecar/merged-scrape.js';
+import { renderParsedFamilies, withoutEof } from '../../src/sidecar/merged-scrape.js';
+import { formatOfContentType } from '../../src/stats/media-types.js';
 
 async function collect(chunks: string[]): Promise<string> {
   async function* src(): AsyncGenerator<Buffer> {
