@@ -18,7 +18,7 @@ import protobuf from 'protobufjs';
 import { clientModel, METRIC_TYPE } from './client-model.js';
 import type { PbBucket, PbExemplar, PbHistogram, PbLabelPair, PbMetric, PbMetricFamily } from './client-model.js';
 import type { ParsedFamily, Sample } from './exposition-parser.js';
-import { parseExemplar } from './exposition-parser.js';
+import { parseExemplar, parseLabelString } from './exposition-parser.js';
 import type { Exemplar, Family, HistogramSeries, ScalarSeries, Series } from './series.js';
 import { nativeHistogramProto } from './native-histogram.js';
 
@@ -28,35 +28,11 @@ const METRICS_PER_SLICE = 256;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Parse a rendered label string (`a="x",b="y\"z"`, values escaped as the text format escapes them) into
- * label pairs. Series store their labels rendered once for the text formats; protobuf needs them as pairs.
+ * A rendered label string (`a="x",b="y\"z"`, as series keep it for the text formats) as label pairs, through
+ * the exposition parser's one label reader. Protobuf needs pairs; the string is parsed once per scrape.
  */
 export function labelPairsOf(labels: string): PbLabelPair[] {
-  const out: PbLabelPair[] = [];
-  let i = 0;
-  const n = labels.length;
-  while (i < n) {
-    const eq = labels.indexOf('="', i);
-    if (eq === -1) break;
-    const name = labels.slice(i, eq);
-    let j = eq + 2;
-    let value = '';
-    let start = j;
-    for (; j < n; j++) {
-      const c = labels.charCodeAt(j);
-      if (c === 92 /* \ */) {
-        value += labels.slice(start, j);
-        const e = labels[j + 1];
-        value += e === 'n' ? '\n' : (e ?? '');
-        j++;
-        start = j + 1;
-      } else if (c === 34 /* " */) break;
-    }
-    value += labels.slice(start, j);
-    out.push({ name, value });
-    i = j + 2; // past `",`
-  }
-  return out;
+  return Object.entries(parseLabelString(labels)).map(([name, value]) => ({ name, value }));
 }
 
 function pbExemplar(e: Exemplar): PbExemplar {
