@@ -19,7 +19,7 @@ import type { PeerMetadata } from '../metadata/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { takeByteDeltas } from '../record/bytes.js';
-import { inboundClusterName } from '../record/cluster.js';
+import { inboundClusterName, routeNameOf } from '../record/cluster.js';
 import { connectionInfoOf } from '../record/connection.js';
 import { serverStreamOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
@@ -156,6 +156,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       const contentType = firstHeader(req.headers['content-type']);
       const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
       const span = state.span;
+      const cluster = inboundClusterName(socket.localPort ?? 0);
       // Every field always present (undefined when absent), no spreads: one object shape for the stats stage, and
       // on Node 20 each property added to a spread-built object costs far more than a literal's.
       const attrs: HttpStreamAttributes = {
@@ -167,6 +168,8 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         service,
         specialCluster: undefined,
         remoteAddress: socket.remoteAddress,
+        clusterName: cluster,
+        routeName: routeNameOf(cluster),
         authority: firstHeader(req.headers.host) ?? '',
         protocol: contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http',
         responseCode,
@@ -184,7 +187,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(embedding.metadata, attrs);
       if (unknownReason !== undefined) stats.recordPeerUnknown(unknownReason, 'destination');
-      span.end(span.sampled ? spanEndOf(attrs, inboundClusterName(socket.localPort ?? 0)) : UNSAMPLED_SPAN_END);
+      span.end(span.sampled ? spanEndOf(attrs, cluster) : UNSAMPLED_SPAN_END);
     } catch (err) {
       // Never throw into the server: count nothing twice, log once.
       logger.warnOnce('embed-record-inbound', 'recording an inbound request failed', { err });

@@ -21,7 +21,7 @@ import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { createBoundedMemo } from '../core/bounded-memo.js';
 import { h1HeaderLineBytes } from '../record/bytes.js';
-import { outboundClusterOf } from '../record/cluster.js';
+import { outboundClusterOf, routeNameOf } from '../record/cluster.js';
 import { clientErrorFlags, clientResponseCode } from '../record/outcome.js';
 import { spanEndOf } from '../record/span.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
@@ -219,6 +219,8 @@ class OutboundHandler implements Handler {
     try {
       const contentType = firstHeader(c.requestHeaders['content-type']) ?? '';
       const responseCode = clientResponseCode(this.#status, flags);
+      const special = c.service === null ? ('PassthroughCluster' as const) : undefined;
+      const cluster = outboundClusterOf(c.service, c.port, special);
       const attrs: HttpStreamAttributes = {
         reporter: 'source',
         peer: this.#peer,
@@ -227,7 +229,9 @@ class OutboundHandler implements Handler {
         localPrincipal: '',
         service: c.service,
         // A host that is no mesh service goes where an outbound sidecar's ALLOW_ANY passthrough sends it.
-        ...(c.service === null ? { specialCluster: 'PassthroughCluster' as const } : {}),
+        ...(special !== undefined ? { specialCluster: special } : {}),
+        clusterName: cluster,
+        routeName: routeNameOf(cluster),
         authority: c.authority,
         protocol: contentType.startsWith('application/grpc') ? 'grpc' : 'http',
         responseCode,
@@ -245,7 +249,7 @@ class OutboundHandler implements Handler {
       c.embedding.stats.recordHttp(attrs);
       if (tapChannel.hasSubscribers) publishHttpTap(c.embedding.metadata, attrs);
       if (this.#peer === null && this.#unknown !== undefined) c.embedding.stats.recordPeerUnknown(this.#unknown, 'source');
-      c.span.end(spanEndOf(attrs, outboundClusterOf(c.service, c.port, attrs.specialCluster)));
+      c.span.end(spanEndOf(attrs, cluster));
     } catch (err) {
       c.embedding.logger.warnOnce('embed-record-outbound', 'recording an outbound request failed', { err });
     }

@@ -20,7 +20,7 @@ import { firstHeader } from '../core/headers.js';
 import { CONNECTION_INFO } from '../record/connection.js';
 import type { ConnectionInfo } from '../record/connection.js';
 import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
-import { inboundClusterName, outboundClusterName } from '../record/cluster.js';
+import { inboundClusterName, routeNameOf } from '../record/cluster.js';
 import { closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
 import { httpToGrpcStatus } from '../stats/grpc-status.js';
@@ -442,6 +442,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const inbound = this.l.inbound;
     const peer = this.peer;
     const span = this.span;
+    // No route (NR) has no cluster: ''. Both names are precomputed strings (listener, registry route).
+    const cluster = this.special ?? (inbound ? this.l.inboundCluster : (this.route?.cluster ?? ''));
     // Every field always present (undefined when absent): one object shape for the stats stage.
     return {
       reporter: this.l.reporter,
@@ -452,6 +454,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       service: this.service,
       specialCluster: this.special,
       remoteAddress: this.req.socket?.remoteAddress,
+      clusterName: cluster,
+      routeName: routeNameOf(cluster),
       authority: this.authority,
       protocol: this.grpc ? 'grpc' : 'http',
       responseCode: this.status,
@@ -487,12 +491,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       }
       const span = this.span;
       if (span !== undefined && !span.sampled) span.end(UNSAMPLED_SPAN_END);
-      else if (span !== undefined) {
-        const special = this.special;
-        const service = this.service;
-        // No route (NR) has no cluster: ''.
-        span.end(spanEndOf(a, special ?? (l.inbound ? l.inboundCluster : service ? outboundClusterName(this.route?.port ?? 0, service.host) : '')));
-      }
+      else if (span !== undefined) span.end(spanEndOf(a, a.clusterName ?? ''));
     } catch (err) {
       l.logger.warnOnce('record-http', 'recording a request failed', { err });
     }

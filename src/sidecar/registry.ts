@@ -15,6 +15,7 @@ import { hostOfAuthority, resolveServiceName } from '../core/service-names.js';
 import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import type { ServiceInfo } from '../stats/types.js';
+import { outboundClusterName } from '../record/cluster.js';
 
 /** Protocols a service port can declare (Istio's port-name prefixes `http-`, `http2-`, `grpc-`, `tcp-`). */
 export type PortProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
@@ -94,6 +95,8 @@ export interface ServiceRoute {
   readonly port: number;
   readonly protocol: PortProtocol;
   readonly endpoints: readonly ResolvedEndpoint[];
+  /** Istio's cluster name for this service port, `outbound|<port>||<host>` (computed once, for `xds.cluster_name`). */
+  readonly cluster: string;
   /** Next endpoint, round robin (Istio defaults to LEAST_REQUEST; round robin is its deterministic equivalent for one client). */
   pick(): ResolvedEndpoint | undefined;
 }
@@ -249,6 +252,7 @@ export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefi
         port: p.port,
         protocol: p.protocol,
         endpoints,
+        cluster: outboundClusterName(p.port, info.host),
         pick() {
           if (endpoints.length === 0) return undefined;
           const ep = endpoints[next % endpoints.length];

@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/logger.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import { ResponseFlag } from '../stats/types.js';
+import { inboundClusterName } from '../record/cluster.js';
 import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
 import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
@@ -114,6 +115,7 @@ function pump(from: Socket, to: Socket, count: (n: number) => void): void {
 export async function listenTcpInbound(options: TcpInboundOptions): Promise<BoundListener> {
   const { telemetry, logger } = options;
   const mx = telemetry.enabled;
+  const inboundCluster = inboundClusterName(options.app.port);
   const handle = (down: Socket, peerPrincipal: string, localPrincipal: string, alpnMx: boolean): void => {
     const stats = new TcpStatsSession(telemetry, {
       reporter: 'destination',
@@ -121,6 +123,7 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
       localPrincipal,
       service: options.service,
       remoteAddress: down.remoteAddress,
+      clusterName: inboundCluster,
     });
     // Half-open on every socket: a client's FIN must reach the app without cutting its answer.
     const up = net.connect({ host: options.app.host, port: options.app.port, allowHalfOpen: true });
@@ -245,6 +248,7 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
       localPrincipal: '',
       service: route.service,
       remoteAddress: down.remoteAddress,
+      clusterName: route.cluster,
     });
     const fallback = ep?.workload ?? null;
     if (!ep) {

@@ -1,19 +1,34 @@
 /**
- * The CEL attribute set Telemetry tag expressions see (spec §4 "CEL attribute set", Envoy
- * `source/extensions/filters/common/expr/context.h` names, istio/proxy WorkloadMetadataObject fields):
+ * The CEL attribute set Telemetry tag expressions see. Two vocabularies, resolved by top-level name (once per
+ * request, lazily; expressions are compiled once, so nothing is parsed per request):
+ *
+ * Envoy's (what real Telemetry resources and istio/proxy's test configs use; envoy
+ * `source/extensions/filters/common/expr/context.{h,cc}`, istio/proxy `extensions/common/metadata_object.cc`):
  * - `request.{headers, method, path, url_path, host, protocol, total_size, useragent, id}`
  * - `response.{code, flags, headers, total_size, grpc_status}`
- * - `source.{address, principal}`, `destination.{address, principal}` (address = the remote side when known)
  * - `connection.{mtls, uri_san_peer_certificate, uri_san_local_certificate}`
- * - `upstream_peer.*` (client: the peer; waypoint: the upstream peer), `downstream_peer.*` (server, waypoint):
- *   `name, namespace, cluster, service, revision, app, version, workload, type, identity, region,
- *   availability_zone, labels`
- * - `node.metadata[...]`: NAME, NAMESPACE, CLUSTER_ID, WORKLOAD_NAME, OWNER, MESH_ID, ISTIO_VERSION,
- *   SERVICE_ACCOUNT, INSTANCE_IPS, LABELS, plus scalar `extra` node metadata.
- * An absent attribute is an evaluation error, so the tag value becomes `unknown` (as Envoy does for
- * `upstream_peer` inbound, mx-vectors #14).
+ * - `xds.node.{id, metadata[...], locality}`: the node metadata pilot-agent writes (NAME, NAMESPACE, CLUSTER_ID,
+ *   WORKLOAD_NAME, OWNER, MESH_ID, ISTIO_VERSION, SERVICE_ACCOUNT, INSTANCE_IPS, LABELS{...}, other ISTIO_META_*
+ *   keys); keys that are empty are absent, as in the Struct pilot-agent writes.
+ * - `xds.cluster_name`, `xds.route_name`, `xds.cluster_metadata.filter_metadata.istio.services[i].{host,name,namespace}`
+ *   (the `istio.services` cluster metadata istiod writes for a service cluster). Absent without a cluster/route.
+ * - `filter_state.upstream_peer` / `filter_state.downstream_peer`: the peer as istio/proxy's peer_metadata filter
+ *   stores it (`WorkloadMetadataObject::serializeAsProto`): `type, workload, name, cluster, namespace, service,
+ *   revision, app, version, identity, region, availability_zone, labels`, each present only when non-empty
+ *   (`name` only with a cluster, `type` only when known), `labels` = the peer's labels other than the canonical
+ *   and app/version ones (Envoy keeps only its `additional_labels` there; meshtel keeps every extra label the peer
+ *   sent, the same set when PILOT_MX_ADDITIONAL_LABELS is mesh-wide). Client: the upstream peer; server: the
+ *   downstream peer; waypoint: both.
+ * - `source.{address, principal}`, `destination.{address, principal}` (address = the remote side when known).
+ *
+ * meshtel's (and Istio ≤1.17 Wasm's) shorter names, kept as aliases: `node.metadata[...]` (= `xds.node.metadata`),
+ * `upstream_peer.*` / `downstream_peer.*` (every field, `''` when the peer did not send it, all labels it sent).
+ *
+ * A missing attribute, field or key is an evaluation error, so the tag value becomes `unknown` (istio_stats.cc
+ * pushes `unknown` for a failed evaluation; mx-vectors #14).
  */
 import type { PeerMetadata, WorkloadMetadata } from '../metadata/types.js';
+import { formatNodeId } from '../metadata/node-id.js';
 import type { ConnectionAttributes, HttpStreamAttributes, Reporter } from './types.js';
 import type { CelMap, CelValue, ExpressionScope } from './expression.js';
 
@@ -27,7 +42,7 @@ function headerMap(h: Readonly<Record<string, string | string[] | undefined>> | 
   return out;
 }
 
-/** WorkloadMetadataObject as CEL sees it (istio/proxy metadata_object.h field names). */
+/** The alias `upstream_peer` / `downstream_peer`: every field, `''` when absent (meshtel's own vocabulary). */
 function peerObject(p: PeerMetadata): CelMap {
   return {
     name: p.name,
@@ -46,14 +61,123 @@ function peerObject(p: PeerMetadata): CelMap {
   };
 }
 
-function nodeObject(local: WorkloadMetadata): CelMap {
-  const extra: Record<string, CelValue> = {};
-  for (const [k, v] of Object.entries(local.extra ?? {})) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') extra[k] = v;
+/** Labels the peer_metadata filter reads into fields, never into `labels` (metadata_object.cc). */
+const FIELD_LABELS: ReadonlySet<string> = new Set([
+  'service.istio.io/canonical-name',
+  'service.istio.io/canonical-revision',
+  'app',
+  'app.kubernetes.io/name',
+  'version',
+  'app.kubernetes.io/version',
+]);
+
+const peerStructs = new WeakMap<PeerMetadata, CelMap>();
+
+/**
+ * `filter_state.{upstream,downstream}_peer` exactly as Envoy's CEL sees the CelState the 1.29 peer_metadata filter
+ * stores: the Struct `WorkloadMetadataObject::serializeAsProto` writes, a key only when its value is non-empty.
+ * Envoy writes `name` only when the cluster is non-empty (it tests the cluster field); replayed as is. Peers are
+ * frozen and shared (peer cache), so the struct is built once per peer.
+ */
+function peerStruct(p: PeerMetadata): CelMap {
+  let m = peerStructs.get(p);
+  if (m !== undefined) return m;
+  const out: Record<string, CelValue> = {};
+  if (p.workloadType !== 'unknown') out.type = p.workloadType;
+  if (p.workload !== '') out.workload = p.workload;
+  if (p.cluster !== '') out.name = p.name;
+  if (p.cluster !== '') out.cluster = p.cluster;
+  if (p.namespace !== '') out.namespace = p.namespace;
+  if (p.canonicalService !== '') out.service = p.canonicalService;
+  if (p.canonicalRevision !== '') out.revision = p.canonicalRevision;
+  if (p.app !== '') out.app = p.app;
+  if (p.version !== '') out.version = p.version;
+  if (p.identity !== '') out.identity = p.identity;
+  if (p.region !== '') out.region = p.region;
+  if (p.zone !== '') out.availability_zone = p.zone;
+  const labels: Record<string, string> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(p.labels)) {
+    if (FIELD_LABELS.has(k)) continue;
+    labels[k] = v;
+    n++;
   }
-  return {
+  if (n > 0) out.labels = labels;
+  m = Object.freeze(out);
+  peerStructs.set(p, m);
+  return m;
+}
+
+/** A JSON-ish node metadata value as a CEL value (Struct semantics); functions and the like are dropped. */
+function celOf(v: unknown, depth: number): CelValue | undefined {
+  if (typeof v === 'string' || typeof v === 'boolean' || v === null) return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (depth > 8) return undefined;
+  if (Array.isArray(v)) return v.map((x) => celOf(x, depth + 1) ?? null);
+  if (typeof v === 'object') {
+    const out: Record<string, CelValue> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      const c = celOf(x, depth + 1);
+      if (c !== undefined) out[k] = c;
+    }
+    return out;
+  }
+  return undefined;
+}
+
+/** The node metadata Struct pilot-agent writes for this workload: empty values are absent keys. */
+function nodeMetadata(local: WorkloadMetadata): CelMap {
+  const md: Record<string, CelValue> = {};
+  for (const [k, v] of Object.entries(local.extra ?? {})) {
+    const c = celOf(v, 0);
+    if (c !== undefined) md[k] = c;
+  }
+  const put = (k: string, v: string): void => {
+    if (v !== '') md[k] = v;
+  };
+  put('NAME', local.name);
+  put('NAMESPACE', local.namespace);
+  put('CLUSTER_ID', local.cluster);
+  put('WORKLOAD_NAME', local.workload);
+  put('OWNER', local.owner);
+  put('MESH_ID', local.meshId);
+  put('ISTIO_VERSION', local.istioVersion);
+  put('SERVICE_ACCOUNT', local.serviceAccount);
+  put('INSTANCE_IPS', local.instanceIps.join(','));
+  md.LABELS = { ...local.podLabels };
+  return md;
+}
+
+interface LocalObjects {
+  /** `xds.node` (config.core.v3.Node). */
+  readonly xdsNode: CelMap;
+  /** The alias `node`. */
+  readonly node: CelMap;
+}
+
+const localObjects = new WeakMap<WorkloadMetadata, LocalObjects>();
+
+/** Built once per local workload (metadata is frozen at start-up). */
+function localObjectsOf(local: WorkloadMetadata): LocalObjects {
+  let o = localObjects.get(local);
+  if (o !== undefined) return o;
+  const metadata = nodeMetadata(local);
+  let id: string | undefined;
+  try {
+    id = formatNodeId(local);
+  } catch {
+    // Metadata without a pod or workload name has no node id: `xds.node.id` is then missing.
+  }
+  const xdsNode: CelMap = {
+    ...(id !== undefined ? { id } : {}),
+    metadata,
+    // A message field: always present, '' when unset (Envoy's Node.locality from ISTIO_LOCALITY).
+    locality: { region: local.region, zone: local.zone, sub_zone: '' },
+  };
+  // The alias keeps meshtel's earlier form: every key, '' included.
+  const node: CelMap = {
     metadata: {
-      ...extra,
+      ...metadata,
       NAME: local.name,
       NAMESPACE: local.namespace,
       CLUSTER_ID: local.cluster,
@@ -63,9 +187,29 @@ function nodeObject(local: WorkloadMetadata): CelMap {
       ISTIO_VERSION: local.istioVersion,
       SERVICE_ACCOUNT: local.serviceAccount,
       INSTANCE_IPS: local.instanceIps.join(','),
-      LABELS: { ...local.podLabels },
     },
   };
+  o = { xdsNode, node };
+  localObjects.set(local, o);
+  return o;
+}
+
+/**
+ * `xds.*`: the node, and the cluster and route the request took. Cluster metadata is what istiod writes on a
+ * service cluster (`filter_metadata.istio.services`), empty for clusters without a service (passthrough).
+ */
+function xdsObject(local: WorkloadMetadata, c: ConnectionAttributes): CelMap {
+  const out: Record<string, CelValue> = { node: localObjectsOf(local).xdsNode };
+  const cluster = c.clusterName;
+  if (cluster !== undefined && cluster !== '') {
+    out.cluster_name = cluster;
+    const svc = c.service ?? null;
+    out.cluster_metadata = {
+      filter_metadata: svc !== null ? { istio: { services: [{ host: svc.host, name: svc.name, namespace: svc.namespace }] } } : {},
+    };
+  }
+  if (c.routeName !== undefined && c.routeName !== '') out.route_name = c.routeName;
+  return out;
 }
 
 function splitAddress(addr: string | undefined): CelMap {
@@ -112,6 +256,17 @@ export function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a:
           uri_san_peer_certificate: c.peerPrincipal,
           uri_san_local_certificate: c.localPrincipal,
         };
+      case 'xds':
+        return xdsObject(local, c);
+      case 'filter_state': {
+        // Client: the upstream peer; server: the downstream peer; waypoint: both (the peer_metadata filter's keys).
+        const up = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
+        const down = reporter === 'source' ? null : c.peer;
+        return {
+          ...(up !== null && up !== undefined ? { upstream_peer: peerStruct(up) } : {}),
+          ...(down !== null && down !== undefined ? { downstream_peer: peerStruct(down) } : {}),
+        };
+      }
       case 'upstream_peer': {
         // Client side: the peer is upstream; waypoint: upstreamPeer. Inbound has none (error → unknown).
         const p = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
@@ -122,7 +277,7 @@ export function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a:
         return p === null ? undefined : peerObject(p);
       }
       case 'node':
-        return nodeObject(local);
+        return localObjectsOf(local).node;
       default:
         return undefined;
     }

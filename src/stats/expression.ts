@@ -4,9 +4,9 @@
  *
  * Parsed once at configuration time into a tree of closures: no `eval`, no `new Function`, no regex
  * built from user input, bounded source length and nesting. Supported:
- * - attribute paths: `request.headers['x-user']`, `request.method`, `response.code`,
- *   `source.address`, `connection.mtls`, `upstream_peer.app`, `downstream_peer.labels['role']`,
- *   `node.metadata['MESH_ID']`, ... (see {@link ExpressionScope});
+ * - attribute paths in Envoy's vocabulary (`request.headers['x-user']`, `response.code`, `connection.mtls`,
+ *   `xds.node.metadata['MESH_ID']`, `xds.cluster_name`, `filter_state.upstream_peer.labels['role']`, ...) and
+ *   meshtel's aliases (`node.metadata[...]`, `upstream_peer.app`); the set is in attributes.ts;
  * - literals: strings ('…' or "…" with escapes), integers, `true`, `false`, `null`;
  * - operators: `==`, `!=`, `<`, `<=`, `>`, `>=`, `&&`, `||`, `!`, unary `-`, `+` (int add, string
  *   concat), `-`, `? :`, `in` (map key / list element);
@@ -26,8 +26,9 @@ export interface CelMap {
 }
 
 /**
- * Resolves top-level identifiers (`request`, `response`, `source`, `destination`, `connection`,
- * `upstream_peer`, `downstream_peer`, `node`, `xds`) to values; `undefined` = not available (error).
+ * Resolves top-level identifiers (`request`, `response`, `source`, `destination`, `connection`, `xds`,
+ * `filter_state`, and the aliases `upstream_peer`, `downstream_peer`, `node`) to values; `undefined` = not
+ * available (error).
  */
 export interface ExpressionScope {
   resolve(name: string): CelValue | undefined;

@@ -85,6 +85,14 @@ export interface ConnectionAttributes {
   readonly specialCluster?: SpecialCluster;
   /** Downstream/peer address, for expressions (`source.address`). */
   readonly remoteAddress?: string;
+  /**
+   * The Envoy cluster the traffic went to, as Istio names it (`outbound|8080||reviews.default.svc.cluster.local`,
+   * `inbound|9080||`, `PassthroughCluster`; see src/record/cluster.ts), for `xds.cluster_name`. Absent when no
+   * cluster was chosen (no route), then the attribute is missing as in Envoy.
+   */
+  readonly clusterName?: string;
+  /** The route that matched (Istio's generated routes are `default`, `allow_any`, `block_all`), for `xds.route_name`. */
+  readonly routeName?: string;
 }
 
 /** A finished HTTP/1.1, HTTP/2 or gRPC stream. */

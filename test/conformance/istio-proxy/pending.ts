@@ -15,18 +15,6 @@ export interface PendingScenario {
 
 export const PENDING: readonly PendingScenario[] = [
   {
-    scenario: 'TestStatsPayload/Customized',
-    upstream: 'testdata/stats/client_config_customized.yaml.tmpl; testdata/metric/client_custom_metric.yaml.tmpl, client_request_total_customized.yaml.tmpl',
-    reason: 'tag expressions use Envoy attribute names (xds.node.metadata, filter_state.upstream_peer, ...), which meshtel evaluates to unknown (issue 10.2)',
-    owner: 'stats',
-  },
-  {
-    scenario: 'TestStatsParserRegression',
-    upstream: 'test/envoye2e/stats_plugin/stats_test.go',
-    reason: 'one bad expression rejects the whole configuration; Envoy drops only the failing tag (issue 10.3)',
-    owner: 'stats',
-  },
-  {
     scenario: 'TestStatsServerWaypointProxy, TestStatsServerWaypointProxyCONNECT',
     upstream: 'testdata/metric/server_waypoint_proxy_request_total.yaml.tmpl, server_waypoint_proxy_connect_*.yaml.tmpl',
     reason: 'waypoint destination_cluster is the waypoint\'s own cluster and empty upstream fields are "" instead of unknown (issue 10.4)',

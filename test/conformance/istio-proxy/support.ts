@@ -10,6 +10,10 @@ import { parseExposition } from '../../../src/stats/exposition-parser.js';
 import { inputFromObject } from '../../../src/cli/encode.js';
 import { createWorkloadMetadata } from '../../../src/index.js';
 import type { WorkloadMetadata } from '../../../src/index.js';
+import { parseTelemetry } from '../../../src/stats/telemetry-api.js';
+import type { TelemetryConfig } from '../../../src/stats/telemetry-api.js';
+import { METRICS } from '../../../src/stats/definitions.js';
+import type { CustomMetricDefinition } from '../../../src/stats/custom-metrics.js';
 
 /** A Prometheus metric family as istio/proxy's testdata/metric/*.yaml writes it (io.prometheus.client.MetricFamily). */
 export interface MetricFamily {
@@ -49,4 +53,42 @@ export function expectExactStat(exposition: string, family: MetricFamily): void 
     value: (m.counter ?? m.gauge)!.value,
   }));
   expect(got).toEqual(want);
+}
+
+/** istio/proxy's stats filter config (`stats.PluginConfig`, source/extensions/filters/http/istio_stats/config.proto). */
+export interface StatsPluginConfig {
+  readonly definitions?: ReadonlyArray<{ readonly name: string; readonly value: string; readonly type?: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' }>;
+  readonly metrics?: ReadonlyArray<{
+    readonly name?: string;
+    readonly drop?: boolean;
+    readonly dimensions?: Readonly<Record<string, string>>;
+    readonly tags_to_remove?: readonly string[];
+  }>;
+}
+
+/**
+ * The Telemetry resource istiod turns into `cfg` (the inverse of istio/istio `pilot/pkg/model/telemetry.go`
+ * `generateStatsConfig`): one override per `metrics[]` entry, in order, for `mode`; `drop` → `disabled`,
+ * `tags_to_remove` → REMOVE, `dimensions` → UPSERT (removals first, as istio_stats.cc applies them); an entry
+ * without a name is ALL_METRICS, a name among `definitions` is `match.customMetric`.
+ */
+export function telemetryOfPluginConfig(cfg: StatsPluginConfig, mode: 'CLIENT' | 'SERVER'): {
+  telemetry: TelemetryConfig;
+  definitions: CustomMetricDefinition[];
+} {
+  const custom = new Set((cfg.definitions ?? []).map((d) => d.name));
+  const overrides = (cfg.metrics ?? []).map((m) => {
+    const name = m.name ?? '';
+    const std = METRICS.find((d) => d.name === `istio_${name}`);
+    if (name !== '' && std === undefined && !custom.has(name)) throw new Error(`unknown metric ${name}`);
+    const match = name === '' ? { mode } : std !== undefined ? { metric: std.telemetryName, mode } : { customMetric: `istio_${name}`, mode };
+    const tagOverrides: Record<string, { operation: 'REMOVE' } | { operation: 'UPSERT'; value: string }> = {};
+    for (const t of m.tags_to_remove ?? []) tagOverrides[t] = { operation: 'REMOVE' };
+    for (const [t, value] of Object.entries(m.dimensions ?? {})) tagOverrides[t] = { operation: 'UPSERT', value };
+    return { match, ...(m.drop === true ? { disabled: true } : {}), tagOverrides };
+  });
+  return {
+    telemetry: parseTelemetry({ apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', spec: { metrics: [{ overrides }] } }),
+    definitions: (cfg.definitions ?? []).map((d) => ({ name: d.name, value: d.value, ...(d.type !== undefined ? { type: d.type } : {}) })),
+  };
 }
