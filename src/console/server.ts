@@ -32,6 +32,11 @@ export interface ConsoleOptions {
   readonly host?: string;
   /** Default 0 (any free port). */
   readonly port?: number;
+  /**
+   * Until when (ms since the epoch) the mesh is warming up: latencies still include start-up (first connections,
+   * JIT), so the page says "warming up" instead of quantiles. The demo sets it; a console on a running mesh does not.
+   */
+  readonly warmUpUntil?: number;
 }
 
 /** A running console. */
@@ -58,13 +63,14 @@ function assetTable(): Map<string, { body: Buffer; type: string }> {
     ['index.html', path.join(dir, 'index.html'), 'text/html; charset=utf-8'],
     ['app.js', path.join(dir, 'app.js'), 'text/javascript; charset=utf-8'],
     ['style.css', path.join(dir, 'style.css'), 'text/css; charset=utf-8'],
+    ['favicon.svg', path.join(dir, 'favicon.svg'), 'image/svg+xml'],
     ['cytoscape.min.js', require.resolve('cytoscape/dist/cytoscape.min.js'), 'text/javascript; charset=utf-8'],
     ['cytoscape-dagre.js', require.resolve('cytoscape-dagre'), 'text/javascript; charset=utf-8'],
   ];
   return new Map(files.map(([name, file, type]) => [name, { body: readFileSync(file), type }]));
 }
 
-/** Start the console server. */
+/** Start the console server. It owns `options.source`: closing the console (or failing to bind) closes it. */
 export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
   const assets = assetTable();
   const taps = new Map((options.taps ?? []).map((t) => [t.id, t.url]));
@@ -87,6 +93,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     source: options.source.kind,
     taps: [...taps.keys()],
     ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
+    ...(options.warmUpUntil !== undefined ? { warmUpUntil: options.warmUpUntil } : {}),
   }));
   app.get('/api/graph', async (_req, reply) => {
     try {
@@ -147,6 +154,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   try {
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   } catch (err) {
+    // The console owns its source (close() closes it): a console that could not start stops it too.
+    options.source.close();
+    await app.close().catch(() => undefined);
     throw new ConfigError('MESHTEL_ERR_LISTEN', `console cannot bind ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${(err as Error).message}`, {}, { cause: err });
   }
   const addr = app.server.address();

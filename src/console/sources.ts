@@ -73,12 +73,28 @@ export interface EndpointSourceOptions {
   readonly urls: readonly string[];
   /** Scrape interval; default 5000 ms. */
   readonly intervalMs?: number;
+  /**
+   * Rate window, as PromQL's `rate(...[window])`: each graph compares the latest scrape with the one taken a window
+   * earlier (fewer while the console is younger than the window). Default 60 000 ms, at least one interval. A
+   * window of one interval would show the noise of a few requests (an edge at 3 req/s and 2 s has 6).
+   */
+  readonly windowMs?: number;
 }
 
-/** Scrape `urls` every interval; graphs are deltas between consecutive scrapes. */
+/** One scrape kept for the rate window. */
+interface KeptScrape {
+  readonly samples: Sample[];
+  /** performance.now() of the scrape. */
+  readonly at: number;
+}
+
+/** Scrape `urls` every interval; graphs are deltas between the latest scrape and the one a window before it. */
 export function createEndpointSource(options: EndpointSourceOptions): ConsoleSource {
   const intervalMs = options.intervalMs ?? 5000;
-  let previous: { samples: Sample[]; at: number } | undefined;
+  const windowMs = Math.max(intervalMs, options.windowMs ?? 60_000);
+  // The scrapes inside the window plus the one just before it; bounded by the window over the interval.
+  const kept: KeptScrape[] = [];
+  const maxKept = Math.ceil(windowMs / intervalMs) + 2;
   let lastSamples: Sample[] = [];
   const history: MeshGraph[] = [];
   let lastError: Error | undefined;
@@ -88,11 +104,14 @@ export function createEndpointSource(options: EndpointSourceOptions): ConsoleSou
       const samples = await scrapeEndpoints(options.urls);
       const at = performance.now();
       lastSamples = samples;
-      if (previous) {
-        history.push(graphFromScrapes(previous.samples, samples, (at - previous.at) / 1000));
+      kept.push({ samples, at });
+      // Keep the newest scrape that is at least a window old as the base, drop everything older.
+      while (kept.length > maxKept || (kept.length > 2 && (kept[1] as KeptScrape).at <= at - windowMs)) kept.shift();
+      const base = kept[0] as KeptScrape;
+      if (base.at < at) {
+        history.push(graphFromScrapes(base.samples, samples, (at - base.at) / 1000));
         if (history.length > HISTORY) history.shift();
       }
-      previous = { samples, at };
       lastError = undefined;
     } catch (err) {
       lastError = err as Error;

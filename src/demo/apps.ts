@@ -187,7 +187,9 @@ export async function startReviews(options: ReviewsOptions, port = 0): Promise<D
       { reviewer: 'Reviewer2', text: 'Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.' },
     ];
     if (options.version === 'v1') return { id: productId, podname: `reviews-${options.version}`, reviews };
-    client ??= new grpc.Client(`${HOST}:${options.ratingsPort()}`, grpc.credentials.createInsecure());
+    // The authority a Bookinfo pod sends (the service name), not the sidecar listener's address: the tap and
+    // traces show what a cluster would.
+    client ??= new grpc.Client(`${HOST}:${options.ratingsPort()}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'ratings.bookinfo.svc.cluster.local:9080' });
     try {
       const r = await getRatings(client, productId, 2000);
       return {

@@ -47,12 +47,21 @@ export function renderProgress(stats: Readonly<LoadStats> | undefined, elapsedSe
   );
 }
 
+/**
+ * How long after start the demo says "warming up" instead of latency quantiles (terminal and console): the first
+ * requests pay for JIT compilation and first connections on a busy machine, and a 2.4 s p99 then says nothing.
+ */
+export const DEMO_WARM_UP_MS = 60_000;
+
+/** What the tables print in place of latencies while warming up. */
+export const WARMING_UP = 'warming';
+
 /** Keeps the previous scrape and renders both stat tables against it. */
 export function createStatView(urls: readonly string[]) {
   let previous: { samples: Sample[]; at: number } | undefined;
   return {
-    /** Scrape now; the first call only primes (returns null). */
-    async refresh(): Promise<string | null> {
+    /** Scrape now; the first call only primes (returns null). `warmingUp` prints {@link WARMING_UP} for latencies. */
+    async refresh(warmingUp = false): Promise<string | null> {
       const samples = await scrapeEndpoints(urls);
       const at = performance.now();
       const prev = previous;
@@ -61,12 +70,13 @@ export function createStatView(urls: readonly string[]) {
       const seconds = (at - prev.at) / 1000;
       const workloads = computeStat(prev.samples, samples, seconds, { resource: 'workload' });
       const edges = computeStat(prev.samples, samples, seconds, { resource: 'edge' });
+      const note = warmingUp ? WARMING_UP : undefined;
       return [
         `WORKLOADS (reporter=destination, last ${seconds.toFixed(1)}s)`,
-        renderStatTable(workloads, 'workload'),
+        renderStatTable(workloads, 'workload', false, note),
         '',
         `EDGES (reporter=source, last ${seconds.toFixed(1)}s)`,
-        renderStatTable(edges, 'edge'),
+        renderStatTable(edges, 'edge', false, note),
       ].join('\n');
     },
   };

@@ -29,8 +29,11 @@ export function formatMs(v: number | null): string {
   return v < 10 ? `${v.toFixed(1)}ms` : `${Math.round(v)}ms`;
 }
 
-/** The `meshtel stat` table; `wide` adds request and failure counts and the reporter. */
-export function renderStatTable(rows: readonly StatRow[], resource: StatResource, wide = false): string {
+/**
+ * The `meshtel stat` table; `wide` adds request and failure counts and the reporter. `latencyNote`, when given, is
+ * printed in place of every latency quantile (the demo's first minute, when they still measure start-up).
+ */
+export function renderStatTable(rows: readonly StatRow[], resource: StatResource, wide = false, latencyNote?: string): string {
   const head =
     resource === 'edge'
       ? ['SRC_NAMESPACE', 'SRC', 'DST_NAMESPACE', 'DST']
@@ -43,9 +46,7 @@ export function renderStatTable(rows: readonly StatRow[], resource: StatResource
     cells.push(
       formatPercent(r.successRate),
       formatRps(r.rps),
-      formatMs(r.p50),
-      formatMs(r.p95),
-      formatMs(r.p99),
+      ...(latencyNote !== undefined && r.requests > 0 ? [latencyNote, latencyNote, latencyNote] : [formatMs(r.p50), formatMs(r.p95), formatMs(r.p99)]),
       r.tcpConnections === null ? '-' : String(r.tcpConnections),
     );
     if (wide) cells.push(String(Math.round(r.requests)), String(Math.round(r.failures)), r.reporter);

@@ -45,7 +45,7 @@ export function registerConsoleCommand(program: Command): void {
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to bind (0 = any free)', '15100')
     .option('--interval <duration>', 'scrape interval with --endpoints', '5s')
-    .option('--window <promql-range>', 'rate window with --prometheus', '1m')
+    .option('--window <range>', 'rate window, as in PromQL rate(...[1m]) (with --endpoints: over the kept scrapes)', '1m')
     .action(async (flags: ConsoleFlags) => {
       if ((flags.prometheus === undefined) === (flags.endpoints.length === 0)) {
         throw new ConfigError('MESHTEL_ERR_CLI_USAGE', 'give exactly one of --prometheus URL or --endpoints a,b', { field: 'prometheus' });
@@ -54,7 +54,11 @@ export function registerConsoleCommand(program: Command): void {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--port must be a port, got ${flags.port}`, { field: 'port' });
       const source = flags.prometheus
         ? createPrometheusSource({ url: flags.prometheus, window: flags.window })
-        : createEndpointSource({ urls: flags.endpoints, intervalMs: parseDurationMs(flags.interval, '--interval') ?? 5000 });
+        : createEndpointSource({
+            urls: flags.endpoints,
+            intervalMs: parseDurationMs(flags.interval, '--interval') ?? 5000,
+            windowMs: parseDurationMs(flags.window, '--window') ?? 60_000,
+          });
       const running = await startConsole({
         source,
         taps: flags.tap.map(parseTapFlag),

@@ -82,11 +82,10 @@ Examples:
       if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
 
       // The demo mesh (sidecars, fastify, OpenTelemetry) loads here, not at CLI start.
-      const [{ startDemo }, { createStatView, renderHeader, renderProgress }, { startConsole }, { createEndpointSource, createPrometheusSource }] = await Promise.all([
+      const [{ startDemo }, { DEMO_WARM_UP_MS, createStatView, renderHeader, renderProgress }, { startDemoConsole }] = await Promise.all([
         import('../../demo/demo.js'),
         import('../../demo/display.js'),
-        import('../../console/server.js'),
-        import('../../console/sources.js'),
+        import('../../demo/console.js'),
       ]);
       if (flags.otlpEndpoint !== undefined) {
         let u: URL | undefined;
@@ -110,25 +109,12 @@ Examples:
         prometheus: flags.prometheus === true,
       });
       // The console first: it is what the demo is for. From Prometheus when one runs, else from the scrapes.
-      const source = demo.prometheusUrl
-        ? createPrometheusSource({ url: demo.prometheusUrl, window: '30s' })
-        : createEndpointSource({ urls: demo.metricsUrls, intervalMs: 2000 });
-      const consoleOptions = {
-        source,
-        taps: demo.workloads.map((w) => ({ id: `${w.namespace}/${w.workload}`, url: w.tapUrl })),
-        ...(flags.traceUrl ? { traceUrl: flags.traceUrl } : {}),
-      };
       let web: RunningConsole;
       try {
-        web = await startConsole({ ...consoleOptions, port: consolePort });
-      } catch {
-        try {
-          web = await startConsole({ ...consoleOptions, port: 0 });
-        } catch (err) {
-          source.close();
-          await demo.close();
-          throw err;
-        }
+        web = await startDemoConsole(demo, { port: consolePort, warmUpUntil: Date.now() + DEMO_WARM_UP_MS, ...(flags.traceUrl ? { traceUrl: flags.traceUrl } : {}) });
+      } catch (err) {
+        await demo.close();
+        throw err;
       }
       process.stdout.write(`meshtel console: ${web.url}  (open it in a browser)\n`);
       const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-'));
@@ -149,14 +135,15 @@ Examples:
         if (stopping) return;
         const elapsed = (performance.now() - started) / 1000;
         let tables: string | null = null;
+        const warming = elapsed * 1000 < DEMO_WARM_UP_MS;
         try {
-          tables = await view.refresh();
+          tables = await view.refresh(warming);
         } catch (err) {
           tables = `stat: ${(err as Error).message}`;
         }
         if (stopping) return;
-        // The first minute's quantiles include start-up (JIT, first connections): say so instead of a scary p99.
-        const progress = `${renderProgress(demo.load?.stats, elapsed)}${elapsed < 60 && tables ? `\nwarming up (${Math.ceil(60 - elapsed)}s): latencies still include start-up` : ''}`;
+        // The first minute's quantiles include start-up (JIT, first connections): the tables say so instead.
+        const progress = `${renderProgress(demo.load?.stats, elapsed)}${warming && tables ? `\nwarming up (${Math.ceil(DEMO_WARM_UP_MS / 1000 - elapsed)}s): latencies include start-up` : ''}`;
         if (tty) out(`\x1b[H\x1b[2J${fitScreen(`${header}\n${progress}\n${tables ?? 'collecting a first scrape...'}`)}`);
         else out(`${progress}\n${tables ? `${tables}\n` : ''}\n`);
         timer = setTimeout(() => void tick(), refreshMs);

@@ -23,14 +23,38 @@ const pct = (x) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed
 const ms = (x) => (x === null || x === undefined ? '–' : x >= 1000 ? `${(x / 1000).toFixed(2)}s` : `${x.toFixed(x < 10 ? 1 : 0)}ms`);
 const rate = (x) => `${x >= 100 ? x.toFixed(0) : x.toFixed(1)}/s`;
 const bytes = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)} MB/s` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} kB/s` : `${x.toFixed(0)} B/s`);
+// The mTLS lock is an inline SVG, not the 🔒 emoji: a system without an emoji font (Debian's chromium) draws a box.
+const LOCK_SVG = '<svg class="lock" viewBox="0 0 12 14" width="10" height="12" aria-hidden="true"><path d="M3 6V4a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.6"/><rect x="1" y="6" width="10" height="7.5" rx="1.2" fill="currentColor"/></svg>';
+const warmingUp = () => state.config?.warmUpUntil !== undefined && Date.now() < state.config.warmUpUntil;
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 
+// Canvas labels cannot hold an SVG: mTLS edges get an overlaid lock (placeLocks) left of their label.
 function edgeLabel(e) {
-  const lock = e.mtls ? '🔒 ' : '';
-  if (e.protocol === 'tcp') return `${lock}TCP ${bytes(e.bytesPerSecond)}`;
+  if (e.protocol === 'tcp') return `TCP ${bytes(e.bytesPerSecond)}`;
+  // ⚠ (U+26A0) is in DejaVu Sans, which Debian's fontconfig always installs, and in every desktop system font.
   const err = e.errorShare ? ` · ${e.health === 'bad' ? '⚠ ' : ''}${pct(e.errorShare)} err` : '';
-  return `${lock}${e.protocol.toUpperCase()} ${rate(e.rps)}${err}\np50 ${ms(e.p50)} p99 ${ms(e.p99)}`;
+  const latency = warmingUp() ? 'latency: warming up' : `p50 ${ms(e.p50)} p99 ${ms(e.p99)}`;
+  return `${e.protocol.toUpperCase()} ${rate(e.rps)}${err}\n${latency}`;
 }
+
+let locksQueued = false;
+function placeLocks() {
+  if (locksQueued) return;
+  locksQueued = true;
+  requestAnimationFrame(() => {
+    locksQueued = false;
+    const box = { includeNodes: false, includeEdges: false, includeLabels: true, includeMainLabels: true, includeSourceLabels: false, includeTargetLabels: false, includeOverlays: false };
+    $('locks').innerHTML = cy
+      .edges()
+      .filter((e) => e.data('mtls') && e.visible())
+      .map((e) => {
+        const b = e.renderedBoundingBox(box);
+        return `<span class="edge-lock" data-edge="${esc(e.id())}" style="left:${(b.x1 - 13).toFixed(0)}px;top:${(b.y1 + 1).toFixed(0)}px" title="mutual TLS">${LOCK_SVG}</span>`;
+      })
+      .join('');
+  });
+}
+cy.on('render', placeLocks);
 
 function renderGraph(g) {
   const namespaces = [...new Set(g.nodes.map((n) => n.namespace))];
@@ -82,7 +106,8 @@ async function refresh() {
       state.graph = g;
       renderGraph(g);
       const bad = g.edges.filter((e) => e.health === 'bad').length;
-      $('status').textContent = `${g.edges.length} edges, ${bad} unhealthy · rates over ${g.windowSeconds.toFixed(0)}s · ${new Date(g.time).toLocaleTimeString()}`;
+      const warm = warmingUp() ? ` · warming up (${Math.ceil((state.config.warmUpUntil - Date.now()) / 1000)}s): latencies include start-up` : '';
+      $('status').textContent = `${g.edges.length} edges, ${bad} unhealthy · rates over ${g.windowSeconds.toFixed(0)}s · ${new Date(g.time).toLocaleTimeString()}${warm}`;
     }
     if (state.selected) await showDetail(state.selected);
     if (!$('panel-self').hidden) await showSelf();
@@ -144,9 +169,9 @@ async function showDetail(id) {
   let head = '';
   if (e) {
     head = `<h2>${esc(e.source)} → ${esc(e.target)} <span class="badge ${e.health}">${e.health === 'bad' ? 'unhealthy' : e.health}</span></h2>
-      <dl class="figures"><dt>protocol</dt><dd>${e.protocol.toUpperCase()}${e.mtls ? ' · 🔒 mutual TLS' : ' · plain text'}</dd>
+      <dl class="figures"><dt>protocol</dt><dd>${e.protocol.toUpperCase()}${e.mtls ? ` · ${LOCK_SVG} mutual TLS` : ' · plain text'}</dd>
       <dt>rate</dt><dd>${e.protocol === 'tcp' ? bytes(e.bytesPerSecond) : rate(e.rps)}</dd><dt>errors</dt><dd id="detail-error-share">${pct(e.errorShare)}</dd>
-      <dt>p50 / p99</dt><dd>${ms(e.p50)} / ${ms(e.p99)}</dd><dt>reported by</dt><dd>${e.reporter}</dd></dl>`;
+      <dt>p50 / p99</dt><dd>${warmingUp() ? 'warming up (start-up still in the window)' : `${ms(e.p50)} / ${ms(e.p99)}`}</dd><dt>reported by</dt><dd>${e.reporter}</dd></dl>`;
   } else if (n) {
     const why = n.unknownPeers.map((u) => `${esc(u.reason)} (${esc(u.reporter)}) ${rate(u.rate)}`).join(', ');
     head = `<h2>${esc(n.id)} <span class="badge ${n.health}">${n.health}</span></h2><dl class="figures"><dt>inbound</dt><dd>${rate(n.inboundRps)} · ${pct(n.inboundErrorShare)} errors</dd>${why ? `<dt>unknown peers</dt><dd>${why}</dd>` : ''}</dl>`;
