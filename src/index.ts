@@ -1,6 +1,10 @@
 /**
- * meshtel's public surface. Everything exported here is listed by name (STYLE.md §2: no `export *`);
- * what is not exported is internal and free to change.
+ * meshtel's public surface for an app that embeds it: the codecs, the exchange, the stats recorder and the
+ * proxyless embedding. Everything exported is listed by name (STYLE.md §2: no `export *`); what is not exported is
+ * internal and free to change. The root loads neither the sidecar nor the OpenTelemetry SDK nor the CLI/demo:
+ * `meshtel/sidecar` and `meshtel/tracing` (`createTracing`) are subpaths of their own, and `meshtel/embed`,
+ * `meshtel/embed/fastify` (no undici), `meshtel/metadata` and `meshtel/stats` load only their stage
+ * (package.json "exports"; test/package/module-load.test.ts checks what each one loads).
  */
 
 // --- core ---
@@ -10,7 +14,7 @@ export { createLogger, silentLogger } from './core/logger.js';
 export type { Logger, LoggerOptions, LogLevel } from './core/logger.js';
 export { ISTIO_PORTS } from './core/config.js';
 
-// --- metadata ---
+// --- metadata (also meshtel/metadata) ---
 export type {
   PeerMetadata,
   WorkloadMetadata,
@@ -73,7 +77,7 @@ export type { HttpMetadataExchange, HttpMetadataExchangeOptions, NodeHeaders } f
 export { createTcpMetadataExchange } from './exchange/tcp-exchange.js';
 export type { TcpMetadataExchange, TcpMetadataExchangeOptions } from './exchange/tcp-exchange.js';
 
-// --- stats ---
+// --- stats (also meshtel/stats) ---
 export { ResponseFlag } from './stats/types.js';
 export type {
   Reporter,
@@ -127,33 +131,17 @@ export {
 export type { BucketOverrides } from './stats/definitions.js';
 export { formatResponseFlags } from './stats/response-flags.js';
 
-// --- tracing ---
+// --- tracing (createTracing, which loads the OpenTelemetry SDK, is in meshtel/tracing) ---
 export type { HopTracer, HopSpan, SpanStartInfo, SpanEndInfo, HeaderBag } from './tracing/types.js';
-export { createTracing, createNoopTracing } from './tracing/tracer.js';
+export { createNoopTracing } from './tracing/noop.js';
 export type { TracingOptions, TracingExporterName, PropagationFormat } from './tracing/config.js';
 export { METRIC_SPANS_EXPORTED, METRIC_SPANS_DROPPED } from './tracing/span-metrics.js';
 export type { SpanDropReason } from './tracing/span-metrics.js';
 
-// --- sidecar ---
-export { startSidecar } from './sidecar/sidecar.js';
-export type { Sidecar, SidecarBoundPorts } from './sidecar/sidecar.js';
-export { resolveSidecarOptions } from './sidecar/options.js';
-export type { SidecarOptions, SidecarPorts, InboundPortOptions, ServiceListenerOptions, ResolvedSidecarOptions } from './sidecar/options.js';
-export { createServiceRegistry, loadMeshFile, parseMesh, parseEndpointWorkload } from './sidecar/registry.js';
-export type { ServiceRegistry, ServiceRoute, ResolvedEndpoint, MeshConfig, MeshFileInput, PortProtocol } from './sidecar/registry.js';
-export { loadSidecarTls, spiffeFromSan } from './sidecar/tls.js';
-export type { SidecarTls, TlsFiles } from './sidecar/tls.js';
-export { mintCertificates } from './sidecar/certs.js';
-export type { MintCertificatesOptions, MintedCertificates, MintedWorkload, WorkloadIdentity } from './sidecar/certs.js';
-export { parsePrometheusAnnotations } from './sidecar/agent-endpoints.js';
-export type { PrometheusScrapeConfig } from './sidecar/agent-endpoints.js';
-
-// --- embed ---
+// --- embed (also meshtel/embed) ---
 export { createMeshtelEmbedding, kubernetesServiceResolver, meshtelFastify, createMeshtelInterceptor, PROPAGATED_HEADERS } from './embed/index.js';
 export type { MeshtelEmbedding, MeshtelEmbeddingOptions, MeshtelFastifyOptions, MeshtelInterceptorOptions } from './embed/index.js';
 
-// --- demo ---
-export { startDemo } from './demo/demo.js';
-export type { Demo, DemoOptions, DemoWorkload } from './demo/demo.js';
+// --- live request tap (the demo itself is CLI-internal: `meshtel demo`) ---
 export { TAP_CHANNEL_NAME, createTapHandler, tapChannel } from './core/tap.js';
 export type { TapHandlerOptions, TapRecord } from './core/tap.js';

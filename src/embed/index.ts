@@ -1,5 +1,5 @@
 /**
- * The proxyless embedding's public surface (re-exported by src/index.ts).
+ * The proxyless embedding (`meshtel/embed`, also re-exported by the package root).
  */
 export { createMeshtelEmbedding, kubernetesServiceResolver } from './embedding.js';
 export type { MeshtelEmbedding, MeshtelEmbeddingOptions } from './embedding.js';

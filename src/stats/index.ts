@@ -1,0 +1,51 @@
+/**
+ * The stats stage: istio_* definitions, the recorder, the Telemetry API and the exposition (`meshtel/stats`, also re-exported by the package root). Listed by name (STYLE.md §2).
+ */
+export { ResponseFlag } from './types.js';
+export type {
+  Reporter,
+  MetricMode,
+  ServiceInfo,
+  ResponseFlagName,
+  SpecialCluster,
+  ConnectionAttributes,
+  HttpStreamAttributes,
+} from './types.js';
+export { createIstioStats } from './istio-stats.js';
+export type { IstioStats, IstioStatsOptions, TcpConnectionStats } from './istio-stats.js';
+export type { CustomMetricDefinition } from './custom-metrics.js';
+export { parseTelemetry } from './telemetry-api.js';
+export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './telemetry-api.js';
+export { compileExpression } from './expression.js';
+export type { CompiledExpression, ExpressionScope, CelValue } from './expression.js';
+export {
+  negotiateFormat,
+  acceptsGzip,
+  renderMetrics,
+  renderMetricsToString,
+  createMetricsResponse,
+  createMetricsHandler,
+  PROMETHEUS_TEXT_CONTENT_TYPE,
+  OPENMETRICS_CONTENT_TYPE,
+} from './exposition.js';
+export type { ExpositionFormat, RenderOptions, MetricsResponse } from './exposition.js';
+export {
+  DEFAULT_BUCKETS,
+  HTTP_LABELS,
+  TCP_LABELS,
+  ISTIO_REQUESTS_TOTAL,
+  ISTIO_REQUEST_DURATION_MILLISECONDS,
+  ISTIO_REQUEST_BYTES,
+  ISTIO_RESPONSE_BYTES,
+  ISTIO_REQUEST_MESSAGES_TOTAL,
+  ISTIO_RESPONSE_MESSAGES_TOTAL,
+  ISTIO_TCP_CONNECTIONS_OPENED_TOTAL,
+  ISTIO_TCP_CONNECTIONS_CLOSED_TOTAL,
+  ISTIO_TCP_SENT_BYTES_TOTAL,
+  ISTIO_TCP_RECEIVED_BYTES_TOTAL,
+  ISTIO_BUILD,
+  MESHTEL_PEER_UNKNOWN_TOTAL,
+  MESHTEL_SERIES_OVERFLOW_TOTAL,
+} from './definitions.js';
+export type { BucketOverrides } from './definitions.js';
+export { formatResponseFlags } from './response-flags.js';
