@@ -149,30 +149,33 @@ export function derivePeerLabels(
   out[L.source_cluster] = or(peer?.cluster, UNKNOWN);
 
   if (reporter === 'waypoint') {
-    // ServerGateway branch: destination_* from the upstream (endpoint) peer; raw values where
-    // istio_stats.cc does not fall back.
+    // ServerGateway branch (istio_stats.cc populatePeerInfo, unchanged 1.24-1.30): every destination_* label
+    // from the upstream peer or the cluster's service, `unknown` when empty (the revision too, not `latest`),
+    // and destination_cluster is the upstream workload's cluster, not the waypoint's own.
     const up = a.upstreamPeer ?? null;
-    const canonical = up !== null ? up.canonicalService : UNKNOWN;
-    out[L.destination_workload] = up !== null ? up.workload : UNKNOWN;
+    out[L.destination_workload] = or(up?.workload, UNKNOWN);
     out[L.destination_workload_namespace] = or(up?.namespace, UNKNOWN);
-    out[L.destination_principal] = up !== null ? up.identity : UNKNOWN;
+    out[L.destination_principal] = or(up?.identity, UNKNOWN);
     out[L.destination_app] = or(up?.app, UNKNOWN);
-    out[L.destination_version] = up !== null ? up.version : UNKNOWN;
-    out[L.destination_service] = serviceHost !== '' ? serviceHost : canonical;
-    out[L.destination_canonical_service] = canonical;
-    out[L.destination_canonical_revision] = up !== null ? up.canonicalRevision : UNKNOWN;
-    out[L.destination_service_name] = serviceName !== '' ? serviceName : canonical;
-  } else {
-    out[L.destination_workload] = local.workload;
-    out[L.destination_workload_namespace] = local.namespace;
-    out[L.destination_principal] = or(localSan, UNKNOWN);
-    out[L.destination_app] = local.app;
-    out[L.destination_version] = local.version;
-    out[L.destination_service] = serviceHost !== '' ? serviceHost : local.canonicalService;
-    out[L.destination_canonical_service] = local.canonicalService;
-    out[L.destination_canonical_revision] = local.canonicalRevision;
-    out[L.destination_service_name] = serviceName !== '' ? serviceName : local.canonicalService;
+    out[L.destination_version] = or(up?.version, UNKNOWN);
+    out[L.destination_service] = or(serviceHost, UNKNOWN);
+    out[L.destination_canonical_service] = or(up?.canonicalService, UNKNOWN);
+    out[L.destination_canonical_revision] = or(up?.canonicalRevision, UNKNOWN);
+    out[L.destination_service_name] = or(serviceName, UNKNOWN);
+    out[L.destination_service_namespace] = or(service?.namespace, UNKNOWN);
+    out[L.destination_cluster] = or(up?.cluster, UNKNOWN);
+    out[L.connection_security_policy] = peerSan !== '' && localSan !== '' ? 'mutual_tls' : 'none';
+    return;
   }
+  out[L.destination_workload] = local.workload;
+  out[L.destination_workload_namespace] = local.namespace;
+  out[L.destination_principal] = or(localSan, UNKNOWN);
+  out[L.destination_app] = local.app;
+  out[L.destination_version] = local.version;
+  out[L.destination_service] = serviceHost !== '' ? serviceHost : local.canonicalService;
+  out[L.destination_canonical_service] = local.canonicalService;
+  out[L.destination_canonical_revision] = local.canonicalRevision;
+  out[L.destination_service_name] = serviceName !== '' ? serviceName : local.canonicalService;
   out[L.destination_service_namespace] = local.namespace;
   out[L.destination_cluster] = local.cluster;
   // Server side: mutual TLS only when both SANs are known.
