@@ -17,6 +17,7 @@
  * answered like `BlackHoleCluster` (502, cluster `BlackHoleCluster`) and counted. `allowLoopback`
  * (`loopbackPassthrough`) lifts the first rule for single-host setups and tests, never the second.
  */
+import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import type { RefusalReason } from './listener-limits.js';
@@ -27,7 +28,25 @@ export interface DestinationGuard {
   addOwnPort(port: number): void;
   /** The reason to refuse `host:port`, or undefined when the destination may be reached. */
   check(host: string, port: number): RefusalReason | undefined;
+  /**
+   * For a destination given as a DNS name: resolve it once, check the address like an IP, and call back
+   * with the address the passthrough must connect to (so a name that resolves to loopback, or a DNS
+   * answer that changes between check and connect, cannot reach what an IP could not). `undefined` when
+   * the name does not resolve: the connect fails as it would have (UF).
+   */
+  resolve(host: string, port: number, done: (outcome: ResolvedDestination | undefined) => void): void;
 }
+
+/** What {@link DestinationGuard.resolve} found. */
+export type ResolvedDestination = { readonly address: string; readonly refused?: undefined } | { readonly refused: RefusalReason; readonly address: string };
+
+/** The resolver's signature (node's `dns.lookup` with one address). */
+export type LookupFn = (host: string, callback: (err: NodeJS.ErrnoException | null, address: string) => void) => void;
+
+const defaultLookup: LookupFn = (host, callback) => dns.lookup(host, (err, address) => callback(err, address));
+/** Resolved names kept this long (Envoy's default `dns_refresh_rate` is 5 s) and at most this many. */
+const RESOLVED_TTL_MS = 5000;
+const MAX_RESOLVED = 1024;
 
 /** True for 127.0.0.0/8, ::1, IPv4-mapped loopback, the unspecified addresses and `localhost` names. */
 export function isLoopbackHost(host: string): boolean {
@@ -48,7 +67,7 @@ export function isLoopbackHost(host: string): boolean {
  * Build the guard. `localAddresses` are addresses of this pod besides loopback (its instance IPs, the
  * bind address); the host's interface addresses are added, since 0.0.0.0 listeners answer on all of them.
  */
-export function createDestinationGuard(ownPorts: Iterable<number>, localAddresses: Iterable<string> = [], allowLoopback = false): DestinationGuard {
+export function createDestinationGuard(ownPorts: Iterable<number>, localAddresses: Iterable<string> = [], allowLoopback = false, lookup: LookupFn = defaultLookup): DestinationGuard {
   const ports = new Set<number>();
   for (const p of ownPorts) if (p > 0) ports.add(p);
   const local = new Set<string>();
@@ -56,15 +75,40 @@ export function createDestinationGuard(ownPorts: Iterable<number>, localAddresse
   for (const list of Object.values(os.networkInterfaces())) {
     for (const i of list ?? []) local.add(i.address.toLowerCase());
   }
+  // Bounded like every map fed by traffic: passthrough names come from the Host header.
+  const resolved = new Map<string, { readonly address: string; readonly expires: number }>();
+  const check = (host: string, port: number): RefusalReason | undefined => {
+    const h = host.toLowerCase();
+    const loopback = isLoopbackHost(h);
+    if (ports.has(port) && (loopback || local.has(h))) return 'own_port';
+    return loopback && !allowLoopback ? 'loopback_destination' : undefined;
+  };
+  const outcome = (address: string, port: number): ResolvedDestination => {
+    const refused = check(address, port);
+    return refused === undefined ? { address } : { refused, address };
+  };
   return {
     addOwnPort(port) {
       if (port > 0) ports.add(port);
     },
-    check(host, port) {
-      const h = host.toLowerCase();
-      const loopback = isLoopbackHost(h);
-      if (ports.has(port) && (loopback || local.has(h))) return 'own_port';
-      return loopback && !allowLoopback ? 'loopback_destination' : undefined;
+    check,
+    resolve(host, port, done) {
+      const key = host.toLowerCase();
+      const hit = resolved.get(key);
+      const now = Date.now();
+      if (hit !== undefined && hit.expires > now) {
+        done(outcome(hit.address, port));
+        return;
+      }
+      lookup(key, (err, address) => {
+        if (err || !address) {
+          done(undefined);
+          return;
+        }
+        if (resolved.size >= MAX_RESOLVED) resolved.clear();
+        resolved.set(key, { address, expires: Date.now() + RESOLVED_TTL_MS });
+        done(outcome(address, port));
+      });
     },
   };
 }

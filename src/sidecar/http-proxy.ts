@@ -11,6 +11,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../core/logger.js';
@@ -27,7 +28,7 @@ import { httpToGrpcStatus } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan, SpanStartInfo } from '../tracing/types.js';
-import type { DestinationGuard } from './destination-guard.js';
+import type { DestinationGuard, ResolvedDestination } from './destination-guard.js';
 import { createGrpcMessageCounter } from './grpc-frames.js';
 import type { ProxyRefusals } from './listener-limits.js';
 import type { GrpcMessageCounter } from './grpc-frames.js';
@@ -285,6 +286,9 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   private h2RespBytes = 0;
   private upHeaders: OutgoingHttpHeaders | undefined = undefined;
   private attempt = 0;
+  /** Passthrough to a DNS name: resolved and checked before the upstream call, then connected by address. */
+  private resolveName: string | undefined = undefined;
+  private passthroughAddress: string | undefined = undefined;
 
   constructor(
     private readonly l: Listener,
@@ -355,6 +359,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
         if (guard !== undefined) {
           const dst = splitAuthority(authority);
           const refused = guard.check(dst.host, dst.port ?? this.absolutePort ?? 80);
+          // A name is checked once resolved (below, before the upstream call).
+          if (refused === undefined && net.isIP(dst.host) === 0) this.resolveName = dst.host;
           if (refused !== undefined) {
             // What Envoy's blackhole filter chains do for such destinations (see destination-guard.ts).
             this.special = 'BlackHoleCluster';
@@ -423,6 +429,24 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       this.timer = setTimeout(onRouteTimeout, l.timeoutMs, this);
       this.timer.unref();
     }
+    if (this.resolveName !== undefined) {
+      const port = splitAuthority(authority).port ?? this.absolutePort ?? 80;
+      options.destinationGuard?.resolve(this.resolveName, port, (outcome) => this.onResolved(outcome));
+      return;
+    }
+    this.send();
+  }
+
+  /** The passthrough name resolved: refused like the IP it names, else the connection goes to that address. */
+  private onResolved(outcome: ResolvedDestination | undefined): void {
+    if (this.done) return;
+    if (outcome?.refused !== undefined) {
+      this.special = 'BlackHoleCluster';
+      this.l.options.refusals?.count('outbound', outcome.refused);
+      this.reply(502, 0);
+      return;
+    }
+    this.passthroughAddress = outcome?.address;
     this.send();
   }
 
@@ -614,7 +638,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     }
     // Passthrough: the original destination of the Host header.
     const { host, port } = splitAuthority(this.authority);
-    return { host, port: port ?? this.absolutePort ?? 80, h2: this.h2, tls: false };
+    return { host: this.passthroughAddress ?? host, port: port ?? this.absolutePort ?? 80, h2: this.h2, tls: false };
   }
 
   private send(): void {

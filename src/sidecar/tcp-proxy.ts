@@ -99,6 +99,19 @@ class TcpStatsSession {
   }
 }
 
+/**
+ * Envoy's tcp_proxy `idle_timeout` (1 h by default): no byte in either direction for `ms` closes both
+ * connections, counted (Envoy `tcp.<prefix>.idle_timeout`); the connection is recorded as closed, no flag.
+ * Every byte of both directions crosses the downstream socket, so its inactivity timer is the one to arm.
+ */
+function idleTimeout(down: Socket, up: Socket, options: TcpProxyOptions, role: 'inbound' | 'outbound'): void {
+  down.setTimeout(options.limits.tcpIdleTimeoutMs, () => {
+    options.refusals.count(role, 'tcp_idle_timeout');
+    up.destroy();
+    down.destroy();
+  });
+}
+
 /** Pipe `from` into `to` with backpressure, counting bytes. */
 function pump(from: Socket, to: Socket, count: (n: number) => void): void {
   from.on('data', (chunk: Buffer) => {
@@ -128,6 +141,7 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     // Half-open on every socket: a client's FIN must reach the app without cutting its answer.
     const up = net.connect({ host: options.app.host, port: options.app.port, allowHalfOpen: true });
     up.setNoDelay(true);
+    idleTimeout(down, up, options, 'inbound');
     let upReady = false;
     // Backpressure toward the app: node queues writes made while connecting and reports false past
     // its high-water mark (16 KiB), so the downstream is paused until the app side drains, both while
@@ -261,6 +275,7 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
         tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT, ep.identity), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
       : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
     up.setNoDelay(true);
+    idleTimeout(down, up, options, 'outbound');
     const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
     if (useTls) {
       up.once('secureConnect', () => {

@@ -11,6 +11,12 @@ import type { WorkloadMetadata } from '../../src/metadata/types.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
 import type { SidecarOptions } from '../../src/sidecar/options.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { createHttpProxyHandler } from '../../src/sidecar/http-proxy.js';
+import { createProxyRefusals } from '../../src/sidecar/listener-limits.js';
+import { createReportingTicker } from '../../src/sidecar/reporting-ticker.js';
+import { createSidecarTelemetry } from '../../src/sidecar/telemetry-binding.js';
+import { createUpstreamPool } from '../../src/sidecar/upstream.js';
 
 /** Every port on 0, every listener on loopback. */
 export const EPHEMERAL = { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 } as const;
@@ -263,4 +269,28 @@ export async function requestCount(sc: Sidecar, match: Record<string, string> = 
     if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) n += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return n;
+}
+
+/**
+ * A proxy handler built outside a sidecar (createHttpProxyHandler with hand-made parts), served on a
+ * loopback port; closes the server, the pool and the telemetry with `cleanups`.
+ */
+export async function serveHandler(
+  cleanups: Cleanups,
+  options: Omit<Parameters<typeof createHttpProxyHandler>[0], 'telemetry' | 'pool' | 'ticker' | 'logger'>,
+): Promise<{ port: number; telemetry: ReturnType<typeof createSidecarTelemetry> }> {
+  const telemetry = createSidecarTelemetry({ local: workload('productpage', 'bookinfo-productpage'), nodeId: 'sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local', enabled: true });
+  const pool = createUpstreamPool();
+  // Refusals count in the same registry as the records, as in a sidecar.
+  const refusals = createProxyRefusals(telemetry.registry);
+  const handler = createHttpProxyHandler({ refusals, ...options, telemetry, pool, ticker: createReportingTicker(0), logger: silentLogger });
+  const server = http.createServer(handler as http.RequestListener);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await pool.close();
+    telemetry.close();
+  });
+  return { port: (server.address() as AddressInfo).port, telemetry };
 }

@@ -3,16 +3,9 @@
  * heads node's parser rejects (Envoy: the codec error's local reply, flag DPE), and a bug that
  * throws on the request path (a 500, never an exception into node's server).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/core/logger.js';
-import { createHttpProxyHandler } from '../../src/sidecar/http-proxy.js';
 import type { ServiceRegistry } from '../../src/sidecar/registry.js';
-import { createReportingTicker } from '../../src/sidecar/reporting-ticker.js';
-import { createSidecarTelemetry } from '../../src/sidecar/telemetry-binding.js';
-import { createUpstreamPool } from '../../src/sidecar/upstream.js';
-import { eventually, httpApp, rawExchange, refused, requestCount, send, sidecar, workload } from './helpers.js';
+import { eventually, httpApp, rawExchange, refused, requestCount, send, serveHandler, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
@@ -67,25 +60,13 @@ describe('Requests the HTTP parser rejects', () => {
 
 describe('A throw on the request path', () => {
   it('becomes a recorded 500, never an exception into node\'s server', async () => {
-    const telemetry = createSidecarTelemetry({ local: workload('productpage', 'bookinfo-productpage'), nodeId: 'sidecar~10.0.0.1~p.default~default.svc.cluster.local', enabled: true });
-    const pool = createUpstreamPool();
-    const ticker = createReportingTicker(0);
     const broken = {
       resolve() {
         throw new Error('registry bug');
       },
       hasHost: () => false,
     } as unknown as ServiceRegistry;
-    const handler = createHttpProxyHandler({ direction: 'outbound', telemetry, pool, ticker, logger: silentLogger, registry: broken });
-    const server = http.createServer(handler as http.RequestListener);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await pool.close();
-      telemetry.close();
-    });
-    const port = (server.address() as AddressInfo).port;
+    const { port, telemetry } = await serveHandler(cleanups, { direction: 'outbound', registry: broken });
     for (let i = 0; i < 3; i++) expect((await send(port, { host: 'reviews:9080' })).status).toBe(500);
     await eventually(async () => {
       const body = await telemetry.registry.metrics();

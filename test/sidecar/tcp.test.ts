@@ -240,3 +240,41 @@ describe('Sidecar TCP backpressure', () => {
     expect(accepted).toBeLessThan(24 * 1024 * 1024);
   });
 });
+
+describe('Sidecar TCP idle timeout', () => {
+  it('closes a connection idle for tcpIdleTimeoutMs on both listeners, counts it and records the close', async () => {
+    const appPort = await echoApp();
+    const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' }, limits: { tcpIdleTimeoutMs: 300 } });
+    cleanups.push(server.close);
+    const client = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'reviews', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: server.ports.inbound } }] }] },
+      serviceListeners: [{ host: 'reviews', port: 9000, listenPort: 0 }],
+      limits: { tcpIdleTimeoutMs: 600 },
+    });
+    cleanups.push(client.close);
+    const started = Date.now();
+    const echoed = await new Promise<{ data: string; closedAfter: number }>((resolve, reject) => {
+      let data = '';
+      const s = net.connect(client.ports.serviceListeners[0]!, '127.0.0.1', () => s.write('ping'));
+      s.on('data', (c: Buffer) => (data += c.toString()));
+      // Activity resets the timer: a byte every 150 ms for 600 ms keeps the connection open.
+      let n = 0;
+      const t = setInterval(() => (n++ < 4 ? s.write('.') : clearInterval(t)), 150);
+      s.on('close', () => resolve({ data, closedAfter: Date.now() - started }));
+      s.on('error', reject);
+    });
+    expect(echoed.data.startsWith('ping....')).toBe(true);
+    // Closed by the inbound side's 300 ms once the client stopped writing (not before 600 ms of activity).
+    expect(echoed.closedAfter).toBeGreaterThanOrEqual(600);
+    expect(echoed.closedAfter).toBeLessThan(5000);
+    await eventually(async () => {
+      const refusedLine = (await series(server, 'meshtel_proxy_refused_total')).find((l) => l.includes('reason="tcp_idle_timeout"'));
+      expect(refusedLine?.endsWith(' 1')).toBe(true);
+      const closed = await series(server, 'istio_tcp_connections_closed_total');
+      expect(closed).toHaveLength(1);
+      expect(closed[0]).toContain('response_flags="-"');
+      expect((await series(client, 'istio_tcp_connections_closed_total')).length).toBe(1);
+    });
+  });
+});
