@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { MetadataExchangeMode, PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
+import { NativeHistogramConfig, type NativeHistogramOptions } from '../stats/native-histogram.js';
 import type { HopTracer } from '../tracing/types.js';
 import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
 import type { ListenerLimits } from './listener-limits.js';
@@ -114,6 +115,12 @@ export interface SidecarOptions {
   readonly prometheusAnnotations?: string;
   /** Largest app metrics page merged on :15020 (MESHTEL_APP_SCRAPE_MAX_BYTES, default 10 MiB as in pilot-agent). */
   readonly appScrapeMaxBytes?: number;
+  /**
+   * Native histograms on the three istio histograms, served in protobuf beside the classic buckets
+   * (MESHTEL_NATIVE_HISTOGRAMS, MESHTEL_NATIVE_HISTOGRAM_SCHEMA, MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS); off by
+   * default because Prometheus 2.42–2.44 then drops the classic `_bucket` series (docs/architecture.md).
+   */
+  readonly nativeHistograms?: boolean | NativeHistogramOptions;
   readonly tracer?: HopTracer;
   readonly logger?: Logger;
   /** Registry for the proxy metrics (default: a fresh one). */
@@ -140,6 +147,8 @@ export interface ResolvedSidecarOptions {
   readonly timeoutMs: number;
   readonly prometheusAnnotations: string | undefined;
   readonly appScrapeMaxBytes: number;
+  /** Native-histogram settings, undefined when off. */
+  readonly nativeHistograms: NativeHistogramOptions | undefined;
 }
 
 const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
@@ -210,6 +219,7 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     appScrapeMaxBytes:
       parseIntInRange(options.appScrapeMaxBytes ?? env.MESHTEL_APP_SCRAPE_MAX_BYTES, options.appScrapeMaxBytes !== undefined ? 'appScrapeMaxBytes' : 'MESHTEL_APP_SCRAPE_MAX_BYTES', 1, 2 ** 31 - 1) ??
       DEFAULT_MAX_APP_SCRAPE_BYTES,
+    nativeHistograms: resolveNativeHistograms(options.nativeHistograms, env),
   };
   return deepFreeze(resolved);
 }
@@ -226,6 +236,23 @@ function boundedMs(option: number | undefined, env: Env, field: string, envName:
     throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${origin} must be a duration between ${min}ms and 24h, got ${quote(raw)}`, { field: origin, value: raw });
   }
   return ms;
+}
+
+/**
+ * Native histograms: the option, else MESHTEL_NATIVE_HISTOGRAMS (a schema or bucket variable alone does not turn
+ * them on). Validated here, so a bad value stops the sidecar at start with the field named.
+ */
+function resolveNativeHistograms(option: boolean | NativeHistogramOptions | undefined, env: Env): NativeHistogramOptions | undefined {
+  const on = option !== undefined ? option !== false : (parseBool(env.MESHTEL_NATIVE_HISTOGRAMS, 'MESHTEL_NATIVE_HISTOGRAMS') ?? false);
+  if (!on) return undefined;
+  if (typeof option === 'object') {
+    const c = new NativeHistogramConfig(option, 'nativeHistograms');
+    return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets };
+  }
+  const schema = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_SCHEMA, 'MESHTEL_NATIVE_HISTOGRAM_SCHEMA', -4, 8);
+  const maxBuckets = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS, 'MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS', 0, 100_000);
+  const c = new NativeHistogramConfig({ ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) });
+  return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets };
 }
 
 function missing(field: string): never {

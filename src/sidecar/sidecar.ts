@@ -86,6 +86,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     propagation: options.propagation,
     ...(options.telemetryResources ? { telemetry: options.telemetryResources } : {}),
     reportingIntervalMs: config.reportingIntervalMs,
+    ...(config.nativeHistograms !== undefined ? { nativeHistograms: config.nativeHistograms } : {}),
     tracer: options.tracer,
     registry: options.registry,
   });

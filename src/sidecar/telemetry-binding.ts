@@ -11,6 +11,7 @@ import { createTcpMetadataExchange } from '../exchange/tcp-exchange.js';
 import type { PropagationMethod } from '../exchange/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
+import type { NativeHistogramOptions } from '../stats/native-histogram.js';
 import { createIstioStats } from '../stats/istio-stats.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { createNoopTracing } from '../tracing/noop.js';
@@ -31,6 +32,8 @@ export interface SidecarTelemetryOptions {
   readonly telemetry?: TelemetryConfig;
   /** TCP byte-delta report interval (the stats stage runs the timer). */
   readonly reportingIntervalMs?: number;
+  /** Native histograms beside the classic ones (protobuf exposition only); off when absent. */
+  readonly nativeHistograms?: NativeHistogramOptions;
   readonly tracer?: HopTracer;
   /** Registry to register the proxy metrics in; a fresh one by default. */
   readonly registry?: Registry;
@@ -67,6 +70,7 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     registry,
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.reportingIntervalMs !== undefined ? { tcpReportingIntervalMs: options.reportingIntervalMs } : {}),
+    ...(options.nativeHistograms !== undefined ? { nativeHistograms: options.nativeHistograms } : {}),
   });
   return {
     enabled: true,

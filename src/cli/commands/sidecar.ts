@@ -16,6 +16,7 @@ import type { PayloadProfile } from '../../metadata/types.js';
 import { loadWorkloadMetadata } from '../../metadata/workload.js';
 import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
 import type { PortProtocol } from '../../sidecar/registry.js';
+import type { NativeHistogramOptions } from '../../stats/native-histogram.js';
 import { parseTelemetry } from '../../stats/telemetry-api.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
@@ -54,6 +55,9 @@ interface SidecarFlags {
   retries?: string;
   routeTimeout?: string;
   prometheusAnnotations?: string;
+  nativeHistograms?: boolean;
+  nativeHistogramSchema?: string;
+  nativeHistogramMaxBuckets?: string;
   metadataFile?: string;
   labelsPath?: string;
   annotationsPath?: string;
@@ -152,7 +156,21 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.retries !== undefined ? { retries: parseIntInRange(flags.retries, '--retries', 0, 10) } : {}),
     ...(flags.routeTimeout !== undefined ? { timeoutMs: parseDurationMs(flags.routeTimeout, '--route-timeout') } : {}),
     ...(flags.prometheusAnnotations !== undefined ? { prometheusAnnotations: flags.prometheusAnnotations } : {}),
+    ...nativeHistogramFlags(flags),
   };
+}
+
+/** `--native-histograms [--native-histogram-schema n] [--native-histogram-max-buckets n]`; the last two need the first. */
+function nativeHistogramFlags(flags: SidecarFlags): { nativeHistograms?: NativeHistogramOptions } {
+  const schema = parseIntInRange(flags.nativeHistogramSchema, '--native-histogram-schema', -4, 8);
+  const maxBuckets = parseIntInRange(flags.nativeHistogramMaxBuckets, '--native-histogram-max-buckets', 0, 100_000);
+  if (flags.nativeHistograms !== true) {
+    if (schema !== undefined || maxBuckets !== undefined) {
+      throw usage('--native-histogram-schema and --native-histogram-max-buckets need --native-histograms', '--native-histograms');
+    }
+    return {};
+  }
+  return { nativeHistograms: { ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) } };
 }
 
 /** Register `meshtel sidecar`. */
@@ -194,6 +212,9 @@ export function registerSidecarCommand(program: Command): void {
     .option('--retries <n>', 'retries on connection failure (2)')
     .option('--route-timeout <duration>', 'route timeout (none)')
     .option('--prometheus-annotations <json>', 'ISTIO_PROMETHEUS_ANNOTATIONS: {"scrape","path","port"} of the app metrics to merge')
+    .option('--native-histograms', 'native histograms beside the classic buckets, served in protobuf (MESHTEL_NATIVE_HISTOGRAMS; off)')
+    .option('--native-histogram-schema <n>', 'native histogram resolution, -4..8 (3: buckets grow by 9%)')
+    .option('--native-histogram-max-buckets <n>', 'populated native buckets per series before the resolution halves (160; 0 = no bound)')
     .option('--metadata-file <file>', 'YAML/JSON workload metadata (name, namespace, labels, ...) over the environment')
     .option('--labels-path <file>', 'downward-API pod labels (/etc/istio/pod/labels)')
     .option('--annotations-path <file>', 'downward-API pod annotations (/etc/istio/pod/annotations)')
