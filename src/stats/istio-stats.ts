@@ -31,6 +31,10 @@ import {
   ISTIO_BUILD,
   LABEL_INDEX,
   MESHTEL_LABEL_VALUE_REJECTED_TOTAL,
+  MESHTEL_LABEL_VALUE_TRUNCATED_TOTAL,
+  MESHTEL_SERIES_BUDGET_LIMIT_BYTES,
+  MESHTEL_SERIES_BUDGET_REFUSED_TOTAL,
+  MESHTEL_SERIES_BUDGET_USED_BYTES,
   MESHTEL_PEER_UNKNOWN_TOTAL,
   MESHTEL_SERIES_ACTIVE,
   MESHTEL_SERIES_EXPIRED_TOTAL,
@@ -53,6 +57,15 @@ import { createScope } from './attributes.js';
 import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric, type CustomMetricDefinition } from './custom-metrics.js';
 import { createRegistryCollectors } from './registry-bridge.js';
 import { NativeHistogramConfig, type NativeHistogramOptions } from './native-histogram.js';
+import {
+  DEFAULT_MAX_EXPOSITION_BYTES,
+  DEFAULT_MAX_LABEL_VALUE_LENGTH,
+  DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES,
+  MAX_EXEMPLAR_TRACE_ID_LENGTH,
+  PLAINTEXT_SERIES_SHARE,
+  SeriesBudget,
+  truncateLabelValue,
+} from './series-budget.js';
 
 /** Options of {@link createIstioStats}. */
 export interface IstioStatsOptions {
@@ -72,6 +85,26 @@ export interface IstioStatsOptions {
   readonly nativeHistograms?: boolean | NativeHistogramOptions;
   /** Series per metric before the overflow series takes over (default 10 000). */
   readonly maxSeriesPerMetric?: number;
+  /**
+   * Longest label value in UTF-16 code units (default 600, above the longest SPIFFE principal Kubernetes
+   * allows); longer values are cut deterministically (`series-budget.ts` `truncateLabelValue`) and counted
+   * in `meshtel_label_value_truncated_total{label}`.
+   */
+  readonly maxLabelValueLength?: number;
+  /**
+   * Byte budget of the istio_* and custom series of the exposition at their longest rendered form
+   * (default 64 MiB). New label sets past it go to the overflow series
+   * (`meshtel_series_budget_refused_total{budget="exposition"}`).
+   */
+  readonly maxExpositionBytes?: number;
+  /**
+   * The part of `maxExpositionBytes` label sets of plain-text peers may take (default 16 MiB): a peer
+   * whose identity came from metadata without an mTLS-verified principal, or server-side tag values
+   * of such a request (`meshtel_series_budget_refused_total{budget="plain_text"}`).
+   */
+  readonly maxPlainTextExpositionBytes?: number;
+  /** Series per metric plain-text peers' label sets may take (default a quarter of `maxSeriesPerMetric`). */
+  readonly maxPlainTextSeriesPerMetric?: number;
   /** Per-label allowed values; other values become `overflow`. */
   readonly labelAllowList?: Readonly<Record<string, readonly string[]>>;
   /** Remove series untouched for this long (ms); 0 = never (default). */
@@ -158,7 +191,7 @@ interface ModeState {
   /** Expressions any enabled plan of this mode uses. */
   readonly exprIds: readonly number[];
   /** Tags per custom metric family name: ALL_METRICS and matching `customMetric` dimensions, sorted by name. */
-  readonly customTags: ReadonlyMap<string, readonly { readonly prefix: string; readonly expr: CompiledExpression }[]>;
+  readonly customTags: ReadonlyMap<string, readonly { readonly prefix: string; readonly name: string; readonly expr: CompiledExpression }[]>;
 }
 
 /**
@@ -169,6 +202,8 @@ interface ModeState {
  */
 interface Group {
   gen: number;
+  /** Charged to the plain-text share of the budget (see {@link PeerContext.plainText}). */
+  readonly plainText: boolean;
   readonly s: (Series | undefined)[];
   /** Rendered label string per metric; undefined for metrics not in the group or disabled. */
   readonly keys: (string | undefined)[];
@@ -184,6 +219,8 @@ interface PeerContext {
   readonly special: SpecialCluster | undefined;
   readonly authority: string;
   readonly values: string[];
+  /** The identity is a plain-text claim: a peer from MX without an mTLS-verified principal. */
+  readonly plainText: boolean;
   groups: Map<number, Group>;
   strGroups: Map<string, Group> | undefined;
 }
@@ -223,6 +260,15 @@ class IstioStatsImpl implements IstioStats {
   private readonly errorsFam: Family;
   private readonly activeFam: Family;
   private readonly exprErrorsFam: Family;
+  private readonly truncatedFam: Family;
+  private readonly budgetRefusedFam: Family;
+  private readonly budgetUsedFam: Family;
+  private readonly budgetLimitFam: Family;
+  private readonly budget: SeriesBudget;
+  private readonly maxLabelLength: number;
+  private readonly truncated = new Map<string, number>();
+  /** Label name per expression id (the first tag that uses it), for the truncation counter. */
+  private readonly exprLabels: string[] = [];
   private readonly modes: readonly ModeState[];
   private readonly custom: readonly CompiledCustomMetric[];
   private readonly exprs: CompiledExpression[] = [];
@@ -257,6 +303,13 @@ class IstioStatsImpl implements IstioStats {
     this.ttlMs = parseIntInRange(o.seriesTtlMs, 'seriesTtlMs', 0, 365 * 24 * 3_600_000) ?? 0;
     this.tcpIntervalMs =
       parseIntInRange(o.tcpReportingIntervalMs ?? o.telemetry?.reportingIntervalMs, 'tcpReportingIntervalMs', 0, 24 * 3_600_000) ?? 5000;
+    this.maxLabelLength = parseIntInRange(o.maxLabelValueLength, 'maxLabelValueLength', 16, 65_536) ?? DEFAULT_MAX_LABEL_VALUE_LENGTH;
+    const maxBytes = parseIntInRange(o.maxExpositionBytes, 'maxExpositionBytes', 65_536, 2 ** 40) ?? DEFAULT_MAX_EXPOSITION_BYTES;
+    const maxPlain =
+      parseIntInRange(o.maxPlainTextExpositionBytes, 'maxPlainTextExpositionBytes', 0, maxBytes) ??
+      Math.min(DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES, Math.floor(maxBytes / 4));
+    const plainCap = parseIntInRange(o.maxPlainTextSeriesPerMetric, 'maxPlainTextSeriesPerMetric', 0, cap) ?? Math.ceil(cap / PLAINTEXT_SERIES_SHARE);
+    this.budget = new SeriesBudget({ maxBytes, maxPlainTextBytes: maxPlain });
 
     const buckets = o.buckets ?? {};
     for (const k of Object.keys(buckets)) {
@@ -279,6 +332,10 @@ class IstioStatsImpl implements IstioStats {
       const native = new NativeHistogramConfig(o.nativeHistograms === true ? {} : o.nativeHistograms);
       for (const f of this.istio) if (f.type === 'histogram') f.native = native;
     }
+    for (const f of this.istio) {
+      f.budget = this.budget;
+      f.plainTextCap = plainCap;
+    }
     this.build = new Family(ISTIO_BUILD, 'gauge', 'Istio component build: 1 with the proxy version as tag.', 1);
     const buildSeries = this.build.get(`component="proxy",tag="${escapeLabelValue(o.local.istioVersion || 'unknown')}"`, 0);
     buildSeries.epoch = Number.MAX_SAFE_INTEGER;
@@ -294,6 +351,22 @@ class IstioStatsImpl implements IstioStats {
     this.expiredFam = new Family(MESHTEL_SERIES_EXPIRED_TOTAL, 'counter', 'Series removed after seriesTtlMs without updates.', 64);
     this.errorsFam = new Family(MESHTEL_STATS_ERRORS_TOTAL, 'counter', 'Recordings dropped because of an internal error.', 1);
     this.activeFam = new Family(MESHTEL_SERIES_ACTIVE, 'gauge', 'Live series per istio metric.', 64);
+    this.truncatedFam = new Family(
+      MESHTEL_LABEL_VALUE_TRUNCATED_TOTAL,
+      'counter',
+      'Label values cut to maxLabelValueLength (counted once per peer context or label set, not per request).',
+      256,
+    );
+    this.budgetRefusedFam = new Family(
+      MESHTEL_SERIES_BUDGET_REFUSED_TOTAL,
+      'counter',
+      'New label sets sent to the overflow series because the exposition budget or the plain-text share was spent.',
+      2,
+    );
+    this.budgetUsedFam = new Family(MESHTEL_SERIES_BUDGET_USED_BYTES, 'gauge', 'Bytes the live series take at their longest rendered form.', 2);
+    this.budgetLimitFam = new Family(MESHTEL_SERIES_BUDGET_LIMIT_BYTES, 'gauge', 'Configured exposition byte budgets.', 2);
+    (this.budgetLimitFam.get('budget="exposition"', 0) as ScalarSeries).value = maxBytes;
+    (this.budgetLimitFam.get('budget="plain_text"', 0) as ScalarSeries).value = maxPlain;
 
     if (o.labelAllowList !== undefined) {
       this.allow = new Map();
@@ -306,6 +379,10 @@ class IstioStatsImpl implements IstioStats {
     }
 
     this.custom = compileCustomMetrics(o.definitions, cap);
+    for (const c of this.custom) {
+      c.family.budget = this.budget;
+      c.family.plainTextCap = plainCap;
+    }
     this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
     this.exprErrorsFam = new Family(
       MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL,
@@ -380,8 +457,11 @@ class IstioStatsImpl implements IstioStats {
       const entries: PlanEntry[] = [];
       const push = (name: string, stdIdx: number, expr: CompiledExpression | undefined): void => {
         const e = expr === undefined ? -1 : this.internExpr(expr);
-        if (e >= 0) exprIds.add(e);
         const n = sanitizeLabelName(name);
+        if (e >= 0) {
+          exprIds.add(e);
+          this.exprLabels[e] ??= n;
+        }
         entries.push({ prefix: `${entries.length === 0 ? '' : ','}${n}="`, name: n, std: stdIdx, expr: e });
       };
       for (const i of std) {
@@ -402,7 +482,7 @@ class IstioStatsImpl implements IstioStats {
     const used = [...exprIds].filter((id) => plans.some((p) => !p.disabled && p.entries.some((e) => e.expr === id)));
     // istio_stats.cc: a dimension without a metric name is added to every custom metric too; one
     // with `match.customMetric` to that custom metric only. Tags are per custom metric, sorted by name.
-    const customTags = new Map<string, readonly { readonly prefix: string; readonly expr: CompiledExpression }[]>();
+    const customTags = new Map<string, readonly { readonly prefix: string; readonly name: string; readonly expr: CompiledExpression }[]>();
     for (const c of this.custom) {
       const name = c.family.name.slice('istio_'.length);
       const dims = new Map<string, CompiledExpression>();
@@ -418,6 +498,7 @@ class IstioStatsImpl implements IstioStats {
         c.family.name,
         [...dims.keys()].sort().map((tag, i) => ({
           prefix: `${i === 0 ? '' : ','}${sanitizeLabelName(tag)}="`,
+          name: sanitizeLabelName(tag),
           expr: dims.get(tag) as CompiledExpression,
         })),
       );
@@ -450,7 +531,7 @@ class IstioStatsImpl implements IstioStats {
         const key = ((flags * 2 + proto) * 19 + (grpc + 2)) * 1000 + code;
         g = ctx.groups.get(key);
         if (g === undefined || g.gen !== this.gen) {
-          g = this.buildGroup(mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
+          g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
           if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
           ctx.groups.set(key, g);
         }
@@ -466,14 +547,14 @@ class IstioStatsImpl implements IstioStats {
         c.value += 1;
         c.epoch = ep;
         if (c.overflow) (fams[METRIC.REQUESTS] as Family).overflowCount++;
-        if (a.traceId !== undefined && a.traceId !== '') c.exemplar = { traceId: a.traceId, value: 1, timestamp: this.clock() / 1000 };
+        if (hasExemplar(a.traceId)) c.exemplar = { traceId: a.traceId, value: 1, timestamp: this.clock() / 1000 };
       }
       // Envoy: requestComplete() in integer milliseconds (truncated).
       const d = a.durationMs > 0 ? Math.trunc(a.durationMs) : 0;
       this.observe(g, METRIC.DURATION, d, ep, a.traceId);
       this.observe(g, METRIC.REQUEST_BYTES, a.requestBytes > 0 ? a.requestBytes : 0, ep, undefined);
       this.observe(g, METRIC.RESPONSE_BYTES, a.responseBytes > 0 ? a.responseBytes : 0, ep, undefined);
-      if (this.custom.length > 0) this.recordCustom(mode, createScope(this.local, a, a, a.reporter));
+      if (this.custom.length > 0) this.recordCustom(mode, createScope(this.local, a, a, a.reporter), plainTextScope(ctx));
     } catch (err) {
       this.fail(err);
     }
@@ -486,7 +567,7 @@ class IstioStatsImpl implements IstioStats {
     const i = observe(h, fam, v);
     h.epoch = ep;
     if (h.overflow) fam.overflowCount++;
-    if (traceId !== undefined && traceId !== '') {
+    if (hasExemplar(traceId)) {
       h.exemplars ??= new Array<undefined>(h.counts.length);
       h.exemplars[i] = { traceId, value: v, timestamp: this.clock() / 1000 };
     }
@@ -503,7 +584,7 @@ class IstioStatsImpl implements IstioStats {
       if (mode.exprIds.length === 0) {
         let found = ctx.groups.get(-1);
         if (found === undefined || found.gen !== this.gen) {
-          found = this.buildGroup(mode, MSG_METRICS, ctx.values, undefined);
+          found = this.buildGroup(ctx, mode, MSG_METRICS, ctx.values, undefined);
           ctx.groups.set(-1, found);
         }
         g = found;
@@ -525,7 +606,7 @@ class IstioStatsImpl implements IstioStats {
     if (s === undefined) {
       const key = g.keys[m];
       if (key === undefined) return;
-      s = (this.istio[m] as Family).get(key, this.epoch) as ScalarSeries;
+      s = (this.istio[m] as Family).get(key, this.epoch, g.plainText) as ScalarSeries;
       g.s[m] = s;
     }
     s.value += delta;
@@ -565,7 +646,7 @@ class IstioStatsImpl implements IstioStats {
       const key = -2 - flags;
       let g = ctx.groups.get(key);
       if (g === undefined || g.gen !== this.gen) {
-        g = this.buildGroup(mode, TCP_METRICS, build(), undefined);
+        g = this.buildGroup(ctx, mode, TCP_METRICS, build(), undefined);
         if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
         ctx.groups.set(key, g);
       }
@@ -575,11 +656,11 @@ class IstioStatsImpl implements IstioStats {
   }
 
   /** @internal */
-  connClosed(conn: TcpConn, attrs: ConnectionAttributes | undefined): void {
+  connClosed(conn: TcpConn, attrs: ConnectionAttributes | undefined, ctx: PeerContext): void {
     this.openConns.delete(conn);
     if (this.custom.length > 0 && attrs !== undefined) {
       try {
-        this.recordCustom(this.modes[attrs.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState, createScope(this.local, attrs, undefined, attrs.reporter));
+        this.recordCustom(this.modes[attrs.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState, createScope(this.local, attrs, undefined, attrs.reporter), plainTextScope(ctx));
       } catch (err) {
         this.fail(err);
       }
@@ -590,13 +671,13 @@ class IstioStatsImpl implements IstioStats {
    * Custom metrics (istio_stats.cc `recordCustomMetrics`): tags and value evaluated now; the series is
    * found by its rendered tags (a string lookup: custom metrics are opt-in and off the fast path).
    */
-  private recordCustom(mode: ModeState, scope: ExpressionScope): void {
+  private recordCustom(mode: ModeState, scope: ExpressionScope, plainText: boolean): void {
     for (const c of this.custom) {
       let labels = '';
-      for (const t of mode.customTags.get(c.family.name) ?? []) labels += `${t.prefix}${escapeLabelValue(t.expr.evaluate(scope))}"`;
+      for (const t of mode.customTags.get(c.family.name) ?? []) labels += `${t.prefix}${escapeLabelValue(this.capValue(t.expr.evaluate(scope), t.name))}"`;
       const raw = c.value.evaluate(scope);
       const amount = raw === 'unknown' ? 0 : simpleAtoiUnsigned(raw);
-      const s = c.family.get(labels, this.epoch);
+      const s = c.family.get(labels, this.epoch, plainText);
       s.epoch = this.epoch;
       if (c.type === 'HISTOGRAM') observe(s as HistogramSeries, c.family, amount);
       else if (c.type === 'GAUGE') (s as ScalarSeries).value = amount;
@@ -663,6 +744,8 @@ class IstioStatsImpl implements IstioStats {
     }
     const values = new Array<string>(HTTP_LABELS.length).fill('');
     derivePeerLabels(this.localValues, a, auth !== '', auth, values);
+    // The length cap, once per peer context (the context is cached by peer object, so once per peer).
+    for (let i = 0; i < values.length; i++) values[i] = this.capValue(values[i] as string, HTTP_LABELS[i] as string);
     const ctx: PeerContext = {
       reporter,
       upstreamPeer: up,
@@ -672,6 +755,7 @@ class IstioStatsImpl implements IstioStats {
       special,
       authority: auth,
       values,
+      plainText: peerPrincipal === '' && (peer !== null || up !== null),
       groups: new Map(),
       strGroups: undefined,
     };
@@ -703,14 +787,23 @@ class IstioStatsImpl implements IstioStats {
     ctx.strGroups ??= new Map();
     let g = ctx.strGroups.get(key);
     if (g === undefined || g.gen !== this.gen) {
-      g = this.buildGroup(mode, metrics, values(), exprVals);
+      g = this.buildGroup(ctx, mode, metrics, values(), exprVals);
       if (ctx.strGroups.size >= GROUPS_PER_CONTEXT) ctx.strGroups.clear();
       ctx.strGroups.set(key, g);
     }
     return g;
   }
 
-  private buildGroup(mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
+  /** A label value within the length cap; a cut value is counted under its label name. */
+  private capValue(v: string, label: string): string {
+    if (v.length <= this.maxLabelLength) return v;
+    this.truncated.set(label, (this.truncated.get(label) ?? 0) + 1);
+    return truncateLabelValue(v, this.maxLabelLength);
+  }
+
+  private buildGroup(ctx: PeerContext, mode: ModeState, metrics: readonly number[], values: string[], exprVals: string[] | undefined): Group {
+    // Server-side tag values of a request without a verified principal are the caller's to choose.
+    const plainText = ctx.plainText || (exprVals !== undefined && ctx.peerPrincipal === '' && ctx.reporter !== 'source');
     const s = new Array<Series | undefined>(METRICS.length).fill(undefined);
     const keys = new Array<string | undefined>(METRICS.length).fill(undefined);
     const rendered = new Map<number, string>();
@@ -724,9 +817,9 @@ class IstioStatsImpl implements IstioStats {
         rendered.set(plan.keyId, key);
       }
       keys[m] = key;
-      if (eager) s[m] = (this.istio[m] as Family).get(key, this.epoch);
+      if (eager) s[m] = (this.istio[m] as Family).get(key, this.epoch, plainText);
     }
-    return { gen: this.gen, s, keys };
+    return { gen: this.gen, plainText, s, keys };
   }
 
   private renderKey(plan: MetricPlan, values: string[], exprVals: string[] | undefined): string {
@@ -748,7 +841,7 @@ class IstioStatsImpl implements IstioStats {
   private evalExprs(mode: ModeState, a: HttpStreamAttributes | undefined, ctx: PeerContext, conn?: ConnectionAttributes): string[] {
     const vals = new Array<string>(this.exprs.length).fill('unknown');
     const scope = createScope(this.local, a ?? (conn as ConnectionAttributes), a, ctx.reporter);
-    for (const id of mode.exprIds) vals[id] = (this.exprs[id] as CompiledExpression).evaluate(scope);
+    for (const id of mode.exprIds) vals[id] = this.capValue((this.exprs[id] as CompiledExpression).evaluate(scope), this.exprLabels[id] ?? '');
     return vals;
   }
 
@@ -788,8 +881,7 @@ class IstioStatsImpl implements IstioStats {
   private resetFamily(name: string): void {
     const f = this.istio.find((x) => x.name === name);
     if (f === undefined) return;
-    f.series.clear();
-    f.overflowSeries = undefined;
+    f.clear();
     // Groups still point at the dropped series: make them re-resolve.
     this.gen++;
   }
@@ -802,8 +894,14 @@ class IstioStatsImpl implements IstioStats {
       (this.activeFam.get(`metric="${f.name}"`, 0) as ScalarSeries).value = f.series.size + (f.overflowSeries ? 1 : 0);
     }
     for (const [label, n] of this.rejected) (this.rejectedFam.get(`label="${escapeLabelValue(label)}"`, 0) as ScalarSeries).value = n;
+    for (const [label, n] of this.truncated) (this.truncatedFam.get(`label="${escapeLabelValue(label)}"`, 0) as ScalarSeries).value = n;
+    const b = this.budget;
+    (this.budgetRefusedFam.get('budget="exposition"', 0) as ScalarSeries).value = b.refused;
+    (this.budgetRefusedFam.get('budget="plain_text"', 0) as ScalarSeries).value = b.plainTextRefused;
+    (this.budgetUsedFam.get('budget="exposition"', 0) as ScalarSeries).value = b.used;
+    (this.budgetUsedFam.get('budget="plain_text"', 0) as ScalarSeries).value = b.plainTextUsed;
     (this.errorsFam.get('', 0) as ScalarSeries).value = this.errors;
-    return [...this.istio, ...this.custom.map((c) => c.family), this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.expiredFam, this.activeFam, this.errorsFam, this.exprErrorsFam];
+    return [...this.istio, ...this.custom.map((c) => c.family), this.build, this.peerUnknown, this.overflowFam, this.rejectedFam, this.truncatedFam, this.expiredFam, this.activeFam, this.errorsFam, this.exprErrorsFam, this.budgetRefusedFam, this.budgetUsedFam, this.budgetLimitFam];
   }
 
   close(): void {
@@ -822,6 +920,16 @@ class IstioStatsImpl implements IstioStats {
  */
 function sameService(a: ServiceInfo | null, b: ServiceInfo | null): boolean {
   return a !== null && b !== null && a.host === b.host && a.name === b.name && a.namespace === b.namespace;
+}
+
+/** Only trace ids of a known longest form become exemplars, so an exemplar line has a bounded size. */
+function hasExemplar(traceId: string | undefined): traceId is string {
+  return traceId !== undefined && traceId !== '' && traceId.length <= MAX_EXEMPLAR_TRACE_ID_LENGTH;
+}
+
+/** Custom metric tags are the request's to choose: plain-text unless the caller is verified (or local). */
+function plainTextScope(ctx: PeerContext): boolean {
+  return ctx.plainText || (ctx.peerPrincipal === '' && ctx.reporter !== 'source');
 }
 
 /** One TCP connection's pending byte deltas. */
@@ -886,7 +994,7 @@ class TcpConn implements TcpConnectionStats {
     } catch (err) {
       this.stats.fail(err);
     }
-    this.stats.connClosed(this, this.attrs);
+    this.stats.connClosed(this, this.attrs, this.ctx);
     this.attrs = undefined;
   }
 }

@@ -8,6 +8,7 @@
  */
 
 import { NativeHistogram, type NativeHistogramConfig } from './native-histogram.js';
+import { seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 
 /** An exemplar: the trace id of one sampled observation (OpenMetrics only). */
 export interface Exemplar {
@@ -27,6 +28,10 @@ export class ScalarSeries {
   /** True for the overflow series of a full metric. */
   readonly overflow: boolean;
   exemplar: Exemplar | undefined = undefined;
+  /** Bytes this series holds in its family's {@link SeriesBudget}; 0 when unbudgeted. */
+  charge = 0;
+  /** True when the label set came from a plain-text peer (charged to the plain-text share). */
+  plainText = false;
   constructor(labels: string, epoch: number, overflow = false) {
     this.labels = labels;
     this.epoch = epoch;
@@ -47,6 +52,10 @@ export class HistogramSeries {
   exemplars: (Exemplar | undefined)[] | undefined = undefined;
   /** Native (sparse exponential) buckets of the same observations, when the family has them. */
   readonly native: NativeHistogram | undefined;
+  /** Bytes this series holds in its family's {@link SeriesBudget}; 0 when unbudgeted. */
+  charge = 0;
+  /** True when the label set came from a plain-text peer (charged to the plain-text share). */
+  plainText = false;
   constructor(labels: string, buckets: number, epoch: number, overflow = false, native?: NativeHistogramConfig) {
     this.labels = labels;
     this.counts = new Float64Array(buckets + 1);
@@ -93,12 +102,25 @@ export class Family {
   native: NativeHistogramConfig | undefined = undefined;
   /** Series removed by the TTL sweep. */
   expiredCount = 0;
+  /**
+   * The page's byte budget this family's series are admitted against (istio_* and custom metrics);
+   * undefined for self metrics, whose series count is fixed by their cap.
+   */
+  budget: SeriesBudget | undefined = undefined;
+  /** Series of plain-text peers allowed in this family (a share of {@link cap}). */
+  plainTextCap: number;
+  /** Live series of plain-text peers. */
+  plainTextCount = 0;
+  /** Longest rendered form of a series of this family: `fixed + repeats × label bytes`. */
+  readonly costShape: SeriesCostShape;
 
   constructor(name: string, type: 'counter' | 'gauge' | 'histogram', help: string, cap: number, buckets: readonly number[] = []) {
     this.name = name;
     this.type = type;
     this.help = help;
     this.cap = cap;
+    this.plainTextCap = cap;
+    this.costShape = seriesCostShape(name, type, buckets);
     this.buckets = buckets;
     this.bounds = Float64Array.from(buckets);
     this.smallIndex = new Uint16Array(buckets.length === 0 ? 0 : SMALL_VALUES);
@@ -108,18 +130,53 @@ export class Family {
     }
   }
 
-  /** The series for `labels`, created when new; the overflow series when the family is full. */
-  get(labels: string, epoch: number): Series {
+  /**
+   * The series for `labels`, created when new; the overflow series when the family is full, or when
+   * the page budget (or, for `plainText` label sets, the plain-text share) cannot take the new series.
+   * Called when a label group is built, never per request on the cached path.
+   */
+  get(labels: string, epoch: number, plainText = false): Series {
     const s = this.series.get(labels);
     if (s !== undefined) return s;
-    if (this.series.size >= this.cap) {
-      if (this.overflowSeries === undefined) this.overflowSeries = this.create(OVERFLOW_LABELS, epoch, true);
-      return this.overflowSeries;
+    if (this.series.size >= this.cap) return this.overflow(epoch);
+    let charge = 0;
+    if (this.budget !== undefined) {
+      if (plainText && this.plainTextCount >= this.plainTextCap) {
+        this.budget.plainTextRefused++;
+        return this.overflow(epoch);
+      }
+      charge = this.costShape.fixed + this.costShape.repeats * Buffer.byteLength(labels);
+      if (!this.budget.admit(charge, plainText)) return this.overflow(epoch);
     }
     const key = flatten(labels);
     const created = this.create(key, epoch, false);
+    if (charge > 0) {
+      created.charge = charge;
+      created.plainText = plainText;
+      if (plainText) this.plainTextCount++;
+    }
     this.series.set(key, created);
     return created;
+  }
+
+  private overflow(epoch: number): Series {
+    this.overflowSeries ??= this.create(OVERFLOW_LABELS, epoch, true);
+    return this.overflowSeries;
+  }
+
+  /** Remove one series, giving back its budget. */
+  private drop(key: string, s: Series): void {
+    this.series.delete(key);
+    if (s.charge > 0) {
+      this.budget?.release(s.charge, s.plainText);
+      if (s.plainText) this.plainTextCount--;
+    }
+  }
+
+  /** Remove every series (prom-client `resetMetrics()`), giving back their budget. */
+  clear(): void {
+    for (const [k, s] of this.series) this.drop(k, s);
+    this.overflowSeries = undefined;
   }
 
   private create(labels: string, epoch: number, overflow: boolean): Series {
@@ -133,7 +190,7 @@ export class Family {
     let n = 0;
     for (const [k, s] of this.series) {
       if (s.epoch < minEpoch) {
-        this.series.delete(k);
+        this.drop(k, s);
         n++;
       }
     }

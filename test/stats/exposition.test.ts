@@ -96,7 +96,9 @@ describe('renderMetrics()', () => {
   });
 
   it('streams 10,000 label sets in bounded chunks and lets the event loop run in between', async () => {
-    stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0 });
+    // A page past V8's string limit needs budgets raised far above their defaults (64 MiB, 16 MiB plain text).
+    const budgets = { maxExpositionBytes: 2 ** 31, maxPlainTextExpositionBytes: 2 ** 31, maxPlainTextSeriesPerMetric: 10_000 };
+    stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0, ...budgets });
     for (let i = 0; i < 10_000; i++) stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: `catalog-${i}` }) }));
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);

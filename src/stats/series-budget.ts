@@ -1,0 +1,140 @@
+/**
+ * What one input may cost the exposition (issue 11.1): a length cap on every label value and a byte
+ * budget on the page as a whole, with a smaller share for label sets whose peer identity is a
+ * plain-text claim. Without them, 12,000 spoofed plain-text peers with ~1,000-character names grew
+ * `:15090` to 3.4 GB and a real Prometheus marked the target down.
+ *
+ * Admission, not truncation of the page: a series' rendered size is known when it is created (its
+ * label string is rendered once, `series.ts`), so the recorder keeps a running byte total and sends a
+ * new label set to its metric's overflow series when the budget is spent. The request path never
+ * sees any of this: a label set is admitted or refused once, when its group is built, and a refused
+ * one keeps pointing at the overflow series like any cached series.
+ *
+ * The figures behind the defaults are in docs/security.md ("What a peer can cost").
+ */
+import { formatLe } from './definitions.js';
+
+/**
+ * Default longest label value, in UTF-16 code units. The longest value a real mesh produces is a
+ * SPIFFE principal `spiffe://<trust domain ≤253>/ns/<namespace ≤63>/sa/<service account ≤253>` =
+ * 586 characters; Kubernetes names and FQDNs are ≤ 253 (a Host header with a port ≤ 259).
+ */
+export const DEFAULT_MAX_LABEL_VALUE_LENGTH = 600;
+/** Default byte budget of the istio_* (and custom) series of the page: 64 MiB. */
+export const DEFAULT_MAX_EXPOSITION_BYTES = 64 * 1024 * 1024;
+/** Default share of {@link DEFAULT_MAX_EXPOSITION_BYTES} that plain-text peers' label sets may take: 16 MiB. */
+export const DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES = 16 * 1024 * 1024;
+/** Default share of `maxSeriesPerMetric` plain-text peers' label sets may take (a quarter). */
+export const PLAINTEXT_SERIES_SHARE = 4;
+/**
+ * Longest trace id kept as an exemplar (W3C/OTel ids are 32 hex digits, Jaeger's 16). Longer ids are
+ * recorded without an exemplar, so an exemplar line has a known longest form.
+ */
+export const MAX_EXEMPLAR_TRACE_ID_LENGTH = 32;
+
+/** Longest `String(number)` / `num()` output a sample value can have (`-1.7976931348623157e+308`). */
+const MAX_VALUE_CHARS = 24;
+/** ` # {trace_id="<≤32 code units, ≤3 bytes each>"} <value> <timestamp>` at its longest. */
+const MAX_EXEMPLAR_BYTES = ' # {trace_id="'.length + MAX_EXEMPLAR_TRACE_ID_LENGTH * 3 + '"} '.length + MAX_VALUE_CHARS + 1 + MAX_VALUE_CHARS;
+
+/**
+ * The longest form of one series of a family, as `fixed + repeats × labelBytes`: every line a
+ * series renders (text 0.0.4 or OpenMetrics, an exemplar on every line that can carry one, the
+ * longest value). A histogram repeats its label string on each `_bucket` line and on `_sum`/`_count`.
+ */
+export interface SeriesCostShape {
+  readonly fixed: number;
+  readonly repeats: number;
+}
+
+/** The cost shape of a family (computed once per family). */
+export function seriesCostShape(name: string, type: 'counter' | 'gauge' | 'histogram', buckets: readonly number[]): SeriesCostShape {
+  // `_total` may be appended in OpenMetrics (custom counters); `{`, `} ` and the newline.
+  const line = name.length + '_total'.length + '{} '.length + MAX_VALUE_CHARS + 1;
+  if (type !== 'histogram') return { fixed: line + (type === 'counter' ? MAX_EXEMPLAR_BYTES : 0), repeats: 1 };
+  let fixed = 0;
+  for (const b of [...buckets, Infinity]) fixed += line + ',le=""'.length + formatLe(b).length + MAX_EXEMPLAR_BYTES;
+  // _sum and _count
+  fixed += 2 * line;
+  return { fixed, repeats: buckets.length + 3 };
+}
+
+/** Options of {@link SeriesBudget}, validated by the recorder. */
+export interface SeriesBudgetLimits {
+  /** Bytes all budgeted series may take together. */
+  readonly maxBytes: number;
+  /** Bytes label sets of plain-text peers may take (≤ maxBytes). */
+  readonly maxPlainTextBytes: number;
+}
+
+/**
+ * The running byte total of the page. `admit` is called once per new series; `release` when the TTL
+ * sweep or a registry reset removes one. Refusals are counted per budget.
+ */
+export class SeriesBudget {
+  readonly maxBytes: number;
+  readonly maxPlainTextBytes: number;
+  /** Bytes held by live series (their longest form). */
+  used = 0;
+  /** The part of {@link used} held by plain-text peers' label sets. */
+  plainTextUsed = 0;
+  /** Series refused because the page budget was spent. */
+  refused = 0;
+  /** Series refused because the plain-text share (bytes or series per metric) was spent. */
+  plainTextRefused = 0;
+
+  constructor(limits: SeriesBudgetLimits) {
+    this.maxBytes = limits.maxBytes;
+    this.maxPlainTextBytes = limits.maxPlainTextBytes;
+  }
+
+  /** Take `bytes` for a new series, or count the refusal and return false. */
+  admit(bytes: number, plainText: boolean): boolean {
+    if (plainText && this.plainTextUsed + bytes > this.maxPlainTextBytes) {
+      this.plainTextRefused++;
+      return false;
+    }
+    if (this.used + bytes > this.maxBytes) {
+      this.refused++;
+      return false;
+    }
+    this.used += bytes;
+    if (plainText) this.plainTextUsed += bytes;
+    return true;
+  }
+
+  /** Give back what {@link admit} took for a series that is gone. */
+  release(bytes: number, plainText: boolean): void {
+    this.used -= bytes;
+    if (plainText) this.plainTextUsed -= bytes;
+  }
+}
+
+/**
+ * Cut a label value to `max` code units, deterministically: the first `max - 9` units, `~` and the
+ * FNV-1a hash of the rest (8 hex digits), so two long values that share a prefix stay two
+ * series. A surrogate pair is never split. Callers run it once per peer context or label set, never
+ * per request on the cached path.
+ */
+export function truncateLabelValue(value: string, max: number): string {
+  if (value.length <= max) return value;
+  if (max < 16) return cutAt(value, max);
+  const kept = cutAt(value, max - 9);
+  // The kept prefix is verbatim, so hashing the dropped tail is enough to keep values apart.
+  return `${kept}~${fnv1a(value, kept.length)}`;
+}
+
+function cutAt(value: string, n: number): string {
+  const c = value.charCodeAt(n - 1);
+  return value.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+}
+
+/** FNV-1a 32-bit over the UTF-16 code units from `from` on, as 8 hex digits (a stable tag, not a security hash). */
+function fnv1a(s: string, from: number): string {
+  let h = 0x811c9dc5 | 0;
+  for (let i = from; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
