@@ -18,7 +18,8 @@ afterEach(() => {
 
 /**
  * The recorder state behind test/fixtures/exposition/golden*.txt. Those files were rendered by meshtel before the
- * protobuf exposition existed (main at aea60ff, same steps): text and OpenMetrics must stay byte-identical.
+ * protobuf exposition existed (main at aea60ff, same steps; the meshtel_series_budget_* families of issue 11.1
+ * appended at the end): text and OpenMetrics must stay byte-identical.
  */
 function goldenStats(extra: Partial<IstioStatsOptions> = {}): IstioStats {
   const registry = new Registry();
