@@ -41,8 +41,8 @@ const discard: SpanExporter = {
 
 const registry = new Registry();
 const noop = createNoopTracing();
-const unsampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 0, env: {}, registry });
-const sampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 100, env: {}, registry });
+const unsampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 0, registry });
+const sampled = createTracing({ local, nodeId, exporter: discard, samplingPercent: 100, registry });
 
 const PARENT_SAMPLED = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const PARENT_UNSAMPLED = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00';
@@ -108,7 +108,6 @@ const collector = createTracing({
   nodeId,
   exporter: { export: (spans, done) => (batch.push(...spans), done({ code: 0 })), shutdown: () => Promise.resolve() },
   samplingPercent: 100,
-  env: {},
 });
 for (let i = 0; i < 512; i++) request(collector);
 await collector.shutdown();

@@ -140,7 +140,6 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
           exporter: 'otlp',
           endpoint: options.tracing.endpoint,
           samplingPercent: options.tracing.samplingPercent ?? 100,
-          env: {},
           logger,
         })
       : undefined;
@@ -250,7 +249,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       health: plan.next(),
       admin: plan.next(),
     });
-    const common = { bindAddress: '127.0.0.1', mesh, reportingIntervalMs, logger, env: {} };
+    const common = { bindAddress: '127.0.0.1', mesh, reportingIntervalMs, logger };
     const specs: { metadata: WorkloadMetadata; mode: DemoWorkload['mode']; options: Parameters<typeof startSidecar>[0] }[] = [
       {
         metadata: meta('mongodb-v1', 'mongodb', 'v1'),

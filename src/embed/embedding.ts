@@ -21,6 +21,8 @@ import type { IstioStats, IstioStatsOptions } from '../stats/istio-stats.js';
 import { parseTelemetry } from '../stats/telemetry-api.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import type { ServiceInfo } from '../stats/types.js';
+import { createApiTracing } from '../tracing/hop-tracer.js';
+import type { ApiTracingOptions } from '../tracing/hop-tracer.js';
 import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
 import { ConfigError } from '../core/errors.js';
@@ -42,7 +44,14 @@ export interface MeshtelEmbeddingOptions {
   readonly telemetry?: string | TelemetryConfig;
   /** Further stats options (buckets, series caps, TTL). */
   readonly stats?: Omit<IstioStatsOptions, 'local' | 'registry' | 'telemetry' | 'logger'>;
-  /** The tracer; default no tracing (`createNoopTracing()`); build one with `createTracing`. */
+  /**
+   * Spans through the application's own OpenTelemetry tracer provider (`@opentelemetry/api`): `true`, or the
+   * sampling / propagation / provider settings. An app that runs NodeSDK (or @fastify/otel) then finds meshtel's
+   * server and client spans inside its own traces; meshtel creates no provider. Default off (no spans; the
+   * request id is still generated).
+   */
+  readonly tracing?: boolean | Omit<ApiTracingOptions, 'local' | 'nodeId'>;
+  /** A prebuilt tracer (for example `createTracing` with a private exporter); wins over `tracing`. */
   readonly tracer?: HopTracer;
   /**
    * The service behind an outbound authority (`reviews:9080`), as a sidecar finds it in its registry.
@@ -111,7 +120,11 @@ export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): M
     logger,
     ...(telemetry !== undefined ? { telemetry } : {}),
   });
-  const tracer = options.tracer ?? createNoopTracing();
+  const tracer =
+    options.tracer ??
+    (options.tracing
+      ? createApiTracing({ ...(options.tracing === true ? {} : options.tracing), local: metadata, nodeId, logger })
+      : createNoopTracing());
   const resolver = options.resolveService ?? kubernetesServiceResolver(metadata.namespace);
   // Resolved once per authority: the request path does a Map lookup, not string parsing (STYLE §6).
   const resolved = new Map<string, ServiceInfo | null>();

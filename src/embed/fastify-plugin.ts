@@ -12,6 +12,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { context as otelContext } from '@opentelemetry/api';
 import { nodeHeaderGetter, nodeHeaderRemover } from '../exchange/http-exchange.js';
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { ExchangeExtract } from '../exchange/types.js';
@@ -126,16 +127,28 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     // The MX answer depends only on what the request carried, so it is set now rather than in an onSend hook
     // (a hook fewer on every reply); fastify writes it with the handler's headers.
     exchange.injectResponse(reply, replyHeaderSetter, extract);
-    if (traceHeaders !== undefined) inboundTraceContext.run(traceHeaders, next);
-    else next();
+    enter(state, next);
   });
 
   // Body parsing ran on stream events, outside the context entered above: enter it again for the handler.
   app.addHook('preHandler', (request, _reply, next) => {
-    const traceHeaders = (request as WithState)[STATE]?.traceHeaders;
-    if (traceHeaders !== undefined) inboundTraceContext.run(traceHeaders, next);
+    const state = (request as WithState)[STATE];
+    if (state !== undefined) enter(state, next);
     else next();
   });
+
+  /**
+   * Run the rest of the request inside the server span: as the OTel context when tracing records (an app with an
+   * SDK gets its own spans and meshtel's client spans as children), and as the headers the interceptor copies
+   * when the app has no context manager (trace-context.ts).
+   */
+  function enter(state: InboundState, next: () => void): void {
+    const headers = state.traceHeaders;
+    const ctx = tracing ? state.span.context : undefined;
+    if (ctx !== undefined) otelContext.with(ctx, headers !== undefined ? () => inboundTraceContext.run(headers, next) : next);
+    else if (headers !== undefined) inboundTraceContext.run(headers, next);
+    else next();
+  }
 
   function record(state: InboundState): void {
     const { request, reply } = state;

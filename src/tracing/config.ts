@@ -1,18 +1,27 @@
 /**
- * Tracing configuration: explicit options, then the standard `OTEL_*` environment variables
- * (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/), then Istio's
- * defaults (1 % random sampling, istio-telemetry-v2 spec §5). Validated once, then frozen; every bad
- * value is a `ConfigError` with code `MESHTEL_ERR_INVALID_TRACING` that quotes the value and names
- * where it came from.
+ * Tracing configuration. Validated once, then frozen; every bad option is a `ConfigError` with code
+ * `MESHTEL_ERR_INVALID_TRACING` that quotes the value and names the field.
  *
- * We read the variables ourselves, from `options.env` (default `process.env`), and hand the exporters
- * and the BatchSpanProcessor explicit values, so a test or an embedding can configure tracing without
- * touching the process environment.
+ * The standard `OTEL_*` variables are read by the OpenTelemetry SDK itself, not here: the OTLP and Jaeger
+ * exporters read their endpoint, headers, timeout, compression and certificates (`OTEL_EXPORTER_OTLP_*`,
+ * `OTEL_EXPORTER_JAEGER_*`), the BatchSpanProcessor reads `OTEL_BSP_*`, and the resource's env detector reads
+ * `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`. An explicit option is handed to the SDK and wins.
+ *
+ * meshtel reads only what the SDK cannot apply for it, with the SDK's own env helpers (@opentelemetry/core):
+ * - `OTEL_TRACES_SAMPLER(_ARG)`: Envoy samples by marking character 14 of `x-request-id` (request-id.ts), a
+ *   decision every hop of the mesh derives from the same id; an OTel sampler cannot make it, so the standard
+ *   sampler names are translated into Envoy's random-sampling percentage.
+ * - `OTEL_PROPAGATORS`: the hop extracts the first valid format in order, as Envoy's tracers read one format
+ *   (OTel's CompositePropagator lets a later format override an earlier one), so the list is ours to apply.
+ * - `OTEL_TRACES_EXPORTER`: meshtel builds the one exporter itself, behind its own counted, deadline-bounded
+ *   processor (the SDK's env-built pipeline would bypass `meshtel_spans_*`), so it needs the name.
+ * - `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`: only http/protobuf ships; a request for grpc is refused rather than
+ *   sent as protobuf-over-HTTP to a gRPC port.
  */
+import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
 import { ConfigError, quote } from '../core/errors.js';
-import type { Env } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { WorkloadMetadata } from '../metadata/types.js';
 
@@ -22,8 +31,8 @@ export type TracingExporterName = 'otlp' | 'jaeger' | 'console' | 'none';
 /** Propagation formats: W3C `traceparent`/`tracestate`, B3 single header `b3`, B3 multi `x-b3-*`. */
 export type PropagationFormat = 'tracecontext' | 'b3' | 'b3multi';
 
-/** Options for {@link createTracing} (src/tracing/tracer.ts). */
-export interface TracingOptions {
+/** What every hop tracer needs, whoever owns the tracer provider (src/tracing/hop-tracer.ts). */
+export interface HopTracingOptions {
   /** This proxy's identity: canonical service, namespace, mesh id, cluster, zone. */
   local: WorkloadMetadata;
   /** Envoy node id (`sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local`), the `node_id` tag. */
@@ -33,30 +42,38 @@ export interface TracingOptions {
    * Default: `OTEL_TRACES_SAMPLER(_ARG)` when set, else Istio's 1.0.
    */
   samplingPercent?: number;
+  /** Formats extracted (first valid wins, in this order) and injected (all). Default `OTEL_PROPAGATORS`, else tracecontext + b3multi. */
+  propagation?: readonly PropagationFormat[];
+  /** Add Istio's `istio.*` tags (proxyConfig.tracing.enableIstioTags, default true). */
+  istioTags?: boolean;
+  /** Where lifecycle events and "log once" warnings go; default silent. */
+  logger?: Logger;
+}
+
+/** Options for {@link createTracing} (src/tracing/tracer.ts) and the sidecar's NodeSDK (src/tracing/node-sdk.ts). */
+export interface TracingOptions extends HopTracingOptions {
   /**
    * Where sampled spans go. Default `OTEL_TRACES_EXPORTER`, else `otlp` (HTTP/protobuf to Jaeger's OTLP
    * port 4318). A `SpanExporter` instance is used as is (tests, embeddings with their own backend).
    */
   exporter?: TracingExporterName | SpanExporter;
   /**
-   * Backend URL. For `otlp` the traces URL (`http://jaeger:4318/v1/traces`; a bare origin gets `/v1/traces`);
-   * for `jaeger` the collector's Thrift-over-HTTP URL (`http://jaeger:14268/api/traces`), else spans go
-   * over UDP to the agent (`OTEL_EXPORTER_JAEGER_AGENT_HOST`/`_PORT`, default localhost:6832).
+   * Backend URL, over the exporter's own `OTEL_EXPORTER_*` variables. For `otlp` the traces URL
+   * (`http://jaeger:4318/v1/traces`; a bare origin gets `/v1/traces`); for `jaeger` the collector's
+   * Thrift-over-HTTP URL (`http://jaeger:14268/api/traces`). Unset: the exporter reads
+   * `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (default localhost:4318), or `OTEL_EXPORTER_JAEGER_ENDPOINT` /
+   * `_AGENT_HOST` / `_AGENT_PORT` (default UDP to localhost:6832).
    */
   endpoint?: string;
-  /** Formats extracted (first valid wins, in this order) and injected (all). Default `OTEL_PROPAGATORS`, else tracecontext + b3multi. */
-  propagation?: readonly PropagationFormat[];
-  /** Add Istio's `istio.*` tags (proxyConfig.tracing.enableIstioTags, default true). */
-  istioTags?: boolean;
   /** Resource `service.name`; default `OTEL_SERVICE_NAME`, else `<canonical service>.<namespace>` as Istio names it. */
   serviceName?: string;
-  /** BatchSpanProcessor queue bound (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048); spans beyond it are dropped and counted. */
+  /** BatchSpanProcessor queue bound (default `OTEL_BSP_MAX_QUEUE_SIZE`, else 2048); spans beyond it are dropped and counted. */
   maxQueueSize?: number;
-  /** Spans per export request (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512, at most maxQueueSize). */
+  /** Spans per export request (default `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, else 512, at most maxQueueSize). */
   maxExportBatchSize?: number;
-  /** Delay between exports in ms (`OTEL_BSP_SCHEDULE_DELAY`, default 5000). */
+  /** Delay between exports in ms (default `OTEL_BSP_SCHEDULE_DELAY`, else 5000). */
   scheduledDelayMillis?: number;
-  /** Give up on one export after this many ms (`OTEL_BSP_EXPORT_TIMEOUT`, default 30000). */
+  /** Give up on one export after this many ms (default `OTEL_BSP_EXPORT_TIMEOUT`, else 30000). */
   exportTimeoutMillis?: number;
   /**
    * Bound on the drain at shutdown in ms (default 2000): spans still queued or in flight when it runs out are
@@ -66,40 +83,33 @@ export interface TracingOptions {
   shutdownTimeoutMillis?: number;
   /** Registry for `meshtel_spans_exported_total` / `meshtel_spans_dropped_total`; none: counted but not exposed. */
   registry?: Registry;
-  /** Environment to read `OTEL_*` from; default `process.env`. */
-  env?: Env;
-  /** Where lifecycle events and "log once" export warnings go; default silent. */
-  logger?: Logger;
 }
 
-/** The validated, frozen configuration. */
-export interface TracingConfig {
+/** The validated per-hop configuration. */
+export interface HopTracingConfig {
   /** Random sampling percentage for new traces (0–100). */
   readonly samplingPercent: number;
   /** `round(percent * 100)` out of 10000, as Envoy's PROTOBUF_PERCENT_TO_ROUNDED_INTEGER_OR_DEFAULT. */
   readonly samplingNumerator: number;
-  /** The exporter by name, or the caller's instance. */
-  readonly exporter: TracingExporterName | SpanExporter;
-  /** OTLP traces URL, or the Jaeger collector URL ('' for the UDP agent). */
-  readonly endpoint: string;
-  /** Extra OTLP request headers (`OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`). */
-  readonly otlpHeaders: Readonly<Record<string, string>>;
-  /** Per-export OTLP timeout including retries (`OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`, default 10 s). */
-  readonly otlpTimeoutMillis: number;
-  /** Jaeger agent for UDP export when no collector endpoint is set. */
-  readonly jaegerAgentHost: string;
-  readonly jaegerAgentPort: number;
   /** Formats extracted in order and injected. */
   readonly propagation: readonly PropagationFormat[];
   /** Whether `istio.*` tags are written. */
   readonly istioTags: boolean;
-  /** Resource `service.name`. */
-  readonly serviceName: string;
-  /** BatchSpanProcessor bounds and timings. */
-  readonly maxQueueSize: number;
-  readonly maxExportBatchSize: number;
-  readonly scheduledDelayMillis: number;
-  readonly exportTimeoutMillis: number;
+}
+
+/** The validated, frozen configuration of a meshtel-owned span pipeline. */
+export interface TracingConfig extends HopTracingConfig {
+  /** The exporter by name, or the caller's instance. */
+  readonly exporter: TracingExporterName | SpanExporter;
+  /** Explicit backend URL, `''` when the exporter reads its own variables. */
+  readonly endpoint: string;
+  /** Explicit resource `service.name`, `undefined` for the env detector / Istio default. */
+  readonly serviceName: string | undefined;
+  /** Explicit BatchSpanProcessor settings; `undefined` ones come from `OTEL_BSP_*` (read by the processor). */
+  readonly maxQueueSize: number | undefined;
+  readonly maxExportBatchSize: number | undefined;
+  readonly scheduledDelayMillis: number | undefined;
+  readonly exportTimeoutMillis: number | undefined;
   /** Bound on the shutdown drain. */
   readonly shutdownTimeoutMillis: number;
 }
@@ -110,20 +120,13 @@ const FORMATS: readonly PropagationFormat[] = ['tracecontext', 'b3', 'b3multi'];
 export const DEFAULT_SAMPLING_PERCENT = 1.0;
 /** Default bound on the shutdown drain: long enough for a healthy backend (~0.15 s), short for a pod's grace period. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 2000;
-const DEFAULT_OTLP_URL = 'http://localhost:4318/v1/traces';
 const OTLP_TRACES_PATH = '/v1/traces';
 
 function invalid(field: string, value: unknown, why: string): ConfigError {
   return new ConfigError('MESHTEL_ERR_INVALID_TRACING', `${field} ${why}, got ${quote(value)}`, { field, value });
 }
 
-function nonEmpty(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  const t = raw.trim();
-  return t === '' ? undefined : t;
-}
-
-function parseNumber(raw: string | number | undefined, field: string, min: number, max: number, integer: boolean): number | undefined {
+function checkNumber(raw: number | string | undefined, field: string, min: number, max: number, integer: boolean): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const n = typeof raw === 'number' ? raw : Number(raw.trim());
   if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
@@ -143,31 +146,13 @@ function parseUrl(raw: string, field: string): URL {
   return url;
 }
 
-/** `OTEL_EXPORTER_OTLP_HEADERS` format: `k1=v1,k2=v2`, values percent-encoded (OTel spec, W3C baggage style). */
-function parseHeaderList(raw: string | undefined, field: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (raw === undefined || raw.trim() === '') return out;
-  for (const part of raw.split(',')) {
-    if (part.trim() === '') continue;
-    const eq = part.indexOf('=');
-    const key = eq > 0 ? part.slice(0, eq).trim() : '';
-    if (key === '') throw invalid(field, raw, 'must be a list of key=value pairs');
-    try {
-      out[key] = decodeURIComponent(part.slice(eq + 1).trim());
-    } catch {
-      throw invalid(field, raw, 'has a value that is not percent-encoded');
-    }
-  }
-  return out;
-}
-
 /**
- * Map `OTEL_TRACES_SAMPLER(_ARG)` to a percentage. Envoy always honours an upstream sampled flag
- * (source/extensions/tracers/opentelemetry/tracer.cc `startSpan(previous_span_context)`), so the
+ * `OTEL_TRACES_SAMPLER(_ARG)` as Envoy's random-sampling percentage. Envoy always honours an upstream sampled
+ * flag (source/extensions/tracers/opentelemetry/tracer.cc `startSpan(previous_span_context)`), so the
  * `parentbased_*` and plain variants both map to the same root-span percentage.
  */
-function samplerPercent(env: Env): number | undefined {
-  const sampler = nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase();
+function samplerPercent(): number | undefined {
+  const sampler = getStringFromEnv('OTEL_TRACES_SAMPLER')?.toLowerCase();
   if (sampler === undefined) return undefined;
   switch (sampler) {
     case 'always_on':
@@ -177,10 +162,8 @@ function samplerPercent(env: Env): number | undefined {
     case 'parentbased_always_off':
       return 0;
     case 'traceidratio':
-    case 'parentbased_traceidratio': {
-      const ratio = parseNumber(nonEmpty(env.OTEL_TRACES_SAMPLER_ARG), 'OTEL_TRACES_SAMPLER_ARG', 0, 1, false) ?? 1;
-      return ratio * 100;
-    }
+    case 'parentbased_traceidratio':
+      return (checkNumber(getStringFromEnv('OTEL_TRACES_SAMPLER_ARG'), 'OTEL_TRACES_SAMPLER_ARG', 0, 1, false) ?? 1) * 100;
     default:
       throw invalid(
         'OTEL_TRACES_SAMPLER',
@@ -190,17 +173,19 @@ function samplerPercent(env: Env): number | undefined {
   }
 }
 
-function parsePropagators(raw: string, field: string, logger: Logger | undefined): PropagationFormat[] {
+function propagatorsFromEnv(logger: Logger | undefined): PropagationFormat[] | undefined {
+  const list = getStringListFromEnv('OTEL_PROPAGATORS');
+  if (list === undefined || list.length === 0) return undefined;
   const out: PropagationFormat[] = [];
-  for (const item of raw.split(',')) {
-    const name = item.trim().toLowerCase();
-    if (name === '' || name === 'none') continue;
+  for (const item of list) {
+    const name = item.toLowerCase();
+    if (name === 'none') continue;
     // W3C baggage carries the peer metadata in ambient mode; that is the exchange stage's job, not a trace format.
     if (name === 'baggage') {
       logger?.warnOnce('tracing-baggage-propagator', 'OTEL_PROPAGATORS lists "baggage"; meshtel tracing ignores it (baggage is handled by metadata exchange)');
       continue;
     }
-    if (!(FORMATS as readonly string[]).includes(name)) throw invalid(field, raw, `must list only ${FORMATS.join(', ')} (or baggage, none)`);
+    if (!(FORMATS as readonly string[]).includes(name)) throw invalid('OTEL_PROPAGATORS', list.join(','), `must list only ${FORMATS.join(', ')} (or baggage, none)`);
     if (!out.includes(name as PropagationFormat)) out.push(name as PropagationFormat);
   }
   return out;
@@ -215,70 +200,12 @@ export function defaultServiceName(local: Pick<WorkloadMetadata, 'canonicalServi
   return `${local.canonicalService || 'unknown'}.${local.namespace || 'default'}`;
 }
 
-/** Resolve options + environment into a frozen {@link TracingConfig}. Throws `MESHTEL_ERR_INVALID_TRACING`. */
-export function resolveTracingConfig(options: TracingOptions): TracingConfig {
-  const env: Env = options.env ?? process.env;
+/** Resolve the per-hop options (sampling, propagation, tags). Throws `MESHTEL_ERR_INVALID_TRACING`. */
+export function resolveHopTracingConfig(options: HopTracingOptions): HopTracingConfig {
   if (options.local === null || typeof options.local !== 'object') throw invalid('local', options.local, 'must be the workload metadata');
   if (typeof options.nodeId !== 'string' || options.nodeId.trim() === '') throw invalid('nodeId', options.nodeId, 'must be a non-empty node id');
+  const samplingPercent = checkNumber(options.samplingPercent, 'samplingPercent', 0, 100, false) ?? samplerPercent() ?? DEFAULT_SAMPLING_PERCENT;
 
-  // Sampling: explicit option > OTEL_TRACES_SAMPLER > Istio default.
-  const samplingPercent =
-    parseNumber(options.samplingPercent, 'samplingPercent', 0, 100, false) ?? samplerPercent(env) ?? DEFAULT_SAMPLING_PERCENT;
-
-  // Exporter.
-  let exporter: TracingExporterName | SpanExporter;
-  if (options.exporter !== undefined) {
-    if (isSpanExporter(options.exporter)) exporter = options.exporter;
-    else if ((EXPORTERS as readonly unknown[]).includes(options.exporter)) exporter = options.exporter;
-    else throw invalid('exporter', options.exporter, `must be one of ${EXPORTERS.join(', ')} or a SpanExporter`);
-  } else {
-    const raw = nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase();
-    if (raw === undefined) exporter = 'otlp';
-    else if (raw.includes(',')) throw invalid('OTEL_TRACES_EXPORTER', raw, 'must name one exporter (meshtel runs one export pipeline)');
-    else if ((EXPORTERS as readonly string[]).includes(raw)) exporter = raw as TracingExporterName;
-    else throw invalid('OTEL_TRACES_EXPORTER', raw, `must be one of ${EXPORTERS.join(', ')}`);
-  }
-
-  // Endpoint, per exporter.
-  let endpoint = '';
-  if (exporter === 'otlp') {
-    const protocol = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) ?? nonEmpty(env.OTEL_EXPORTER_OTLP_PROTOCOL);
-    if (protocol !== undefined && protocol !== 'http/protobuf') {
-      const field = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-      throw invalid(field, protocol, 'must be http/protobuf (the only OTLP transport meshtel ships)');
-    }
-    if (options.endpoint !== undefined) {
-      const url = parseUrl(options.endpoint, 'endpoint');
-      endpoint = url.pathname === '/' || url.pathname === '' ? `${url.origin}${OTLP_TRACES_PATH}` : url.href;
-    } else if (nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) !== undefined) {
-      // The signal-specific variable is used as is (OTel spec).
-      endpoint = parseUrl(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) as string, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT').href;
-    } else if (nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT) !== undefined) {
-      // The generic one gets the signal path appended (OTel spec).
-      const url = parseUrl(nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT) as string, 'OTEL_EXPORTER_OTLP_ENDPOINT');
-      endpoint = `${url.href.replace(/\/+$/, '')}${OTLP_TRACES_PATH}`;
-    } else {
-      endpoint = DEFAULT_OTLP_URL;
-    }
-  } else if (exporter === 'jaeger') {
-    const raw = options.endpoint ?? nonEmpty(env.OTEL_EXPORTER_JAEGER_ENDPOINT);
-    if (raw !== undefined) endpoint = parseUrl(raw, options.endpoint !== undefined ? 'endpoint' : 'OTEL_EXPORTER_JAEGER_ENDPOINT').href;
-  } else if (options.endpoint !== undefined) {
-    throw invalid('endpoint', options.endpoint, `is only meaningful with the otlp or jaeger exporter (exporter is ${typeof exporter === 'string' ? exporter : 'a SpanExporter'})`);
-  }
-
-  const otlpHeaders = {
-    ...parseHeaderList(env.OTEL_EXPORTER_OTLP_HEADERS, 'OTEL_EXPORTER_OTLP_HEADERS'),
-    ...parseHeaderList(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'),
-  };
-  const otlpTimeoutMillis =
-    parseNumber(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT), 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 1, 600_000, true) ??
-    parseNumber(nonEmpty(env.OTEL_EXPORTER_OTLP_TIMEOUT), 'OTEL_EXPORTER_OTLP_TIMEOUT', 1, 600_000, true) ??
-    10_000;
-  const jaegerAgentHost = nonEmpty(env.OTEL_EXPORTER_JAEGER_AGENT_HOST) ?? 'localhost';
-  const jaegerAgentPort = parseNumber(nonEmpty(env.OTEL_EXPORTER_JAEGER_AGENT_PORT), 'OTEL_EXPORTER_JAEGER_AGENT_PORT', 1, 65535, true) ?? 6832;
-
-  // Propagation.
   let propagation: PropagationFormat[];
   if (options.propagation !== undefined) {
     if (!Array.isArray(options.propagation)) throw invalid('propagation', options.propagation, `must be a list of ${FORMATS.join(', ')}`);
@@ -287,57 +214,74 @@ export function resolveTracingConfig(options: TracingOptions): TracingConfig {
       if (!FORMATS.includes(f)) throw invalid('propagation', options.propagation, `must list only ${FORMATS.join(', ')}`);
       if (!propagation.includes(f)) propagation.push(f);
     }
-  } else if (env.OTEL_PROPAGATORS !== undefined && env.OTEL_PROPAGATORS.trim() !== '') {
-    propagation = parsePropagators(env.OTEL_PROPAGATORS, 'OTEL_PROPAGATORS', options.logger);
   } else {
     // Istio's FAQ asks apps to forward both W3C and B3 headers; inject both so either kind of app library continues the trace.
-    propagation = ['tracecontext', 'b3multi'];
+    propagation = propagatorsFromEnv(options.logger) ?? ['tracecontext', 'b3multi'];
   }
-
   if (options.istioTags !== undefined && typeof options.istioTags !== 'boolean') throw invalid('istioTags', options.istioTags, 'must be true or false');
-  if (options.serviceName !== undefined && (typeof options.serviceName !== 'string' || options.serviceName.trim() === '')) {
-    throw invalid('serviceName', options.serviceName, 'must be a non-empty string');
-  }
-  const serviceName = options.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? defaultServiceName(options.local);
-
-  const maxQueueSize =
-    parseNumber(options.maxQueueSize, 'maxQueueSize', 1, 1_000_000, true) ??
-    parseNumber(nonEmpty(env.OTEL_BSP_MAX_QUEUE_SIZE), 'OTEL_BSP_MAX_QUEUE_SIZE', 1, 1_000_000, true) ??
-    2048;
-  const batchFromOptions = parseNumber(options.maxExportBatchSize, 'maxExportBatchSize', 1, 1_000_000, true);
-  const batchFromEnv = parseNumber(nonEmpty(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE), 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 1, 1_000_000, true);
-  const maxExportBatchSize = batchFromOptions ?? batchFromEnv ?? Math.min(512, maxQueueSize);
-  if (maxExportBatchSize > maxQueueSize) {
-    throw invalid(batchFromOptions !== undefined ? 'maxExportBatchSize' : 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', maxExportBatchSize, `must not exceed maxQueueSize (${maxQueueSize})`);
-  }
-  const scheduledDelayMillis =
-    parseNumber(options.scheduledDelayMillis, 'scheduledDelayMillis', 0, 3_600_000, true) ??
-    parseNumber(nonEmpty(env.OTEL_BSP_SCHEDULE_DELAY), 'OTEL_BSP_SCHEDULE_DELAY', 0, 3_600_000, true) ??
-    5000;
-  const exportTimeoutMillis =
-    parseNumber(options.exportTimeoutMillis, 'exportTimeoutMillis', 1, 3_600_000, true) ??
-    parseNumber(nonEmpty(env.OTEL_BSP_EXPORT_TIMEOUT), 'OTEL_BSP_EXPORT_TIMEOUT', 1, 3_600_000, true) ??
-    30_000;
-
-  const shutdownTimeoutMillis = parseNumber(options.shutdownTimeoutMillis, 'shutdownTimeoutMillis', 0, 600_000, true) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-
-  // Not deepFreeze: a SpanExporter instance must stay mutable for its owner.
   return Object.freeze({
     samplingPercent,
     samplingNumerator: Math.round(samplingPercent * 100),
-    exporter,
-    endpoint,
-    otlpHeaders: Object.freeze(otlpHeaders),
-    otlpTimeoutMillis,
-    jaegerAgentHost,
-    jaegerAgentPort,
     propagation: Object.freeze(propagation),
     istioTags: options.istioTags ?? true,
-    serviceName,
+  });
+}
+
+/** Resolve the options of a meshtel-owned pipeline into a frozen {@link TracingConfig}. Throws `MESHTEL_ERR_INVALID_TRACING`. */
+export function resolveTracingConfig(options: TracingOptions): TracingConfig {
+  const hop = resolveHopTracingConfig(options);
+
+  let exporter: TracingExporterName | SpanExporter;
+  if (options.exporter !== undefined) {
+    if (isSpanExporter(options.exporter)) exporter = options.exporter;
+    else if ((EXPORTERS as readonly unknown[]).includes(options.exporter)) exporter = options.exporter;
+    else throw invalid('exporter', options.exporter, `must be one of ${EXPORTERS.join(', ')} or a SpanExporter`);
+  } else {
+    const list = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+    const raw = list.join(',').toLowerCase();
+    if (list.length === 0) exporter = 'otlp';
+    else if (list.length > 1) throw invalid('OTEL_TRACES_EXPORTER', raw, 'must name one exporter (meshtel runs one export pipeline)');
+    else if ((EXPORTERS as readonly string[]).includes(raw)) exporter = raw as TracingExporterName;
+    else throw invalid('OTEL_TRACES_EXPORTER', raw, `must be one of ${EXPORTERS.join(', ')}`);
+  }
+
+  let endpoint = '';
+  if (exporter === 'otlp') {
+    const specific = getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
+    const protocol = specific ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL');
+    if (protocol !== undefined && protocol !== 'http/protobuf') {
+      throw invalid(specific !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL', protocol, 'must be http/protobuf (the only OTLP transport meshtel ships)');
+    }
+    if (options.endpoint !== undefined) {
+      const url = parseUrl(options.endpoint, 'endpoint');
+      endpoint = url.pathname === '/' || url.pathname === '' ? `${url.origin}${OTLP_TRACES_PATH}` : url.href;
+    }
+  } else if (exporter === 'jaeger') {
+    if (options.endpoint !== undefined) endpoint = parseUrl(options.endpoint, 'endpoint').href;
+  } else if (options.endpoint !== undefined) {
+    throw invalid('endpoint', options.endpoint, `is only meaningful with the otlp or jaeger exporter (exporter is ${typeof exporter === 'string' ? exporter : 'a SpanExporter'})`);
+  }
+
+  if (options.serviceName !== undefined && (typeof options.serviceName !== 'string' || options.serviceName.trim() === '')) {
+    throw invalid('serviceName', options.serviceName, 'must be a non-empty string');
+  }
+  const maxQueueSize = checkNumber(options.maxQueueSize, 'maxQueueSize', 1, 1_000_000, true);
+  const maxExportBatchSize = checkNumber(options.maxExportBatchSize, 'maxExportBatchSize', 1, 1_000_000, true);
+  if (maxExportBatchSize !== undefined && maxExportBatchSize > (maxQueueSize ?? 2048)) {
+    throw invalid('maxExportBatchSize', maxExportBatchSize, `must not exceed maxQueueSize (${maxQueueSize ?? 2048})`);
+  }
+
+  // Not deepFreeze: a SpanExporter instance must stay mutable for its owner.
+  return Object.freeze({
+    ...hop,
+    exporter,
+    endpoint,
+    serviceName: options.serviceName,
     maxQueueSize,
-    maxExportBatchSize,
-    scheduledDelayMillis,
-    exportTimeoutMillis,
-    shutdownTimeoutMillis,
+    // A queue smaller than the SDK's default batch would make the processor warn and clamp; clamp quietly instead.
+    maxExportBatchSize: maxExportBatchSize ?? (maxQueueSize !== undefined && maxQueueSize < 512 ? maxQueueSize : undefined),
+    scheduledDelayMillis: checkNumber(options.scheduledDelayMillis, 'scheduledDelayMillis', 0, 3_600_000, true),
+    exportTimeoutMillis: checkNumber(options.exportTimeoutMillis, 'exportTimeoutMillis', 1, 3_600_000, true),
+    shutdownTimeoutMillis: checkNumber(options.shutdownTimeoutMillis, 'shutdownTimeoutMillis', 0, 600_000, true) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
   });
 }

@@ -102,19 +102,16 @@ export function createSpanExporter(config: TracingConfig): SpanExporter | null {
   if (typeof e !== 'string') return e;
   switch (e) {
     case 'otlp':
-      return new OTLPTraceExporter({
-        url: config.endpoint,
-        headers: { ...config.otlpHeaders },
-        timeoutMillis: config.otlpTimeoutMillis,
-      });
+      // Without a URL the exporter resolves OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT itself (default localhost:4318),
+      // and always reads the headers, timeout, compression and certificate variables.
+      return new OTLPTraceExporter(config.endpoint !== '' ? { url: config.endpoint } : {});
     case 'jaeger':
       // exporter-jaeger is built against sdk-trace 2.11 (no 2.12 release exists); its ReadableSpan/SpanExporter
-      // shapes are the same structural types as 2.12's, so the cast only bridges the two package copies.
+      // shapes are the same structural types as 2.12's, so the cast only bridges the two package copies. It reads
+      // OTEL_EXPORTER_JAEGER_ENDPOINT / _AGENT_HOST / _AGENT_PORT / _USER / _PASSWORD itself.
       return lazyExporter(async () => {
         const { JaegerExporter } = await import('@opentelemetry/exporter-jaeger');
-        return new JaegerExporter(
-          config.endpoint !== '' ? { endpoint: config.endpoint } : { host: config.jaegerAgentHost, port: config.jaegerAgentPort },
-        ) as unknown as SpanExporter;
+        return new JaegerExporter(config.endpoint !== '' ? { endpoint: config.endpoint } : {}) as unknown as SpanExporter;
       });
     case 'console':
       return new ConsoleSpanExporter();

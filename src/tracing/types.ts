@@ -2,6 +2,7 @@
  * The contract between traffic filters and the tracing stage: one span per request per hop, as Envoy's
  * HTTP connection manager creates it (istio-telemetry-v2 spec §5).
  */
+import type { Context } from '@opentelemetry/api';
 import type { PeerMetadata } from '../metadata/types.js';
 
 /** Headers as Node gives them (lower-case names). */
@@ -45,6 +46,12 @@ export interface HopSpan {
   readonly sampled: boolean;
   /** 32-hex trace id (also for unsampled spans, for log correlation); `''` when tracing is off (createNoopTracing). */
   readonly traceId: string;
+  /**
+   * The OpenTelemetry context with this span active, for code that runs inside the hop (the embedding runs the
+   * app's handlers in it, so the app's own spans and meshtel's client spans become its children). Absent when
+   * tracing is off.
+   */
+  readonly context?: Context;
   /** Write the propagation headers (traceparent, b3, x-request-id, ...) for the next hop. */
   inject(headers: HeaderBag): void;
   /** End the span; an unsampled span ignores `info` (callers may pass a shared object for it). */

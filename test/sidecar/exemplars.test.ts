@@ -15,7 +15,7 @@ describe('Sidecar exemplars', () => {
     const app = await httpApp();
     cleanups.push(app.close);
     const metadata = workload('reviews', 'bookinfo-reviews');
-    const tracer = createTracing({ local: metadata, nodeId: formatNodeId(metadata), exporter: 'none', samplingPercent: 100, env: {} });
+    const tracer = createTracing({ local: metadata, nodeId: formatNodeId(metadata), exporter: 'none', samplingPercent: 100 });
     const sc = await sidecar({ metadata, app: { port: app.port }, tracer });
     cleanups.push(sc.close);
 

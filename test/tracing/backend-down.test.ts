@@ -12,7 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC_SPANS_DROPPED, METRIC_SPANS_EXPORTED } from '../../src/tracing/span-metrics.js';
 import { createTracing } from '../../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
-import { INBOUND, NODE_ID, OK_END, workload } from './support/fixtures.js';
+import { INBOUND, NODE_ID, OK_END, withEnv, workload } from './support/fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 // The Jaeger exporter is imported only when selected (exporters.ts); load it once up front so the first batch's
@@ -58,7 +58,8 @@ async function counts(registry: Registry): Promise<{ exported: number; queueFull
 }
 
 function tracer(url: string, registry: Registry, maxQueueSize = 100, exporter: 'otlp' | 'jaeger' = 'otlp'): HopTracer {
-  const t = createTracing({
+  // A short OTLP timeout (read by the exporter at construction) so retries against a dead or hanging backend end within the test.
+  const t = withEnv({ OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '200' }, () => createTracing({
     local: workload(),
     nodeId: NODE_ID,
     exporter,
@@ -70,9 +71,7 @@ function tracer(url: string, registry: Registry, maxQueueSize = 100, exporter: '
     maxExportBatchSize: 50,
     scheduledDelayMillis: 5,
     registry,
-    // A short OTLP timeout so retries against a dead or hanging backend end within the test.
-    env: { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '200' },
-  });
+  }));
   cleanups.push(() => t.shutdown());
   return t;
 }
@@ -135,7 +134,6 @@ describe('createTracing() with the backend unavailable', () => {
       maxExportBatchSize: 50,
       shutdownTimeoutMillis: 400,
       registry,
-      env: {},
     });
     requests(t, 300);
     // Let the first batch go out, so one export is in flight and the rest is queued.
@@ -181,7 +179,6 @@ describe('createTracing() with the backend unavailable', () => {
       maxExportBatchSize: 50,
       scheduledDelayMillis: 5,
       registry,
-      env: {},
     });
     cleanups.push(() => t.shutdown());
     requests(t, 300);
@@ -192,7 +189,7 @@ describe('createTracing() with the backend unavailable', () => {
 
   it('keeps the request path as fast as with a healthy no-op exporter', async () => {
     const down = tracer(await hangingUrl(), new Registry(), 256);
-    const healthy = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'none', samplingPercent: 100, env: {} });
+    const healthy = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'none', samplingPercent: 100 });
     cleanups.push(() => healthy.shutdown());
     const time = (t: HopTracer): number => {
       const start = process.hrtime.bigint();

@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 function tracing(options: Partial<TracingOptions> = {}): HopTracer {
-  const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), env: {}, ...options });
+  const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), ...options });
   tracers.push(t);
   return t;
 }

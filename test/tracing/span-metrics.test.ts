@@ -25,8 +25,8 @@ describe('createSpanMetrics()', () => {
 
   it('lets two tracers share one registry (the series add up)', async () => {
     const registry = new Registry();
-    const a = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100, registry, env: {} });
-    const b = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100, registry, env: {} });
+    const a = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100, registry });
+    const b = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100, registry });
     a.startSpan({}, INBOUND).end(OK_END);
     b.startSpan({}, INBOUND).end(OK_END);
     await Promise.all([a.shutdown(), b.shutdown()]);

@@ -18,7 +18,7 @@ async function record(
   headers: HeaderBag = {},
 ): Promise<ReadableSpan> {
   const exporter = createRecordingExporter();
-  const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 100, env: {}, ...options });
+  const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 100, ...options });
   t.startSpan(headers, start).end(end);
   await t.shutdown();
   expect(exporter.spans).toHaveLength(1);
@@ -49,7 +49,7 @@ describe('createTracing()', () => {
 
     it('never throws into the proxy: a failing header object yields an untraced span and a counted drop', async () => {
       const registry = new Registry();
-      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'none', samplingPercent: 100, registry, env: {} });
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'none', samplingPercent: 100, registry });
       const hostile = new Proxy({} as HeaderBag, {
         get() {
           throw new Error('boom');
@@ -64,7 +64,7 @@ describe('createTracing()', () => {
     });
 
     it('starts unsampled spans after shutdown', async () => {
-      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100, env: {} });
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: createRecordingExporter(), samplingPercent: 100 });
       await t.shutdown();
       const span = t.startSpan({}, INBOUND);
       expect(span.sampled).toBe(false);
@@ -157,7 +157,7 @@ describe('createTracing()', () => {
 
     it('ends a span once; a second end() is ignored', async () => {
       const exporter = createRecordingExporter();
-      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 100, env: {} });
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 100 });
       const span = t.startSpan({}, INBOUND);
       span.end(OK_END);
       span.end({ ...OK_END, statusCode: 500 });
@@ -168,7 +168,7 @@ describe('createTracing()', () => {
 
     it('exports nothing for unsampled spans, but they still carry a trace id', async () => {
       const exporter = createRecordingExporter();
-      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 0, env: {} });
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter, samplingPercent: 0 });
       const span = t.startSpan({ 'x-request-id': '00000064-1111-4222-8333-444455556666' }, INBOUND);
       span.end(OK_END);
       await t.shutdown();

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTracing } from '../../src/tracing/tracer.js';
 import type { HeaderBag, HopTracer } from '../../src/tracing/types.js';
-import { INBOUND, NODE_ID, OK_END, OUTBOUND, reviewsPeer, workload } from './support/fixtures.js';
+import { INBOUND, NODE_ID, OK_END, OUTBOUND, reviewsPeer, withEnv, workload } from './support/fixtures.js';
 import { startJaegerAgent, startJaegerCollector, startOtlpReceiver } from './support/receivers.js';
 import type { ReceivedSpan, TraceReceiver } from './support/receivers.js';
 
@@ -16,6 +16,7 @@ let receiver: TraceReceiver | undefined;
 const tracers: HopTracer[] = [];
 afterEach(async () => {
   await Promise.all(tracers.splice(0).map((t) => t.shutdown()));
+  vi.unstubAllEnvs();
   await receiver?.close();
   receiver = undefined;
 });
@@ -132,18 +133,14 @@ describe.each([
 describe('createTracing() configured only by OTEL_* variables', () => {
   it('sends to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces with OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER', async () => {
     receiver = await startOtlpReceiver();
-    const t = createTracing({
-      local: workload(),
-      nodeId: NODE_ID,
-      scheduledDelayMillis: 20,
-      env: {
-        OTEL_TRACES_EXPORTER: 'otlp',
-        OTEL_EXPORTER_OTLP_ENDPOINT: new URL(receiver.url).origin,
-        OTEL_SERVICE_NAME: 'productpage-from-env',
-        OTEL_TRACES_SAMPLER: 'always_on',
-        OTEL_PROPAGATORS: 'tracecontext',
-      },
-    });
+    const env = {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: new URL(receiver.url).origin,
+      OTEL_SERVICE_NAME: 'productpage-from-env',
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_PROPAGATORS: 'tracecontext',
+    };
+    const t = withEnv(env, () => createTracing({ local: workload(), nodeId: NODE_ID, scheduledDelayMillis: 20 }));
     tracers.push(t);
     t.startSpan({}, OUTBOUND).end(OK_END);
     await t.shutdown();
@@ -156,7 +153,7 @@ describe('createTracing() with the console exporter', () => {
   it('prints each sampled span with its name and tags', async () => {
     const dir = vi.spyOn(console, 'dir').mockImplementation(() => {});
     try {
-      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'console', samplingPercent: 100, env: {} });
+      const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'console', samplingPercent: 100 });
       t.startSpan({}, OUTBOUND).end(OK_END);
       await t.shutdown();
       expect(dir).toHaveBeenCalledTimes(1);
@@ -173,14 +170,10 @@ describe('createTracing() with the Jaeger exporter and no collector endpoint', (
   it('sends Thrift emitBatch datagrams to the agent named by OTEL_EXPORTER_JAEGER_AGENT_HOST/PORT', async () => {
     const agent = await startJaegerAgent();
     receiver = agent;
-    const t = createTracing({
-      local: workload(),
-      nodeId: NODE_ID,
-      exporter: 'jaeger',
-      samplingPercent: 100,
-      scheduledDelayMillis: 20,
-      env: { OTEL_EXPORTER_JAEGER_AGENT_HOST: agent.host, OTEL_EXPORTER_JAEGER_AGENT_PORT: String(agent.port) },
-    });
+    // The Jaeger exporter is imported lazily and reads its variables when it is built: set until the test ends.
+    vi.stubEnv('OTEL_EXPORTER_JAEGER_AGENT_HOST', agent.host);
+    vi.stubEnv('OTEL_EXPORTER_JAEGER_AGENT_PORT', String(agent.port));
+    const t = createTracing({ local: workload(), nodeId: NODE_ID, exporter: 'jaeger', samplingPercent: 100, scheduledDelayMillis: 20 });
     tracers.push(t);
     const server = t.startSpan({}, INBOUND);
     const out: HeaderBag = {};

@@ -64,6 +64,7 @@ interface SidecarFlags {
   tracing?: string;
   tracingEndpoint?: string;
   sampling?: string;
+  shutdownTimeout?: string;
   logLevel?: string;
 }
 
@@ -81,6 +82,12 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   if (value === undefined) return undefined;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw usage(`${flag} must be one of ${allowed.join(', ')}, got ${quote(value)}`, flag);
+}
+
+function parseNumberFlag(value: string, flag: string, min: number, max: number): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw usage(`${flag} must be a number between ${min} and ${max}, got ${quote(value)}`, flag);
+  return n;
 }
 
 /** `--inbound 0:8081/grpc` → listen port, app port, protocol. */
@@ -218,9 +225,10 @@ export function registerSidecarCommand(program: Command): void {
     .option('--metadata-file <file>', 'YAML/JSON workload metadata (name, namespace, labels, ...) over the environment')
     .option('--labels-path <file>', 'downward-API pod labels (/etc/istio/pod/labels)')
     .option('--annotations-path <file>', 'downward-API pod annotations (/etc/istio/pod/annotations)')
-    .option('--tracing <exporter>', 'otlp | jaeger | console | none (default none)')
-    .option('--tracing-endpoint <url>', 'trace backend URL')
-    .option('--sampling <percent>', 'random sampling percentage (Istio default 1.0)')
+    .option('--tracing <exporter>', 'otlp | jaeger | console | none (default OTEL_TRACES_EXPORTER when set, else none); configured by NodeSDK and the OTEL_* variables')
+    .option('--tracing-endpoint <url>', 'trace backend URL (default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, localhost:4318)')
+    .option('--sampling <percent>', 'random sampling percentage (default OTEL_TRACES_SAMPLER(_ARG), else Istio 1.0)')
+    .option('--shutdown-timeout <duration>', 'bound on flushing spans at shutdown; what is left is counted as dropped (2s)')
     .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
     .addHelpText(
       'after',
@@ -243,19 +251,25 @@ Examples:
         ...(flags.labelsPath !== undefined ? { labelsPath: flags.labelsPath } : {}),
         ...(flags.annotationsPath !== undefined ? { annotationsPath: flags.annotationsPath } : {}),
       });
-      const exporter = oneOf<TracingExporterName>(flags.tracing, ['otlp', 'jaeger', 'console', 'none'], '--tracing');
+      // The flag, else the standard variable (OTel's own default, otlp, is not applied: Istio traces only when configured).
+      const tracingFlag = flags.tracing ?? (env.OTEL_TRACES_EXPORTER?.trim() || undefined);
+      const exporter = oneOf<TracingExporterName>(tracingFlag, ['otlp', 'jaeger', 'console', 'none'], flags.tracing !== undefined ? '--tracing' : 'OTEL_TRACES_EXPORTER');
+      const shutdownTimeoutMillis = flags.shutdownTimeout !== undefined ? parseDurationMs(flags.shutdownTimeout, '--shutdown-timeout') : undefined;
+      const samplingPercent = flags.sampling !== undefined ? parseNumberFlag(flags.sampling, '--sampling', 0, 100) : undefined;
       // One registry for the proxy: the tracing stage's meshtel_spans_* counters are served on :15090 too.
       const registry = new Registry();
-      // The OTel SDK is imported only when tracing is on: a sidecar with tracing off never loads it.
+      // The OTel SDK (NodeSDK) is imported only when tracing is on: a sidecar with tracing off never loads it.
       const tracer =
         exporter !== undefined && exporter !== 'none'
-          ? (await import('../../tracing/tracer.js')).createTracing({
+          ? (await import('../../tracing/node-sdk.js')).startNodeSdkTracing({
               local: metadata,
               nodeId: formatNodeId(metadata),
               exporter,
               registry,
+              logger,
               ...(flags.tracingEndpoint !== undefined ? { endpoint: flags.tracingEndpoint } : {}),
-              ...(flags.sampling !== undefined ? { samplingPercent: Number(flags.sampling) } : {}),
+              ...(samplingPercent !== undefined ? { samplingPercent } : {}),
+              ...(shutdownTimeoutMillis !== undefined ? { shutdownTimeoutMillis } : {}),
             })
           : undefined;
       // startSidecar logs the one "sidecar ready" line (node id and bound ports) and "sidecar stopped" at the end.

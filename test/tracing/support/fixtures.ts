@@ -84,3 +84,23 @@ export const OK_END: SpanEndInfo = {
   requestSize: 0,
   responseSize: 295,
 };
+
+/**
+ * Run `fn` with `env` set in `process.env` (the OpenTelemetry SDK reads its `OTEL_*` variables from there, at
+ * construction), restoring every variable afterwards.
+ */
+export function withEnv<T>(env: Record<string, string>, fn: () => T): T {
+  const saved = new Map<string, string | undefined>();
+  for (const [k, v] of Object.entries(env)) {
+    saved.set(k, process.env[k]);
+    process.env[k] = v;
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
