@@ -92,7 +92,7 @@ class MeshtelHopSpan implements HopSpan {
   readonly sampled: boolean;
   readonly traceId: string;
   private ended = false;
-  // Only recording spans keep what `end` needs for tags.
+  // Only sampled, recording spans keep what `end` needs for tags.
   private readonly start: SpanStartInfo | undefined;
   private readonly userAgent: string | undefined;
   private readonly clientTraceId: string | undefined;
@@ -111,7 +111,8 @@ class MeshtelHopSpan implements HopSpan {
     // What the provider decided: ours follows the Envoy decision, an app's sampler may not.
     this.sampled = (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
     this.traceId = sc.traceId;
-    if (span.isRecording()) {
+    // Tags only on sampled spans (callers end the others with a shared UNSAMPLED_SPAN_END, src/record/span.ts).
+    if (this.sampled && span.isRecording()) {
       this.start = start;
       this.userAgent = header(headers, USER_AGENT);
       this.clientTraceId = header(headers, X_CLIENT_TRACE_ID);
