@@ -5,6 +5,9 @@
 export type { HopTracer, HopSpan, SpanStartInfo, SpanEndInfo, HeaderBag } from './types.js';
 export { createTracing } from './tracer.js';
 export { createNoopTracing } from './noop.js';
-export type { TracingOptions, TracingExporterName, PropagationFormat } from './config.js';
+export { createApiTracing, TRACER_NAME } from './hop-tracer.js';
+export type { ApiTracingOptions } from './hop-tracer.js';
+export { createEnvoySampler } from './sampler.js';
+export type { TracingOptions, HopTracingOptions, TracingExporterName, PropagationFormat } from './config.js';
 export { METRIC_SPANS_EXPORTED, METRIC_SPANS_DROPPED } from './span-metrics.js';
 export type { SpanDropReason } from './span-metrics.js';
