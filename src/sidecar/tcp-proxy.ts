@@ -150,7 +150,12 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     const resumeDown = (): void => {
       down.resume();
     };
+    // Only the bytes that reach the app are counted, never the istio-peer-exchange frames either way: Envoy's MX
+    // network filter drains the peer's frame and writes its own outside tcp_proxy, whose byte counts istio_stats
+    // reports (istio/proxy testdata/metric/tcp_server_{received,sent}_bytes.yaml.tmpl: 10 connections of "world\n"
+    // in, "hello world\n" out are 60 and 120, frames excluded).
     const toUp = (b: Buffer): void => {
+      stats.received_(b.length);
       if (!up.write(b) && !down.isPaused()) {
         down.pause();
         up.once('drain', resumeDown);
@@ -167,7 +172,6 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
       if (frameSent) return;
       frameSent = true;
       down.write(telemetry.tcpFrame);
-      stats.sent_(telemetry.tcpFrame.length);
     };
     // Under mTLS with the MX ALPN the peer expects our frame before anything else.
     if (alpnMx && mx) sendFrame();
@@ -177,7 +181,6 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
       stats.open(peer, reason);
     };
     down.on('data', (chunk: Buffer) => {
-      stats.received_(chunk.length);
       if (decided || !parser) {
         toUp(chunk);
         return;
@@ -309,7 +312,10 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
       if (!decided && parser) {
         decided = true;
         const step = parser.end();
-        if (step.done && step.rest.length > 0) down.write(step.rest);
+        if (step.done && step.rest.length > 0) {
+          stats.sent_(step.rest.length);
+          down.write(step.rest);
+        }
         stats.open(fallback, step.done && !step.result.ok ? step.result.reason : 'truncated', principals());
       }
       down.end();
