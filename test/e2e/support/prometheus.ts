@@ -39,6 +39,8 @@ export interface PrometheusOptions {
   job?: string;
   /** Further scrape jobs, as written in prometheus.yml (e.g. a federation job). */
   extraScrapeConfigs?: readonly Record<string, unknown>[];
+  /** `--enable-feature` values, e.g. `native-histograms` (Prometheus then asks targets for protobuf first). */
+  features?: readonly string[];
 }
 
 /** One sample of an instant vector. */
@@ -124,6 +126,7 @@ export async function startPrometheus(o: PrometheusOptions): Promise<PrometheusH
         `--storage.tsdb.path=${path.join(dir, 'data')}`,
         `--web.listen-address=127.0.0.1:${port}`,
         '--log.level=warn',
+        ...(o.features ?? []).map((f) => `--enable-feature=${f}`),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
