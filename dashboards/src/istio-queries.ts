@@ -1,51 +1,29 @@
 /**
- * PromQL and panels over Istio's standard metrics that the mesh, service and workload dashboards share, so the
- * three read "success", "latency quantiles" and "requests by code" the same way (Istio's dashboards do:
+ * Panels over Istio's standard metrics that the mesh, service and workload dashboards share, so the three read
+ * "success", "latency quantiles" and "requests by code" the same way, and the same way as the console (the PromQL
+ * is src/stats/promql.ts) (Istio's dashboards do:
  * istio/istio `manifests/addons/dashboards/lib/queries.libsonnet`, `istio-service-dashboard.json`,
  * `istio-workload-dashboard.json`). Each dashboard keeps its own filters; only the query shapes live here.
  */
+import {
+  ANY_TRAFFIC,
+  BY_DESTINATION_SERVICE,
+  BY_DESTINATION_WORKLOAD,
+  BY_SOURCE_WORKLOAD,
+  GRAFANA_RATE_INTERVAL,
+  histogramQuantile,
+  requestRate,
+  successRatio,
+} from '../../src/stats/promql.js';
+import type { Grouping } from '../../src/stats/promql.js';
 import type { PanelOptions, TargetOptions } from './builder.js';
 
 /** Rate window of every query: Grafana's `$__rate_interval` (at least four scrape intervals). */
-export const RATE = '[$__rate_interval]';
+export const RATE = `[${GRAFANA_RATE_INTERVAL}]`;
 
-/**
- * An open series selector for the series that name a service or workload: HTTP/gRPC requests and TCP traffic
- * (a TCP-only service has no requests). Callers append `, matchers}` or `}`.
- */
-export const ANY_TRAFFIC = '{__name__=~"istio_requests_total|istio_tcp_sent_bytes_total"';
-
-/** A `sum by` grouping and the legend that names one of its series. */
-export interface Grouping {
-  /** Label list for `sum by (...)`. */
-  readonly by: string;
-  /** Grafana legend template naming the group. */
-  readonly legend: string;
-}
-
-/** One line per client workload. */
-export const BY_SOURCE_WORKLOAD: Grouping = Object.freeze({
-  by: 'source_workload, source_workload_namespace',
-  legend: '{{source_workload}}.{{source_workload_namespace}}',
-});
-
-/** One line per server workload. */
-export const BY_DESTINATION_WORKLOAD: Grouping = Object.freeze({
-  by: 'destination_workload, destination_workload_namespace',
-  legend: '{{destination_workload}}.{{destination_workload_namespace}}',
-});
-
-/** One line per destination service. */
-export const BY_DESTINATION_SERVICE: Grouping = Object.freeze({
-  by: 'destination_service',
-  legend: '{{destination_service}}',
-});
-
-/** `histogram_quantile` of an Istio histogram (`<metric>_bucket`), per group or over everything. */
-export function histogramQuantile(q: number, metric: string, filter: string, group?: Grouping): string {
-  const by = group === undefined ? 'le' : `le, ${group.by}`;
-  return `histogram_quantile(${q}, sum by (${by}) (rate(${metric}_bucket{${filter}}${RATE})))`;
-}
+/** The query builders themselves live in src/stats/promql.ts, shared with the console's Prometheus source. */
+export { ANY_TRAFFIC, BY_DESTINATION_SERVICE, BY_DESTINATION_WORKLOAD, BY_SOURCE_WORKLOAD, histogramQuantile, successRatio };
+export type { Grouping };
 
 /** P50/P90/P99 targets of an Istio histogram, legends `P50` (or `P50 <group>`). */
 export function quantileTargets(metric: string, filter: string, group?: Grouping): TargetOptions[] {
@@ -53,18 +31,6 @@ export function quantileTargets(metric: string, filter: string, group?: Grouping
     expr: histogramQuantile(q, metric, filter, group),
     legend: group === undefined ? `P${q * 100}` : `P${q * 100} ${group.legend}`,
   }));
-}
-
-/**
- * Istio's success rate: the share of `istio_requests_total` that did not end in a 5xx response, per group or over
- * everything. `guardIdle` makes the denominator `or on () vector(1)`, as Istio's service and workload dashboards
- * do, so an idle selection is not divided by an empty vector.
- */
-export function successRatio(filter: string, group?: Grouping, guardIdle = false): string {
-  const sum = group === undefined ? 'sum(' : `sum by (${group.by}) (`;
-  const requests = (extra: string): string => `${sum}rate(istio_requests_total{${filter}${extra}}${RATE}))`;
-  const total = requests('');
-  return `${requests(', response_code!~"5.."')} / ${guardIdle ? `(${total} or on () vector(1))` : total}`;
 }
 
 /** Title and description of a panel built by the helpers below. */
@@ -81,7 +47,7 @@ export function requestsByCodePanel(text: PanelText, filter: string, group: Grou
     unit: 'reqps',
     targets: [
       {
-        expr: `round(sum by (${group.by}, response_code) (rate(istio_requests_total{${filter}}${RATE})), 0.001)`,
+        expr: `round(${requestRate(filter, `${group.by}, response_code`)}, 0.001)`,
         legend: `${group.legend} : {{response_code}}`,
       },
     ],

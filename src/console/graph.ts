@@ -45,6 +45,10 @@ export interface GraphEdge {
   readonly bytesPerSecond: number;
   /** The server reported this pair as mutual TLS. */
   readonly mtls: boolean;
+  /** Requests/s per `response_code` (`0`: no response sent). */
+  readonly codes: Readonly<Record<string, number>>;
+  /** Requests/s per Envoy `response_flags` value other than `-` (UF, URX, DC, …). */
+  readonly flags: Readonly<Record<string, number>>;
   readonly health: Health;
 }
 
@@ -82,6 +86,14 @@ export interface EdgeFigures {
   p50: number | null;
   p99: number | null;
   bytesPerSecond: number;
+  /** Requests/s per response code and per response flag (not `-`); absent means none. */
+  codes?: Record<string, number>;
+  flags?: Record<string, number>;
+}
+
+/** Add `rate` to `into[key]`. */
+export function addRate(into: Record<string, number>, key: string, rate: number): void {
+  if (rate > 0) into[key] = (into[key] ?? 0) + rate;
 }
 
 /** `namespace/workload`, `unknown` for an absent workload. */
@@ -137,6 +149,8 @@ export function assembleGraph(
       p99: f.rps > 0 ? f.p99 : null,
       bytesPerSecond: f.bytesPerSecond,
       mtls: mtlsPairs.has(`${f.source}|${f.target}`),
+      codes: f.codes ?? {},
+      flags: f.flags ?? {},
       health: healthOf(f.rps, errorShare, f.bytesPerSecond),
     });
   }
@@ -163,6 +177,8 @@ export function assembleGraph(
 interface Acc {
   requests: number;
   errors: number;
+  codes: Record<string, number>;
+  flags: Record<string, number>;
   buckets: Map<number, number>;
   bytes: number;
 }
@@ -199,13 +215,15 @@ export function graphFromScrapes(before: readonly Sample[], after: readonly Samp
     const key = `${source}|${target}|${protocol}|${reporter}`;
     let g = groups.get(key);
     if (g === undefined) {
-      g = { requests: 0, errors: 0, buckets: new Map(), bytes: 0, f: { source, target, protocol, reporter } };
+      g = { requests: 0, errors: 0, codes: {}, flags: {}, buckets: new Map(), bytes: 0, f: { source, target, protocol, reporter } };
       groups.set(key, g);
     }
     const d = delta(prev.get(seriesKey(s)), s.value);
     if (isReq) {
       g.requests += d;
       if ((l.response_code ?? '').startsWith('5')) g.errors += d;
+      addRate(g.codes, l.response_code ?? 'unknown', d);
+      if (l.response_flags !== undefined && l.response_flags !== '-') addRate(g.flags, l.response_flags, d);
     } else if (isBucket) {
       const le = l.le === '+Inf' ? Infinity : Number(l.le);
       if (!Number.isNaN(le)) g.buckets.set(le, (g.buckets.get(le) ?? 0) + d);
@@ -220,7 +238,8 @@ export function graphFromScrapes(before: readonly Sample[], after: readonly Samp
       const v = histogramQuantile(x, buckets);
       return Number.isFinite(v) ? v : null;
     };
-    return { ...g.f, rps: g.requests / seconds, errorRps: g.errors / seconds, p50: q(0.5), p99: q(0.99), bytesPerSecond: g.bytes / seconds };
+    const perSecond = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v / seconds]));
+    return { ...g.f, rps: g.requests / seconds, errorRps: g.errors / seconds, p50: q(0.5), p99: q(0.99), bytesPerSecond: g.bytes / seconds, codes: perSecond(g.codes), flags: perSecond(g.flags) };
   });
   const unknown = new Map<string, { reason: string; reporter: string; rate: number }[]>();
   for (const u of unknownRaw) {

@@ -10,7 +10,8 @@ import { request } from 'undici';
 import { MeshtelError, quote } from '../core/errors.js';
 import type { Sample } from '../stats/exposition-parser.js';
 import { scrapeEndpoints } from '../stats/golden-signals-source.js';
-import { assembleGraph, graphFromScrapes, nodeId, selfFromScrape } from './graph.js';
+import { histogramQuantile, requestRate, successRatio } from '../stats/promql.js';
+import { addRate, assembleGraph, graphFromScrapes, nodeId, selfFromScrape } from './graph.js';
 import type { EdgeFigures, MeshGraph, SelfFigures } from './graph.js';
 
 /** One point of a detail chart. */
@@ -21,7 +22,13 @@ export interface DetailPoint {
   readonly p50: number | null;
   readonly p99: number | null;
   readonly bytesPerSecond: number;
+  /** Requests/s per response code, and per Envoy response flag other than `-`. */
+  readonly codes: Readonly<Record<string, number>>;
+  readonly flags: Readonly<Record<string, number>>;
 }
+
+/** A point without traffic. */
+const idlePoint = (t: number): DetailPoint => ({ t, rps: 0, errorShare: null, p50: null, p99: null, bytesPerSecond: 0, codes: {}, flags: {} });
 
 /** Golden signals over time of a node (inbound and outbound) or an edge. */
 export interface Detail {
@@ -55,7 +62,11 @@ function pointsFor(graph: MeshGraph, id: string): { inbound: DetailPoint | null;
     let bytes = 0;
     let p50: number | null = null;
     let p99: number | null = null;
+    const codes: Record<string, number> = {};
+    const flags: Record<string, number> = {};
     for (const e of edges) {
+      for (const [k, v] of Object.entries(e.codes)) addRate(codes, k, v);
+      for (const [k, v] of Object.entries(e.flags)) addRate(flags, k, v);
       rps += e.rps;
       err += (e.errorShare ?? 0) * e.rps;
       bytes += e.bytesPerSecond;
@@ -63,7 +74,7 @@ function pointsFor(graph: MeshGraph, id: string): { inbound: DetailPoint | null;
       if (e.p50 !== null) p50 = Math.max(p50 ?? 0, e.p50);
       if (e.p99 !== null) p99 = Math.max(p99 ?? 0, e.p99);
     }
-    return { t: graph.time, rps, errorShare: rps > 0 ? err / rps : null, p50, p99, bytesPerSecond: bytes };
+    return { t: graph.time, rps, errorShare: rps > 0 ? err / rps : null, p50, p99, bytesPerSecond: bytes, codes, flags };
   };
   return isEdge ? { inbound: pick('in'), outbound: null } : { inbound: pick('in'), outbound: pick('out') };
 }
@@ -137,8 +148,8 @@ export function createEndpointSource(options: EndpointSourceOptions): ConsoleSou
       for (const g of history) {
         if (g.time < since) continue;
         const p = pointsFor(g, id);
-        inbound.push(p.inbound ?? { t: g.time, rps: 0, errorShare: null, p50: null, p99: null, bytesPerSecond: 0 });
-        if (!id.includes('|')) outbound.push(p.outbound ?? { t: g.time, rps: 0, errorShare: null, p50: null, p99: null, bytesPerSecond: 0 });
+        inbound.push(p.inbound ?? idlePoint(g.time));
+        if (!id.includes('|')) outbound.push(p.outbound ?? idlePoint(g.time));
       }
       return { id, inbound, outbound };
     },
@@ -225,11 +236,12 @@ export function createPrometheusSource(options: PrometheusSourceOptions): Consol
     async graph() {
       const time = Date.now() / 1000;
       const by = `${EDGE_BY}, request_protocol, reporter`;
-      const [rps, err, p50, p99, tcp, mtls, unknown] = await Promise.all([
-        q(`sum by (${by}) (rate(istio_requests_total[${w}]))`, time),
-        q(`sum by (${by}) (rate(istio_requests_total{response_code=~"5.."}[${w}]))`, time),
-        q(`histogram_quantile(0.5, sum by (le, ${by}) (rate(istio_request_duration_milliseconds_bucket[${w}])))`, time),
-        q(`histogram_quantile(0.99, sum by (le, ${by}) (rate(istio_request_duration_milliseconds_bucket[${w}])))`, time),
+      // The dashboards' builders (src/stats/promql.ts), with the console's window.
+      const [byCode, byFlag, p50, p99, tcp, mtls, unknown] = await Promise.all([
+        q(requestRate('', `${by}, response_code`, w), time),
+        q(requestRate('response_flags!="-"', `${by}, response_flags`, w), time),
+        q(histogramQuantile(0.5, 'istio_request_duration_milliseconds', '', { by }, w), time),
+        q(histogramQuantile(0.99, 'istio_request_duration_milliseconds', '', { by }, w), time),
         q(`sum by (${EDGE_BY}, reporter) (rate(istio_tcp_sent_bytes_total[${w}]) or rate(istio_tcp_received_bytes_total[${w}]))`, time),
         q(`sum by (${EDGE_BY}) (istio_requests_total{reporter="destination", connection_security_policy="mutual_tls"})`, time),
         q(`sum by (namespace, pod, reason, reporter) (rate(meshtel_peer_unknown_total[${w}]))`, time),
@@ -255,8 +267,14 @@ export function createPrometheusSource(options: PrometheusSourceOptions): Consol
         return f;
       };
       const proto = (m: Record<string, string>): 'http' | 'grpc' => (m.request_protocol === 'grpc' ? 'grpc' : 'http');
-      for (const s of rps) fig(s.metric, proto(s.metric)).rps = num(s) || 0;
-      for (const s of err) fig(s.metric, proto(s.metric)).errorRps = num(s) || 0;
+      for (const s of byCode) {
+        const f = fig(s.metric, proto(s.metric));
+        const r = num(s) || 0;
+        f.rps += r;
+        if ((s.metric.response_code ?? '').startsWith('5')) f.errorRps += r;
+        addRate((f.codes ??= {}), s.metric.response_code ?? 'unknown', r);
+      }
+      for (const s of byFlag) addRate((fig(s.metric, proto(s.metric)).flags ??= {}), s.metric.response_flags ?? '', num(s) || 0);
       for (const s of p50) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p50 = num(s);
       for (const s of p99) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p99 = num(s);
       for (const s of tcp) fig(s.metric, 'tcp').bytesPerSecond = num(s) || 0;
@@ -277,20 +295,46 @@ export function createPrometheusSource(options: PrometheusSourceOptions): Consol
       const step = String(Math.max(5, Math.round(rangeSeconds / 120)));
       const range = (query: string): Promise<PromSeries[]> => promApi(options.url, '/api/v1/query_range', { query, start: String(start), end: String(end), step });
       const side = async (sel: string): Promise<DetailPoint[]> => {
-        const [rps, err, p50, p99, bytes] = await Promise.all([
-          range(`sum(rate(istio_requests_total{${sel}}[${w}]))`),
-          range(`sum(rate(istio_requests_total{${sel}, response_code=~"5.."}[${w}])) / sum(rate(istio_requests_total{${sel}}[${w}]))`),
-          range(`histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${w}])))`),
-          range(`histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${w}])))`),
+        // The dashboards' builders (src/stats/promql.ts), with the console's window.
+        const [rps, success, p50, p99, bytes, byCode, byFlag] = await Promise.all([
+          range(requestRate(sel, undefined, w)),
+          range(successRatio(sel, undefined, false, w)),
+          range(histogramQuantile(0.5, 'istio_request_duration_milliseconds', sel, undefined, w)),
+          range(histogramQuantile(0.99, 'istio_request_duration_milliseconds', sel, undefined, w)),
           range(`sum(rate(istio_tcp_sent_bytes_total{${sel}}[${w}])) + sum(rate(istio_tcp_received_bytes_total{${sel}}[${w}]))`),
+          range(requestRate(sel, 'response_code', w)),
+          range(requestRate(`${sel}, response_flags!="-"`, 'response_flags', w)),
         ]);
         const series = (r: PromSeries[]): Map<number, number> => new Map((r[0]?.values ?? []).map(([t, v]) => [t, Number(v)]));
-        const [a, b, c, d, e] = [rps, err, p50, p99, bytes].map(series) as Map<number, number>[];
+        const [a, b, c, d, e] = [rps, success, p50, p99, bytes].map(series) as Map<number, number>[];
+        const perLabel = (r: PromSeries[], label: string): Map<number, Record<string, number>> => {
+          const out = new Map<number, Record<string, number>>();
+          for (const s of r) {
+            for (const [t, v] of s.values ?? []) {
+              let at = out.get(t);
+              if (at === undefined) out.set(t, (at = {}));
+              addRate(at, s.metric[label] ?? 'unknown', Number(v));
+            }
+          }
+          return out;
+        };
+        const codes = perLabel(byCode, 'response_code');
+        const flags = perLabel(byFlag, 'response_flags');
         const times = new Set<number>([...(a?.keys() ?? []), ...(e?.keys() ?? [])]);
         const fin = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
+        const errorShare = (v: number | undefined): number | null => (fin(v) === null ? null : 1 - (v as number));
         return [...times]
           .sort((x, y) => x - y)
-          .map((t) => ({ t: t * 1000, rps: a?.get(t) ?? 0, errorShare: fin(b?.get(t)), p50: fin(c?.get(t)), p99: fin(d?.get(t)), bytesPerSecond: e?.get(t) ?? 0 }));
+          .map((t) => ({
+            t: t * 1000,
+            rps: a?.get(t) ?? 0,
+            errorShare: errorShare(b?.get(t)),
+            p50: fin(c?.get(t)),
+            p99: fin(d?.get(t)),
+            bytesPerSecond: e?.get(t) ?? 0,
+            codes: codes.get(t) ?? {},
+            flags: flags.get(t) ?? {},
+          }));
       };
       const sel = selectors(id);
       const [inbound, outbound] = await Promise.all([side(sel.inbound), sel.outbound ? side(sel.outbound) : Promise.resolve([])]);

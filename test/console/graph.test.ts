@@ -49,3 +49,16 @@ describe('console graph from two scrapes', () => {
     expect(healthOf(0, null, 100)).toBe('ok');
   });
 });
+
+describe('console graph: errors by code and flag', () => {
+  it('gives each edge its requests per second by response code and by response flag (not "-")', () => {
+    const req = (code: string, flags: string, v: number): Sample => s('istio_requests_total', edge('source', { response_code: code, response_flags: flags }), v);
+    const before = [req('200', '-', 100), req('503', 'UF', 10), req('0', 'DC', 0)];
+    const after = [req('200', '-', 150), req('503', 'UF', 30), req('0', 'DC', 10), req('504', 'UT', 5)];
+    const e = graphFromScrapes(before, after, 5, 0).edges[0];
+    expect(e?.codes).toEqual({ '200': 10, '503': 4, '0': 2, '504': 1 });
+    expect(e?.flags).toEqual({ UF: 4, DC: 2, UT: 1 });
+    // 5xx share counts 503 and 504, not the 0 of a request that got no response.
+    expect(e?.errorShare).toBeCloseTo(5 / 17, 10);
+  });
+});

@@ -12,7 +12,7 @@ const cy = window.cytoscape({
     { selector: 'node', style: { label: 'data(label)', 'text-valign': 'bottom', 'text-margin-y': 4, 'font-size': 11, color: '#1f2328', 'background-color': 'data(color)', width: 26, height: 26, 'text-wrap': 'wrap' } },
     { selector: 'node.unknown', style: { shape: 'diamond', 'background-color': '#fff', 'border-width': 2, 'border-color': COLORS.idle } },
     { selector: ':parent', style: { label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f6f8fa', 'border-color': '#d1d9e0', 'border-width': 1, 'font-size': 12, 'font-weight': 'bold', color: '#59636e', padding: 14 } },
-    { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, 'text-background-color': '#fff', 'text-background-opacity': 0.9, 'text-background-padding': 2, color: '#1f2328', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'text-rotation': 'none' } },
+    { selector: 'edge', style: { label: 'data(label)', 'font-size': 10, 'text-wrap': 'wrap', 'line-height': 1.25, 'text-background-color': '#fff', 'text-background-opacity': 0.9, 'text-background-padding': 2, color: '#1f2328', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'text-rotation': 'none' } },
     { selector: 'edge.bad', style: { 'line-style': 'dashed', 'line-dash-pattern': [6, 3], color: '#cf222e', 'font-weight': 'bold' } },
     { selector: ':selected', style: { 'overlay-color': '#0969da', 'overlay-opacity': 0.15, 'overlay-padding': 6 } },
   ],
@@ -79,7 +79,11 @@ function renderGraph(g) {
   if (shape !== state.laidOut) {
     cy.elements().remove();
     cy.add(els);
-    cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 30, rankSep: 110, edgeSep: 10, fit: true, padding: 20 }).run();
+    // Left to right, ranks wider than a two-line edge label and callees far enough apart that the labels of a
+    // fan-out (at the edges' midpoints, half the callee spacing apart) do not overlap.
+    cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 56, rankSep: 150, edgeSep: 20, fit: true, padding: 16 }).run();
+    // Never zoom in past natural size on a small mesh (labels would be huge), never out so far they cannot be read.
+    if (cy.zoom() > 1.2) cy.zoom({ level: 1.2, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
     state.laidOut = shape;
   } else {
     for (const x of els) {
@@ -126,7 +130,8 @@ function chart(title, points, series, fmt) {
   const W = 300;
   const H = 90;
   const P = 4;
-  const vals = points.flatMap((p) => series.map((s) => p[s.key])).filter((v) => v !== null && Number.isFinite(v));
+  const at = (p, s) => (s.get ? s.get(p) : p[s.key]);
+  const vals = points.flatMap((p) => series.map((s) => at(p, s))).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
   const max = Math.max(...vals, 0) || 1;
   const t0 = points[0]?.t ?? 0;
   const t1 = points[points.length - 1]?.t ?? 1;
@@ -137,29 +142,47 @@ function chart(title, points, series, fmt) {
       let d = '';
       let pen = false;
       for (const p of points) {
-        const v = p[s.key];
-        if (v === null || !Number.isFinite(v)) { pen = false; continue; }
+        const v = at(p, s);
+        if (v === null || v === undefined || !Number.isFinite(v)) { pen = false; continue; }
         d += `${pen ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
         pen = true;
       }
       return `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"/>`;
     })
     .join('');
-  const legend = series.map((s, i) => `<text x="${P + i * 70}" y="10" style="fill:${s.color}">${esc(s.name)}</text>`).join('');
+  const legend = series.map((s, i) => `<text x="${P + i * 46}" y="10" style="fill:${s.color}">${esc(s.name)}</text>`).join('');
   const last = points[points.length - 1];
-  const now = series.map((s) => `${s.name} ${last ? fmt(last[s.key]) : '–'}`).join(' · ');
+  const now = series.length === 0 ? 'none in this range' : series.map((s) => `${s.name} ${last ? fmt(at(last, s) ?? 0) : '–'}`).join(' · ');
   return `<h3>${esc(title)}</h3><svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label="${esc(`${title}: ${now}`)}">${legend}<text x="${W - P}" y="10" text-anchor="end">max ${esc(fmt(max))}</text>${lines}</svg><div class="muted">${esc(now)}</div>`;
 }
 
-function side(title, points) {
+// Response codes by class (2xx green … 5xx red, 0 = no response grey); flags in a fixed, colour-blind-safe order.
+const codeColor = (c) => ({ 2: '#1a7f37', 3: '#0969da', 4: '#9a6700', 5: '#cf222e' })[c[0]] ?? '#6e7781';
+const FLAG_COLORS = ['#cf222e', '#8250df', '#0969da', '#9a6700', '#6e7781', '#1a7f37'];
+const keysOf = (points, field) => [...new Set(points.flatMap((p) => Object.keys(p[field] ?? {})))].sort();
+
+function side(title, points, protocol) {
   if (points.length === 0) return `<div><h2>${esc(title)}</h2><p class="muted">no data yet</p></div>`;
-  return `<div class="side"><h2>${esc(title)}</h2>${[
-    chart('requests', points, [{ key: 'rps', name: 'req/s', color: '#0969da' }], (v) => (v === null ? '–' : rate(v))),
-    chart('errors (5xx share)', points, [{ key: 'errorShare', name: '5xx', color: COLORS.bad }], pct),
-    chart('latency', points, [{ key: 'p50', name: 'p50', color: '#0969da' }, { key: 'p99', name: 'p99', color: '#8250df' }], ms),
-    chart('TCP bytes', points, [{ key: 'bytesPerSecond', name: 'bytes', color: '#1a7f37' }], (v) => (v === null ? '–' : bytes(v))),
-  ].join('')}</div>`;
+  const fmtRate = (v) => (v === null ? '–' : rate(v));
+  const charts = [];
+  const http = protocol !== 'tcp' && points.some((p) => p.rps > 0);
+  if (http) {
+    charts.push(
+      chart('requests', points, [{ key: 'rps', name: 'req/s', color: '#0969da' }], fmtRate),
+      chart('errors (5xx share)', points, [{ key: 'errorShare', name: '5xx', color: COLORS.bad }], pct),
+      chart('requests by response code', points, keysOf(points, 'codes').map((c) => ({ name: c, color: codeColor(c), get: (p) => p.codes?.[c] ?? 0 })), fmtRate),
+      chart('requests by response flag', points, keysOf(points, 'flags').map((f, i) => ({ name: f, color: FLAG_COLORS[i % FLAG_COLORS.length], get: (p) => p.flags?.[f] ?? 0 })), fmtRate),
+      chart('latency', points, [{ key: 'p50', name: 'p50', color: '#0969da' }, { key: 'p99', name: 'p99', color: '#8250df' }], ms),
+    );
+  }
+  if (protocol === 'tcp' || points.some((p) => p.bytesPerSecond > 0)) {
+    charts.push(chart('TCP bytes', points, [{ key: 'bytesPerSecond', name: 'bytes', color: '#1a7f37' }], (v) => (v === null ? '–' : bytes(v))));
+  }
+  return `<div class="side"><h2>${esc(title)}</h2>${charts.join('') || '<p class="muted">no traffic in this range</p>'}</div>`;
 }
+
+/** `500 1.3/s · 200 5.3/s`, largest first. */
+const breakdown = (m) => Object.entries(m ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${esc(k)} ${rate(v)}`).join(' · ');
 
 async function showDetail(id) {
   const d = await getJson(`/api/detail?id=${encodeURIComponent(id)}&range=${$('range').value}`);
@@ -171,12 +194,13 @@ async function showDetail(id) {
     head = `<h2>${esc(e.source)} → ${esc(e.target)} <span class="badge ${e.health}">${e.health === 'bad' ? 'unhealthy' : e.health}</span></h2>
       <dl class="figures"><dt>protocol</dt><dd>${e.protocol.toUpperCase()}${e.mtls ? ` · ${LOCK_SVG} mutual TLS` : ' · plain text'}</dd>
       <dt>rate</dt><dd>${e.protocol === 'tcp' ? bytes(e.bytesPerSecond) : rate(e.rps)}</dd><dt>errors</dt><dd id="detail-error-share">${pct(e.errorShare)}</dd>
-      <dt>p50 / p99</dt><dd>${warmingUp() ? 'warming up (start-up still in the window)' : `${ms(e.p50)} / ${ms(e.p99)}`}</dd><dt>reported by</dt><dd>${e.reporter}</dd></dl>`;
+      <dt>p50 / p99</dt><dd>${warmingUp() ? 'warming up (start-up still in the window)' : `${ms(e.p50)} / ${ms(e.p99)}`}</dd><dt>reported by</dt><dd>${e.reporter}</dd>
+      ${e.protocol === 'tcp' ? '' : `<dt>by code</dt><dd id="detail-codes">${breakdown(e.codes) || '–'}</dd><dt>by flag</dt><dd id="detail-flags">${breakdown(e.flags) || 'none'}</dd>`}</dl>`;
   } else if (n) {
     const why = n.unknownPeers.map((u) => `${esc(u.reason)} (${esc(u.reporter)}) ${rate(u.rate)}`).join(', ');
     head = `<h2>${esc(n.id)} <span class="badge ${n.health}">${n.health}</span></h2><dl class="figures"><dt>inbound</dt><dd>${rate(n.inboundRps)} · ${pct(n.inboundErrorShare)} errors</dd>${why ? `<dt>unknown peers</dt><dd>${why}</dd>` : ''}</dl>`;
   }
-  $('panel-detail').innerHTML = `${head}<div class="sides">${side(isEdge ? 'this edge' : 'inbound', d.inbound)}${isEdge ? '' : side('outbound', d.outbound)}</div>`;
+  $('panel-detail').innerHTML = `${head}<div class="sides">${side(isEdge ? 'this edge' : 'inbound', d.inbound, e?.protocol)}${isEdge ? '' : side('outbound', d.outbound)}</div>`;
 }
 
 async function showSelf() {
@@ -204,7 +228,7 @@ function tapRow(r) {
       : esc(r.traceId.slice(0, 8))
     : '';
   const tr = document.createElement('tr');
-  tr.innerHTML = `<td>${new Date(r.time).toLocaleTimeString()}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.peerWorkload)}${r.peerUnknownReason ? ` (${esc(r.peerUnknownReason)})` : ''}</td><td>${esc(r.method)}</td><td>${esc(r.authority)}</td><td>${esc(r.path)}</td><td class="${r.code >= 500 || r.code === 0 ? 'bad' : ''}">${r.code}</td><td>${esc(r.flags)}</td><td>${r.durationMs.toFixed(1)}</td><td>${trace}</td>`;
+  tr.innerHTML = `<td>${new Date(r.time).toLocaleTimeString([], { hour12: false })}</td><td>${r.direction === 'inbound' ? 'in' : 'out'}</td><td>${esc(r.peerWorkload)}${r.peerUnknownReason ? ` (${esc(r.peerUnknownReason)})` : ''}</td><td>${esc(r.method)}</td><td title="${esc(r.authority)}">${esc(r.authority)}</td><td title="${esc(r.path)}">${esc(r.path)}</td><td class="${r.code >= 500 || r.code === 0 ? 'bad' : ''}">${r.code}</td><td>${esc(r.flags)}</td><td>${r.durationMs.toFixed(1)}</td><td>${trace}</td>`;
   const body = $('tap-table').tBodies[0];
   body.prepend(tr);
   while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
