@@ -41,6 +41,29 @@ export function hostOfAuthority(authority: string): string {
 }
 
 /**
+ * Split `host[:port]` (IPv6 in brackets allowed), lower-casing the host; the port is undefined when absent or not
+ * a valid port. {@link hostOfAuthority} keeps IPv6 brackets and drops a trailing dot for name resolution.
+ */
+export function splitAuthority(authority: string): { host: string; port: number | undefined } {
+  let host = authority;
+  let port: number | undefined;
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    host = authority.slice(1, end === -1 ? undefined : end);
+    const rest = end === -1 ? '' : authority.slice(end + 1);
+    if (rest.startsWith(':')) port = Number(rest.slice(1));
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon !== -1 && authority.indexOf(':') === colon) {
+      host = authority.slice(0, colon);
+      port = Number(authority.slice(colon + 1));
+    }
+  }
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) port = undefined;
+  return { host: host.toLowerCase(), port };
+}
+
+/**
  * The service an authority names for a caller in `callerNamespace`, or undefined when it names none.
  * Pure naming: whether the service exists is the caller's registry's business.
  */

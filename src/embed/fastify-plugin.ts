@@ -10,6 +10,7 @@
  *
  * Wrapped in fastify-plugin so the hooks apply to every route of the instance that registers it.
  */
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { context as otelContext } from '@opentelemetry/api';
@@ -19,9 +20,10 @@ import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import { publishHttpTap, tapChannel } from '../core/tap.js';
 import { firstHeader } from '../core/headers.js';
+import { splitAuthority } from '../core/service-names.js';
 import { takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName, routeNameOf } from '../record/cluster.js';
-import { connectionInfoOf } from '../record/connection.js';
+import { connectionInfoOf, peerClosedConnection } from '../record/connection.js';
 import { serverStreamOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
@@ -52,6 +54,8 @@ interface InboundState {
   readonly traceHeaders: Readonly<Record<string, string>> | undefined;
   readonly request: WithState;
   readonly reply: FastifyReply;
+  /** The port the app listens on (the inbound cluster's target port), read while the socket is open. */
+  readonly localPort: number;
 }
 
 const STATE = Symbol('meshtel.inbound');
@@ -61,8 +65,8 @@ type WithState = FastifyRequest & { [STATE]?: InboundState };
 type RawWithState = FastifyReply['raw'] & { [STATE]?: InboundState };
 
 /** Adds an MX answer header through fastify (a shared function, no closure per request). */
-const replyHeaderSetter = (reply: FastifyReply, name: string, value: string): void => {
-  reply.header(name, value);
+const rawHeaderSetter = (res: ServerResponse, name: string, value: string): void => {
+  res.setHeader(name, value);
 };
 
 function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err?: Error) => void): void {
@@ -98,10 +102,11 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     }
     const headers = req.headers as NodeHeaders;
     const extract = exchange.extractRequest(headers, nodeHeaderGetter, nodeHeaderRemover);
+    const socket = req.socket;
+    const localPort = socket.localPort ?? 0;
     let info = staticSpanInfo;
     if (tracing) {
       const authority = firstHeader(req.headers.host) ?? '';
-      const socket = req.socket;
       info = {
         kind: 'server',
         method: req.method ?? 'GET',
@@ -109,7 +114,8 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         authority,
         protocol: `HTTP/${req.httpVersion}`,
         peerAddress: socket.remoteAddress,
-        port: socket.localPort ?? 0,
+        // As the sidecar names its inbound span: the port the caller addressed, else the one it reached.
+        port: splitAuthority(authority).port ?? localPort,
         serviceHost: service?.host,
       };
     }
@@ -118,15 +124,17 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     // calls continue from there (trace-context.ts).
     span.inject(req.headers);
     const traceHeaders = inboundTraceContextRead() ? pickTraceHeaders(req.headers) : undefined;
-    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, request: request as WithState, reply };
+    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, request: request as WithState, reply, localPort };
     (request as WithState)[STATE] = state;
     const raw = reply.raw as RawWithState;
     raw[STATE] = state;
     // 'on', not 'once' (no wrapper per request): record() runs once per state anyway.
     raw.on('close', onResponseClose);
     // The MX answer depends only on what the request carried, so it is set now rather than in an onSend hook
-    // (a hook fewer on every reply); fastify writes it with the handler's headers.
-    exchange.injectResponse(reply, replyHeaderSetter, extract);
+    // (a hook fewer on every reply), and on the raw response: a handler that writes reply.raw itself or hijacks
+    // the reply (streams, SSE) still answers with our identity, as an inbound sidecar would. fastify keeps raw
+    // headers set before it writes the head.
+    exchange.injectResponse(reply.raw, rawHeaderSetter, extract);
     enter(state, next);
   });
 
@@ -163,13 +171,18 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       // (fastify's inject() has a socket without counters: those requests count 0 bytes.)
       const conn = connectionInfoOf(socket);
       const { requestBytes, responseBytes } = takeByteDeltas(socket, conn);
-      const { responseCode, responseFlags } = serverStreamOutcome({ finished: res.writableFinished, headersSent: res.headersSent, statusCode: res.statusCode });
+      const { responseCode, responseFlags } = serverStreamOutcome({
+        finished: res.writableFinished,
+        headersSent: res.headersSent,
+        statusCode: res.statusCode,
+        peerClosed: peerClosedConnection(socket),
+      });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
       const contentType = firstHeader(req.headers['content-type']);
       const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
       const span = state.span;
-      const cluster = inboundClusterName(socket.localPort ?? 0);
+      const cluster = inboundClusterName(state.localPort);
       // Every field always present (undefined when absent), no spreads: one object shape for the stats stage, and
       // on Node 20 each property added to a spread-built object costs far more than a literal's.
       const attrs: HttpStreamAttributes = {

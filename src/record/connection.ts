@@ -25,3 +25,15 @@ export function connectionInfoOf(socket: object): ConnectionInfo {
   }
   return info;
 }
+
+/**
+ * Whether the peer ended or reset the connection: a FIN arrived (`readableEnded`) or the socket failed with
+ * ECONNRESET / EPIPE. Read when a response closes unfinished: false means our side ended it (the app destroyed
+ * its response or socket), which an inbound sidecar in front of the app sees as an upstream reset (UC), not as
+ * the downstream leaving (DC). No listener is needed: the socket keeps both facts.
+ */
+export function peerClosedConnection(socket: { readonly readableEnded?: boolean; readonly errored?: unknown }): boolean {
+  if (socket.readableEnded === true) return true;
+  const code = (socket.errored as { code?: unknown } | null | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}

@@ -40,10 +40,15 @@ export function isUpstreamProtocolError(err: unknown): boolean {
  * reset before the head → 503 `UC`.
  */
 export function upstreamFailureOutcome(kind: UpstreamFailureKind, err: unknown, retried: boolean): LocalReplyOutcome {
-  if (isUpstreamProtocolError(err)) return { responseCode: 502, responseFlags: ResponseFlag.UPE };
-  if (kind === 'connect') return { responseCode: 503, responseFlags: ResponseFlag.UF | (retried ? ResponseFlag.URX : 0) };
-  return { responseCode: 503, responseFlags: ResponseFlag.UC };
+  if (isUpstreamProtocolError(err)) return { responseCode: UPSTREAM_PROTOCOL_ERROR_CODE, responseFlags: ResponseFlag.UPE };
+  if (kind === 'connect') return { responseCode: UPSTREAM_FAILURE_CODE, responseFlags: ResponseFlag.UF | (retried ? ResponseFlag.URX : 0) };
+  return { responseCode: UPSTREAM_FAILURE_CODE, responseFlags: ResponseFlag.UC };
 }
+
+/** The router's local reply codes: 503 for no connection or a reset, 502 for bytes that are not HTTP, 504 for a route timeout. */
+export const UPSTREAM_FAILURE_CODE = 503;
+export const UPSTREAM_PROTOCOL_ERROR_CODE = 502;
+export const ROUTE_TIMEOUT_CODE = 504;
 
 /**
  * Flags for a stream that closed before its response completed. DC is the downstream's doing only: when the
@@ -59,17 +64,25 @@ export function closedEarlyCode(status: number, headSent: boolean): number {
   return headSent ? status : 0;
 }
 
-/** Facts of a server-side stream at close (fastify inbound): did it finish, was a head sent, which status. */
+/** Facts of a server-side stream at close (fastify inbound): did it finish, was a head sent, which status, who left. */
 export interface ServerStreamFacts {
   readonly finished: boolean;
   readonly headersSent: boolean;
   readonly statusCode: number;
+  /** The client ended or reset the connection (record/connection.ts `peerClosed`). */
+  readonly peerClosed?: boolean;
 }
 
-/** Code and flags of an inbound stream seen from inside the app (no proxy of ours between). */
+/**
+ * Code and flags of an inbound stream seen from inside the app, as an inbound sidecar in front of the app would
+ * record it: finished → the status; the client left → DC (code 0 before a head); the app itself ended the stream
+ * unfinished (destroyed its response or socket) → the app reset its upstream side, `UC`, answered 503 before a
+ * head (router.cc's local reply) and keeping the sent status after one.
+ */
 export function serverStreamOutcome(facts: ServerStreamFacts): LocalReplyOutcome {
   if (facts.finished) return { responseCode: facts.statusCode, responseFlags: 0 };
-  return { responseCode: closedEarlyCode(facts.statusCode, facts.headersSent), responseFlags: closedEarlyFlags(0, false) };
+  if (facts.peerClosed !== false) return { responseCode: closedEarlyCode(facts.statusCode, facts.headersSent), responseFlags: closedEarlyFlags(0, false) };
+  return { responseCode: facts.headersSent ? facts.statusCode : UPSTREAM_FAILURE_CODE, responseFlags: ResponseFlag.UC };
 }
 
 const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'ENETUNREACH']);
@@ -89,9 +102,15 @@ export function clientErrorFlags(err: Error): number {
 }
 
 /**
- * Code of an outbound client request at its end: an error before a response head is code 0 (as a sidecar
- * reports a downstream that got nothing), an error after the head keeps the code that was received.
+ * Code of an outbound client request at its end, as an outbound sidecar records it: after a response head, the
+ * code that was received; with no head, the local reply the sidecar would have answered the app with (router.cc):
+ * 504 for a timeout (UT), 502 for a protocol error (UPE), 503 for a connect failure or a reset (UF, UC); 0 when
+ * the app itself left first (DC), as Envoy reports a downstream that got nothing.
  */
 export function clientResponseCode(status: number, flags: number): number {
-  return flags !== 0 && status === 0 ? 0 : status;
+  if (status !== 0 || flags === 0) return status;
+  if ((flags & ResponseFlag.DC) !== 0) return 0;
+  if ((flags & ResponseFlag.UT) !== 0) return ROUTE_TIMEOUT_CODE;
+  if ((flags & ResponseFlag.UPE) !== 0) return UPSTREAM_PROTOCOL_ERROR_CODE;
+  return UPSTREAM_FAILURE_CODE;
 }

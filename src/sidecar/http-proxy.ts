@@ -22,7 +22,7 @@ import { CONNECTION_INFO } from '../record/connection.js';
 import type { ConnectionInfo } from '../record/connection.js';
 import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName, routeNameOf } from '../record/cluster.js';
-import { closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
+import { ROUTE_TIMEOUT_CODE, closedEarlyCode, closedEarlyFlags, upstreamFailureOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
 import { httpToGrpcStatus } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
@@ -33,7 +33,7 @@ import { createGrpcMessageCounter } from './grpc-frames.js';
 import type { ProxyRefusals } from './listener-limits.js';
 import type { GrpcMessageCounter } from './grpc-frames.js';
 import type { ServiceRegistry, ServiceRoute, ResolvedEndpoint } from './registry.js';
-import { splitAuthority } from './registry.js';
+import { splitAuthority } from '../core/service-names.js';
 import type { PeriodicReport, ReportingTicker } from './reporting-ticker.js';
 import type { SidecarTelemetry } from './telemetry-contract.js';
 import { peerOf } from './telemetry-contract.js';
@@ -570,7 +570,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
 
   onTimeout(): void {
     this.call?.abort();
-    this.reply(504, ResponseFlag.UT);
+    this.reply(ROUTE_TIMEOUT_CODE, ResponseFlag.UT);
   }
 
   private countRequestChunk(chunk: Buffer): void {

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, quote } from '../core/errors.js';
-import { hostOfAuthority, resolveServiceName } from '../core/service-names.js';
+import { hostOfAuthority, resolveServiceName, splitAuthority } from '../core/service-names.js';
 import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import type { ServiceInfo } from '../stats/types.js';
@@ -298,24 +298,4 @@ export function createServiceRegistry(input: MeshConfig | MeshFileInput | undefi
       return out;
     },
   };
-}
-
-/** Split `host[:port]` (IPv6 in brackets allowed), lower-casing the host. */
-export function splitAuthority(authority: string): { host: string; port: number | undefined } {
-  let host = authority;
-  let port: number | undefined;
-  if (authority.startsWith('[')) {
-    const end = authority.indexOf(']');
-    host = authority.slice(1, end === -1 ? undefined : end);
-    const rest = end === -1 ? '' : authority.slice(end + 1);
-    if (rest.startsWith(':')) port = Number(rest.slice(1));
-  } else {
-    const colon = authority.lastIndexOf(':');
-    if (colon !== -1 && authority.indexOf(':') === colon) {
-      host = authority.slice(0, colon);
-      port = Number(authority.slice(colon + 1));
-    }
-  }
-  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) port = undefined;
-  return { host: host.toLowerCase(), port };
 }

@@ -244,11 +244,18 @@ function parseLine(line: string, allowExemplar: boolean): Sample | null {
   return sample;
 }
 
+/**
+ * A sample value as Prometheus reads it: Go's `strconv.ParseFloat`, which matches `NaN`, `Inf` and `Infinity`
+ * (signed or not) ignoring case. prom-client, for one, writes `Nan` for an event-loop gauge that has no
+ * sample yet, and Prometheus ingests it.
+ */
 function parseValue(text: string): number | null {
-  if (text === '+Inf' || text === 'Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
   if (text === '') return null;
   const n = Number(text);
-  return Number.isNaN(n) ? null : n;
+  if (!Number.isNaN(n)) return text.trim() === text ? n : null;
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return NaN;
+  const unsigned = lower[0] === '+' || lower[0] === '-' ? lower.slice(1) : lower;
+  if (unsigned === 'inf' || unsigned === 'infinity') return lower[0] === '-' ? -Infinity : Infinity;
+  return null;
 }

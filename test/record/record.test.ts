@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { firstHeader } from '../../src/core/headers.js';
 import { takeByteDeltas } from '../../src/record/bytes.js';
 import { inboundClusterName, outboundClusterName, outboundClusterOf } from '../../src/record/cluster.js';
-import { connectionInfoOf } from '../../src/record/connection.js';
+import { connectionInfoOf, peerClosedConnection } from '../../src/record/connection.js';
 import {
   clientErrorFlags,
   clientResponseCode,
@@ -54,6 +54,10 @@ describe('record/outcome', () => {
     { facts: { finished: true, headersSent: true, statusCode: 503 }, out: { responseCode: 503, responseFlags: 0 } },
     { facts: { finished: false, headersSent: true, statusCode: 200 }, out: { responseCode: 200, responseFlags: ResponseFlag.DC } },
     { facts: { finished: false, headersSent: false, statusCode: 200 }, out: { responseCode: 0, responseFlags: ResponseFlag.DC } },
+    // The client left (FIN / reset seen): DC. The app ended the stream itself: UC, 503 before a head.
+    { facts: { finished: false, headersSent: true, statusCode: 200, peerClosed: true }, out: { responseCode: 200, responseFlags: ResponseFlag.DC } },
+    { facts: { finished: false, headersSent: false, statusCode: 200, peerClosed: false }, out: { responseCode: 503, responseFlags: ResponseFlag.UC } },
+    { facts: { finished: false, headersSent: true, statusCode: 200, peerClosed: false }, out: { responseCode: 200, responseFlags: ResponseFlag.UC } },
   ])('serverStreamOutcome($facts)', ({ facts, out }) => {
     expect(serverStreamOutcome(facts)).toEqual(out);
   });
@@ -71,10 +75,19 @@ describe('record/outcome', () => {
     expect(clientErrorFlags(e)).toBe(flags);
   });
 
-  it('clientResponseCode() is 0 for an error before the head, the received code after it', () => {
-    expect(clientResponseCode(0, ResponseFlag.UF)).toBe(0);
-    expect(clientResponseCode(200, ResponseFlag.UC)).toBe(200);
-    expect(clientResponseCode(404, 0)).toBe(404);
+  it.each([
+    // No head: the local reply an outbound sidecar answers the app with (router.cc), 0 when the app left first.
+    { status: 0, flags: ResponseFlag.UF, code: 503 },
+    { status: 0, flags: ResponseFlag.UC, code: 503 },
+    { status: 0, flags: ResponseFlag.UT, code: 504 },
+    { status: 0, flags: ResponseFlag.UPE, code: 502 },
+    { status: 0, flags: ResponseFlag.DC, code: 0 },
+    // After a head: the code that was received.
+    { status: 200, flags: ResponseFlag.UC, code: 200 },
+    { status: 200, flags: ResponseFlag.DC, code: 200 },
+    { status: 404, flags: 0, code: 404 },
+  ])('clientResponseCode($status, $flags) = $code, as an outbound sidecar records it', ({ status, flags, code }) => {
+    expect(clientResponseCode(status, flags)).toBe(code);
   });
 });
 
@@ -112,6 +125,13 @@ describe('record/principal', () => {
 
   it('principalsOf() is empty in plain text and never reads certificates there', () => {
     expect(principalsOf({ encrypted: false, getPeerCertificate: () => { throw new Error('read'); } })).toEqual({ peerPrincipal: '', localPrincipal: '' });
+  });
+
+  it('peerClosedConnection() is true after a FIN or a reset from the peer, false when our side ended it', () => {
+    expect(peerClosedConnection({ readableEnded: true })).toBe(true);
+    expect(peerClosedConnection({ readableEnded: false, errored: Object.assign(new Error('r'), { code: 'ECONNRESET' }) })).toBe(true);
+    expect(peerClosedConnection({ readableEnded: false, errored: null })).toBe(false);
+    expect(peerClosedConnection({})).toBe(false);
   });
 
   it('connectionInfoOf() reads the certificates once per connection', () => {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createServiceRegistry, loadMeshFile, parseEndpointWorkload, parseMesh, splitAuthority } from '../../src/sidecar/registry.js';
+import { createServiceRegistry, loadMeshFile, parseEndpointWorkload, parseMesh } from '../../src/sidecar/registry.js';
+import { splitAuthority } from '../../src/core/service-names.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-mesh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
