@@ -4,14 +4,16 @@
  * only when the request carried a value (`TestHTTPExchange`), and 1000 ids (`client{{ .N }}`, N = 0..999, enough to
  * evict from the 500-entry cache) all get both answers (`TestHTTPExchangeCache`-style repeat). The request value is
  * the Go test's `EncodeMetadata`: the whole client node metadata as a Struct, unpadded base64 (RawStdEncoding).
+ * `TestHTTPExchangeBaggage`: the 1.29 baggage form in both directions (fixtures/http-exchange-baggage.json).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeMxHeader } from '../../../src/index.js';
 import { encodeStruct } from '../../../src/metadata/struct-codec.js';
 import type { EncodableStruct } from '../../../src/metadata/struct-codec.js';
-import { eventually, reviewsServer, send, series } from '../../sidecar/helpers.js';
+import { eventually, get, httpApp, reviewsServer, send, series, sidecar } from '../../sidecar/helpers.js';
 import type { Cleanups } from '../../sidecar/helpers.js';
-import { fixture } from './support.js';
+import { expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import type { MetricFamily } from './support.js';
 
 const F = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: EncodableStruct } } }> }>('stats-default.json');
 /** EncodeMetadata(t, params): proto.Marshal of the node metadata, base64.RawStdEncoding (no padding). */
@@ -60,4 +62,35 @@ describe('http_metadata_exchange TestHTTPExchange (real sidecar)', () => {
       for (const r of await Promise.all(batch)) expect([r.status, r.headers[ID], typeof r.headers[MX]]).toEqual([200, server.nodeId, 'string']);
     }
   }, 60_000);
+});
+
+interface BaggageFixture {
+  commit: string;
+  test: { requestBaggage: string; responseBaggage: string };
+  files: { waypoint_downstream_baggage_request: { value: MetricFamily } };
+}
+const B = fixture<BaggageFixture>('http-exchange-baggage.json');
+const SERVER_NODE = fixture<{ branches: Record<string, { files: { serverNodeMetadata: { value: Record<string, unknown> } } }> }>('stats-default.json')
+  .branches['release-1.29']!.files.serverNodeMetadata.value;
+
+describe(`http_metadata_exchange TestHTTPExchangeBaggage (real sidecar, release-1.29@${B.commit.slice(0, 8)})`, () => {
+  it('reads the downstream peer from baggage and answers with its own baggage, byte for byte', async () => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    // mx_native_inbound_baggage.yaml.tmpl: downstream discovery and propagation by baggage.
+    const server = await sidecar({
+      metadata: fromNodeMetadata(SERVER_NODE),
+      app: { port: app.port },
+      propagation: 'baggage',
+      mesh: { services: [{ name: 'server', selector: { app: 'ratings' }, ports: [{ name: 'http', protocol: 'http', port: 8080 }] }] },
+    });
+    cleanups.push(server.close);
+    const r = await send(server.ports.inbound, { body: 'hello, world!', method: 'POST', headers: { baggage: B.test.requestBaggage } });
+    expect(r.status).toBe(200);
+    expect(r.headers.baggage).toBe(B.test.responseBaggage);
+    await eventually(async () => {
+      const { body } = await get(`http://127.0.0.1:${server.ports.prometheus}/stats/prometheus`);
+      expectExactStat(body, B.files.waypoint_downstream_baggage_request.value);
+    });
+  });
 });
