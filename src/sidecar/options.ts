@@ -12,6 +12,8 @@ import type { MetadataExchangeMode, PropagationMethod } from '../exchange/types.
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { NativeHistogramConfig, type NativeHistogramOptions } from '../stats/native-histogram.js';
+import { resolveRecorderBounds } from '../stats/recorder-bounds.js';
+import type { RecorderBounds, RecorderBoundsOptions, RecorderBoundsText } from '../stats/recorder-bounds.js';
 import type { HopTracer } from '../tracing/types.js';
 import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
 import type { ListenerLimits } from './listener-limits.js';
@@ -107,6 +109,12 @@ export interface SidecarOptions {
   readonly tls?: TlsFiles;
   /** TCP and gRPC periodic report interval (MESHTEL_REPORTING_INTERVAL, default 5s). */
   readonly reportingIntervalMs?: number;
+  /**
+   * The stats recorder's bounds (series cap, byte budgets, label length cap, series TTL, allow-lists,
+   * buckets, custom metrics); each field also comes from its variable in {@link STATS_ENV}. Defaults
+   * and reasons in docs/security.md ("What a peer can cost the scrape").
+   */
+  readonly stats?: RecorderBoundsOptions;
   /** Retries on connection failure (MESHTEL_RETRIES, Istio default 2). */
   readonly retries?: number;
   /** Route timeout (MESHTEL_ROUTE_TIMEOUT, default none as in Istio). */
@@ -143,6 +151,8 @@ export interface ResolvedSidecarOptions {
   readonly telemetry: boolean;
   readonly tls: TlsFiles | undefined;
   readonly reportingIntervalMs: number;
+  /** Validated recorder bounds, defaults applied. */
+  readonly stats: RecorderBounds;
   readonly retries: number;
   readonly timeoutMs: number;
   readonly prometheusAnnotations: string | undefined;
@@ -152,6 +162,36 @@ export interface ResolvedSidecarOptions {
 }
 
 const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
+
+/**
+ * The environment variable of each recorder bound: integers, a duration (`MESHTEL_SERIES_TTL=10m`) or
+ * JSON (`MESHTEL_LABEL_ALLOW_LIST={"destination_workload":["reviews-v1"]}`,
+ * `MESHTEL_HISTOGRAM_BUCKETS={"istio_request_duration_milliseconds":[1,5,10]}`,
+ * `MESHTEL_STATS_DEFINITIONS=[{"name":"get_calls","value":"request.method == 'GET' ? 1 : 0"}]`).
+ */
+export const STATS_ENV: Readonly<Record<keyof RecorderBoundsOptions, string>> = Object.freeze({
+  maxSeriesPerMetric: 'MESHTEL_MAX_SERIES_PER_METRIC',
+  maxLabelValueLength: 'MESHTEL_MAX_LABEL_VALUE_LENGTH',
+  maxExpositionBytes: 'MESHTEL_MAX_EXPOSITION_BYTES',
+  maxPlainTextExpositionBytes: 'MESHTEL_MAX_PLAINTEXT_EXPOSITION_BYTES',
+  maxPlainTextSeriesPerMetric: 'MESHTEL_MAX_PLAINTEXT_SERIES_PER_METRIC',
+  seriesTtlMs: 'MESHTEL_SERIES_TTL',
+  labelAllowList: 'MESHTEL_LABEL_ALLOW_LIST',
+  buckets: 'MESHTEL_HISTOGRAM_BUCKETS',
+  definitions: 'MESHTEL_STATS_DEFINITIONS',
+});
+
+/** Recorder bounds: each field from the option, else its variable; errors name the one that was used. */
+function resolveStatsBounds(o: RecorderBoundsOptions, env: Env): RecorderBounds {
+  const merged: Record<string, unknown> = {};
+  const origins: Record<string, string> = {};
+  for (const [field, envName] of Object.entries(STATS_ENV) as [keyof RecorderBoundsOptions, string][]) {
+    const given = o[field];
+    merged[field] = given ?? env[envName];
+    origins[field] = given !== undefined ? `stats.${field}` : envName;
+  }
+  return resolveRecorderBounds(merged as RecorderBoundsOptions | RecorderBoundsText, (field) => origins[field] ?? field);
+}
 
 function oneOf<T extends string>(raw: string | undefined, allowed: readonly T[], origin: string): T | undefined {
   if (raw === undefined || raw === '') return undefined;
@@ -212,6 +252,7 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     tls,
     // 0 disables periodic TCP/gRPC reports (the final report still happens).
     reportingIntervalMs: boundedMs(options.reportingIntervalMs, env, 'reportingIntervalMs', 'MESHTEL_REPORTING_INTERVAL', 0) ?? 5000,
+    stats: resolveStatsBounds(options.stats ?? {}, env),
     retries: parseIntInRange(options.retries ?? env.MESHTEL_RETRIES, 'retries', 0, 10) ?? 2,
     // 0 is Envoy's "no route timeout".
     timeoutMs: boundedMs(options.timeoutMs, env, 'timeoutMs', 'MESHTEL_ROUTE_TIMEOUT', 0) ?? 0,

@@ -87,6 +87,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     ...(options.telemetryResources ? { telemetry: options.telemetryResources } : {}),
     reportingIntervalMs: config.reportingIntervalMs,
     ...(config.nativeHistograms !== undefined ? { nativeHistograms: config.nativeHistograms } : {}),
+    stats: config.stats,
     tracer: options.tracer,
     registry: options.registry,
   });

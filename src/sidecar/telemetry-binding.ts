@@ -13,6 +13,7 @@ import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
 import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
 import type { NativeHistogramOptions } from '../stats/native-histogram.js';
 import { createIstioStats } from '../stats/istio-stats.js';
+import type { RecorderBoundsOptions } from '../stats/recorder-bounds.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
@@ -34,6 +35,8 @@ export interface SidecarTelemetryOptions {
   readonly reportingIntervalMs?: number;
   /** Native histograms beside the classic ones (protobuf exposition only); off when absent. */
   readonly nativeHistograms?: NativeHistogramOptions;
+  /** Validated recorder bounds (resolveSidecarOptions). */
+  readonly stats?: RecorderBoundsOptions;
   readonly tracer?: HopTracer;
   /** Registry to register the proxy metrics in; a fresh one by default. */
   readonly registry?: Registry;
@@ -66,6 +69,7 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
   const activity = { active: 0 };
   registerSelfMetrics(registry, { caches: http.caches, exchanges: [http.counters, tcp.counters], activity });
   const stats = createIstioStats({
+    ...options.stats,
     local: options.local,
     registry,
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),

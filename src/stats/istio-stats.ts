@@ -44,7 +44,6 @@ import {
   METRIC,
   METRICS,
   validateBuckets,
-  type BucketOverrides,
 } from './definitions.js';
 import { derivePeerLabels, localLabelValues, type LocalLabelValues } from './labels.js';
 import { formatResponseFlags } from './response-flags.js';
@@ -54,70 +53,34 @@ import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } fro
 import type { TelemetryConfig } from './telemetry-api.js';
 import type { CompiledExpression, ExpressionScope } from './expression.js';
 import { createScope } from './attributes.js';
-import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric, type CustomMetricDefinition } from './custom-metrics.js';
+import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric } from './custom-metrics.js';
 import { createRegistryCollectors } from './registry-bridge.js';
 import { NativeHistogramConfig, type NativeHistogramOptions } from './native-histogram.js';
-import {
-  DEFAULT_MAX_EXPOSITION_BYTES,
-  DEFAULT_MAX_LABEL_VALUE_LENGTH,
-  DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES,
-  MAX_EXEMPLAR_TRACE_ID_LENGTH,
-  PLAINTEXT_SERIES_SHARE,
-  SeriesBudget,
-  truncateLabelValue,
-} from './series-budget.js';
+import { MAX_EXEMPLAR_TRACE_ID_LENGTH, SeriesBudget, truncateLabelValue } from './series-budget.js';
+import { resolveRecorderBounds, type RecorderBoundsOptions } from './recorder-bounds.js';
 
-/** Options of {@link createIstioStats}. */
-export interface IstioStatsOptions {
+/**
+ * Options of {@link createIstioStats}. The bounds (series cap, byte budgets, label length cap, TTL,
+ * allow-lists, buckets, custom metrics) are {@link RecorderBoundsOptions}, validated by
+ * `resolveRecorderBounds` (recorder-bounds.ts), the same function the sidecar calls at start.
+ */
+export interface IstioStatsOptions extends RecorderBoundsOptions {
   /** This workload's metadata (local labels, ISTIO_VERSION for istio_build). */
   readonly local: WorkloadMetadata;
   /** prom-client registry the metrics are registered in (text or OpenMetrics); default a new Registry. */
   readonly registry?: Registry<RegistryContentType>;
   /** Parsed Telemetry API configuration (`parseTelemetry`). */
   readonly telemetry?: TelemetryConfig;
-  /** Per-metric histogram buckets (default Envoy's 19 bounds). */
-  readonly buckets?: BucketOverrides;
   /**
    * Native (sparse exponential) buckets on the three istio histograms, beside the classic ones; served in
    * the protobuf exposition only. Off by default (see docs/architecture.md "Exposition"): `true` for
    * schema 3, or the schema, zero threshold and bucket bound (native-histogram.ts).
    */
   readonly nativeHistograms?: boolean | NativeHistogramOptions;
-  /** Series per metric before the overflow series takes over (default 10 000). */
-  readonly maxSeriesPerMetric?: number;
-  /**
-   * Longest label value in UTF-16 code units (default 600, above the longest SPIFFE principal Kubernetes
-   * allows); longer values are cut deterministically (`series-budget.ts` `truncateLabelValue`) and counted
-   * in `meshtel_label_value_truncated_total{label}`.
-   */
-  readonly maxLabelValueLength?: number;
-  /**
-   * Byte budget of the istio_* and custom series of the exposition at their longest rendered form
-   * (default 64 MiB). New label sets past it go to the overflow series
-   * (`meshtel_series_budget_refused_total{budget="exposition"}`).
-   */
-  readonly maxExpositionBytes?: number;
-  /**
-   * The part of `maxExpositionBytes` label sets of plain-text peers may take (default 16 MiB): a peer
-   * whose identity came from metadata without an mTLS-verified principal, or server-side tag values
-   * of such a request (`meshtel_series_budget_refused_total{budget="plain_text"}`).
-   */
-  readonly maxPlainTextExpositionBytes?: number;
-  /** Series per metric plain-text peers' label sets may take (default a quarter of `maxSeriesPerMetric`). */
-  readonly maxPlainTextSeriesPerMetric?: number;
-  /** Per-label allowed values; other values become `overflow`. */
-  readonly labelAllowList?: Readonly<Record<string, readonly string[]>>;
-  /** Remove series untouched for this long (ms); 0 = never (default). */
-  readonly seriesTtlMs?: number;
   /** Never use the Host header as destination_service (Istio: gateways; inbound never uses it). */
   readonly disableHostHeaderFallback?: boolean;
   /** Periodic TCP/gRPC report interval, Istio's `tcp_reporting_duration` (default 5000 ms; 0 = only at close). */
   readonly tcpReportingIntervalMs?: number;
-  /**
-   * Custom metrics (istio/proxy stats config `definitions[]`): `istio_<name>` with a CEL value,
-   * recorded at stream end / connection close. Costs an expression evaluation per request.
-   */
-  readonly definitions?: readonly CustomMetricDefinition[];
   /** Clock in ms (tests). */
   readonly now?: () => number;
   readonly logger?: Logger;
@@ -163,7 +126,6 @@ export interface IstioStats {
 
 const MODE_CLIENT = 0;
 const MODE_SERVER = 1;
-const DEFAULT_MAX_SERIES = 10_000;
 /** Peer contexts kept per peer object (distinct principals/services/authorities seen with it). */
 const CONTEXTS_PER_PEER = 8;
 /** Label groups kept per context before the map is reset (code × flags × status combinations). */
@@ -299,25 +261,17 @@ class IstioStatsImpl implements IstioStats {
     this.logger = o.logger ?? silentLogger;
     this.clock = o.now ?? Date.now;
     this.hostFallback = o.disableHostHeaderFallback !== true;
-    const cap = parseIntInRange(o.maxSeriesPerMetric, 'maxSeriesPerMetric', 1, 10_000_000) ?? DEFAULT_MAX_SERIES;
-    this.ttlMs = parseIntInRange(o.seriesTtlMs, 'seriesTtlMs', 0, 365 * 24 * 3_600_000) ?? 0;
+    const bounds = resolveRecorderBounds(o);
+    const cap = bounds.maxSeriesPerMetric;
+    this.ttlMs = bounds.seriesTtlMs;
     this.tcpIntervalMs =
       parseIntInRange(o.tcpReportingIntervalMs ?? o.telemetry?.reportingIntervalMs, 'tcpReportingIntervalMs', 0, 24 * 3_600_000) ?? 5000;
-    this.maxLabelLength = parseIntInRange(o.maxLabelValueLength, 'maxLabelValueLength', 16, 65_536) ?? DEFAULT_MAX_LABEL_VALUE_LENGTH;
-    const maxBytes = parseIntInRange(o.maxExpositionBytes, 'maxExpositionBytes', 65_536, 2 ** 40) ?? DEFAULT_MAX_EXPOSITION_BYTES;
-    const maxPlain =
-      parseIntInRange(o.maxPlainTextExpositionBytes, 'maxPlainTextExpositionBytes', 0, maxBytes) ??
-      Math.min(DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES, Math.floor(maxBytes / 4));
-    const plainCap = parseIntInRange(o.maxPlainTextSeriesPerMetric, 'maxPlainTextSeriesPerMetric', 0, cap) ?? Math.ceil(cap / PLAINTEXT_SERIES_SHARE);
+    this.maxLabelLength = bounds.maxLabelValueLength;
+    const maxBytes = bounds.maxExpositionBytes;
+    const maxPlain = bounds.maxPlainTextExpositionBytes;
+    const plainCap = bounds.maxPlainTextSeriesPerMetric;
     this.budget = new SeriesBudget({ maxBytes, maxPlainTextBytes: maxPlain });
-
-    const buckets = o.buckets ?? {};
-    for (const k of Object.keys(buckets)) {
-      const def = METRICS.find((m) => m.name === k);
-      if (def === undefined || def.type !== 'histogram') {
-        throw new ConfigError('MESHTEL_ERR_INVALID_BUCKETS', `buckets: ${quote(k)} is not an istio histogram`, { field: `buckets.${k}` });
-      }
-    }
+    const buckets = bounds.buckets;
     this.istio = METRICS.map(
       (m) =>
         new Family(
@@ -368,17 +322,11 @@ class IstioStatsImpl implements IstioStats {
     (this.budgetLimitFam.get('budget="exposition"', 0) as ScalarSeries).value = maxBytes;
     (this.budgetLimitFam.get('budget="plain_text"', 0) as ScalarSeries).value = maxPlain;
 
-    if (o.labelAllowList !== undefined) {
-      this.allow = new Map();
-      for (const [label, values] of Object.entries(o.labelAllowList)) {
-        if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) {
-          throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `labelAllowList.${label} must be a list of strings`, { field: `labelAllowList.${label}` });
-        }
-        this.allow.set(label, new Set(values));
-      }
+    if (bounds.labelAllowList !== undefined) {
+      this.allow = new Map(Object.entries(bounds.labelAllowList).map(([label, values]) => [label, new Set(values)]));
     }
 
-    this.custom = compileCustomMetrics(o.definitions, cap);
+    this.custom = compileCustomMetrics(bounds.definitions, cap);
     for (const c of this.custom) {
       c.family.budget = this.budget;
       c.family.plainTextCap = plainCap;

@@ -18,6 +18,8 @@ import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from 
 import type { PortProtocol } from '../../sidecar/registry.js';
 import type { NativeHistogramOptions } from '../../stats/native-histogram.js';
 import { parseTelemetry } from '../../stats/telemetry-api.js';
+import { resolveRecorderBounds } from '../../stats/recorder-bounds.js';
+import type { RecorderBoundsOptions } from '../../stats/recorder-bounds.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
 interface SidecarFlags {
@@ -52,6 +54,15 @@ interface SidecarFlags {
   tlsKey?: string;
   tlsCa?: string;
   reportingInterval?: string;
+  maxSeriesPerMetric?: string;
+  maxLabelValueLength?: string;
+  maxExpositionBytes?: string;
+  maxPlaintextExpositionBytes?: string;
+  maxPlaintextSeriesPerMetric?: string;
+  seriesTtl?: string;
+  labelAllowList?: string;
+  histogramBuckets?: string;
+  statsDefinitions?: string;
   retries?: string;
   routeTimeout?: string;
   prometheusAnnotations?: string;
@@ -103,6 +114,35 @@ export function parseServiceListenerFlag(value: string): ServiceListenerOptions 
   const m = /^([^:=\s]+):(\d+)=(\d+)$/.exec(value);
   if (!m) throw usage(`--service-listener must be <host>:<port>=<listenPort>, got ${quote(value)}`, '--service-listener');
   return { host: m[1]!, port: parseIntInRange(m[2], '--service-listener port', 1, 65535) ?? 0, listenPort: parsePort(m[3], '--service-listener listen port') ?? 0 };
+}
+
+/** The flag of each recorder bound (the environment variables are `STATS_ENV` in src/sidecar/options.ts). */
+const STATS_FLAGS: Readonly<Record<keyof RecorderBoundsOptions, [keyof SidecarFlags, string]>> = {
+  maxSeriesPerMetric: ['maxSeriesPerMetric', '--max-series-per-metric'],
+  maxLabelValueLength: ['maxLabelValueLength', '--max-label-value-length'],
+  maxExpositionBytes: ['maxExpositionBytes', '--max-exposition-bytes'],
+  maxPlainTextExpositionBytes: ['maxPlaintextExpositionBytes', '--max-plaintext-exposition-bytes'],
+  maxPlainTextSeriesPerMetric: ['maxPlaintextSeriesPerMetric', '--max-plaintext-series-per-metric'],
+  seriesTtlMs: ['seriesTtl', '--series-ttl'],
+  labelAllowList: ['labelAllowList', '--label-allow-list'],
+  buckets: ['histogramBuckets', '--histogram-buckets'],
+  definitions: ['statsDefinitions', '--stats-definitions'],
+};
+
+/**
+ * The recorder bounds given as flags, validated by the stats stage's own resolver (errors name the flag).
+ * Only the flags given are returned, so the environment still supplies the others.
+ */
+function statsFromFlags(flags: SidecarFlags): RecorderBoundsOptions {
+  const text: Record<string, string> = {};
+  for (const [field, [key]] of Object.entries(STATS_FLAGS)) {
+    const v = flags[key];
+    if (typeof v === 'string') text[field] = v;
+  }
+  const resolved = resolveRecorderBounds(text, (field) => STATS_FLAGS[field][1]);
+  const out: Record<string, unknown> = {};
+  for (const field of Object.keys(text)) out[field] = resolved[field as keyof RecorderBoundsOptions];
+  return out as RecorderBoundsOptions;
 }
 
 /** Turn flags into SidecarOptions (flags win over the environment, which startSidecar reads). */
@@ -160,6 +200,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
     ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
     ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
+    stats: statsFromFlags(flags),
     ...(flags.retries !== undefined ? { retries: parseIntInRange(flags.retries, '--retries', 0, 10) } : {}),
     ...(flags.routeTimeout !== undefined ? { timeoutMs: parseDurationMs(flags.routeTimeout, '--route-timeout') } : {}),
     ...(flags.prometheusAnnotations !== undefined ? { prometheusAnnotations: flags.prometheusAnnotations } : {}),
@@ -216,6 +257,15 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
     .option('--tls-ca <file>', 'mTLS root certificate (MESHTEL_TLS_CA)')
     .option('--reporting-interval <duration>', 'TCP and gRPC periodic reports (5s)')
+    .option('--max-series-per-metric <n>', 'series per istio metric before the overflow series (10000; MESHTEL_MAX_SERIES_PER_METRIC)')
+    .option('--max-label-value-length <n>', 'longer label values are cut and counted (600; MESHTEL_MAX_LABEL_VALUE_LENGTH)')
+    .option('--max-exposition-bytes <n>', 'byte budget of the istio_* series on :15090 (67108864 = 64 MiB; MESHTEL_MAX_EXPOSITION_BYTES)')
+    .option('--max-plaintext-exposition-bytes <n>', 'share of it for plain-text peers (16777216 = 16 MiB; MESHTEL_MAX_PLAINTEXT_EXPOSITION_BYTES)')
+    .option('--max-plaintext-series-per-metric <n>', 'series per metric for plain-text peers (a quarter of the cap; MESHTEL_MAX_PLAINTEXT_SERIES_PER_METRIC)')
+    .option('--series-ttl <duration>', 'remove series idle this long (never; MESHTEL_SERIES_TTL)')
+    .option('--label-allow-list <json>', '{"label":["value",...]}: other values become "overflow" (MESHTEL_LABEL_ALLOW_LIST)')
+    .option('--histogram-buckets <json>', '{"istio_request_duration_milliseconds":[1,5,10,...]} (MESHTEL_HISTOGRAM_BUCKETS)')
+    .option('--stats-definitions <json>', 'custom metrics [{"name","value","type"}] (MESHTEL_STATS_DEFINITIONS)')
     .option('--retries <n>', 'retries on connection failure (2)')
     .option('--route-timeout <duration>', 'route timeout (none)')
     .option('--prometheus-annotations <json>', 'ISTIO_PROMETHEUS_ANNOTATIONS: {"scrape","path","port"} of the app metrics to merge')
