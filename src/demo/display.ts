@@ -14,8 +14,9 @@ import type { LoadStats } from './load.js';
  * The header: console URL first, then the gateway, faults and where the metrics are. `compact` (the in-place
  * terminal screen) keeps it to lines under 80 columns and leaves the endpoint list to the plain output.
  * Hints are printed as they run from a checkout (`npm run meshtel -- …`; `meshtel` is only on PATH once installed).
+ * `tracingProblem` (from the start-up OTLP probe) replaces the traces line with a warning.
  */
-export function renderHeader(demo: Demo, configPath: string, consoleUrl?: string, compact = false): string {
+export function renderHeader(demo: Demo, configPath: string, consoleUrl?: string, compact = false, tracingProblem?: string): string {
   const o = demo.options;
   const lines = [
     `meshtel demo · Ctrl-C stops it${consoleUrl ? ` · console ${consoleUrl}` : ''}`,
@@ -24,7 +25,7 @@ export function renderHeader(demo: Demo, configPath: string, consoleUrl?: string
   ];
   if (demo.prometheusUrl) lines.push(`prometheus ${demo.prometheusUrl} (shipped rules loaded)`);
   if (demo.prometheusSkipped) lines.push(`prometheus not started: ${demo.prometheusSkipped}`);
-  if (demo.tracingEndpoint) lines.push(`traces (OTLP) ${demo.tracingEndpoint}`);
+  if (demo.tracingEndpoint) lines.push(tracingProblem ? `WARNING traces: ${tracingProblem}` : `traces (OTLP) ${demo.tracingEndpoint}`);
   if (compact) return lines.join('\n');
   const w = Math.max(...demo.workloads.map((x) => `${x.namespace}/${x.workload}`.length));
   lines.push(

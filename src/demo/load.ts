@@ -15,6 +15,8 @@ export interface LoadStats {
   failed: number;
   /** No answer (connection error, timeout). */
   errors: number;
+  /** Still open when close() gave up waiting, and cut: not an error of the mesh. */
+  cancelled: number;
   /** Not started because `maxInFlight` requests were already open. */
   skipped: number;
   inFlight: number;
@@ -37,7 +39,7 @@ export interface LoadOptions {
 /** A running load generator. */
 export interface LoadGenerator {
   readonly stats: Readonly<LoadStats>;
-  /** Stop starting requests, let open ones finish for at most {@link CLOSE_GRACE_MS}, then cut the rest (counted as errors). */
+  /** Stop starting requests, let open ones finish for at most {@link CLOSE_GRACE_MS}, then cut the rest (counted as `cancelled`). */
   close(): Promise<void>;
 }
 
@@ -49,7 +51,7 @@ const TICK_MS = 20;
 
 /** Start sending. */
 export function startLoad(options: LoadOptions): LoadGenerator {
-  const stats: LoadStats = { sent: 0, ok: 0, failed: 0, errors: 0, skipped: 0, inFlight: 0 };
+  const stats: LoadStats = { sent: 0, ok: 0, failed: 0, errors: 0, cancelled: 0, skipped: 0, inFlight: 0 };
   const pool = new Pool(options.url, { connections: 32, keepAliveTimeout: 10_000 });
   const path = options.path ?? '/productpage';
   const maxInFlight = options.maxInFlight ?? 256;
@@ -57,6 +59,8 @@ export function startLoad(options: LoadOptions): LoadGenerator {
   const start = performance.now();
   let due = 0;
   let stopped = false;
+  /** Set when close() destroys the pool: requests failing from then on were cut, not refused. */
+  let cutting = false;
   let product = 0;
   const open = new Set<Promise<void>>();
 
@@ -75,7 +79,8 @@ export function startLoad(options: LoadOptions): LoadGenerator {
         else stats.ok++;
       })
       .catch(() => {
-        stats.errors++;
+        if (cutting) stats.cancelled++;
+        else stats.errors++;
       })
       .finally(() => {
         stats.inFlight--;
@@ -103,6 +108,7 @@ export function startLoad(options: LoadOptions): LoadGenerator {
       clearInterval(timer);
       // Not the request timeout: on a loaded machine requests take seconds, and Ctrl-C must not wait for them.
       await Promise.race([Promise.allSettled([...open]), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
+      cutting = true;
       await pool.destroy();
     },
   };

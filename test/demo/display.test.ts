@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { renderProgress } from '../../src/demo/display.js';
 
 describe('renderProgress()', () => {
-  const stats = { sent: 120, ok: 100, failed: 15, errors: 3, skipped: 0, inFlight: 2 };
+  const stats = { sent: 120, ok: 100, failed: 15, errors: 3, cancelled: 0, skipped: 0, inFlight: 2 };
 
   it('prints the counts and the average rate once a second has passed', () => {
     expect(renderProgress(stats, 4)).toBe('load: sent 120  ok 100  5xx 15  errors 3  skipped 0  in-flight 2  (30.0 req/s over 4s)');

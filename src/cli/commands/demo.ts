@@ -82,10 +82,11 @@ Examples:
       if (refreshMs < 200) throw new ConfigError('MESHTEL_ERR_CLI_USAGE', `--refresh must be at least 200ms, got ${quote(flags.refresh)}`, { field: 'refresh' });
 
       // The demo mesh (sidecars, fastify, OpenTelemetry) loads here, not at CLI start.
-      const [{ startDemo }, { DEMO_WARM_UP_MS, createStatView, renderHeader, renderProgress }, { startDemoConsole }] = await Promise.all([
+      const [{ startDemo }, { DEMO_WARM_UP_MS, createStatView, renderHeader, renderProgress }, { startDemoConsole }, { probeOtlpEndpoint }] = await Promise.all([
         import('../../demo/demo.js'),
         import('../../demo/display.js'),
         import('../../demo/console.js'),
+        import('../../demo/otlp-probe.js'),
       ]);
       if (flags.otlpEndpoint !== undefined) {
         let u: URL | undefined;
@@ -100,6 +101,10 @@ Examples:
       }
       const consolePort = num(flags.consolePort, '--console-port');
       const tracing = flags.otlpEndpoint !== undefined ? { endpoint: flags.otlpEndpoint, samplingPercent: num(flags.traceSampling, '--trace-sampling') } : undefined;
+      // A wrong endpoint used to be silent (every batch dropped in the background): say so now, on stderr and in
+      // the header (an in-place screen would wipe a stderr line). Tracing stays on: the backend may come up later.
+      const tracingProblem = tracing ? await probeOtlpEndpoint(tracing.endpoint) : undefined;
+      if (tracingProblem) process.stderr.write(`warning: --otlp-endpoint ${tracingProblem}; spans are dropped (meshtel_spans_dropped_total) until it accepts them\n`);
       const demo = await startDemo({
         rate,
         failRate,
@@ -120,7 +125,7 @@ Examples:
       const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-'));
       const configPath = path.join(dir, 'prometheus.yml');
       writeFileSync(configPath, demo.prometheusConfig);
-      const header = renderHeader(demo, configPath, web.url, tty);
+      const header = renderHeader(demo, configPath, web.url, tty, tracingProblem);
       const out = (s: string): void => void process.stdout.write(s);
       if (!tty) out(`${header}\n\n# Prometheus configuration (${configPath}):\n${demo.prometheusConfig}\n`);
 
@@ -164,7 +169,7 @@ Examples:
           .finally(() => {
             rmSync(dir, { recursive: true, force: true });
             const s = demo.load?.stats;
-            out(`stopped${s ? ` after ${s.sent} requests (${s.ok} ok, ${s.failed} 5xx, ${s.errors} errors)` : ''}\n`);
+            out(`stopped${s ? ` after ${s.sent} requests (${s.ok} ok, ${s.failed} 5xx, ${s.errors} errors${s.cancelled > 0 ? `, ${s.cancelled} cut at stop` : ''})` : ''}\n`);
             resolveDone();
           });
       };
