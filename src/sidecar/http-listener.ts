@@ -46,7 +46,7 @@ export interface BoundListener {
 /** Options of {@link listenHttp}. */
 export interface HttpListenerOptions extends ListenerOptions {
   /** The request handler; with `protocolError` (the proxy's), requests the codec refuses are recorded too. */
-  readonly handler: HttpHandler & Partial<Pick<ProxyHandler, 'protocolError'>>;
+  readonly handler: HttpHandler & Partial<Pick<ProxyHandler, 'protocolError' | 'upgrade' | 'connect'>>;
   /** Plain-text codec: HTTP/2 prior knowledge (h2c) instead of HTTP/1.1. */
   readonly h2: boolean;
   /** Receives TLS connections that negotiated `istio-peer-exchange` (TCP MX over mTLS). */
@@ -137,6 +137,16 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     socket.end(`HTTP/1.1 ${code} ${STATUS_TEXT[code]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     options.handler.protocolError?.(socket, code, flags);
   });
+  // Upgrade and CONNECT requests leave node's parser: the proxy answers them on the socket. An upgraded
+  // (WebSocket) connection keeps the listener's idle timeout, as Envoy's stream idle timeout bounds it.
+  const { upgrade, connect } = options.handler;
+  if (upgrade) {
+    h1.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
+      upgrade(req, socket, head);
+    });
+  }
+  if (connect) h1.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => connect(req, socket, head));
   h2.on('sessionError', () => {});
   h2.on('session', (session) => {
     // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).

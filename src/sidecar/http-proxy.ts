@@ -9,7 +9,8 @@
  * → 503 `UC`, route timeout → 504 `UT`, unknown port of a known service → 404 `NR`, no endpoints →
  * 503 `UH`, downstream gone before the end → `DC` with response code 0 when no head was sent.
  */
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -53,6 +54,18 @@ export type HttpHandler = (req: DownstreamRequest, res: DownstreamResponse) => v
  */
 export interface ProxyHandler extends HttpHandler {
   protocolError(socket: Socket, responseCode: number, responseFlags: number): void;
+  /**
+   * An HTTP/1.1 request with `Upgrade` (node's `'upgrade'` event). WebSocket passes through, as Istio
+   * enables `upgrade_configs: websocket` on every HTTP connection manager; `h2c` is served as a plain
+   * request (Envoy strips it); any other type is refused 403 as Envoy's HCM refuses an upgrade the route
+   * does not allow (`upgrade_failed`, connection closed).
+   */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
+  /**
+   * A CONNECT request (node's `'connect'` event). Istio's sidecar routes match paths and carry no
+   * `connect_matcher`/`connect_config`, so Envoy finds no route for a (pathless) CONNECT: 404 `NR`.
+   */
+  connect(req: IncomingMessage, socket: Socket, head: Buffer): void;
 }
 
 // The per-connection record (principals, byte marks) is the record stage's; listeners store it on the socket.
@@ -180,7 +193,30 @@ export function createHttpProxyHandler(options: HttpProxyOptions): ProxyHandler 
       }
     }
   };
-  return Object.assign(handle, { protocolError: (socket: Socket, code: number, flags: number) => recordProtocolError(listener, socket, code, flags) });
+  /** A request node took off the HTTP parser (upgrade, CONNECT): its response is written on the socket itself. */
+  const onSocket = (req: IncomingMessage, socket: Socket, head: Buffer, tunnel: boolean): void => {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    // The connection ends with this exchange unless it becomes a tunnel (Envoy closes after a refused upgrade).
+    res.shouldKeepAlive = false;
+    res.on('finish', () => socket.destroySoon());
+    let stream: ProxyStream | undefined;
+    try {
+      stream = new ProxyStream(listener, req, res);
+      const type = (firstHeader(req.headers.upgrade) ?? '').toLowerCase();
+      if (tunnel && type === 'websocket') stream.tunnelTo(socket, head);
+      else if (tunnel && type !== 'h2c') stream.forcedCode = 403;
+      stream.start();
+    } catch (err) {
+      if (stream !== undefined) stream.internalError(err);
+      else socket.destroy();
+    }
+  };
+  return Object.assign(handle, {
+    protocolError: (socket: Socket, code: number, flags: number) => recordProtocolError(listener, socket, code, flags),
+    upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => onSocket(req, socket, head, true),
+    connect: (req: IncomingMessage, socket: Socket, head: Buffer) => onSocket(req, socket, head, false),
+  });
 }
 
 /** The record of a request refused by the codec: no head, so no peer, route or path; bytes from the socket. */
@@ -288,6 +324,11 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
   private attempt = 0;
   /** Passthrough to a DNS name: resolved and checked before the upstream call, then connected by address. */
   private resolveName: string | undefined = undefined;
+  /** A local reply decided before routing (CONNECT: 404 NR; an upgrade type that is not allowed: 403). */
+  forcedCode = 0;
+  /** WebSocket: the downstream socket and the bytes read past the head, spliced to the upstream on 101. */
+  private tunnel: Socket | undefined = undefined;
+  private tunnelHead: Buffer | undefined = undefined;
   private passthroughAddress: string | undefined = undefined;
 
   constructor(
@@ -302,6 +343,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const rawSocket = (h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as (Socket & { [CONNECTION_INFO]?: ConnectionInfo }) | undefined;
     this.conn = rawSocket?.[CONNECTION_INFO];
     this.method = req.method ?? 'GET';
+    if (this.method === 'CONNECT') this.forcedCode = 404;
     const reqHeaders = req.headers;
     this.reqHeaders = reqHeaders;
     const contentType = firstHeader(reqHeaders['content-type']);
@@ -318,7 +360,8 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const inbound = l.inbound;
 
     // --- target ---------------------------------------------------------------------------
-    if (!inbound && !h2 && this.path.charCodeAt(0) !== 47 /* '/' */) {
+    const forced = this.forcedCode;
+    if (!inbound && !h2 && forced === 0 && this.path.charCodeAt(0) !== 47 /* '/' */) {
       // Absolute-form request from an app using us as HTTP_PROXY (RFC 9112 §3.2.2).
       try {
         const u = new URL(this.path);
@@ -332,7 +375,11 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const authority = this.authority;
 
     let localReply = 0;
-    if (inbound) {
+    if (forced === 404) {
+      // No route matches a pathless CONNECT: NR.
+      localReply = 404;
+      this.flags |= ResponseFlag.NR;
+    } else if (inbound) {
       this.service = options.inboundService ?? null;
     } else {
       const route = options.fixedRoute ?? options.registry?.resolve(authority, this.absolutePort ?? 80);
@@ -369,6 +416,13 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
           }
         }
       }
+    }
+
+    // An upgrade the route does not allow: 403 before any filter runs (HCM `upgrade_failed`), when a route
+    // matched at all (no route stays 404 NR).
+    if (forced === 403 && localReply !== 404) {
+      localReply = 403;
+      this.flags = 0;
     }
 
     if (l.telemetryOn) {
@@ -421,6 +475,10 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       upHeaders[name] = v;
     }
     if (firstHeader(reqHeaders.te) === 'trailers') upHeaders.te = 'trailers';
+    if (this.tunnel !== undefined) {
+      upHeaders.connection = 'upgrade';
+      upHeaders.upgrade = reqHeaders.upgrade;
+    }
     if (!inbound && this.mxOn) telemetry.writeRequestPeer(upHeaders);
     this.span?.inject(upHeaders as Record<string, string | string[] | undefined>);
     this.upHeaders = upHeaders;
@@ -531,6 +589,65 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     this.reportedReq += rq;
     this.reportedResp += rs;
     this.l.telemetry.recordGrpcMessages(this.attrs(false), rq, rs);
+  }
+
+  /** This request asks for a WebSocket upgrade: on 101 the two sockets are spliced. */
+  tunnelTo(socket: Socket, head: Buffer): void {
+    this.tunnel = socket;
+    this.tunnelHead = head;
+  }
+
+  /**
+   * The upstream accepted the upgrade. Recorded as Envoy records an upgraded stream: code 101, the
+   * stream's wire bytes both ways for its whole life, duration until it closes; DC when the downstream
+   * closed it, no flag when the upstream ended it (the WebSocket server closes the TCP connection first).
+   */
+  onUpstreamUpgrade(headers: IncomingHttpHeaders, up: Socket, upHead: Buffer, peerPrincipal: string): void {
+    const down = this.tunnel;
+    if (this.done || this.headSent || down === undefined || down.destroyed) {
+      up.destroy();
+      return;
+    }
+    const l = this.l;
+    if (this.timer) clearTimeout(this.timer);
+    this.upstreamPrincipal = peerPrincipal;
+    if (!l.inbound && this.mxOn) {
+      const ex = l.telemetry.readResponsePeer(headers, peerPrincipal);
+      this.peer = peerOf(ex);
+      if (!ex.result.ok) this.unknownReason = ex.result.reason;
+    } else if (!l.inbound && l.telemetryOn) {
+      this.unknownReason = 'mx_disabled';
+    }
+    const out: OutgoingHttpHeaders = {};
+    for (const name in headers) {
+      const v = headers[name];
+      if (v === undefined || HOP_BY_HOP.has(name)) continue;
+      out[name] = v;
+    }
+    if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
+    this.respHeadersOut = out;
+    this.status = 101;
+    this.headSent = true;
+    let head = `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${firstHeader(headers.upgrade) ?? 'websocket'}\r\n`;
+    for (const name in out) {
+      const v = out[name];
+      for (const one of Array.isArray(v) ? v : [v]) head += `${name}: ${String(one)}\r\n`;
+    }
+    down.write(`${head}\r\n`);
+    if (upHead.length > 0) down.write(upHead);
+    const early = this.tunnelHead;
+    if (early !== undefined && early.length > 0) up.write(early);
+    up.setNoDelay(true);
+    up.on('error', () => {});
+    // The upstream ending is the stream's normal end; the downstream closing first is DC (onDownstreamClose).
+    up.once('end', () => (this.ended = true));
+    up.once('close', () => {
+      this.ended = true;
+      down.destroySoon();
+    });
+    down.once('close', () => up.destroy());
+    down.pipe(up);
+    up.pipe(down);
   }
 
   /** `start()` threw (a bug): answer 500 if the head is not out, else reset; recorded once either way. */
@@ -650,6 +767,10 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       return;
     }
     const upHeaders = this.upHeaders as OutgoingHttpHeaders;
+    if (this.tunnel !== undefined) {
+      this.call = this.l.pool.upgrade(target, this.method, this.path, this.authority, this.attempt === 0 ? upHeaders : { ...upHeaders }, this);
+      return;
+    }
     this.call = this.l.pool.request(
       target,
       this.method,

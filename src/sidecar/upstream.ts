@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import http2 from 'node:http2';
 import type { ClientHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { Agent as UndiciAgent, util as undiciUtil } from 'undici';
@@ -98,6 +99,11 @@ export interface UpstreamCall {
   abort(): void;
 }
 
+/** Callbacks of an upgrade attempt: the 101 hands over the upstream socket; any other answer is a response. */
+export interface UpstreamUpgradeHandlers extends UpstreamHandlers {
+  onUpstreamUpgrade(headers: IncomingHttpHeaders, socket: Socket, head: Buffer, peerPrincipal: string): void;
+}
+
 /** Options of {@link createUpstreamPool}. */
 export interface UpstreamPoolOptions {
   readonly tls?: SidecarTls;
@@ -126,6 +132,11 @@ export interface UpstreamPool {
     handlers: UpstreamHandlers,
     onBodyChunk?: (chunk: Buffer) => void,
   ): UpstreamCall;
+  /**
+   * Send an HTTP/1.1 upgrade request (WebSocket) on a connection of its own (an upgraded connection
+   * never returns to a pool). Upgrades need no body: whatever follows the head is the upgraded stream.
+   */
+  upgrade(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, handlers: UpstreamUpgradeHandlers): UpstreamCall;
   /** Destroy every pooled connection; resolves once undici's pool has released its sockets and timers. */
   close(): Promise<void>;
   /** Open HTTP/2 sessions (for tests and the soak's leak probes). */
@@ -338,7 +349,47 @@ export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamP
     };
   }
 
+  function upgrade(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, handlers: UpstreamUpgradeHandlers): UpstreamCall {
+    let settled = false;
+    let connected = false;
+    headers.host = authority;
+    const req =
+      target.tls && options.tls
+        ? https.request({ ...agentTlsOptions(options.tls), agent: false, host: target.host, port: target.port, method, path, headers, setHost: false, checkServerIdentity: options.tls.identityCheck(target.identity) })
+        : http.request({ agent: false, host: target.host, port: target.port, method, path, headers, setHost: false });
+    req.once('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => (connected = true));
+      else connected = true;
+    });
+    req.on('upgrade', (res, socket: Socket, head: Buffer) => {
+      if (settled) {
+        socket.destroy();
+        return;
+      }
+      settled = true;
+      handlers.onUpstreamUpgrade(res.headers, socket, head, target.tls ? peerPrincipalOf(socket as TLSSocket) : '');
+    });
+    req.on('response', (res) => {
+      if (settled) return;
+      settled = true;
+      handlers.onUpstreamResponse(new ReadableResponse(res.statusCode ?? 0, res.headers, res, () => res.trailers, false, target.tls ? peerPrincipalOf(res.socket as TLSSocket) : '', 0));
+    });
+    req.on('error', (err) => {
+      if (settled) return;
+      settled = true;
+      handlers.onUpstreamError(connected ? 'reset' : 'connect', err);
+    });
+    req.end();
+    return {
+      abort() {
+        settled = true;
+        req.destroy();
+      },
+    };
+  }
+
   return {
+    upgrade,
     request(target, method, path, authority, headers, body, handlers, onBodyChunk) {
       if (body === null && !target.h2 && !target.tls && headers.expect === undefined) return bodyless(target, method, path, authority, headers, handlers);
       return target.h2
