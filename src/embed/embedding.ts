@@ -21,6 +21,8 @@ import type { IstioStats, IstioStatsOptions } from '../stats/istio-stats.js';
 import { parseTelemetry } from '../stats/telemetry-api.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import type { ServiceInfo } from '../stats/types.js';
+import type { OtlpMetricsPush, OtlpMetricsPushOptions } from '../stats/otlp-push.js';
+import { defaultServiceName } from '../tracing/config.js';
 import { createApiTracing } from '../tracing/hop-tracer.js';
 import type { ApiTracingOptions } from '../tracing/hop-tracer.js';
 import { createNoopTracing } from '../tracing/noop.js';
@@ -51,6 +53,12 @@ export interface MeshtelEmbeddingOptions {
    * request id is still generated).
    */
   readonly tracing?: boolean | Omit<ApiTracingOptions, 'local' | 'nodeId'>;
+  /**
+   * Push the `istio_*` and `meshtel_*` series over OTLP/HTTP protobuf too (src/stats/otlp-push.ts): `true` (all
+   * from `OTEL_EXPORTER_OTLP_METRICS_*` / `OTEL_METRIC_EXPORT_INTERVAL`), or the endpoint, interval and bounds.
+   * The OTel metrics SDK is loaded only when this is set; a bad setting is logged and the push stays off.
+   */
+  readonly otlpMetrics?: boolean | Omit<OtlpMetricsPushOptions, 'families' | 'registry' | 'serviceName' | 'logger'> & { readonly serviceName?: string };
   /** A prebuilt tracer (for example `createTracing` with a private exporter); wins over `tracing`. */
   readonly tracer?: HopTracer;
   /**
@@ -125,6 +133,23 @@ export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): M
     (options.tracing
       ? createApiTracing({ ...(options.tracing === true ? {} : options.tracing), local: metadata, nodeId, logger })
       : createNoopTracing());
+  const otlp = options.otlpMetrics;
+  const push: Promise<OtlpMetricsPush | undefined> | undefined = otlp
+    ? import('../stats/otlp-push.js')
+        .then((m) =>
+          m.startOtlpMetricsPush({
+            ...(otlp === true ? {} : otlp),
+            serviceName: (otlp !== true && otlp.serviceName) || defaultServiceName(metadata),
+            families: () => stats.families(),
+            registry,
+            logger,
+          }),
+        )
+        .catch((err: unknown) => {
+          logger.warn('OTLP metrics push not started', { err });
+          return undefined;
+        })
+    : undefined;
   const resolver = options.resolveService ?? kubernetesServiceResolver(metadata.namespace);
   // Resolved once per authority: the request path does a Map lookup, not string parsing (STYLE §6).
   const resolved = new Map<string, ServiceInfo | null>();
@@ -157,6 +182,8 @@ export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): M
     async close() {
       if (closed) return;
       closed = true;
+      // The last push first, while the recorder still holds the series.
+      await (await push)?.shutdown();
       stats.close();
       await tracer.shutdown();
     },

@@ -80,6 +80,7 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     enabled: true,
     registry,
     tracer,
+    families: () => stats.families(),
     render: (accept) => {
       const format = negotiateFormat(accept);
       return { contentType: contentTypeOf(format), body: renderMetrics(stats, format) };

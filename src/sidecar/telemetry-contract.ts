@@ -10,6 +10,7 @@ import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import type { ConnectionAttributes, HttpStreamAttributes, Reporter } from '../stats/types.js';
 import type { HopSpan, HopTracer } from '../tracing/types.js';
+import type { Family } from '../stats/series.js';
 
 /** Byte counters of one TCP connection; the stats stage reports deltas every interval and at close. */
 export interface TcpRecorder {
@@ -50,6 +51,8 @@ export interface SidecarTelemetry {
   readonly tracer: HopTracer;
   /** The exposition of `registry` as :15090 serves it. */
   readonly render: ProxyMetricsRenderer;
+  /** The recorder's families (istio_* and its meshtel_*), for the OTLP push; none when telemetry is off. */
+  readonly families?: () => readonly Family[];
   /** In-flight request count, exported as `meshtel_proxy_requests_active`. */
   readonly activity: ProxyActivity;
   /** Inbound request: read and strip the downstream peer's MX headers (stripped = set to undefined; forwarders skip undefined values). */

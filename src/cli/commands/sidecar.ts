@@ -76,6 +76,8 @@ interface SidecarFlags {
   tracingEndpoint?: string;
   sampling?: string;
   shutdownTimeout?: string;
+  otlpMetrics?: boolean;
+  otlpMetricsEndpoint?: string;
   logLevel?: string;
 }
 
@@ -278,7 +280,9 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tracing <exporter>', 'otlp | jaeger | console | none (default OTEL_TRACES_EXPORTER when set, else none); configured by NodeSDK and the OTEL_* variables')
     .option('--tracing-endpoint <url>', 'trace backend URL (default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, localhost:4318)')
     .option('--sampling <percent>', 'random sampling percentage (default OTEL_TRACES_SAMPLER(_ARG), else Istio 1.0)')
-    .option('--shutdown-timeout <duration>', 'bound on flushing spans at shutdown; what is left is counted as dropped (2s)')
+    .option('--shutdown-timeout <duration>', 'bound on flushing spans and the last OTLP metrics push at shutdown; what is left is counted as dropped (2s)')
+    .option('--otlp-metrics', 'also push the istio_* and meshtel_* series over OTLP/HTTP protobuf (on with OTEL_METRICS_EXPORTER=otlp); interval OTEL_METRIC_EXPORT_INTERVAL (60s)')
+    .option('--otlp-metrics-endpoint <url>', 'OTLP metrics URL (default OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, localhost:4318)')
     .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
     .addHelpText(
       'after',
@@ -324,6 +328,21 @@ Examples:
           : undefined;
       // startSidecar logs the one "sidecar ready" line (node id and bound ports) and "sidecar stopped" at the end.
       const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, registry, ...(tracer ? { tracer } : {}) });
+      // The OTLP metrics push (and the OTel metrics SDK) load only when asked for.
+      const pushMetrics = flags.otlpMetrics === true || flags.otlpMetricsEndpoint !== undefined || env.OTEL_METRICS_EXPORTER?.trim() === 'otlp';
+      const families = sidecar.stats.families;
+      const push =
+        pushMetrics && families !== undefined
+          ? (await import('../../stats/otlp-push.js')).startOtlpMetricsPush({
+              families,
+              registry,
+              serviceName: (await import('../../tracing/config.js')).defaultServiceName(metadata),
+              logger,
+              ...(flags.otlpMetricsEndpoint !== undefined ? { endpoint: flags.otlpMetricsEndpoint } : {}),
+              ...(shutdownTimeoutMillis !== undefined ? { shutdownTimeoutMillis } : {}),
+            })
+          : undefined;
+      if (pushMetrics && families === undefined) logger.warn('--otlp-metrics ignored: telemetry is off (--no-telemetry)');
       const stop = (signal: NodeJS.Signals): void => {
         logger.info('sidecar stopping', { signal });
         void sidecar.close();
@@ -332,6 +351,7 @@ Examples:
       process.once('SIGTERM', stop);
       try {
         await sidecar.closed;
+        await push?.shutdown();
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
