@@ -12,17 +12,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import {
-  createHttpMetadataExchange,
-  createIstioStats,
-  nodeHeaderGetter,
-  nodeHeaderRemover,
-  nodeHeaderSetter,
-  renderMetricsToString,
-} from '../../../src/index.js';
-import type { HttpStreamAttributes, IstioStatsOptions, NodeHeaders, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
+import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
+import type { HttpStreamAttributes, IstioStatsOptions, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
 import { parseExposition } from '../../../src/stats/exposition-parser.js';
-import { expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
+import { exchangePeers, expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
 import type { MetricFamily, StatsPluginConfig } from './support.js';
 
 interface Files {
@@ -72,24 +65,8 @@ function attrs(reporter: 'source' | 'destination', peer: PeerMetadata | null): H
   };
 }
 
-/** 10 request/response exchanges as TestStatsPayload makes them; the peers each side learned. */
 function exchange(additionalLabels: readonly string[] = []): { upstream: PeerMetadata; downstream: PeerMetadata } {
-  const cx = createHttpMetadataExchange({ local: CLIENT, nodeId: 'client', additionalLabels });
-  const sx = createHttpMetadataExchange({ local: SERVER, nodeId: 'server', additionalLabels });
-  let upstream: PeerMetadata | undefined;
-  let downstream: PeerMetadata | undefined;
-  for (let i = 0; i < 10; i++) {
-    const req: NodeHeaders = {};
-    cx.injectRequest(req, nodeHeaderSetter);
-    const inbound = sx.extractRequest(req, nodeHeaderGetter, nodeHeaderRemover);
-    const res: NodeHeaders = {};
-    sx.injectResponse(res, nodeHeaderSetter, inbound);
-    const outbound = cx.extractResponse(res, nodeHeaderGetter, nodeHeaderRemover);
-    if (!inbound.result.ok || !outbound.result.ok) throw new Error('exchange failed');
-    downstream = inbound.result.peer;
-    upstream = outbound.result.peer;
-  }
-  return { upstream: upstream!, downstream: downstream! };
+  return exchangePeers(CLIENT, SERVER, { additionalLabels });
 }
 
 async function run(local: WorkloadMetadata, options: Partial<IstioStatsOptions>, record: HttpStreamAttributes, n = 10): Promise<{ text: string; errors: number }> {

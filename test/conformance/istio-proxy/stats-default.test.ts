@@ -6,18 +6,11 @@
  * Expected series: testdata/metric/{client,server}_request_total.yaml.tmpl and istio_build.yaml, resolved with
  * RequestCount=10 (fixtures/stats-default.json).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { Registry } from 'prom-client';
-import {
-  createHttpMetadataExchange,
-  createIstioStats,
-  nodeHeaderGetter,
-  nodeHeaderRemover,
-  nodeHeaderSetter,
-  renderMetricsToString,
-} from '../../../src/index.js';
-import type { HttpStreamAttributes, NodeHeaders, PayloadProfile, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
-import { expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
+import type { HttpStreamAttributes, PayloadProfile, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
+import { exchangePeers, expectExactStat, fixture, fromNodeMetadata } from './support.js';
 import type { MetricFamily } from './support.js';
 
 interface BranchFixture {
@@ -69,21 +62,7 @@ describe.each(Object.entries(FIXTURE.branches))('stats_plugin Default, %s payloa
   const profile = f.payloadProfile;
 
   it(`both reporters emit exactly Istio's istio_requests_total (${profile}, ${branch}@${f.commit.slice(0, 8)})`, async () => {
-    const cx = createHttpMetadataExchange({ local: client, nodeId: 'client', profile });
-    const sx = createHttpMetadataExchange({ local: server, nodeId: 'server', profile });
-    let downstream: PeerMetadata | null = null;
-    let upstream: PeerMetadata | null = null;
-    for (let i = 0; i < 10; i++) {
-      const req: NodeHeaders = {};
-      cx.injectRequest(req, nodeHeaderSetter);
-      const inbound = sx.extractRequest(req, nodeHeaderGetter, nodeHeaderRemover);
-      const res: NodeHeaders = {};
-      sx.injectResponse(res, nodeHeaderSetter, inbound);
-      const outbound = cx.extractResponse(res, nodeHeaderGetter, nodeHeaderRemover);
-      expect(inbound.result.ok && outbound.result.ok).toBe(true);
-      if (inbound.result.ok) downstream = inbound.result.peer;
-      if (outbound.result.ok) upstream = outbound.result.peer;
-    }
+    const { upstream, downstream } = exchangePeers(client, server, { profile });
     const clientText = await exposition(client, (s) => {
       for (let i = 0; i < 10; i++) s.recordHttp(attrs('source', upstream));
     });

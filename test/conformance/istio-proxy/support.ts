@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { parseExposition } from '../../../src/stats/exposition-parser.js';
 import { inputFromObject } from '../../../src/cli/encode.js';
-import { createWorkloadMetadata } from '../../../src/index.js';
-import type { WorkloadMetadata } from '../../../src/index.js';
+import { createHttpMetadataExchange, createWorkloadMetadata, nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../../../src/index.js';
+import type { NodeHeaders, PayloadProfile, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
 import { parseTelemetry } from '../../../src/stats/telemetry-api.js';
 import type { TelemetryConfig } from '../../../src/stats/telemetry-api.js';
 import { METRICS } from '../../../src/stats/definitions.js';
@@ -91,4 +91,31 @@ export function telemetryOfPluginConfig(cfg: StatsPluginConfig, mode: 'CLIENT' |
     telemetry: parseTelemetry({ apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', spec: { metrics: [{ overrides }] } }),
     definitions: (cfg.definitions ?? []).map((d) => ({ name: d.name, value: d.value, ...(d.type !== undefined ? { type: d.type } : {}) })),
   };
+}
+
+/**
+ * `n` request/response MX exchanges between a client and a server exchange, as TestStatsPayload's 10 HTTP calls
+ * make them; returns the peer each side learned last (the client's upstream, the server's downstream).
+ */
+export function exchangePeers(
+  client: WorkloadMetadata,
+  server: WorkloadMetadata,
+  options: { readonly profile?: PayloadProfile; readonly additionalLabels?: readonly string[]; readonly n?: number } = {},
+): { upstream: PeerMetadata; downstream: PeerMetadata } {
+  const common = { ...(options.profile !== undefined ? { profile: options.profile } : {}), additionalLabels: options.additionalLabels ?? [] };
+  const cx = createHttpMetadataExchange({ local: client, nodeId: 'client', ...common });
+  const sx = createHttpMetadataExchange({ local: server, nodeId: 'server', ...common });
+  let peers: { upstream: PeerMetadata; downstream: PeerMetadata } | undefined;
+  for (let i = 0; i < (options.n ?? 10); i++) {
+    const req: NodeHeaders = {};
+    cx.injectRequest(req, nodeHeaderSetter);
+    const inbound = sx.extractRequest(req, nodeHeaderGetter, nodeHeaderRemover);
+    const res: NodeHeaders = {};
+    sx.injectResponse(res, nodeHeaderSetter, inbound);
+    const outbound = cx.extractResponse(res, nodeHeaderGetter, nodeHeaderRemover);
+    if (!inbound.result.ok) throw new Error(`server did not learn the client: ${inbound.result.reason}`);
+    if (!outbound.result.ok) throw new Error(`client did not learn the server: ${outbound.result.reason}`);
+    peers = { upstream: outbound.result.peer, downstream: inbound.result.peer };
+  }
+  return peers!;
 }
