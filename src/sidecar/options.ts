@@ -130,6 +130,8 @@ export interface SidecarOptions {
    */
   readonly nativeHistograms?: boolean | NativeHistogramOptions;
   readonly tracer?: HopTracer;
+  /** Serve the agent ports (default true); false in a `--concurrency` worker, whose primary serves them (workers.ts). */
+  readonly agentEndpoints?: boolean;
   readonly logger?: Logger;
   /** Registry for the proxy metrics (default: a fresh one). */
   readonly registry?: Registry;

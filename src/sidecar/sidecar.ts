@@ -60,6 +60,8 @@ export interface Sidecar {
   readonly options: ResolvedSidecarOptions;
   /** Stop listening, close connections and pools. Safe to call twice. */
   close(): Promise<void>;
+  /** What the admin port's `/config_dump` serves. */
+  configDump(): unknown;
   /** Resolves when the sidecar has closed (e.g. after /quitquitquit). */
   readonly closed: Promise<void>;
 }
@@ -209,7 +211,15 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       listeners.push(l);
       serviceListenerPorts.push(l.port);
     }
-    agent = await startAgentEndpoints({
+    const configDump = (): unknown => ({
+      node: { id: nodeId, metadata },
+      mesh: registryOfServices.mesh,
+      listeners: { ...sidecarPorts() },
+      options: config,
+      localPrincipal: tls?.localPrincipal ?? '',
+    });
+    // A worker of `--concurrency N` leaves the agent ports to the primary, which merges the workers' pages (workers.ts).
+    if (options.agentEndpoints !== false) agent = await startAgentEndpoints({
       bindAddress: host,
       ports: { prometheus: config.ports.prometheus, status: config.ports.status, health: config.ports.health, admin: config.ports.admin },
       proxyRegistry: telemetry.registry,
@@ -220,17 +230,11 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       isReady: () => ready,
       // Only a sidecar that records telemetry publishes tap records.
       ...(config.telemetry ? { tap: { workload: metadata.workload, namespace: metadata.namespace } } : {}),
-      configDump: () => ({
-        node: { id: nodeId, metadata },
-        mesh: registryOfServices.mesh,
-        listeners: { ...sidecarPorts() },
-        options: config,
-        localPrincipal: tls?.localPrincipal ?? '',
-      }),
+      configDump,
       quit: () => void close(),
       logger,
     });
-    const a = agent;
+    const a = agent ?? { ports: { prometheus: 0, status: 0, health: 0, admin: 0 } };
     for (const l of listeners) guard.addOwnPort(l.port);
     for (const p of Object.values(a.ports)) guard.addOwnPort(p);
     const sidecarPorts = (): SidecarBoundPorts => ({
@@ -247,6 +251,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     logger.info('sidecar ready', { nodeId, ports: sidecarPorts() });
     return {
       ports: sidecarPorts(),
+      configDump,
       metadata,
       nodeId,
       stats: telemetry,

@@ -23,6 +23,7 @@ import type { RecorderBoundsOptions } from '../../stats/recorder-bounds.js';
 import type { TracingExporterName } from '../../tracing/config.js';
 
 interface SidecarFlags {
+  concurrency?: string;
   appPort?: string;
   appHost?: string;
   appProtocol?: string;
@@ -229,6 +230,7 @@ export function registerSidecarCommand(program: Command): void {
     .command('sidecar')
     .description('run the Node sidecar: inbound/outbound listeners with metadata exchange, istio_* stats and tracing, plus the agent endpoints')
     .option('--app-port <port>', 'local app port the inbound listener forwards to (MESHTEL_APP_PORT)')
+    .option('--concurrency <n>', 'worker processes sharing the traffic listeners, one merged scrape (1; Istio runs 2 Envoy workers)')
     .option('--app-host <host>', 'local app host (MESHTEL_APP_HOST)', undefined)
     .option('--app-protocol <p>', 'http | http2 | grpc | tcp (MESHTEL_APP_PROTOCOL)')
     .option('--bind <address>', 'address of the inbound and agent listeners (0.0.0.0; admin stays on 127.0.0.1)')
@@ -298,6 +300,13 @@ Examples:
       const env = process.env;
       // The proxy, prom-client and OpenTelemetry load here, not at CLI start: `meshtel --version`, `decode`,
       // `inject`... do not pay for them.
+      const concurrency = parseIntInRange(flags.concurrency, '--concurrency', 1, 64) ?? 1;
+      const { default: cluster } = await import('node:cluster');
+      if (concurrency > 1 && cluster.isPrimary) {
+        await runPrimary(flags, env, concurrency, logger);
+        return;
+      }
+      const worker = concurrency > 1 && env[WORKER_ENV] === '1';
       const [{ startSidecar }, { Registry }] = await Promise.all([import('../../sidecar/sidecar.js'), import('prom-client')]);
       const metadata = loadWorkloadMetadata({
         env,
@@ -327,7 +336,14 @@ Examples:
             })
           : undefined;
       // startSidecar logs the one "sidecar ready" line (node id and bound ports) and "sidecar stopped" at the end.
-      const sidecar = await startSidecar({ ...sidecarOptionsFromFlags(flags, env), metadata, logger, registry, ...(tracer ? { tracer } : {}) });
+      const sidecar = await startSidecar({
+        ...sidecarOptionsFromFlags(flags, env),
+        metadata,
+        logger,
+        registry,
+        ...(tracer ? { tracer } : {}),
+        ...(worker ? { agentEndpoints: false } : {}),
+      });
       // The OTLP metrics push (and the OTel metrics SDK) load only when asked for.
       const pushMetrics = flags.otlpMetrics === true || flags.otlpMetricsEndpoint !== undefined || env.OTEL_METRICS_EXPORTER?.trim() === 'otlp';
       const families = sidecar.stats.families;
@@ -343,6 +359,21 @@ Examples:
             })
           : undefined;
       if (pushMetrics && families === undefined) logger.warn('--otlp-metrics ignored: telemetry is off (--no-telemetry)');
+      if (worker) {
+        const { serveWorker } = await import('../../sidecar/workers.js');
+        serveWorker({
+          ports: sidecar.ports,
+          nodeId: sidecar.nodeId,
+          renderText: async () => {
+            const parts: Buffer[] = [];
+            for await (const c of sidecar.stats.render('text/plain').body) parts.push(c);
+            return Buffer.concat(parts).toString('utf8');
+          },
+          configDump: () => sidecar.configDump(),
+          close: () => sidecar.close(),
+          closed: sidecar.closed,
+        });
+      }
       const stop = (signal: NodeJS.Signals): void => {
         logger.info('sidecar stopping', { signal });
         void sidecar.close();
@@ -357,4 +388,41 @@ Examples:
         process.off('SIGTERM', stop);
       }
     });
+}
+
+/** Set in the environment of `--concurrency` workers (node:cluster runs the same command line in each). */
+const WORKER_ENV = 'MESHTEL_SIDECAR_WORKER';
+
+/** `--concurrency N` > 1 in the primary: fork N workers that share the listeners and serve the merged agent ports. */
+async function runPrimary(flags: SidecarFlags, env: NodeJS.ProcessEnv, concurrency: number, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const [{ resolveSidecarOptions }, { parsePrometheusAnnotations }, { startSidecarPrimary }] = await Promise.all([
+    import('../../sidecar/options.js'),
+    import('../../sidecar/agent-endpoints.js'),
+    import('../../sidecar/workers.js'),
+  ]);
+  // Checked here once, so a bad flag fails before any worker starts.
+  const config = resolveSidecarOptions(sidecarOptionsFromFlags(flags, env));
+  const appScrape = parsePrometheusAnnotations(config.prometheusAnnotations, config.ports.status);
+  const primary = await startSidecarPrimary({
+    concurrency,
+    bindAddress: config.bindAddress,
+    ports: { prometheus: config.ports.prometheus, status: config.ports.status, health: config.ports.health, admin: config.ports.admin },
+    ...(appScrape ? { appScrape } : {}),
+    appHost: config.app.host,
+    maxAppScrapeBytes: config.appScrapeMaxBytes,
+    logger,
+    workerEnv: { [WORKER_ENV]: '1' },
+  });
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info('sidecar stopping', { signal });
+    void primary.close();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await primary.closed;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }
