@@ -16,10 +16,11 @@ const all = readdirSync(dir)
 // The settings the benchmarks read: this list is their documentation (README points here), and
 // test/bench/run.test.ts fails when a bench reads a BENCH_* variable that is not listed.
 const SETTINGS: readonly (readonly [string, string])[] = [
-  ['BENCH_DURATION_S', 'seconds of load per sidecar configuration and round (default 5)'],
-  ['BENCH_ROUNDS', 'interleaved rounds per sidecar configuration; medians are printed (default 5)'],
-  ['BENCH_CONFIGS', 'comma-separated sidecar configurations to run (default: all of them)'],
+  ['BENCH_DURATION_S', 'seconds of load per configuration and round, sidecar and proxyless benches (default 5)'],
+  ['BENCH_ROUNDS', 'interleaved rounds per configuration, sidecar and proxyless benches; medians are printed (default 5)'],
+  ['BENCH_CONFIGS', 'comma-separated sidecar configurations: on, off, pair, pair-off, fastify, node-http, undici (default: all)'],
   ['BENCH_SKIP_LATENCY', '1 skips the fixed-rate latency part of the sidecar bench'],
+  ['BENCH_SKIP_CONCURRENCY', '1 skips the --concurrency 1 vs 2 throughput part of the sidecar bench'],
 ];
 
 const arg = process.argv[2] ?? '';

@@ -1,23 +1,27 @@
 /**
- * The sidecar under load, every figure a same-run ratio (STYLE.md §14):
- * 1. Throughput through one inbound sidecar with telemetry on (MX decode via the peer cache, stats,
- *    MX answer headers) against the same sidecar with telemetry off (goal ≥ 0.90), and against
- *    @fastify/http-proxy in front of the same app (goal ≥ 1.0). autocannon, 16 connections, GET with
- *    the MX headers of a client sidecar, 1 KB response. Besides req/s, each configuration's CPU time
- *    per request is printed: it is the figure least disturbed by other load on a shared machine
- *    (throughput there depends on how the 2 cores are shared with the load generator and the app).
- * 1b. The upstream client choice: a bare node:http Agent proxy against a bare undici Pool proxy.
- * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app
- *    against client → app, and CPU seconds and peak RSS of the two sidecars per 1000 requests.
+ * The sidecar under load, every figure a same-run ratio (STYLE.md §14), each row of issue 16's table printed with
+ * its goal:
+ * 1. Throughput (autocannon, 16 connections, max rate, GET with a client sidecar's MX headers, 1 KB response) of
+ *    one inbound sidecar with telemetry on / off (goal ≥ 0.97), a sidecar pair on / off (≥ 0.95), the hop against a
+ *    bare node:http pipe proxy (≥ 1.0) and @fastify/http-proxy (≥ 1.3); CPU µs per request of each process alone
+ *    (user CPU beside it: the JavaScript's share, steadier on a shared machine than req/s); RSS of one sidecar idle
+ *    (≤ 60 MiB) and loaded (high-water, ≤ 90 MiB). The bare node:http and undici proxies also justify the upstream
+ *    client choice in src/sidecar/upstream.ts.
+ * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app against
+ *    client → app, compared with a pair of bare node:http pipe proxies (goal ≤ 2×), and CPU per sidecar
+ *    (≤ 0.08 vCPU; Envoy's published figure is 0.20).
+ * 3. Throughput of `meshtel sidecar --concurrency 1` and `2`.
  *
- * The app and each proxy run in their own child process (roles below), autocannon in this one, so
- * a proxy's CPU is measured alone with process.cpuUsage(). The machine has 2 cores shared by the
- * load generator, the proxy and the app: absolute numbers are low, the ratios are what to read.
+ * The app and each proxy run in their own child process (roles below), autocannon in this one. The machine has 2
+ * cores shared by the load generator, the proxy and the app: absolute numbers are low, the ratios are what to read.
  */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import { cpus } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { loadAverage, measure as measureChild, serveRole, spawnRole as spawnChild } from './support/children.js';
+import { load, loadAverage, measure as measureChild, serveRole, spawnRole as spawnChild } from './support/children.js';
 import type { AutocannonResult, Child, ChildUsage } from './support/children.js';
 import { median } from './support/measure.js';
 
@@ -39,20 +43,21 @@ async function runRole(role: string, arg: string | undefined): Promise<void> {
     server.keepAliveTimeout = 60_000;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
-  } else if (role === 'sidecar-on' || role === 'sidecar-off' || role === 'pair') {
+  } else if (role === 'sidecar-on' || role === 'sidecar-off' || role === 'pair' || role === 'pair-off') {
     const { startSidecar } = await import('../src/sidecar/sidecar.js');
     const { createWorkloadMetadata } = await import('../src/metadata/workload.js');
     const ports = { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 };
     const meta = (name: string) =>
       createWorkloadMetadata({ name: `${name}-v1-abc`, namespace: 'default', workload: `${name}-v1`, labels: { app: name, version: 'v1' }, serviceAccount: name, instanceIps: ['10.0.0.1'] });
-    const server = await startSidecar({ env: {}, bindAddress: '127.0.0.1', ports, metadata: meta('reviews'), app: { port: Number(arg) }, telemetry: role !== 'sidecar-off' });
+    const server = await startSidecar({ env: {}, bindAddress: '127.0.0.1', ports, metadata: meta('reviews'), app: { port: Number(arg) }, telemetry: role !== 'sidecar-off' && role !== 'pair-off' });
     port = server.ports.inbound;
-    if (role === 'pair') {
+    if (role === 'pair' || role === 'pair-off') {
       const client = await startSidecar({
         env: {},
         bindAddress: '127.0.0.1',
         ports,
         metadata: meta('productpage'),
+        telemetry: role === 'pair',
         mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: server.ports.inbound } }] }] },
       });
       port = client.ports.outbound;
@@ -64,6 +69,23 @@ async function runRole(role: string, arg: string | undefined): Promise<void> {
     await app.register(proxy, { upstream: `http://127.0.0.1:${arg}` });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
+  } else if (role === 'node-pipe-pair') {
+    // Two bare node:http pipe proxies in a row, the floor a pair of Node proxies cannot beat.
+    const pipe = async (target: number): Promise<number> => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, scheduling: 'lifo' });
+      const server = http.createServer((req, res) => {
+        const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      });
+      server.keepAliveTimeout = 60_000;
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return (server.address() as AddressInfo).port;
+    };
+    port = await pipe(await pipe(Number(arg)));
   } else if (role === 'bare-node-http' || role === 'bare-undici') {
     // The two upstream clients the sidecar could use, each in a minimal pass-through proxy without any
     // telemetry, to justify the choice in src/sidecar/upstream.ts with a measurement.
@@ -129,12 +151,21 @@ async function main(): Promise<void> {
     const roles: readonly (readonly [string, string, string])[] = [
       ['sidecar, telemetry off', 'sidecar-off', 'off'],
       ['sidecar, telemetry on', 'sidecar-on', 'on'],
+      ['pair, telemetry off', 'pair-off', 'pair-off'],
+      ['pair, telemetry on', 'pair', 'pair'],
       ['@fastify/http-proxy', 'fastify-proxy', 'fastify'],
       ['bare proxy, node:http Agent', 'bare-node-http', 'node-http'],
       ['bare proxy, undici Pool', 'bare-undici', 'undici'],
     ];
     const configs: (readonly [string, Child])[] = [['direct to app', app]];
-    for (const [name, role, key] of roles) if (!only || only.includes(key)) configs.push([name, await spawnRole(role, String(app.port))]);
+    let idleRssMb = 0;
+    for (const [name, role, key] of roles) {
+      if (only && !only.includes(key)) continue;
+      const c = await spawnRole(role, String(app.port));
+      // RSS of a sidecar that has served nothing yet (telemetry on, agent ports up).
+      if (role === 'sidecar-on') idleRssMb = (await c.request<ChildUsage>('usage')).rssBytes / 1048576;
+      configs.push([name, c]);
+    }
     for (const [, c] of configs) if (c !== app) children.push(c);
     // Interleaved rounds: the machine is shared, so a slow minute hits every configuration alike.
     const samples = new Map<string, { r: AutocannonResult; usage: ChildUsage }[]>();
@@ -148,76 +179,130 @@ async function main(): Promise<void> {
     }
     const rpsOf = new Map<string, number>();
     const cpuOf = new Map<string, number>();
-    // Per-round ratios too: a same-round ratio cancels the load that other processes put on the machine.
+    // Per-round ratios: a same-round ratio cancels the load that other processes put on the machine.
     const roundRatios = (a: string, b: string): number[] => (samples.get(a) ?? []).map((m, i) => m.r.requests.average / (samples.get(b)?.[i]?.r.requests.average ?? 1));
-    const roundRatio = (a: string, b: string): string => {
-      const rs = roundRatios(a, b);
-      return `${rs.map((x) => x.toFixed(2)).join(', ')} (median ${median(rs).toFixed(3)})`;
-    };
-    console.log(`${''.padEnd(28)}   req/s   p50    p99  CPU µs/req  peak RSS   (req/s per round)`);
+    console.log(`${''.padEnd(28)}   req/s   p50    p99  CPU µs/req  user µs/req  peak RSS   (req/s per round)`);
     for (const [name] of configs) {
       const ms = samples.get(name) ?? [];
       const rps = median(ms.map((m) => m.r.requests.average));
       rpsOf.set(name, rps);
       // CPU of the measured process alone (the app's own CPU is not counted for the proxies).
       const cpu = median(ms.map((m) => m.usage.cpuMicros / Math.max(1, m.r.requests.total)));
+      const user = median(ms.map((m) => m.usage.userMicros / Math.max(1, m.r.requests.total)));
       cpuOf.set(name, cpu);
       const rss = Math.max(...ms.map((m) => m.usage.maxRssKb)) / 1024;
       console.log(
-        `${name.padEnd(28)} ${rps.toFixed(0).padStart(7)} ${`${median(ms.map((m) => m.r.latency.p50))}`.padStart(3)} ms ${`${median(ms.map((m) => m.r.latency.p99))}`.padStart(3)} ms ${cpu.toFixed(0).padStart(8)}   ${rss.toFixed(0).padStart(4)} MB   (${ms.map((m) => m.r.requests.average.toFixed(0)).join(', ')})`,
+        `${name.padEnd(28)} ${rps.toFixed(0).padStart(7)} ${`${median(ms.map((m) => m.r.latency.p50))}`.padStart(3)} ms ${`${median(ms.map((m) => m.r.latency.p99))}`.padStart(3)} ms ${cpu.toFixed(0).padStart(8)} ${user.toFixed(0).padStart(11)}   ${rss.toFixed(0).padStart(6)} MB   (${ms.map((m) => m.r.requests.average.toFixed(0)).join(', ')})`,
       );
     }
-    const rps = (n: string): number => rpsOf.get(n) ?? 0;
     const cpu = (n: string): number => cpuOf.get(n) ?? 0;
-    const ON = 'sidecar, telemetry on';
-    const OFF = 'sidecar, telemetry off';
-    const FASTIFY = '@fastify/http-proxy';
-    const onOff = rps(ON) / rps(OFF);
-    const onFastify = rps(ON) / rps(FASTIFY);
-    if (rpsOf.has(ON) && rpsOf.has(OFF)) {
-      console.log(
-        `ratio telemetry on / off:          ${onOff.toFixed(3)}  (goal >= 0.90) ${onOff >= 0.9 ? 'met' : 'NOT met'}   per round: ${roundRatio(ON, OFF)}   CPU per request on / off: ${(cpu(ON) / cpu(OFF)).toFixed(3)}`,
-      );
+    /** One row of the issue's table: the figure, its goal, whether it is met. */
+    const goalRow = (label: string, value: number, goal: number, atMost = false, extra = ''): void => {
+      const met = atMost ? value <= goal : value >= goal;
+      console.log(`${label.padEnd(46)} ${value.toFixed(3).padStart(8)}  (goal ${atMost ? '<=' : '>='} ${goal})  ${met ? 'met' : 'NOT met'}${extra}`);
+    };
+    const ratioRow = (label: string, a: string, b: string, goal: number): void => {
+      if (!samples.has(a) || !samples.has(b)) return;
+      const rs = roundRatios(a, b);
+      goalRow(label, median(rs), goal, false, `   per round ${rs.map((x) => x.toFixed(2)).join(', ')}; CPU per request ${b} / ${a}: ${(cpu(b) / cpu(a)).toFixed(3)}`);
+    };
+    console.log('\nissue 16 rows (median of per-round req/s ratios; CPU ratio beside, the steadier figure on a shared machine):');
+    ratioRow('one hop, telemetry on / off', 'sidecar, telemetry on', 'sidecar, telemetry off', 0.97);
+    ratioRow('sidecar pair, telemetry on / off', 'pair, telemetry on', 'pair, telemetry off', 0.95);
+    ratioRow('one hop vs a bare node:http pipe proxy', 'sidecar, telemetry on', 'bare proxy, node:http Agent', 1.0);
+    ratioRow('one hop vs @fastify/http-proxy', 'sidecar, telemetry on', '@fastify/http-proxy', 1.3);
+    if (samples.has('sidecar, telemetry on') && samples.has('sidecar, telemetry off')) {
+      console.log(`  telemetry CPU per request: ${(cpu('sidecar, telemetry on') - cpu('sidecar, telemetry off')).toFixed(1)} µs (goal <= 3)`);
     }
-    if (rpsOf.has(ON) && rpsOf.has(FASTIFY)) {
-      console.log(
-        `ratio telemetry on / fastify-proxy: ${onFastify.toFixed(3)}  (goal >= 1.0)  ${onFastify >= 1 ? 'met' : 'NOT met'}   per round: ${roundRatio(ON, FASTIFY)}   CPU per request fastify / on: ${(cpu(FASTIFY) / cpu(ON)).toFixed(3)}`,
-      );
-    }
-    if (rpsOf.has('bare proxy, undici Pool') && rpsOf.has('bare proxy, node:http Agent')) {
-      console.log(`upstream client choice, bare undici Pool / bare node:http Agent: ${(rps('bare proxy, undici Pool') / rps('bare proxy, node:http Agent')).toFixed(3)}`);
+    if (samples.has('sidecar, telemetry on')) {
+      const loadedRss = Math.max(...(samples.get('sidecar, telemetry on') ?? []).map((m) => m.usage.maxRssKb)) / 1024;
+      goalRow('RSS of one sidecar, idle (MiB)', idleRssMb, 60, true, '   (bench children run under tsx, which adds its own)');
+      goalRow(`RSS of one sidecar, loaded, high-water (MiB)`, loadedRss, 90, true);
     }
     console.log(loadAverage());
     for (const [, c] of configs) if (c !== app) c.kill();
     children.length = 1;
 
-    if (process.env.BENCH_SKIP_LATENCY === '1') return;
-    console.log(`\n-- fixed 1000 rps: client -> sidecar -> sidecar -> app vs client -> app (${ROUNDS} interleaved rounds, median) --`);
-    const rate = { overallRate: 1000, headers: { host: 'reviews:9080' } };
-    const pair = await spawnRole('pair', String(app.port));
-    children.push(pair);
-    const direct: AutocannonResult[] = [];
-    const mesh: { r: AutocannonResult; usage: ChildUsage }[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      direct.push((await measure(app, rate)).r);
-      mesh.push(await measure(pair, rate));
+    if (process.env.BENCH_SKIP_LATENCY !== '1') {
+      console.log(`\n-- fixed 1000 rps: client -> two proxies -> app vs client -> app (${ROUNDS} interleaved rounds, median) --`);
+      const rate = { overallRate: 1000, headers: { host: 'reviews:9080' } };
+      const pair = await spawnRole('pair', String(app.port));
+      const pipes = await spawnRole('node-pipe-pair', String(app.port));
+      children.push(pair, pipes);
+      const direct: AutocannonResult[] = [];
+      const mesh: { r: AutocannonResult; usage: ChildUsage }[] = [];
+      const pipe: AutocannonResult[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        direct.push((await measure(app, rate)).r);
+        mesh.push(await measure(pair, rate));
+        pipe.push((await measure(pipes, rate)).r);
+      }
+      const p50 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p50));
+      const p99 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p99));
+      const meshR = mesh.map((m) => m.r);
+      const total = (rs: readonly AutocannonResult[]): number => rs.reduce((n, r) => n + r.requests.total, 0);
+      console.log(`direct:              p50 ${p50(direct)} ms   p99 ${p99(direct)} ms   (${total(direct)} requests)`);
+      console.log(`node:http pipe pair: p50 ${p50(pipe)} ms   p99 ${p99(pipe)} ms   (${total(pipe)} requests)`);
+      console.log(`two sidecars:        p50 ${p50(meshR)} ms   p99 ${p99(meshR)} ms   (${total(meshR)} requests)`);
+      const added = (rs: readonly AutocannonResult[]): [number, number] => [p50(rs) - p50(direct), p99(rs) - p99(direct)];
+      const [m50, m99] = added(meshR);
+      const [n50, n99] = added(pipe);
+      console.log(`added by the sidecar pair: p50 +${m50.toFixed(2)} ms   p99 +${m99.toFixed(2)} ms; by the node pipe pair: p50 +${n50.toFixed(2)} ms   p99 +${n99.toFixed(2)} ms`);
+      goalRow('added p50, sidecar pair / node pipe pair', n50 > 0 ? m50 / n50 : m50 <= 0 ? 1 : Infinity, 2, true);
+      goalRow('added p99, sidecar pair / node pipe pair', n99 > 0 ? m99 / n99 : m99 <= 0 ? 1 : Infinity, 2, true, '   (autocannon reports whole milliseconds)');
+      // CPU seconds per 1000 requests = vCPU used at 1000 rps.
+      const cpuPerK = median(mesh.map((m) => m.usage.cpuMicros / 1e6 / (m.r.requests.total / 1000)));
+      goalRow('CPU per sidecar at 1000 rps (vCPU; pair / 2)', cpuPerK / 2, 0.08, true, '   (Istio 1.24 Envoy: 0.20)');
+      const rssMb = Math.max(...mesh.map((m) => m.usage.maxRssKb)) / 1024;
+      console.log(`sidecar pair peak RSS: ${rssMb.toFixed(1)} MB for both (one process; Istio 1.24 Envoy: 60 MB per sidecar at 1000 rps)`);
+      console.log(loadAverage());
     }
-    const p50 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p50));
-    const p99 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p99));
-    const meshR = mesh.map((m) => m.r);
-    const total = (rs: readonly AutocannonResult[]): number => rs.reduce((n, r) => n + r.requests.total, 0);
-    console.log(`direct:        p50 ${p50(direct)} ms   p99 ${p99(direct)} ms   (${total(direct)} requests)`);
-    console.log(`two sidecars:  p50 ${p50(meshR)} ms   p99 ${p99(meshR)} ms   (${total(meshR)} requests)`);
-    console.log(`added by the sidecar pair: p50 +${(p50(meshR) - p50(direct)).toFixed(2)} ms   p99 +${(p99(meshR) - p99(direct)).toFixed(2)} ms`);
-    // CPU seconds per 1000 requests = vCPU used at 1000 rps.
-    const cpuPerK = median(mesh.map((m) => m.usage.cpuMicros / 1e6 / (m.r.requests.total / 1000)));
-    console.log(
-      `sidecar pair CPU: ${cpuPerK.toFixed(3)} s per 1000 requests (= vCPU at 1000 rps; ${(cpuPerK / 2).toFixed(3)} per sidecar; Istio 1.24 Envoy: 0.20 per sidecar)`,
-    );
-    const rssMb = Math.max(...mesh.map((m) => m.usage.maxRssKb)) / 1024;
-    console.log(`sidecar pair peak RSS: ${rssMb.toFixed(1)} MB for both (one process, ${(rssMb / 2).toFixed(1)} MB per sidecar; Istio 1.24 Envoy: 60 MB per sidecar at 1000 rps)`);
+
+    if (process.env.BENCH_SKIP_CONCURRENCY !== '1') await concurrencyRows(app.port, mxHeaders);
   } finally {
     for (const c of children) c.kill();
+  }
+}
+
+/**
+ * Throughput of `meshtel sidecar --concurrency 1` and `2` (the CLI, as a pod runs it), interleaved rounds. Scaling
+ * needs free cores: on a 2-core machine that also runs the load generator and the app, 2 workers cannot double it.
+ */
+async function concurrencyRows(appPort: number, headers: Record<string, string>): Promise<void> {
+  console.log(`\n-- throughput by --concurrency (meshtel sidecar CLI, inbound hop; ${ROUNDS} interleaved rounds, median; ${cpus().length} cores) --`);
+  const start = (n: number): Promise<{ cp: ChildProcess; port: number }> =>
+    new Promise((resolve, reject) => {
+      const zero = ['--outbound-port', '0', '--prometheus-port', '0', '--status-port', '0', '--health-port', '0', '--admin-port', '0'];
+      const cp = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), 'sidecar', '--concurrency', String(n), '--app-port', String(appPort), '--bind', '127.0.0.1', '--inbound-port', '0', ...zero], {
+        env: { ...process.env, POD_NAME: 'reviews-v1-abc', POD_NAMESPACE: 'default', MESHTEL_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let out = '';
+      cp.stderr!.setEncoding('utf8');
+      cp.stderr!.on('data', (c: string) => {
+        out += c;
+        // The ready line: the primary's (with `workers`) for N > 1, the sidecar's own for 1.
+        const line = out.split('\n').find((l) => l.includes('"sidecar ready"') && (n === 1 || l.includes('"workers"')));
+        if (line) resolve({ cp, port: (JSON.parse(line) as { ports: { inbound: number } }).ports.inbound });
+      });
+      cp.once('exit', (code) => reject(new Error(`sidecar --concurrency ${n} exited with ${code}`)));
+    });
+  const runs = [await start(1), await start(2)];
+  try {
+    const rps: number[][] = [[], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        const target = runs[i]!;
+        await load(target.port, { connections: CONNECTIONS, duration: 1, headers });
+        rps[i]!.push((await load(target.port, { connections: CONNECTIONS, duration: DURATION_S, headers })).requests.average);
+      }
+    }
+    console.log(`--concurrency 1: ${median(rps[0]!).toFixed(0)} req/s   --concurrency 2: ${median(rps[1]!).toFixed(0)} req/s   (per round: ${rps[0]!.map((x) => x.toFixed(0)).join(', ')} / ${rps[1]!.map((x) => x.toFixed(0)).join(', ')})`);
+    const ratios = rps[1]!.map((x, i) => x / (rps[0]![i] ?? 1));
+    console.log(`throughput --concurrency 2 / 1: ${median(ratios).toFixed(3)} (goal: scales with N given N free cores)`);
+    console.log(loadAverage());
+  } finally {
+    for (const r of runs) r.cp.kill('SIGTERM');
   }
 }
 
