@@ -591,6 +591,30 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     this.l.telemetry.recordGrpcMessages(this.attrs(false), rq, rs);
   }
 
+  /**
+   * The upstream's response head as the downstream gets it: the peer read from its MX (outbound),
+   * hop-by-hop headers removed, this proxy's MX added (inbound).
+   */
+  private responseHead(upHead: IncomingHttpHeaders, peerPrincipal: string): OutgoingHttpHeaders {
+    const l = this.l;
+    if (!l.inbound && this.mxOn) {
+      const ex = l.telemetry.readResponsePeer(upHead, peerPrincipal);
+      this.peer = peerOf(ex);
+      if (!ex.result.ok) this.unknownReason = ex.result.reason;
+    } else if (!l.inbound && l.telemetryOn) {
+      this.unknownReason = 'mx_disabled';
+    }
+    const out: OutgoingHttpHeaders = {};
+    for (const name in upHead) {
+      const v = upHead[name];
+      // undefined: an MX header the exchange stripped.
+      if (v === undefined || HOP_BY_HOP.has(name)) continue;
+      out[name] = v;
+    }
+    if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
+    return out;
+  }
+
   /** This request asks for a WebSocket upgrade: on 101 the two sockets are spliced. */
   tunnelTo(socket: Socket, head: Buffer): void {
     this.tunnel = socket;
@@ -608,23 +632,9 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
       up.destroy();
       return;
     }
-    const l = this.l;
     if (this.timer) clearTimeout(this.timer);
     this.upstreamPrincipal = peerPrincipal;
-    if (!l.inbound && this.mxOn) {
-      const ex = l.telemetry.readResponsePeer(headers, peerPrincipal);
-      this.peer = peerOf(ex);
-      if (!ex.result.ok) this.unknownReason = ex.result.reason;
-    } else if (!l.inbound && l.telemetryOn) {
-      this.unknownReason = 'mx_disabled';
-    }
-    const out: OutgoingHttpHeaders = {};
-    for (const name in headers) {
-      const v = headers[name];
-      if (v === undefined || HOP_BY_HOP.has(name)) continue;
-      out[name] = v;
-    }
-    if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
+    const out = this.responseHead(headers, peerPrincipal);
     this.respHeadersOut = out;
     this.status = 101;
     this.headSent = true;
@@ -819,21 +829,7 @@ class ProxyStream implements UpstreamHandlers, UpstreamBodySink, PeriodicReport 
     const { res, h2, grpc } = this;
     this.upstreamPrincipal = up.peerPrincipal;
     const upHead = up.headers;
-    if (!l.inbound && this.mxOn) {
-      const ex = l.telemetry.readResponsePeer(upHead, up.peerPrincipal);
-      this.peer = peerOf(ex);
-      if (!ex.result.ok) this.unknownReason = ex.result.reason;
-    } else if (!l.inbound && l.telemetryOn) {
-      this.unknownReason = 'mx_disabled';
-    }
-    const out: OutgoingHttpHeaders = {};
-    for (const name in upHead) {
-      const v = upHead[name];
-      // undefined: an MX header the exchange stripped.
-      if (v === undefined || HOP_BY_HOP.has(name)) continue;
-      out[name] = v;
-    }
-    if (this.extract) l.telemetry.writeResponsePeer(out, this.extract);
+    const out = this.responseHead(upHead, up.peerPrincipal);
     const status = up.status;
     this.status = status;
     if (grpc) {
