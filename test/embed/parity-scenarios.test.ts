@@ -22,34 +22,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeshtelEmbedding, createMeshtelInterceptor, meshtelFastify } from '../../src/embed/index.js';
 import type { MeshtelEmbedding } from '../../src/embed/index.js';
 import { formatNodeId } from '../../src/metadata/node-id.js';
-import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { WorkloadMetadata } from '../../src/metadata/types.js';
+import { SERVICE, clientMeta, serverMeta, seriesOf } from './support.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { parseExposition } from '../../src/stats/exposition-parser.js';
 import { createTracing } from '../../src/tracing/tracer.js';
 
-const serverMeta = createWorkloadMetadata({
-  name: 'httpbin-v1-5c7f9d-abcde',
-  namespace: 'default',
-  workload: 'httpbin-v1',
-  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/httpbin-v1',
-  labels: { app: 'httpbin', version: 'v1' },
-  cluster: 'Kubernetes',
-  serviceAccount: 'httpbin',
-  instanceIps: ['127.0.0.1'],
-});
-const clientMeta = createWorkloadMetadata({
-  name: 'sleep-7b9f-xyz12',
-  namespace: 'default',
-  workload: 'sleep',
-  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/sleep',
-  labels: { app: 'sleep', version: 'v1' },
-  cluster: 'Kubernetes',
-  serviceAccount: 'sleep',
-  instanceIps: ['127.0.0.1'],
-});
-const SERVICE = { host: 'httpbin.default.svc.cluster.local', name: 'httpbin', namespace: 'default' };
 const AUTHORITY = 'httpbin.default.svc.cluster.local:8000';
 /** The client sidecar's route timeout and the interceptor's headers timeout: the same bound on both sides. */
 const TIMEOUT_MS = 1500;
@@ -158,20 +136,8 @@ async function runScenarios(url: string, dispatcher: Dispatcher): Promise<void> 
   }
 }
 
-/** The compared series as `name{sorted labels}` → value. */
-async function seriesOf(text: Promise<string> | string): Promise<Record<string, number>> {
-  const names = new Set(['istio_requests_total', 'istio_request_duration_milliseconds_count', 'istio_request_bytes_count', 'istio_response_bytes_count']);
-  const out: Record<string, number> = {};
-  for (const s of parseExposition(await text)) {
-    if (!names.has(s.name)) continue;
-    const labels = Object.entries(s.labels)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => `${k}="${v}"`)
-      .join(',');
-    out[`${s.name}{${labels}}`] = s.value;
-  }
-  return out;
-}
+/** The compared series: requests and the three histograms' counts (byte sums differ by nature, see above). */
+const COMPARED = new Set(['istio_requests_total', 'istio_request_duration_milliseconds_count', 'istio_request_bytes_count', 'istio_response_bytes_count']);
 
 /**
  * Span tags without what differs by nature between two runs (ids, addresses, timings); `appPort` (the port the
@@ -261,8 +227,8 @@ describe('parity: one scenario table through a sidecar and through the embedding
     ]);
     // Every reporter has recorded every scenario (aborts and resets are recorded when the stream closes).
     const n = SCENARIOS.length;
-    await until(async () => total(await seriesOf(c1.registry.metrics())) >= n && total(await seriesOf(c2.metrics())) >= n);
-    await until(async () => total(await seriesOf(s1.registry.metrics())) >= n && total(await seriesOf(serverForC2.metrics())) >= n);
+    await until(async () => total(await seriesOf(c1.registry.metrics(), COMPARED)) >= n && total(await seriesOf(c2.metrics(), COMPARED)) >= n);
+    await until(async () => total(await seriesOf(s1.registry.metrics(), COMPARED)) >= n && total(await seriesOf(serverForC2.metrics(), COMPARED)) >= n);
   }, 60_000);
 
   afterAll(async () => {
@@ -281,19 +247,19 @@ describe('parity: one scenario table through a sidecar and through the embedding
 
   it('records one request per scenario on every reporter', async () => {
     for (const text of [c1.registry.metrics(), c2.metrics(), s1.registry.metrics(), serverForC2.metrics()]) {
-      expect(total(await seriesOf(text))).toBe(SCENARIOS.length);
+      expect(total(await seriesOf(text, COMPARED))).toBe(SCENARIOS.length);
     }
   });
 
   it('gives the source reporter identical series from the client sidecar and from the interceptor', async () => {
-    const sidecarSeries = await seriesOf(c1.registry.metrics());
-    const embeddedSeries = await seriesOf(c2.metrics());
+    const sidecarSeries = await seriesOf(c1.registry.metrics(), COMPARED);
+    const embeddedSeries = await seriesOf(c2.metrics(), COMPARED);
     expect(embeddedSeries).toEqual(sidecarSeries);
   });
 
   it('gives the destination reporter identical series from the server sidecar and from the fastify plugin', async () => {
-    const sidecarSeries = await seriesOf(s1.registry.metrics());
-    const embeddedSeries = await seriesOf(serverForC2.metrics());
+    const sidecarSeries = await seriesOf(s1.registry.metrics(), COMPARED);
+    const embeddedSeries = await seriesOf(serverForC2.metrics(), COMPARED);
     expect(embeddedSeries).toEqual(sidecarSeries);
   });
 

@@ -5,31 +5,10 @@ import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeshtelEmbedding, createMeshtelInterceptor, meshtelFastify } from '../../src/embed/index.js';
+import { SERVICE, clientMeta, serverMeta, seriesOf } from './support.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { createWorkloadMetadata } from '../../src/metadata/workload.js';
-import { parseExposition } from '../../src/stats/exposition-parser.js';
 
-const serverMeta = createWorkloadMetadata({
-  name: 'httpbin-v1-5c7f9d-abcde',
-  namespace: 'default',
-  workload: 'httpbin-v1',
-  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/httpbin-v1',
-  labels: { app: 'httpbin', version: 'v1' },
-  cluster: 'Kubernetes',
-  serviceAccount: 'httpbin',
-  instanceIps: ['127.0.0.1'],
-});
-const clientMeta = createWorkloadMetadata({
-  name: 'sleep-7b9f-xyz12',
-  namespace: 'default',
-  workload: 'sleep',
-  owner: 'kubernetes://apis/apps/v1/namespaces/default/deployments/sleep',
-  labels: { app: 'sleep', version: 'v1' },
-  cluster: 'Kubernetes',
-  instanceIps: ['127.0.0.1'],
-});
-const SERVICE = { host: 'httpbin.default.svc.cluster.local', name: 'httpbin', namespace: 'default' };
 
 function app(): FastifyInstance {
   const a = Fastify();
@@ -38,18 +17,7 @@ function app(): FastifyInstance {
   return a;
 }
 
-/** Series of the given metrics as `name{sorted labels}` → value, skipping per-process self metrics. */
-async function series(text: Promise<string>, names: readonly string[]): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const s of parseExposition(await text)) {
-    if (!names.includes(s.name)) continue;
-    const labels = Object.entries(s.labels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}="${v}"`).join(',');
-    out[`${s.name}{${labels}}`] = s.value;
-  }
-  return out;
-}
-
-const COMPARED = [
+const COMPARED = new Set([
   'istio_requests_total',
   'istio_request_duration_milliseconds_count',
   'istio_request_bytes_count',
@@ -57,7 +25,7 @@ const COMPARED = [
   'istio_request_bytes_bucket',
   'istio_response_bytes_bucket',
   'istio_request_bytes_sum',
-];
+]);
 
 describe('proxyless embedding vs sidecar: identical series for the same traffic', () => {
   const proxyless = createMeshtelEmbedding({ metadata: serverMeta });
@@ -118,15 +86,15 @@ describe('proxyless embedding vs sidecar: identical series for the same traffic'
   });
 
   it('records the same reporter=destination series in the app as the sidecar does', async () => {
-    const ours = await series(proxyless.metrics(), COMPARED);
-    const theirs = await series(sidecar.registry.metrics(), COMPARED);
+    const ours = await seriesOf(proxyless.metrics(), COMPARED);
+    const theirs = await seriesOf(sidecar.registry.metrics(), COMPARED);
     expect(Object.keys(ours).length).toBeGreaterThan(0);
     expect(ours).toEqual(theirs);
   });
 
   it('gives the calling client the same reporter=source series whichever server answered', async () => {
-    const a = await series(clientA.metrics(), COMPARED);
-    const b = await series(clientB.metrics(), COMPARED);
+    const a = await seriesOf(clientA.metrics(), COMPARED);
+    const b = await seriesOf(clientB.metrics(), COMPARED);
     expect(Object.keys(a).some((k) => k.includes('destination_workload="httpbin-v1"'))).toBe(true);
     expect(a).toEqual(b);
   });
