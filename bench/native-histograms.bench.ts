@@ -16,43 +16,13 @@ import { Family, observe } from '../src/stats/series.js';
 import { NativeHistogramConfig } from '../src/stats/native-histogram.js';
 import type { PeerMetadata } from '../src/metadata/types.js';
 import type { HttpStreamAttributes } from '../src/stats/types.js';
-import { PRODUCTPAGE as LOCAL } from './support/fixtures.js';
+import { PRODUCTPAGE as LOCAL, reviewsPeer, reviewsRequest } from './support/fixtures.js';
 import { median } from './support/measure.js';
 
-function reviews(i: number): PeerMetadata {
-  return {
-    name: `reviews-v1-545db77b95-${i}`,
-    namespace: 'default',
-    cluster: 'Kubernetes',
-    workload: `reviews-v${i}`,
-    workloadType: 'deployment',
-    canonicalService: 'reviews',
-    canonicalRevision: `v${i}`,
-    app: 'reviews',
-    version: `v${i}`,
-    identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
-    region: '',
-    zone: '',
-    labels: {},
-  };
-}
-
-function request(peer: PeerMetadata, i: number): HttpStreamAttributes {
-  return {
-    reporter: 'source',
-    peer,
-    peerPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
-    localPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
-    service: { host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' },
-    authority: 'reviews:9080',
-    protocol: 'http',
-    responseCode: 200,
-    responseFlags: 0,
-    durationMs: 3 + ((i * 7) % 400),
-    requestBytes: 700 + (i % 100),
-    responseBytes: 2500 + ((i * 13) % 30_000),
-  };
-}
+const reviews = reviewsPeer;
+/** Durations and sizes spread over many native buckets. */
+const SPREAD = { durationMs: (i: number): number => 3 + ((i * 7) % 400), responseBytes: (i: number): number => 2500 + ((i * 13) % 30_000) };
+const request = (peer: PeerMetadata, i: number): HttpStreamAttributes => reviewsRequest(peer, i, SPREAD);
 
 function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });

@@ -19,45 +19,15 @@ import { renderMetrics } from '../src/stats/exposition.js';
 import { DEFAULT_BUCKETS, HTTP_LABELS } from '../src/stats/definitions.js';
 import type { PeerMetadata } from '../src/metadata/types.js';
 import type { HttpStreamAttributes } from '../src/stats/types.js';
-import { PRODUCTPAGE as LOCAL } from './support/fixtures.js';
+import { PRODUCTPAGE as LOCAL, reviewsPeer, reviewsRequest } from './support/fixtures.js';
 import { median } from './support/measure.js';
 
 const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => {});
 
-function reviews(i: number): PeerMetadata {
-  return {
-    name: `reviews-v1-545db77b95-${i}`,
-    namespace: 'default',
-    cluster: 'Kubernetes',
-    workload: `reviews-v${i}`,
-    workloadType: 'deployment',
-    canonicalService: 'reviews',
-    canonicalRevision: `v${i}`,
-    app: 'reviews',
-    version: `v${i}`,
-    identity: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
-    region: '',
-    zone: '',
-    labels: {},
-  };
-}
-
-function request(peer: PeerMetadata, i: number): HttpStreamAttributes {
-  return {
-    reporter: 'source',
-    peer,
-    peerPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
-    localPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
-    service: { host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' },
-    authority: 'reviews:9080',
-    protocol: 'http',
-    responseCode: 200,
-    responseFlags: 0,
-    durationMs: 3 + (i % 40),
-    requestBytes: 700 + (i % 100),
-    responseBytes: 2500 + (i % 1000),
-  };
-}
+const reviews = reviewsPeer;
+/** Durations and sizes spread over a few classic buckets. */
+const SPREAD = { durationMs: (i: number): number => 3 + (i % 40), responseBytes: (i: number): number => 2500 + (i % 1000) };
+const request = (peer: PeerMetadata, i: number): HttpStreamAttributes => reviewsRequest(peer, i, SPREAD);
 
 /** The same 25 label values meshtel renders, as a prom-client label object. */
 function labelObject(peer: PeerMetadata): Record<string, string> {
