@@ -18,7 +18,7 @@ import type { MetricReader } from '@opentelemetry/sdk-metrics';
 import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { TRACER_NAME, createHopTracer } from './hop-tracer.js';
 import { createEnvoySampler } from './sampler.js';
-import { boundedShutdown, createSpanPipeline, proxyResource } from './tracer.js';
+import { boundedShutdown, createSpanPipeline, logTracingStarted, proxyResource } from './tracer.js';
 import { createNoopTracing } from './noop.js';
 import type { TracingOptions } from './config.js';
 import type { HopTracer } from './types.js';
@@ -57,12 +57,7 @@ export function startNodeSdkTracing(options: NodeSdkTracingOptions): HopTracer {
     logRecordProcessors: [],
   });
   sdk.start();
-  logger.debug('tracing started (NodeSDK)', {
-    exporter: typeof config.exporter === 'string' ? config.exporter : 'custom',
-    endpoint: config.endpoint,
-    samplingPercent: config.samplingPercent,
-    propagation: config.propagation,
-  });
+  logTracingStarted(pipeline, 'tracing started (NodeSDK)');
   return createHopTracer({
     config,
     // The global provider NodeSDK just registered.

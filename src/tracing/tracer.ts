@@ -41,6 +41,17 @@ export interface SpanPipeline {
 }
 
 /** Validate `options` and build the exporter and processor (nothing is started or registered). */
+/** The one debug line saying which pipeline a tracer provider (private or NodeSDK's) was started with. */
+export function logTracingStarted(pipeline: SpanPipeline, message: string): void {
+  const { config, logger } = pipeline;
+  logger.debug(message, {
+    exporter: typeof config.exporter === 'string' ? config.exporter : 'custom',
+    endpoint: config.endpoint,
+    samplingPercent: config.samplingPercent,
+    propagation: config.propagation,
+  });
+}
+
 export function createSpanPipeline(options: TracingOptions): SpanPipeline {
   const config = resolveTracingConfig(options);
   const logger = (options.logger ?? silentLogger).child({ component: 'tracing' });
@@ -133,12 +144,7 @@ export function createTracing(options: TracingOptions): HopTracer {
     sampler: createEnvoySampler(),
     spanProcessors: pipeline.processors,
   });
-  logger.debug('tracing started', {
-    exporter: typeof config.exporter === 'string' ? config.exporter : 'custom',
-    endpoint: config.endpoint,
-    samplingPercent: config.samplingPercent,
-    propagation: config.propagation,
-  });
+  logTracingStarted(pipeline, 'tracing started');
   return createHopTracer({
     config,
     tracer: provider.getTracer(TRACER_NAME),
