@@ -19,7 +19,7 @@
  *   sent as protobuf-over-HTTP to a gRPC port.
  */
 import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { Registry } from 'prom-client';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';

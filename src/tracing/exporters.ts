@@ -12,8 +12,8 @@
  * - `none`: no exporter; spans are still sampled, tagged and propagated.
  */
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { TracingConfig } from './config.js';
 
 /** ExportResultCode.FAILED (@opentelemetry/core), spelled out to keep the dependency surface small. */

@@ -15,7 +15,7 @@ import { trace } from '@opentelemetry/api';
 import { getBooleanFromEnv } from '@opentelemetry/core';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { MetricReader } from '@opentelemetry/sdk-metrics';
-import { NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NoopSpanProcessor } from '@opentelemetry/sdk-trace';
 import { TRACER_NAME, createHopTracer } from './hop-tracer.js';
 import { createEnvoySampler } from './sampler.js';
 import { boundedShutdown, createSpanPipeline, logTracingStarted, proxyResource } from './tracer.js';

@@ -5,8 +5,8 @@
  * app's own spans, when an app hands this sampler to its SDK) go to the fallback.
  */
 import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
-import { AlwaysOffSampler, SamplingDecision } from '@opentelemetry/sdk-trace-base';
-import type { Sampler, SamplingResult } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, SamplingDecision } from '@opentelemetry/sdk-trace';
+import type { Sampler, SamplingResult } from '@opentelemetry/sdk-trace';
 import { ENVOY_DECISION_KEY } from './hop-tracer.js';
 
 const SAMPLE: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
