@@ -1,6 +1,9 @@
 /**
- * The console's model of the mesh: nodes (workloads, grouped by namespace) and edges (who calls whom, with
- * golden signals), computed from Istio's standard metrics. Two inputs give the same {@link MeshGraph}:
+ * The console's model of the mesh: nodes (workloads and services, grouped by namespace) and edges (who calls
+ * whom, with golden signals), computed from Istio's standard metrics. As Kiali's workload graph with service
+ * nodes, a request from workload A to service S served by workload B is drawn as two legs, A → S and S → B; a
+ * series whose `destination_service_name` is unknown (passthrough, a peer without metadata) is one edge A → B,
+ * and one whose destination workload is unknown ends at the service. Two inputs give the same {@link MeshGraph}:
  * two scrapes of sidecar endpoints ({@link graphFromScrapes}: counter deltas, buckets through
  * `histogram_quantile`, both from src/stats/golden-signals.ts) or PromQL vectors (src/console/sources.ts).
  *
@@ -13,13 +16,15 @@ import type { Sample } from '../stats/exposition-parser.js';
 import { delta, histogramQuantile, seriesKey } from '../stats/golden-signals.js';
 import type { Bucket } from '../stats/golden-signals.js';
 
-/** A workload of the graph. `unknown` stands for callers that could not be identified. */
+/** A workload or a service of the graph. The workload `unknown` stands for callers that could not be identified. */
 export interface GraphNode {
-  /** `namespace/workload`. */
+  /** `namespace/workload` ({@link nodeId}) or `svc:namespace/service` ({@link serviceNodeId}). */
   readonly id: string;
-  readonly workload: string;
+  readonly kind: 'workload' | 'service';
+  /** The workload or service name. */
+  readonly name: string;
   readonly namespace: string;
-  /** Requests/s this workload answered (destination reporter), and the share of them that were 5xx. */
+  /** Requests/s this node answered (destination reporter), and the share of them that were 5xx. */
   readonly inboundRps: number;
   readonly inboundErrorShare: number | null;
   /** Why peers this workload saw were unknown (`meshtel_peer_unknown_total`), per second over the window. */
@@ -101,9 +106,32 @@ export function nodeId(namespace: string | undefined, workload: string | undefin
   return `${namespace || 'unknown'}/${workload || 'unknown'}`;
 }
 
-function splitId(id: string): { namespace: string; workload: string } {
-  const i = id.indexOf('/');
-  return { namespace: id.slice(0, i), workload: id.slice(i + 1) };
+const SERVICE_PREFIX = 'svc:';
+
+/** `svc:namespace/service`: a prefix no Kubernetes namespace can start with keeps it apart from a workload of the same name. */
+export function serviceNodeId(namespace: string | undefined, service: string): string {
+  return `${SERVICE_PREFIX}${namespace || 'unknown'}/${service}`;
+}
+
+/** What a node id stands for (the inverse of {@link nodeId} and {@link serviceNodeId}). */
+export function parseNodeId(id: string): { kind: 'workload' | 'service'; namespace: string; name: string } {
+  const service = id.startsWith(SERVICE_PREFIX);
+  const rest = service ? id.slice(SERVICE_PREFIX.length) : id;
+  const i = rest.indexOf('/');
+  return { kind: service ? 'service' : 'workload', namespace: rest.slice(0, i), name: rest.slice(i + 1) };
+}
+
+const known = (v: string | undefined): v is string => v !== undefined && v !== '' && v !== 'unknown';
+
+/**
+ * The legs a series of Istio's labels is drawn as: `[source, target]` node id pairs. With a known destination
+ * service: caller → service, and service → destination workload when that is known; without: caller → workload.
+ */
+export function legsOf(l: Readonly<Record<string, string>>): [string, string][] {
+  const source = nodeId(l.source_workload_namespace, l.source_workload);
+  if (!known(l.destination_service_name)) return [[source, nodeId(l.destination_workload_namespace, l.destination_workload)]];
+  const service = serviceNodeId(l.destination_service_namespace, l.destination_service_name);
+  return known(l.destination_workload) ? [[source, service], [service, nodeId(l.destination_workload_namespace, l.destination_workload)]] : [[source, service]];
 }
 
 /**
@@ -155,18 +183,19 @@ export function assembleGraph(
     });
   }
   const nodes: GraphNode[] = [...ids].map((id) => {
-    const { namespace, workload } = splitId(id);
+    const { kind, namespace, name } = parseNodeId(id);
     const inb = inbound.get(id);
     const inboundErrorShare = inb && inb.rps > 0 ? inb.errors / inb.rps : null;
     const unknownPeers = unknown.get(id) ?? [];
     return {
       id,
-      workload,
+      kind,
+      name,
       namespace,
       inboundRps: inb?.rps ?? 0,
       inboundErrorShare,
       unknownPeers,
-      health: workload === 'unknown' ? 'idle' : inb ? healthOf(inb.rps, inboundErrorShare) : 'ok',
+      health: kind === 'workload' && name === 'unknown' ? 'idle' : inb ? healthOf(inb.rps, inboundErrorShare) : 'ok',
     };
   });
   nodes.sort((a, b) => a.id.localeCompare(b.id));
@@ -207,28 +236,30 @@ export function graphFromScrapes(before: readonly Sample[], after: readonly Samp
     const isTcp = s.name === 'istio_tcp_sent_bytes_total' || s.name === 'istio_tcp_received_bytes_total';
     if (!isReq && !isBucket && !isTcp) continue;
     const reporter = l.reporter === 'destination' ? 'destination' : 'source';
-    const source = nodeId(l.source_workload_namespace, l.source_workload);
-    const target = nodeId(l.destination_workload_namespace, l.destination_workload);
-    if (l.__endpoint !== undefined && !endpointNode.has(l.__endpoint)) endpointNode.set(l.__endpoint, reporter === 'destination' ? target : source);
-    if (isReq && reporter === 'destination' && l.connection_security_policy === 'mutual_tls' && s.value > 0) mtls.add(`${source}|${target}`);
-    const protocol = isTcp ? 'tcp' : l.request_protocol === 'grpc' ? 'grpc' : 'http';
-    const key = `${source}|${target}|${protocol}|${reporter}`;
-    let g = groups.get(key);
-    if (g === undefined) {
-      g = { requests: 0, errors: 0, codes: {}, flags: {}, buckets: new Map(), bytes: 0, f: { source, target, protocol, reporter } };
-      groups.set(key, g);
+    if (l.__endpoint !== undefined && !endpointNode.has(l.__endpoint)) {
+      endpointNode.set(l.__endpoint, reporter === 'destination' ? nodeId(l.destination_workload_namespace, l.destination_workload) : nodeId(l.source_workload_namespace, l.source_workload));
     }
+    const protocol = isTcp ? 'tcp' : l.request_protocol === 'grpc' ? 'grpc' : 'http';
     const d = delta(prev.get(seriesKey(s)), s.value);
-    if (isReq) {
-      g.requests += d;
-      if ((l.response_code ?? '').startsWith('5')) g.errors += d;
-      addRate(g.codes, l.response_code ?? 'unknown', d);
-      if (l.response_flags !== undefined && l.response_flags !== '-') addRate(g.flags, l.response_flags, d);
-    } else if (isBucket) {
-      const le = l.le === '+Inf' ? Infinity : Number(l.le);
-      if (!Number.isNaN(le)) g.buckets.set(le, (g.buckets.get(le) ?? 0) + d);
-    } else {
-      g.bytes += d;
+    for (const [source, target] of legsOf(l)) {
+      if (isReq && reporter === 'destination' && l.connection_security_policy === 'mutual_tls' && s.value > 0) mtls.add(`${source}|${target}`);
+      const key = `${source}|${target}|${protocol}|${reporter}`;
+      let g = groups.get(key);
+      if (g === undefined) {
+        g = { requests: 0, errors: 0, codes: {}, flags: {}, buckets: new Map(), bytes: 0, f: { source, target, protocol, reporter } };
+        groups.set(key, g);
+      }
+      if (isReq) {
+        g.requests += d;
+        if ((l.response_code ?? '').startsWith('5')) g.errors += d;
+        addRate(g.codes, l.response_code ?? 'unknown', d);
+        if (l.response_flags !== undefined && l.response_flags !== '-') addRate(g.flags, l.response_flags, d);
+      } else if (isBucket) {
+        const le = l.le === '+Inf' ? Infinity : Number(l.le);
+        if (!Number.isNaN(le)) g.buckets.set(le, (g.buckets.get(le) ?? 0) + d);
+      } else {
+        g.bytes += d;
+      }
     }
   }
   const figures: EdgeFigures[] = [...groups.values()].map((g) => {

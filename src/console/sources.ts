@@ -11,7 +11,7 @@ import { MeshtelError, quote } from '../core/errors.js';
 import type { Sample } from '../stats/exposition-parser.js';
 import { scrapeEndpoints } from '../stats/golden-signals-source.js';
 import { histogramQuantile, requestRate, successRatio } from '../stats/promql.js';
-import { addRate, assembleGraph, graphFromScrapes, nodeId, selfFromScrape } from './graph.js';
+import { addRate, assembleGraph, graphFromScrapes, legsOf, nodeId, parseNodeId, selfFromScrape } from './graph.js';
 import type { EdgeFigures, MeshGraph, SelfFigures } from './graph.js';
 
 /** One point of a detail chart. */
@@ -190,7 +190,11 @@ async function promApi(base: string, path: string, params: Record<string, string
   return parsed.data?.result ?? [];
 }
 
-const EDGE_BY = 'source_workload, source_workload_namespace, destination_workload, destination_workload_namespace';
+const SOURCE_BY = 'source_workload, source_workload_namespace';
+const SERVICE_BY = 'destination_service_name, destination_service_namespace';
+const DESTINATION_BY = 'destination_workload, destination_workload_namespace';
+/** Every label the graph's legs are made of (graph.ts legsOf): counts are summed per leg from these groups. */
+const EDGE_BY = `${SOURCE_BY}, ${SERVICE_BY}, ${DESTINATION_BY}`;
 
 /** Options of {@link createPrometheusSource}. */
 export interface PrometheusSourceOptions {
@@ -199,28 +203,28 @@ export interface PrometheusSourceOptions {
   readonly window?: string;
 }
 
+/** The label matchers that pick a node's series, as its side of an edge (graph.ts legsOf). */
+function matchers(id: string, side: 'source' | 'destination'): string {
+  const q = (v: string): string => JSON.stringify(v);
+  const n = parseNodeId(id);
+  if (n.kind === 'service') return `destination_service_name=${q(n.name)}, destination_service_namespace=${q(n.namespace)}`;
+  return `${side}_workload=${q(n.name)}, ${side}_workload_namespace=${q(n.namespace)}`;
+}
+
 /** The selector of an edge or node id, for detail queries. */
 function selectors(id: string): { inbound: string; outbound: string | null } {
-  const q = (s: string): string => JSON.stringify(s);
-  const split = (n: string): [string, string] => {
-    const i = n.indexOf('/');
-    return [n.slice(0, i), n.slice(i + 1)];
-  };
   if (id.includes('|')) {
     const [src = '', dst = '', protocol = 'http'] = id.split('|');
-    const [sns, swl] = split(src);
-    const [dns, dwl] = split(dst);
-    const proto = protocol === 'tcp' ? '' : `, request_protocol=${q(protocol)}`;
-    return {
-      inbound: `reporter="source", source_workload=${q(swl)}, source_workload_namespace=${q(sns)}, destination_workload=${q(dwl)}, destination_workload_namespace=${q(dns)}${proto}`,
-      outbound: null,
-    };
+    const proto = protocol === 'tcp' ? '' : `, request_protocol=${JSON.stringify(protocol)}`;
+    // An edge between two workloads is drawn only for series without a known service.
+    const direct = parseNodeId(src).kind === 'workload' && parseNodeId(dst).kind === 'workload' ? ', destination_service_name=~"|unknown"' : '';
+    return { inbound: `reporter="source", ${matchers(src, 'source')}, ${matchers(dst, 'destination')}${direct}${proto}`, outbound: null };
   }
-  const [ns, wl] = split(id);
-  return {
-    inbound: `reporter="destination", destination_workload=${q(wl)}, destination_workload_namespace=${q(ns)}`,
-    outbound: `reporter="source", source_workload=${q(wl)}, source_workload_namespace=${q(ns)}`,
-  };
+  if (parseNodeId(id).kind === 'service') {
+    // Callers' view of the service, and the view of the workloads behind it: they differ by what never reached a server.
+    return { inbound: `reporter="source", ${matchers(id, 'destination')}`, outbound: `reporter="destination", ${matchers(id, 'destination')}` };
+  }
+  return { inbound: `reporter="destination", ${matchers(id, 'destination')}`, outbound: `reporter="source", ${matchers(id, 'source')}` };
 }
 
 /** Read the graph and charts from a Prometheus holding Istio-schema metrics. */
@@ -229,56 +233,64 @@ export function createPrometheusSource(options: PrometheusSourceOptions): Consol
   const q = (query: string, time?: number): Promise<PromSeries[]> =>
     promApi(options.url, '/api/v1/query', { query, ...(time !== undefined ? { time: String(time) } : {}) });
   const num = (s: PromSeries): number => Number(s.value?.[1] ?? NaN);
-  const keyOf = (m: Record<string, string>, protocol: string): string =>
-    `${nodeId(m.source_workload_namespace, m.source_workload)}|${nodeId(m.destination_workload_namespace, m.destination_workload)}|${protocol}|${m.reporter}`;
   return {
     kind: 'prometheus',
     async graph() {
       const time = Date.now() / 1000;
       const by = `${EDGE_BY}, request_protocol, reporter`;
+      // Quantiles cannot be summed: one query per leg shape (caller → service, service → workload, and the
+      // six-label groups whose service is unknown, which are caller → workload edges).
+      const quantileBy = [`${SOURCE_BY}, ${SERVICE_BY}`, `${SERVICE_BY}, ${DESTINATION_BY}`, EDGE_BY].map((b) => `${b}, request_protocol, reporter`);
+      const quantile = (x: number, b: string): Promise<PromSeries[]> => q(histogramQuantile(x, 'istio_request_duration_milliseconds', '', { by: b }, w), time);
       // The dashboards' builders (src/stats/promql.ts), with the console's window.
-      const [byCode, byFlag, p50, p99, tcp, mtls, unknown] = await Promise.all([
+      const [byCode, byFlag, tcp, mtls, unknown, ...quantiles] = await Promise.all([
         q(requestRate('', `${by}, response_code`, w), time),
         q(requestRate('response_flags!="-"', `${by}, response_flags`, w), time),
-        q(histogramQuantile(0.5, 'istio_request_duration_milliseconds', '', { by }, w), time),
-        q(histogramQuantile(0.99, 'istio_request_duration_milliseconds', '', { by }, w), time),
         q(`sum by (${EDGE_BY}, reporter) (rate(istio_tcp_sent_bytes_total[${w}]) or rate(istio_tcp_received_bytes_total[${w}]))`, time),
         q(`sum by (${EDGE_BY}) (istio_requests_total{reporter="destination", connection_security_policy="mutual_tls"})`, time),
         q(`sum by (namespace, pod, reason, reporter) (rate(meshtel_peer_unknown_total[${w}]))`, time),
+        ...quantileBy.flatMap((b) => [quantile(0.5, b), quantile(0.99, b)]),
       ]);
       const figures = new Map<string, EdgeFigures>();
-      const fig = (m: Record<string, string>, protocol: 'http' | 'grpc' | 'tcp'): EdgeFigures => {
-        const k = keyOf(m, protocol);
+      const fig = (source: string, target: string, protocol: 'http' | 'grpc' | 'tcp', reporter: string | undefined): EdgeFigures => {
+        const rep = reporter === 'destination' ? 'destination' : 'source';
+        const k = `${source}|${target}|${protocol}|${rep}`;
         let f = figures.get(k);
         if (!f) {
-          f = {
-            source: nodeId(m.source_workload_namespace, m.source_workload),
-            target: nodeId(m.destination_workload_namespace, m.destination_workload),
-            protocol,
-            reporter: m.reporter === 'destination' ? 'destination' : 'source',
-            rps: 0,
-            errorRps: 0,
-            p50: null,
-            p99: null,
-            bytesPerSecond: 0,
-          };
+          f = { source, target, protocol, reporter: rep, rps: 0, errorRps: 0, p50: null, p99: null, bytesPerSecond: 0 };
           figures.set(k, f);
         }
         return f;
       };
+      const figs = (m: Record<string, string>, protocol: 'http' | 'grpc' | 'tcp'): EdgeFigures[] => legsOf(m).map(([a, b]) => fig(a, b, protocol, m.reporter));
       const proto = (m: Record<string, string>): 'http' | 'grpc' => (m.request_protocol === 'grpc' ? 'grpc' : 'http');
       for (const s of byCode) {
-        const f = fig(s.metric, proto(s.metric));
         const r = num(s) || 0;
-        f.rps += r;
-        if ((s.metric.response_code ?? '').startsWith('5')) f.errorRps += r;
-        addRate((f.codes ??= {}), s.metric.response_code ?? 'unknown', r);
+        for (const f of figs(s.metric, proto(s.metric))) {
+          f.rps += r;
+          if ((s.metric.response_code ?? '').startsWith('5')) f.errorRps += r;
+          addRate((f.codes ??= {}), s.metric.response_code ?? 'unknown', r);
+        }
       }
-      for (const s of byFlag) addRate((fig(s.metric, proto(s.metric)).flags ??= {}), s.metric.response_flags ?? '', num(s) || 0);
-      for (const s of p50) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p50 = num(s);
-      for (const s of p99) if (Number.isFinite(num(s))) fig(s.metric, proto(s.metric)).p99 = num(s);
-      for (const s of tcp) fig(s.metric, 'tcp').bytesPerSecond = num(s) || 0;
-      const pairs = new Set(mtls.filter((s) => num(s) > 0).map((s) => `${nodeId(s.metric.source_workload_namespace, s.metric.source_workload)}|${nodeId(s.metric.destination_workload_namespace, s.metric.destination_workload)}`));
+      for (const s of byFlag) for (const f of figs(s.metric, proto(s.metric))) addRate((f.flags ??= {}), s.metric.response_flags ?? '', num(s) || 0);
+      for (const s of tcp) for (const f of figs(s.metric, 'tcp')) f.bytesPerSecond += num(s) || 0;
+      // Each quantile group answers for the leg of its shape only (the three `quantileBy` groupings in order).
+      quantiles.forEach((result, i) => {
+        const shape = Math.floor(i / 2);
+        for (const s of result) {
+          const v = num(s);
+          if (!Number.isFinite(v)) continue;
+          const legs = legsOf(s.metric);
+          const serviceKnown = legs.length > 0 && parseNodeId((legs[0] as [string, string])[1]).kind === 'service';
+          const leg = shape === 0 ? (serviceKnown ? legs[0] : undefined) : shape === 1 ? (serviceKnown ? legs[1] : undefined) : serviceKnown ? undefined : legs[0];
+          if (leg === undefined) continue;
+          const f = figures.get(`${leg[0]}|${leg[1]}|${proto(s.metric)}|${s.metric.reporter === 'destination' ? 'destination' : 'source'}`);
+          if (f === undefined) continue;
+          if (i % 2 === 0) f.p50 = v;
+          else f.p99 = v;
+        }
+      });
+      const pairs = new Set(mtls.filter((s) => num(s) > 0).flatMap((s) => legsOf(s.metric).map(([a, b]) => `${a}|${b}`)));
       const unknownBy = new Map<string, { reason: string; reporter: string; rate: number }[]>();
       for (const s of unknown) {
         if (!(num(s) > 0)) continue;

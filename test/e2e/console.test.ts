@@ -30,7 +30,9 @@ const RATE = 20;
 const FAIL_RATE = 0.2;
 /** Requests on the faulty edge before its share is judged (the demo console's 30 s window holds ~200 at 20 req/s). */
 const MIN_REQUESTS = 100;
-const HEALTHY = ['bookinfo/productpage-v1|bookinfo/reviews-v1|http', 'bookinfo/productpage-v1|bookinfo/reviews-v3|http', 'bookinfo/productpage-v1|bookinfo/details-v1|http'];
+const HEALTHY = ['svc:bookinfo/reviews|bookinfo/reviews-v1|http', 'svc:bookinfo/reviews|bookinfo/reviews-v3|http', 'bookinfo/productpage-v1|svc:bookinfo/details|http'];
+/** The callers' leg to the reviews service carries a third of the fault (one of three workloads behind it). */
+const CALLER_LEG: string = 'bookinfo/productpage-v1|svc:bookinfo/reviews|http';
 
 /**
  * How far the error share of `n` requests may be from the injected share. The demo's fault is not random: the
@@ -89,7 +91,14 @@ describe.skipIf(!hasChromium())('meshtel console in headless chromium', () => {
     const n = requestsInWindow(graph, faulty as NonNullable<typeof faulty>);
     const tolerance = shareTolerance(n, faulty?.rps ?? 0, faulty?.p99 ?? null);
     expect(Math.abs(share - FAIL_RATE), `${look.label} over ${n} requests (±${tolerance.toFixed(4)})`).toBeLessThanOrEqual(tolerance);
-    // Its healthy neighbours are drawn healthy, solid.
+    // The callers' leg to the service holds the same failed requests (every 500 comes from reviews-v2), diluted by
+    // the healthy workloads behind it; the healthy neighbours are drawn healthy, solid.
+    const caller = graph.edges.find((e) => e.id === CALLER_LEG);
+    const failed = (e: typeof caller): number => (e?.errorShare ?? 0) * (e?.rps ?? 0) * graph.windowSeconds;
+    const inFlight = Math.ceil(((caller?.rps ?? 0) * (caller?.p99 ?? 1000)) / 1000) + 1;
+    expect(Math.abs(failed(caller) - failed(faulty)), `${CALLER_LEG} vs ${FAULTY_EDGE}`).toBeLessThanOrEqual(1 + 2 * inFlight);
+    expect(caller?.errorShare ?? 0).toBeLessThan(faulty?.errorShare ?? 0);
+    expect(graph.nodes.find((n) => n.id === 'svc:bookinfo/reviews')?.kind).toBe('service');
     for (const id of HEALTHY) {
       expect(graph.edges.find((e) => e.id === id)?.health, id).toBe('ok');
       expect((await edgeAppearance(cp.page, id)).lineStyle, id).toBe('solid');

@@ -18,6 +18,9 @@ import type { QueryOutcome } from './support/dashboard-queries.js';
 import { startDemoMesh } from './support/demo-mesh.js';
 import type { DemoMesh } from './support/demo-mesh.js';
 import { hasPrometheus, startPrometheus, waitFor } from './support/prometheus.js';
+import { createPrometheusSource } from '../../src/console/sources.js';
+import type { MeshGraph } from '../../src/console/graph.js';
+import { DEMO_EDGES, FAULTY_EDGE } from './support/console-page.js';
 import type { PrometheusHandle } from './support/prometheus.js';
 
 const SCRAPE_INTERVAL_S = 1;
@@ -326,6 +329,37 @@ describe.skipIf(!runnable)('meshtel with a real Prometheus', () => {
       const outcomes = await evaluateDashboard(g, loadModel(istioDashboardPath('istio-mesh-dashboard.gen.json')));
       // istio_build is not federated (only workload:*), so the versions table is empty upstream.
       expect(failures(outcomes, (o) => (o.expr.includes('istio_build') ? 'not federated' : mesh.mayBeEmpty(o.expr)))).toEqual([]);
+    });
+  });
+
+  describe('the console over this Prometheus (meshtel console --prometheus)', () => {
+    it('draws the same service graph as from the sidecars, with the fault on the reviews → reviews-v2 leg', async () => {
+      const source = createPrometheusSource({ url: prom.url, window: '30s' });
+      try {
+        let graph: MeshGraph | null = null;
+        await waitFor('every demo edge in the console graph', async () => {
+          graph = await source.graph();
+          const ids = new Set(graph?.edges.map((e) => e.id));
+          return DEMO_EDGES.every((id) => ids.has(id));
+        });
+        const g = graph as unknown as MeshGraph;
+        // Nothing but the demo's legs (both sources share graph.ts's legsOf), each workload and service once.
+        expect(g.edges.map((e) => e.id).sort()).toEqual([...DEMO_EDGES].sort());
+        expect(g.nodes.filter((n) => n.kind === 'service').map((n) => n.name).sort()).toEqual(['details', 'mongodb', 'productpage', 'ratings', 'reviews']);
+        const faulty = g.edges.find((e) => e.id === FAULTY_EDGE);
+        const fault = mesh.faults.find((f) => f.errorShare > 0);
+        expect(faulty?.health).toBe('bad');
+        // PromQL's rate() over 30 s at 1 s scrapes: the share is the schedule's within a few requests of the window.
+        const n = (faulty?.rps ?? 0) * g.windowSeconds;
+        expect(Math.abs((faulty?.errorShare ?? 0) - (fault?.errorShare ?? 0)), `${n.toFixed(0)} requests`).toBeLessThanOrEqual((1 + 2 * IN_FLIGHT_SLACK) / n);
+        for (const e of g.edges.filter((x) => x.protocol !== 'tcp')) expect(e.p99, e.id).not.toBeNull();
+        // A service node's detail: its callers' side and its workloads' side, each with requests.
+        const d = await source.detail('svc:bookinfo/reviews', 60);
+        expect(d.inbound.some((p) => p.rps > 0) && d.outbound.some((p) => p.rps > 0)).toBe(true);
+        expect(d.inbound.some((p) => (p.codes['500'] ?? 0) > 0)).toBe(true);
+      } finally {
+        source.close();
+      }
     });
   });
 });

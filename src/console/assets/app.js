@@ -10,6 +10,8 @@ const cy = window.cytoscape({
   wheelSensitivity: 0.3,
   style: [
     { selector: 'node', style: { label: 'data(label)', 'text-valign': 'bottom', 'text-margin-y': 4, 'font-size': 11, color: '#1f2328', 'background-color': 'data(color)', width: 26, height: 26, 'text-wrap': 'wrap' } },
+    // Kiali's shapes: a workload is a circle, a service a triangle.
+    { selector: 'node.service', style: { shape: 'round-triangle', width: 30, height: 28 } },
     { selector: 'node.unknown', style: { shape: 'diamond', 'background-color': '#fff', 'border-width': 2, 'border-color': COLORS.idle } },
     { selector: ':parent', style: { label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f6f8fa', 'border-color': '#d1d9e0', 'border-width': 1, 'font-size': 12, 'font-weight': 'bold', color: '#59636e', padding: 14 } },
     { selector: 'edge', style: { label: 'data(label)', 'font-size': 10, 'text-wrap': 'wrap', 'line-height': 1.25, 'text-background-color': '#fff', 'text-background-opacity': 0.9, 'text-background-padding': 2, color: '#1f2328', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'text-rotation': 'none' } },
@@ -26,6 +28,8 @@ const bytes = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)} MB/s` : x >= 1e3 ? `${
 // The mTLS lock is an inline SVG, not the 🔒 emoji: a system without an emoji font (Debian's chromium) draws a box.
 const LOCK_SVG = '<svg class="lock" viewBox="0 0 12 14" width="10" height="12" aria-hidden="true"><path d="M3 6V4a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.6"/><rect x="1" y="6" width="10" height="7.5" rx="1.2" fill="currentColor"/></svg>';
 const warmingUp = () => state.config?.warmUpUntil !== undefined && Date.now() < state.config.warmUpUntil;
+// Node ids are `ns/workload` or `svc:ns/service` (src/console/graph.ts): say which in headings.
+const nodeLabel = (id) => (id.startsWith('svc:') ? `service ${id.slice(4)}` : id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 
 // Canvas labels cannot hold an SVG: mTLS edges get an overlaid lock (placeLocks) left of their label.
@@ -61,12 +65,12 @@ function renderGraph(g) {
   const els = [
     ...namespaces.map((ns) => ({ group: 'nodes', data: { id: `ns:${ns}`, label: `namespace ${ns}` } })),
     ...g.nodes.map((n) => {
-      const unknown = n.workload === 'unknown';
+      const unknown = n.kind === 'workload' && n.name === 'unknown';
       const why = n.unknownPeers.length ? `\nunknown peers: ${n.unknownPeers.map((u) => `${u.reason} ${rate(u.rate)}`).join(', ')}` : '';
       return {
         group: 'nodes',
-        classes: unknown ? 'unknown' : n.health,
-        data: { id: n.id, parent: `ns:${n.namespace}`, label: `${unknown ? 'unknown peer' : n.workload}${why}`, color: COLORS[n.health], health: n.health },
+        classes: unknown ? 'unknown' : `${n.kind} ${n.health}`,
+        data: { id: n.id, parent: `ns:${n.namespace}`, label: `${unknown ? 'unknown peer' : n.name}${why}`, color: COLORS[n.health], health: n.health, kind: n.kind },
       };
     }),
     ...g.edges.map((e) => ({
@@ -191,16 +195,18 @@ async function showDetail(id) {
   const n = isEdge ? null : state.graph?.nodes.find((x) => x.id === id);
   let head = '';
   if (e) {
-    head = `<h2>${esc(e.source)} → ${esc(e.target)} <span class="badge ${e.health}">${e.health === 'bad' ? 'unhealthy' : e.health}</span></h2>
+    head = `<h2>${esc(nodeLabel(e.source))} → ${esc(nodeLabel(e.target))} <span class="badge ${e.health}">${e.health === 'bad' ? 'unhealthy' : e.health}</span></h2>
       <dl class="figures"><dt>protocol</dt><dd>${e.protocol.toUpperCase()}${e.mtls ? ` · ${LOCK_SVG} mutual TLS` : ' · plain text'}</dd>
       <dt>rate</dt><dd>${e.protocol === 'tcp' ? bytes(e.bytesPerSecond) : rate(e.rps)}</dd><dt>errors</dt><dd id="detail-error-share">${pct(e.errorShare)}</dd>
       <dt>p50 / p99</dt><dd>${warmingUp() ? 'warming up (start-up still in the window)' : `${ms(e.p50)} / ${ms(e.p99)}`}</dd><dt>reported by</dt><dd>${e.reporter}</dd>
       ${e.protocol === 'tcp' ? '' : `<dt>by code</dt><dd id="detail-codes">${breakdown(e.codes) || '–'}</dd><dt>by flag</dt><dd id="detail-flags">${breakdown(e.flags) || 'none'}</dd>`}</dl>`;
   } else if (n) {
     const why = n.unknownPeers.map((u) => `${esc(u.reason)} (${esc(u.reporter)}) ${rate(u.rate)}`).join(', ');
-    head = `<h2>${esc(n.id)} <span class="badge ${n.health}">${n.health}</span></h2><dl class="figures"><dt>inbound</dt><dd>${rate(n.inboundRps)} · ${pct(n.inboundErrorShare)} errors</dd>${why ? `<dt>unknown peers</dt><dd>${why}</dd>` : ''}</dl>`;
+    head = `<h2>${esc(nodeLabel(n.id))} <span class="badge ${n.health}">${n.health}</span></h2><dl class="figures"><dt>inbound</dt><dd>${rate(n.inboundRps)} · ${pct(n.inboundErrorShare)} errors</dd>${why ? `<dt>unknown peers</dt><dd>${why}</dd>` : ''}</dl>`;
   }
-  $('panel-detail').innerHTML = `${head}<div class="sides">${side(isEdge ? 'this edge' : 'inbound', d.inbound, e?.protocol)}${isEdge ? '' : side('outbound', d.outbound)}</div>`;
+  const service = !isEdge && id.startsWith('svc:');
+  const sides = isEdge ? side('this edge', d.inbound, e?.protocol) : `${side(service ? 'from its callers' : 'inbound', d.inbound)}${side(service ? 'to its workloads' : 'outbound', d.outbound)}`;
+  $('panel-detail').innerHTML = `${head}<div class="sides">${sides}</div>`;
 }
 
 async function showSelf() {

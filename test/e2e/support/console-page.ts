@@ -102,18 +102,23 @@ export async function edgeAppearance(page: Page, id: string): Promise<{ label: s
 
 /** The demo's edges (Bookinfo): ids as the console names them, `source|target|protocol`. */
 export const DEMO_EDGES: readonly string[] = [
-  'istio-system/istio-ingressgateway|bookinfo/productpage-v1|http',
-  'bookinfo/productpage-v1|bookinfo/details-v1|http',
-  'bookinfo/productpage-v1|bookinfo/reviews-v1|http',
-  'bookinfo/productpage-v1|bookinfo/reviews-v2|http',
-  'bookinfo/productpage-v1|bookinfo/reviews-v3|http',
-  'bookinfo/reviews-v2|bookinfo/ratings-v1|grpc',
-  'bookinfo/reviews-v3|bookinfo/ratings-v1|grpc',
-  'bookinfo/ratings-v1|bookinfo/mongodb-v1|tcp',
+  'istio-system/istio-ingressgateway|svc:bookinfo/productpage|http',
+  'svc:bookinfo/productpage|bookinfo/productpage-v1|http',
+  'bookinfo/productpage-v1|svc:bookinfo/details|http',
+  'svc:bookinfo/details|bookinfo/details-v1|http',
+  'bookinfo/productpage-v1|svc:bookinfo/reviews|http',
+  'svc:bookinfo/reviews|bookinfo/reviews-v1|http',
+  'svc:bookinfo/reviews|bookinfo/reviews-v2|http',
+  'svc:bookinfo/reviews|bookinfo/reviews-v3|http',
+  'bookinfo/reviews-v2|svc:bookinfo/ratings|grpc',
+  'bookinfo/reviews-v3|svc:bookinfo/ratings|grpc',
+  'svc:bookinfo/ratings|bookinfo/ratings-v1|grpc',
+  'bookinfo/ratings-v1|svc:bookinfo/mongodb|tcp',
+  'svc:bookinfo/mongodb|bookinfo/mongodb-v1|tcp',
 ];
 
-/** The edge the demo injects its fault on. */
-export const FAULTY_EDGE = 'bookinfo/productpage-v1|bookinfo/reviews-v2|http';
+/** The edge the demo injects its fault on: the reviews service's leg to reviews-v2 (Kiali's service-node graph). */
+export const FAULTY_EDGE = 'svc:bookinfo/reviews|bookinfo/reviews-v2|http';
 
 /** Requests an edge carried in the graph's window (rates are exact deltas over `windowSeconds`). */
 export function requestsInWindow(g: MeshGraph, e: GraphEdge): number {
