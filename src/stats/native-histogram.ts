@@ -10,13 +10,20 @@
  * `NativeHistogramMaxBucketNumber` (meshtel has no reset or zero-bucket widening strategy: halving alone
  * bounds memory, and a reset would lose counts a scrape has not seen yet).
  *
- * Record path: a whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its
- * bucket key with one table read; others use the exponent bits of the float (frexp) and, for positive
- * schemas, a binary search over 2^s precomputed bounds, as client_golang does. Counts live in a dense
- * Float64Array window over the populated key range (grown when an observation falls outside it), so an
- * observation is a few number operations and no allocation.
+ * Record path (what an observation costs beside the classic buckets, bench/native-histograms.bench.ts): a
+ * whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its key with one
+ * read of a per-schema table, the same small-integer check serving the classic slot (series.ts `observe`).
+ * Other values take the frexp exponent and mantissa from the float's bits and place the fraction among
+ * client_golang's bounds with one table read and a compare (no binary search, no `Math.log`); the exponent
+ * also narrows the classic search to the value's octave. Counts live in dense Float64Array windows over the
+ * populated key range, in the series object itself (grown when an observation falls outside): no Map, no
+ * allocation per observation. NaN is in `_count` and `_sum` only, ±Inf one bucket past the largest
+ * finite value, as in client_golang.
  */
 import { ConfigError, quote } from '../core/errors.js';
+import { LAST_EXP, NO_EXPONENT, bucketKey } from './native-histogram-keys.js';
+
+export { NO_EXPONENT, bucketKey, classicOctaves, classicSlot } from './native-histogram-keys.js';
 
 /** Options of the native histograms (`IstioStatsOptions.nativeHistograms`). */
 export interface NativeHistogramOptions {
@@ -49,58 +56,9 @@ export const DEFAULT_NATIVE_MAX_BUCKETS = 160;
 const MIN_SCHEMA = -4;
 const MAX_SCHEMA = 8;
 /** Whole numbers below this find their key through the table. */
-const SMALL_VALUES = 8192;
+export const SMALL_VALUES = 8192;
 /** Key of the zero bucket in the small-value table (no real key is this small). */
 const ZERO_KEY = -0x7fffffff;
-
-/** Bucket boundaries within [0.5, 1) per positive schema: `bounds[j] = 2^(j/2^s) / 2`. */
-const FRAC_BOUNDS: Float64Array[] = [];
-for (let s = 0; s <= MAX_SCHEMA; s++) {
-  const n = 1 << s;
-  const b = new Float64Array(n);
-  for (let j = 0; j < n; j++) b[j] = j === 0 ? 0.5 : 2 ** (j / n) / 2;
-  FRAC_BOUNDS.push(b);
-}
-
-const F64 = new Float64Array(1);
-const U32 = new Uint32Array(F64.buffer);
-/** Little-endian hosts (every Node platform) keep the exponent in the high word. */
-const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
-
-/**
- * The bucket key of a positive finite `v` at `schema` (client_golang `findBucket`: `frexp`, then a
- * search of the fraction among the schema's bounds, or a shift of the exponent for schemas <= 0).
- */
-export function bucketKey(v: number, schema: number): number {
-  // frexp: v = frac * 2^exp with frac in [0.5, 1).
-  F64[0] = v;
-  let e = (U32[HI] as number) >>> 20 & 0x7ff;
-  let shift = 0;
-  if (e === 0) {
-    // Subnormal: scale into the normal range first.
-    F64[0] = v * 2 ** 64;
-    e = (U32[HI] as number) >>> 20 & 0x7ff;
-    shift = 64;
-  }
-  const exp = e - 1022 - shift;
-  U32[HI] = ((U32[HI] as number) & 0x800fffff) | (1022 << 20);
-  const frac = F64[0] as number;
-  if (schema > 0) {
-    const bounds = FRAC_BOUNDS[schema] as Float64Array;
-    let lo = 0;
-    let hi = bounds.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((bounds[mid] as number) < frac) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo + (exp - 1) * bounds.length;
-  }
-  let key = frac === 0.5 ? exp - 1 : exp;
-  const offset = (1 << -schema) - 1;
-  key = (key + offset) >> -schema;
-  return key;
-}
 
 /** Validated configuration of one family's native histograms, with its small-value key table. */
 export class NativeHistogramConfig {
@@ -129,103 +87,122 @@ export class NativeHistogramConfig {
     this.schema = schema;
     this.zeroThreshold = zt;
     this.maxBuckets = max;
-    this.smallKeys = new Int32Array(SMALL_VALUES);
-    for (let v = 0; v < SMALL_VALUES; v++) this.smallKeys[v] = v <= zt ? ZERO_KEY : bucketKey(v, schema);
+    this.smallKeys = keyTable(schema, zt);
+    this.tables[schema - MIN_SCHEMA] = this.smallKeys;
+  }
+
+  /** Key tables by schema − MIN_SCHEMA, built when a series' resolution is first reduced to that schema. */
+  private readonly tables: (Int32Array | undefined)[] = [];
+
+  /** The small-value key table at `schema` (shared by every series of this config at that schema). */
+  smallKeysAt(schema: number): Int32Array {
+    return (this.tables[schema - MIN_SCHEMA] ??= keyTable(schema, this.zeroThreshold));
   }
 }
 
-/** Counts of one sign: a dense window over keys `lo .. lo + counts.length - 1`. */
-class BucketWindow {
-  lo = 0;
-  counts: Float64Array = new Float64Array(0);
-  /** Buckets with a non-zero count. */
-  populated = 0;
+/** Key at `schema` of every whole number 0..8191 ({@link ZERO_KEY} for the zero bucket). */
+function keyTable(schema: number, zeroThreshold: number): Int32Array {
+  const t = new Int32Array(SMALL_VALUES);
+  for (let v = 0; v < SMALL_VALUES; v++) t[v] = v <= zeroThreshold ? ZERO_KEY : bucketKey(v, schema);
+  return t;
+}
 
-  add(key: number): void {
-    let i = key - this.lo;
-    if (i < 0 || i >= this.counts.length) {
-      this.grow(key);
-      i = key - this.lo;
-    }
-    const c = this.counts[i] as number;
-    if (c === 0) this.populated++;
-    this.counts[i] = c + 1;
+/** A dense window of bucket counts over keys `lo .. lo + counts.length - 1` (one sign of one series). */
+interface Window {
+  lo: number;
+  counts: Float64Array;
+}
+
+const EMPTY = new Float64Array(0);
+
+/**
+ * A window that also holds `key`: slack is left on the side that grew, so a drifting distribution does not
+ * reallocate per observation.
+ */
+function grown(lo: number, old: Float64Array, key: number): Window {
+  if (old.length === 0) return { lo: key - 4, counts: new Float64Array(8) };
+  const newLo0 = Math.min(lo, key);
+  const hi = Math.max(lo + old.length - 1, key);
+  const span = hi - newLo0 + 1;
+  const slack = Math.max(4, span >> 1);
+  const newLo = key < lo ? newLo0 - slack : newLo0;
+  const next = new Float64Array(span + slack);
+  next.set(old, lo - newLo);
+  return { lo: newLo, counts: next };
+}
+
+/** One schema lower: key k becomes ceil(k / 2), merging bucket pairs `2j-1, 2j` into `j`. */
+function halved(lo: number, old: Float64Array): Window & { populated: number } {
+  if (old.length === 0) return { lo, counts: old, populated: 0 };
+  const newLo = ((lo - 1) >> 1) + 1;
+  const hi = ((lo + old.length - 2) >> 1) + 1;
+  const next = new Float64Array(hi - newLo + 1);
+  let populated = 0;
+  for (let i = 0; i < old.length; i++) {
+    const c = old[i] as number;
+    if (c === 0) continue;
+    const j = ((lo + i - 1) >> 1) + 1 - newLo;
+    if (next[j] === 0) populated++;
+    next[j] = (next[j] as number) + c;
   }
+  return { lo: newLo, counts: next, populated };
+}
 
-  private grow(key: number): void {
-    const old = this.counts;
-    if (old.length === 0) {
-      this.counts = new Float64Array(8);
-      this.lo = key - 4;
-      return;
+/** Populated range as Prometheus spans and deltas, plus absolute counts from the first populated key. */
+function readWindow(lo: number, c: Float64Array): NativeBuckets {
+  let first = 0;
+  while (first < c.length && c[first] === 0) first++;
+  let last = c.length - 1;
+  while (last >= first && c[last] === 0) last--;
+  if (first > last) return { offset: 0, counts: [], spans: [], deltas: [] };
+  const counts = Array.from(c.subarray(first, last + 1));
+  const spans: NativeSpan[] = [];
+  const deltas: number[] = [];
+  forEachSpan(lo, c, first, last, (offset, length) => spans.push({ offset, length }), (d) => deltas.push(d));
+  return { offset: lo + first, counts, spans, deltas };
+}
+
+/**
+ * Walk the populated buckets `c[first..last]` as Prometheus spans and deltas, without allocating (the protobuf
+ * writer calls it per series per scrape). Up to two empty buckets inside a span cost less than a new span
+ * (client_golang makes the same call). Spans are reported before their deltas.
+ */
+export function forEachSpan(lo: number, c: Float64Array, first: number, last: number, span: (offset: number, length: number) => void, delta: (d: number) => void): void {
+  // Pass 1: spans (their lengths are known only at their end); pass 2: deltas.
+  let prevKey = 0;
+  let open = false;
+  let length = 0;
+  let startOffset = 0;
+  for (let i = first; i <= last; i++) {
+    if (c[i] === 0) continue;
+    const key = lo + i;
+    if (open && key - prevKey <= 3) length += key - prevKey;
+    else {
+      if (open) span(startOffset, length);
+      startOffset = open ? key - prevKey - 1 : key;
+      open = true;
+      length = 1;
     }
-    const lo = Math.min(this.lo, key);
-    const hi = Math.max(this.lo + old.length - 1, key);
-    // Leave slack on the side that grew, so a drifting distribution does not reallocate per observation.
-    const span = hi - lo + 1;
-    const slack = Math.max(4, span >> 1);
-    const newLo = key < this.lo ? lo - slack : lo;
-    const next = new Float64Array(span + slack);
-    next.set(old, this.lo - newLo);
-    this.counts = next;
-    this.lo = newLo;
+    prevKey = key;
   }
-
-  /** Merge bucket pairs: key k becomes ceil(k / 2) (one schema lower). */
-  halve(): void {
-    const old = this.counts;
-    if (old.length === 0) return;
-    const lo = ((this.lo - 1) >> 1) + 1;
-    const hi = ((this.lo + old.length - 2) >> 1) + 1;
-    const next = new Float64Array(hi - lo + 1);
-    let populated = 0;
-    for (let i = 0; i < old.length; i++) {
-      const c = old[i] as number;
-      if (c === 0) continue;
-      const j = ((this.lo + i - 1) >> 1) + 1 - lo;
-      if (next[j] === 0) populated++;
-      next[j] = (next[j] as number) + c;
-    }
-    this.counts = next;
-    this.lo = lo;
-    this.populated = populated;
-  }
-
-  /** Populated range as Prometheus spans and deltas, plus absolute counts from the first populated key. */
-  read(): NativeBuckets {
-    const c = this.counts;
-    let first = 0;
-    while (first < c.length && c[first] === 0) first++;
-    let last = c.length - 1;
-    while (last >= first && c[last] === 0) last--;
-    if (first > last) return { offset: 0, counts: [], spans: [], deltas: [] };
-    const counts = Array.from(c.subarray(first, last + 1));
-    const spans: NativeSpan[] = [];
-    const deltas: number[] = [];
-    let prevKey = 0;
-    let prevCount = 0;
-    let span: { offset: number; length: number } | undefined;
-    for (let i = first; i <= last; i++) {
-      const v = c[i] as number;
-      if (v === 0) continue;
-      const key = this.lo + i;
-      // Up to two empty buckets inside a span cost less than a new span (client_golang makes the same call).
-      if (span !== undefined && key - prevKey <= 3) {
-        for (let k = prevKey + 1; k < key; k++) {
-          deltas.push(-prevCount);
-          prevCount = 0;
-          span.length++;
-        }
-        span.length++;
-      } else {
-        span = { offset: spans.length === 0 ? key : key - prevKey - 1, length: 1 };
-        spans.push(span);
+  if (open) span(startOffset, length);
+  let prevCount = 0;
+  prevKey = 0;
+  let any = false;
+  for (let i = first; i <= last; i++) {
+    const v = c[i] as number;
+    if (v === 0) continue;
+    const key = lo + i;
+    if (any && key - prevKey <= 3) {
+      for (let k = prevKey + 1; k < key; k++) {
+        delta(-prevCount);
+        prevCount = 0;
       }
-      deltas.push(v - prevCount);
-      prevCount = v;
-      prevKey = key;
     }
-    return { offset: this.lo + first, counts, spans, deltas };
+    delta(v - prevCount);
+    prevCount = v;
+    prevKey = key;
+    any = true;
   }
 }
 
@@ -261,56 +238,126 @@ export interface NativeHistogramSnapshot {
   readonly negative: NativeBuckets;
 }
 
-/** The native buckets of one series. */
+/**
+ * The native buckets of one series. The counts of each sign are a dense window (`posLo`/`pos`,
+ * `negLo`/`neg`) held in the series object itself: an observation reaches its counter without a Map, an
+ * allocation or a second object.
+ */
 export class NativeHistogram {
   schema: number;
   zeroCount = 0;
-  readonly positive = new BucketWindow();
-  readonly negative = new BucketWindow();
-  /** Times the resolution was halved. */
+  /** Key of `pos[0]`. */
+  posLo = 0;
+  /** Counts of the positive buckets from key {@link posLo} on. */
+  pos: Float64Array = EMPTY;
+  negLo = 0;
+  neg: Float64Array = EMPTY;
+  /** Buckets of either sign with a non-zero count. */
+  populated = 0;
+  /** Times the resolution was halved (configured schema − {@link schema}). */
   reductions = 0;
   readonly config: NativeHistogramConfig;
+  /** Key of every whole number 0..8191 at the current {@link schema} (the config's shared table). */
+  private keys: Int32Array;
 
   constructor(config: NativeHistogramConfig) {
     this.config = config;
     this.schema = config.schema;
+    this.keys = config.smallKeys;
   }
 
-  /** Count one observation (the classic part counts `_sum` and `_count`). */
+  /**
+   * Count a whole number `0 <= v < 8192` (the caller checked, sharing the check with the classic bucket
+   * search): one read of the key table of the current schema, one bounds check that also sends the zero
+   * bucket's sentinel key (far below any window) to the slow path, one add.
+   */
+  observeSmall(v: number): void {
+    const key = this.keys[v] as number;
+    const c = this.pos;
+    const i = key - this.posLo;
+    if (i >= 0 && i < c.length) {
+      const n = c[i] as number;
+      c[i] = n + 1;
+      if (n !== 0) return;
+      this.newBucket();
+    } else if (key === ZERO_KEY) this.zeroCount++;
+    else this.addPositive(key);
+  }
+
+  /** Count any observation (the classic part counts `_sum` and `_count`). */
   observe(v: number): void {
-    const cfg = this.config;
-    let key: number;
-    if (v >= 0 && v < SMALL_VALUES && (v | 0) === v) {
-      key = cfg.smallKeys[v] as number;
-      if (key === ZERO_KEY) {
-        this.zeroCount++;
-        return;
-      }
-      // The table is at the configured schema; after d halvings key k is ceil(k / 2^d).
-      const d = cfg.schema - this.schema;
-      if (d > 0) key = ((key - 1) >> d) + 1;
-      this.positive.add(key);
-    } else if (v > cfg.zeroThreshold) {
-      this.positive.add(bucketKey(v, this.schema));
-    } else if (v < -cfg.zeroThreshold) {
-      this.negative.add(bucketKey(-v, this.schema));
-    } else {
-      // The zero bucket, and NaN (as client_golang counts it).
-      this.zeroCount++;
-      return;
+    if (v >= 0 && v < SMALL_VALUES && (v | 0) === v) this.observeSmall(v);
+    else void this.observeOther(v);
+  }
+
+  /**
+   * Count an observation that is not a whole number below 8192 (the caller checked). Returns the frexp
+   * exponent of a positive `v` above the zero threshold (for {@link classicSlot}), else {@link NO_EXPONENT}.
+   */
+  observeOther(v: number): number {
+    if (v > this.config.zeroThreshold) {
+      this.addPositive(bucketKey(v, this.schema));
+      return LAST_EXP[0] as number;
     }
-    if (cfg.maxBuckets > 0 && this.positive.populated + this.negative.populated > cfg.maxBuckets) this.reduce();
+    if (v < -this.config.zeroThreshold) this.addNegative(bucketKey(-v, this.schema));
+    // NaN is in `_count` and `_sum` but in no bucket, as client_golang leaves it.
+    else if (v === v) this.zeroCount++;
+    return NO_EXPONENT;
+  }
+
+  private addPositive(key: number): void {
+    const c = this.pos;
+    const i = key - this.posLo;
+    if (i >= 0 && i < c.length) {
+      const n = c[i] as number;
+      c[i] = n + 1;
+      if (n !== 0) return;
+    } else {
+      const w = grown(this.posLo, c, key);
+      this.posLo = w.lo;
+      this.pos = w.counts;
+      w.counts[key - w.lo] = 1;
+    }
+    this.newBucket();
+  }
+
+  private addNegative(key: number): void {
+    const c = this.neg;
+    const i = key - this.negLo;
+    if (i >= 0 && i < c.length) {
+      const n = c[i] as number;
+      c[i] = n + 1;
+      if (n !== 0) return;
+    } else {
+      const w = grown(this.negLo, c, key);
+      this.negLo = w.lo;
+      this.neg = w.counts;
+      w.counts[key - w.lo] = 1;
+    }
+    this.newBucket();
+  }
+
+  /** A bucket got its first observation: the only time the bucket bound can be crossed. */
+  private newBucket(): void {
+    this.populated++;
+    const max = this.config.maxBuckets;
+    if (max > 0 && this.populated > max) this.reduce(max);
   }
 
   /** Halve the resolution until the populated buckets fit (or the coarsest schema is reached). */
-  private reduce(): void {
-    const max = this.config.maxBuckets;
-    while (this.schema > MIN_SCHEMA && this.positive.populated + this.negative.populated > max) {
-      this.positive.halve();
-      this.negative.halve();
+  private reduce(max: number): void {
+    while (this.schema > MIN_SCHEMA && this.populated > max) {
+      const p = halved(this.posLo, this.pos);
+      const n = halved(this.negLo, this.neg);
+      this.posLo = p.lo;
+      this.pos = p.counts;
+      this.negLo = n.lo;
+      this.neg = n.counts;
+      this.populated = p.populated + n.populated;
       this.schema--;
       this.reductions++;
     }
+    this.keys = this.config.smallKeysAt(this.schema);
   }
 
   /** Buckets of both signs. */
@@ -321,8 +368,8 @@ export class NativeHistogram {
       zeroCount: this.zeroCount,
       count,
       sum,
-      positive: this.positive.read(),
-      negative: this.negative.read(),
+      positive: readWindow(this.posLo, this.pos),
+      negative: readWindow(this.negLo, this.neg),
     };
   }
 }
@@ -346,9 +393,9 @@ export function nativeHistogramProto(n: NativeHistogram): {
   negativeSpan: NativeSpan[];
   negativeDelta: number[];
 } {
-  const pos = n.positive.read();
-  const neg = n.negative.read();
-  const positiveSpan = pos.spans.length === 0 && neg.spans.length === 0 && n.zeroCount === 0 ? [{ offset: 0, length: 0 }] : [...pos.spans];
+  const pos = readWindow(n.posLo, n.pos);
+  const neg = readWindow(n.negLo, n.neg);
+  const positiveSpan = n.config.zeroThreshold === 0 && pos.spans.length === 0 && neg.spans.length === 0 && n.zeroCount === 0 ? [{ offset: 0, length: 0 }] : [...pos.spans];
   return {
     schema: n.schema,
     zeroThreshold: n.config.zeroThreshold,

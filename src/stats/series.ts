@@ -7,7 +7,7 @@
  * set on every `inc()/observe()` (~6 µs with Istio's 25 labels, perf-anchors §3a).
  */
 
-import { NativeHistogram, type NativeHistogramConfig } from './native-histogram.js';
+import { NO_EXPONENT, NativeHistogram, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig } from './native-histogram.js';
 import { seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 
 /** An exemplar: the trace id of one sampled observation (OpenMetrics only). */
@@ -68,9 +68,6 @@ export class HistogramSeries {
 /** A series of either kind. */
 export type Series = ScalarSeries | HistogramSeries;
 
-/** Integer values below this resolve their bucket through `Family.smallIndex`. */
-const SMALL_VALUES = 8192;
-
 /** The label set of the overflow series (documented in docs: one series per metric). */
 export const OVERFLOW_LABELS = 'meshtel_overflow="true"';
 
@@ -89,6 +86,8 @@ export class Family {
    * (the scan was the largest cost of recordHttp in a CPU profile).
    */
   readonly smallIndex: Uint16Array;
+  /** First bound of each binary octave, for series with native buckets (see `classicOctaves`). */
+  readonly octaves: Uint16Array;
   /** Series by rendered label string. */
   readonly series = new Map<string, Series>();
   /** Maximum number of series; further label sets share {@link overflowSeries}. */
@@ -123,6 +122,7 @@ export class Family {
     this.costShape = seriesCostShape(name, type, buckets);
     this.buckets = buckets;
     this.bounds = Float64Array.from(buckets);
+    this.octaves = buckets.length === 0 ? new Uint16Array(0) : classicOctaves(this.bounds);
     this.smallIndex = new Uint16Array(buckets.length === 0 ? 0 : SMALL_VALUES);
     for (let v = 0, i = 0; v < this.smallIndex.length; v++) {
       while (i < buckets.length && v > (buckets[i] as number)) i++;
@@ -216,26 +216,35 @@ function flatten(s: string): string {
 /**
  * Add one observation to a histogram series; returns the bucket slot. Small integers use the
  * family's lookup table, other values a binary search (first bound >= value, Prometheus `le`).
+ * A series with native buckets shares the work: the small-integer check (its key is one more table
+ * read), and for other positive values the binary exponent its native key needs, which narrows the
+ * classic search to the value's octave.
  */
 export function observe(s: HistogramSeries, f: Family, value: number): number {
   let i: number;
+  const native = s.native;
   if (value >= 0 && value < SMALL_VALUES && (value | 0) === value) {
     i = f.smallIndex[value] as number;
+    if (native !== undefined) native.observeSmall(value);
   } else {
-    const bounds = f.bounds;
-    let lo = 0;
-    let hi = bounds.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (value > (bounds[mid] as number)) lo = mid + 1;
-      else hi = mid;
+    // A native key needs the value's binary exponent; the classic search then starts at that octave.
+    const exp = native !== undefined ? native.observeOther(value) : NO_EXPONENT;
+    if (exp !== NO_EXPONENT) i = classicSlot(f.bounds, f.octaves, value, exp);
+    else {
+      const bounds = f.bounds;
+      let lo = 0;
+      let hi = bounds.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (value > (bounds[mid] as number)) lo = mid + 1;
+        else hi = mid;
+      }
+      i = lo;
     }
-    i = lo;
   }
   s.counts[i] = (s.counts[i] as number) + 1;
   s.sum += value;
   s.count += 1;
-  if (s.native !== undefined) s.native.observe(value);
   return i;
 }
 

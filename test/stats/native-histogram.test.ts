@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { NativeHistogram, NativeHistogramConfig, bucketKey, nativeHistogramProto, readNativeHistogram, type NativeBuckets } from '../../src/stats/native-histogram.js';
+import { NATIVE_HISTOGRAM_BOUNDS } from '../../src/stats/native-histogram-bounds.js';
+import { DEFAULT_BUCKETS } from '../../src/stats/definitions.js';
+import { Family, observe } from '../../src/stats/series.js';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
 import type { HistogramSeries } from '../../src/stats/series.js';
 import { ISTIO_REQUEST_DURATION_MILLISECONDS } from '../../src/stats/definitions.js';
@@ -25,7 +29,70 @@ function fromSpans(b: NativeBuckets): Map<number, number> {
   return out;
 }
 
+/**
+ * client_golang's key, computed the slow way: frexp by halving/doubling (exact for normal doubles), then
+ * `sort.SearchFloat64s(nativeHistogramBounds[schema], frac) + (exp-1)*len` or the exponent shift.
+ */
+function goKey(v: number, schema: number): number {
+  if (v === Infinity) return goKey(Number.MAX_VALUE, schema) + 1;
+  let frac = v;
+  let exp = 0;
+  while (frac >= 1) {
+    frac /= 2;
+    exp++;
+  }
+  while (frac < 0.5) {
+    frac *= 2;
+    exp--;
+  }
+  if (schema > 0) {
+    const bounds = NATIVE_HISTOGRAM_BOUNDS[schema] as readonly number[];
+    const i = bounds.findIndex((b) => b >= frac);
+    return (i < 0 ? bounds.length : i) + (exp - 1) * bounds.length;
+  }
+  const key = frac === 0.5 ? exp - 1 : exp;
+  return (key + (1 << -schema) - 1) >> -schema;
+}
+
+/** The next double up (for boundary checks). */
+function nextUp(v: number): number {
+  const f = new Float64Array([v]);
+  const b = new BigUint64Array(f.buffer);
+  b[0] = (b[0] as bigint) + 1n;
+  return f[0] as number;
+}
+
 describe('bucketKey()', () => {
+  it("keys every one of client_golang's bucket bounds, and the double above it, as client_golang does, at every schema", () => {
+    for (let s = 1; s <= 8; s++) {
+      const bounds = NATIVE_HISTOGRAM_BOUNDS[s] as readonly number[];
+      expect(bounds).toHaveLength(2 ** s);
+      for (const [j, b] of bounds.entries()) {
+        for (const e of [-1021, -20, 0, 1, 13, 52, 1000]) {
+          const v = b * 2 ** e;
+          // frexp(v) = (b, e): the search finds bound j itself.
+          expect(bucketKey(v, s), `schema ${s} bound ${j} * 2^${e}`).toBe(j + (e - 1) * bounds.length);
+          expect(bucketKey(nextUp(v), s)).toBe(goKey(nextUp(v), s));
+        }
+      }
+    }
+  });
+
+  it('agrees with the slow frexp-and-search reference on arbitrary positive doubles, subnormals and +Inf', () => {
+    fc.assert(
+      fc.property(fc.double({ min: Number.MIN_VALUE, max: Number.MAX_VALUE, noNaN: true }), fc.integer({ min: -4, max: 8 }), (v, s) => {
+        expect(bucketKey(v, s)).toBe(goKey(v, s));
+      }),
+      { numRuns: 20_000 },
+    );
+    for (let s = -4; s <= 8; s++) {
+      for (const v of [Number.MIN_VALUE, 2 ** -1060, 2 ** -1022, Number.MAX_VALUE, Infinity, 1, 8191, 8192, 8193, 2 ** 53]) expect(bucketKey(v, s), `${v} at ${s}`).toBe(goKey(v, s));
+    }
+    // client_golang's "+Inf observation" at schema 2: one bucket above MaxFloat64's (4096).
+    expect(bucketKey(Infinity, 2)).toBe(4097);
+  });
+
+
   it('puts every power of the base at the top of its own bucket (upper bounds are inclusive)', () => {
     for (let s = -4; s <= 8; s++) {
       for (const k of [-20, -1, 0, 1, 7, 8, 64]) {
@@ -123,6 +190,135 @@ describe('NativeHistogram', () => {
     expect(r.positive.counts).toEqual([2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
     const empty = nativeHistogramProto(new NativeHistogram(new NativeHistogramConfig({ zeroThreshold: 0 })));
     expect(empty.positiveSpan).toEqual([{ offset: 0, length: 0 }]);
+  });
+});
+
+/**
+ * Scenarios of client_golang's TestNativeHistogram (prometheus/client_golang `prometheus/histogram_test.go`,
+ * commit 89c60c05) that meshtel's options express (schema, zero threshold, bucket bound by halving; not the
+ * zero-bucket widening or reset strategies). Factor 1.1 is schema 3, 1.2 schema 2, 4 schema -1, 17 schema -2.
+ */
+const GO_SCENARIOS: readonly {
+  name: string;
+  observations: readonly number[];
+  schema: number;
+  zeroThreshold?: number;
+  maxBuckets?: number;
+  want: { schema: number; zeroThreshold: number; zeroCount: number; positiveSpan: [number, number][]; positiveDelta: number[]; negativeSpan: [number, number][]; negativeDelta: number[] };
+}[] = [
+  { name: 'no observations', observations: [], schema: 3, want: { schema: 3, zeroThreshold: 2.938735877055719e-39, zeroCount: 0, positiveSpan: [], positiveDelta: [], negativeSpan: [], negativeDelta: [] } },
+  { name: 'no observations and zero threshold of zero resulting in no-op span', observations: [], schema: 3, zeroThreshold: 0, want: { schema: 3, zeroThreshold: 0, zeroCount: 0, positiveSpan: [[0, 0]], positiveDelta: [], negativeSpan: [], negativeDelta: [] } },
+  { name: 'factor 1.1 results in schema 3', observations: [0, 1, 2, 3], schema: 3, want: { schema: 3, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 1], [7, 1], [4, 1]], positiveDelta: [1, 0, 0], negativeSpan: [], negativeDelta: [] } },
+  { name: 'factor 1.2 results in schema 2', observations: [0, 1, 1.2, 1.4, 1.8, 2], schema: 2, want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, -1, 2, -2, 2], negativeSpan: [], negativeDelta: [] } },
+  {
+    name: 'factor 4 results in schema -1',
+    observations: [0.0156251, 0.0625, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 3.5, 5, 6, 7, 33.33],
+    schema: -1,
+    want: { schema: -1, zeroThreshold: 2.938735877055719e-39, zeroCount: 0, positiveSpan: [[-2, 6]], positiveDelta: [2, 0, 0, 2, -1, -2], negativeSpan: [], negativeDelta: [] },
+  },
+  {
+    name: 'factor 17 results in schema -2',
+    observations: [0.0156251, 0.0625, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 3.5, 5, 6, 7, 33.33],
+    schema: -2,
+    want: { schema: -2, zeroThreshold: 2.938735877055719e-39, zeroCount: 0, positiveSpan: [[-1, 4]], positiveDelta: [2, 2, 3, -6], negativeSpan: [], negativeDelta: [] },
+  },
+  { name: 'negative buckets', observations: [0, -1, -1.2, -1.4, -1.8, -2], schema: 2, want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [], positiveDelta: [], negativeSpan: [[0, 5]], negativeDelta: [1, -1, 2, -2, 2] } },
+  {
+    name: 'negative and positive buckets',
+    observations: [0, -1, -1.2, -1.4, -1.8, -2, 1, 1.2, 1.4, 1.8, 2],
+    schema: 2,
+    want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, -1, 2, -2, 2], negativeSpan: [[0, 5]], negativeDelta: [1, -1, 2, -2, 2] },
+  },
+  {
+    name: 'wide zero bucket',
+    observations: [0, -1, -1.2, -1.4, -1.8, -2, 1, 1.2, 1.4, 1.8, 2],
+    schema: 2,
+    zeroThreshold: 1.4,
+    want: { schema: 2, zeroThreshold: 1.4, zeroCount: 7, positiveSpan: [[4, 1]], positiveDelta: [2], negativeSpan: [[4, 1]], negativeDelta: [2] },
+  },
+  { name: 'NaN observation', observations: [0, 1, 1.2, 1.4, 1.8, 2, NaN], schema: 2, want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, -1, 2, -2, 2], negativeSpan: [], negativeDelta: [] } },
+  {
+    name: '+Inf observation',
+    observations: [0, 1, 1.2, 1.4, 1.8, 2, Infinity],
+    schema: 2,
+    want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5], [4092, 1]], positiveDelta: [1, -1, 2, -2, 2, -1], negativeSpan: [], negativeDelta: [] },
+  },
+  {
+    name: '-Inf observation',
+    observations: [0, 1, 1.2, 1.4, 1.8, 2, -Infinity],
+    schema: 2,
+    want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, -1, 2, -2, 2], negativeSpan: [[4097, 1]], negativeDelta: [1] },
+  },
+  {
+    name: 'limited buckets but nothing triggered',
+    observations: [0, 1, 1.2, 1.4, 1.8, 2],
+    schema: 2,
+    maxBuckets: 4,
+    want: { schema: 2, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, -1, 2, -2, 2], negativeSpan: [], negativeDelta: [] },
+  },
+  {
+    name: 'buckets limited by halving resolution',
+    observations: [0, 1, 1.1, 1.2, 1.4, 1.8, 2, 3],
+    schema: 2,
+    maxBuckets: 4,
+    want: { schema: 1, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [[0, 5]], positiveDelta: [1, 2, -1, -2, 1], negativeSpan: [], negativeDelta: [] },
+  },
+  {
+    name: 'buckets limited by halving resolution, negative observations',
+    observations: [0, -1, -1.1, -1.2, -1.4, -1.8, -2, -3],
+    schema: 2,
+    maxBuckets: 4,
+    want: { schema: 1, zeroThreshold: 2.938735877055719e-39, zeroCount: 1, positiveSpan: [], positiveDelta: [], negativeSpan: [[0, 5]], negativeDelta: [1, 2, -1, -2, 1] },
+  },
+];
+
+describe("client_golang's TestNativeHistogram scenarios", () => {
+  const asWant = (n: NativeHistogram): unknown => {
+    const p = nativeHistogramProto(n);
+    return {
+      schema: p.schema,
+      zeroThreshold: p.zeroThreshold,
+      zeroCount: p.zeroCount,
+      positiveSpan: p.positiveSpan.map((x) => [x.offset, x.length]),
+      positiveDelta: p.positiveDelta,
+      negativeSpan: p.negativeSpan.map((x) => [x.offset, x.length]),
+      negativeDelta: p.negativeDelta,
+    };
+  };
+
+  it.each(GO_SCENARIOS)('$name', (sc) => {
+    const cfg = new NativeHistogramConfig({ schema: sc.schema, zeroThreshold: sc.zeroThreshold ?? 2 ** -128, maxBuckets: sc.maxBuckets ?? 0 });
+    const alone = new NativeHistogram(cfg);
+    for (const v of sc.observations) alone.observe(v);
+    expect(asWant(alone)).toEqual(sc.want);
+    // The recorder's path: the classic slot and the native key found together (observe() in series.ts).
+    const f = new Family('h', 'histogram', 'h', 10, DEFAULT_BUCKETS);
+    f.native = cfg;
+    const s = f.get('a="b"', 0) as HistogramSeries;
+    for (const v of sc.observations) observe(s, f, v);
+    expect(asWant(s.native as NativeHistogram)).toEqual(sc.want);
+    expect(s.count).toBe(sc.observations.length);
+  });
+});
+
+describe('observe() with native buckets', () => {
+  it('puts every value in the same classic slot as a series without native buckets (the shared exponent path)', () => {
+    for (const buckets of [DEFAULT_BUCKETS, [0.001, 0.5, 1, 3, 7.5, 1024, 4096.5, 1e9]]) {
+      const classic = new Family('c', 'histogram', 'c', 10, buckets);
+      const both = new Family('n', 'histogram', 'n', 10, buckets);
+      both.native = new NativeHistogramConfig({ maxBuckets: 0 });
+      const c = classic.get('', 0) as HistogramSeries;
+      const n = both.get('', 0) as HistogramSeries;
+      const edge = buckets.flatMap((b) => [b, nextUp(b), -b]);
+      for (const v of edge) expect(observe(n, both, v), `${v}`).toBe(observe(c, classic, v));
+      fc.assert(
+        fc.property(fc.oneof(fc.double({ noNaN: false }), fc.integer({ min: -10, max: 5_000_000 }), fc.double({ min: 0, max: 1e7, noNaN: true })), (v) => {
+          expect(observe(n, both, v)).toBe(observe(c, classic, v));
+        }),
+        { numRuns: 20_000 },
+      );
+      expect([...n.counts]).toEqual([...c.counts]);
+    }
   });
 });
 
