@@ -84,7 +84,7 @@ export interface HttpMetadataExchange {
   readonly baggage: string;
   /** The peer caches, one per direction. */
   readonly caches: { readonly inbound: PeerCache; readonly outbound: PeerCache };
-  /** Found/unknown counters for self-metrics. */
+  /** Decode and cache-conflict counters, read by the sidecar's self-metrics at scrape time. */
   readonly counters: ExchangeCounters;
 }
 
@@ -182,11 +182,6 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     return { result, cacheHit: false };
   };
 
-  const count = (result: PeerResult, via: 'headers' | 'cache' | 'baggage'): void => {
-    if (result.ok) counters.found[via]++;
-    else counters.unknown[result.reason]++;
-  };
-
   const extract = <C>(
     carrier: C,
     getter: HeaderGetter<C>,
@@ -200,22 +195,19 @@ export function createHttpMetadataExchange(options: HttpMetadataExchangeOptions)
     const found = lookup(cache, id, value, principal);
     const cacheHit = found.cacheHit;
     let result = found.result;
-    let via: 'headers' | 'cache' | 'baggage' = cacheHit ? 'cache' : 'headers';
     if (!result.ok && withBaggage) {
       const raw = getter(carrier, HEADER_BAGGAGE);
       if (raw !== undefined) {
+        // A baggage parse is a decode too (meshtel_peer_decodes_total: "MX header, baggage or TCP frame").
+        counters.decodes++;
         const fromBaggage = decodeBaggage(raw, { maxBytes: maxValueBytes });
         // Keep the MX failure reason when baggage is merely absent or useless and MX headers were sent.
-        if (fromBaggage.ok || result.reason === 'no_header') {
-          result = fromBaggage;
-          via = 'baggage';
-        }
+        if (fromBaggage.ok || result.reason === 'no_header') result = fromBaggage;
       }
     }
     // Every method's remove() runs whatever was found: the app never sees MX headers (baggage stays).
     remover(carrier, HEADER_PEER_METADATA);
     remover(carrier, HEADER_PEER_METADATA_ID);
-    count(result, via);
     return { result, idReceived: id !== undefined, valueReceived: value !== undefined, cacheHit };
   };
 

@@ -12,7 +12,7 @@ import type { PeerResult } from '../metadata/types.js';
 export type FoundPeer = Extract<PeerResult, { ok: true }>;
 
 /** Default capacity, Istio's `max_peer_cache_size`. */
-export const DEFAULT_PEER_CACHE_ENTRIES = 500;
+const DEFAULT_PEER_CACHE_ENTRIES = 500;
 
 /** Options of {@link createPeerCache}. */
 export interface PeerCacheOptions {

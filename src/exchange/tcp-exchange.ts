@@ -35,9 +35,9 @@ export interface TcpMetadataExchange {
   readonly ALPN: typeof ALPN_PEER_EXCHANGE;
   /** Node id inside our frame. */
   readonly nodeId: string;
-  /** A parser for one connection's inbound stream; results are counted in `counters`. */
+  /** A parser for one connection's inbound stream; full decodes are counted in `counters`. */
   createParser(): TcpFrameParser;
-  /** Found/unknown counters for self-metrics. */
+  /** Decode counter, read by the sidecar's self-metrics at scrape time (`meshtel_peer_decodes_total`). */
   readonly counters: ExchangeCounters;
 }
 
@@ -63,17 +63,6 @@ export function createTcpMetadataExchange(options: TcpMetadataExchangeOptions): 
   }
   const counters = createExchangeCounters();
 
-  const record = (step: TcpParseStep): TcpParseStep => {
-    if (!step.done) return step;
-    if (step.result.ok) {
-      // Not cached: a frame is read once per connection, and a frame must never serve HTTP requests (issue 11.4).
-      counters.found.frame++;
-    } else {
-      counters.unknown[step.result.reason]++;
-    }
-    return step;
-  };
-
   return {
     frame,
     ALPN: ALPN_PEER_EXCHANGE,
@@ -88,7 +77,7 @@ export function createTcpMetadataExchange(options: TcpMetadataExchangeOptions): 
         finished = true;
         const r = step.result;
         if (r.ok || (r.reason !== 'not_mx' && r.reason !== 'truncated' && r.reason !== 'too_large')) counters.decodes++;
-        return record(step);
+        return step;
       };
       return {
         push: (chunk) => once(inner.push(chunk)),

@@ -9,7 +9,7 @@ import { LABEL_APP_QUALIFIED, LABEL_VERSION_QUALIFIED } from './owner.js';
 /** The W3C baggage header. */
 export const HEADER_BAGGAGE = 'baggage';
 /** Default cap on a baggage value (characters). */
-export const DEFAULT_MAX_BAGGAGE_BYTES = 8192;
+const DEFAULT_MAX_BAGGAGE_BYTES = 8192;
 
 /**
  * Encode a workload as Istio 1.29 baggage, in Istio's order: `k8s.<type>.name`, `service.name`,

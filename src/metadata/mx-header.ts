@@ -133,7 +133,7 @@ export function mxStruct(meta: WorkloadMetadata, profile: PayloadProfile, option
 }
 
 /** Serialized Struct bytes for this workload in the given profile. */
-export function encodeMxBytes(meta: WorkloadMetadata, profile: PayloadProfile, options?: MxEncodeOptions): Buffer {
+function encodeMxBytes(meta: WorkloadMetadata, profile: PayloadProfile, options?: MxEncodeOptions): Buffer {
   return encodeStruct(mxStruct(meta, profile, options));
 }
 
@@ -175,7 +175,7 @@ export function decodeMxHeader(value: string, options: DecodeMxOptions = {}): Pe
 }
 
 /** Decode serialized Struct bytes (the HTTP value after base64, or the inner struct of a TCP frame). */
-export function decodeMxBytes(bytes: Uint8Array, maxDepth: number = DEFAULT_MAX_MX_DEPTH): PeerResult {
+function decodeMxBytes(bytes: Uint8Array, maxDepth: number = DEFAULT_MAX_MX_DEPTH): PeerResult {
   const s = decodeStruct(bytes, maxDepth);
   if (!s.ok) return { ok: false, reason: s.reason, detail: s.detail };
   return peerFromStruct(s.fields);

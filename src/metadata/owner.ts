@@ -22,7 +22,7 @@ export const LABEL_VERSION = 'version';
 export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
 
 /** Prefix of the OWNER Istio rebuilds (P `OwnerPrefix`). */
-export const OWNER_PREFIX = 'kubernetes://apis/apps/v1/namespaces/';
+const OWNER_PREFIX = 'kubernetes://apis/apps/v1/namespaces/';
 
 const KNOWN_TYPES: ReadonlyMap<string, WorkloadType> = new Map<string, WorkloadType>([
   ['pod', 'pod'],

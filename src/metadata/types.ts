@@ -77,34 +77,41 @@ export interface WorkloadMetadata extends PeerMetadata {
 }
 
 /**
- * Why a peer is unknown. Exported as the `reason` label of `meshtel_peer_unknown_total`
- * (perf-anchors §4 item 4: users get no reason why a label is unknown).
+ * Every reason a peer can be unknown, in a stable order; {@link UnknownPeerReason} is derived from this list, so a
+ * new reason is added here once and every exhaustive check (and test) sees it.
  */
-export type UnknownPeerReason =
+export const UNKNOWN_PEER_REASONS = Object.freeze([
   /** The request/response carried no MX header, baggage or frame at all. */
-  | 'no_header'
+  'no_header',
   /** An id header arrived without a value header. */
-  | 'id_only'
+  'id_only',
   /** The value header is not valid base64. */
-  | 'bad_base64'
+  'bad_base64',
   /** The bytes are not a google.protobuf.Struct, or a known key (NAME, LABELS, ...) holds a non-string. */
-  | 'not_struct'
+  'not_struct',
   /** The value exceeds the configured size limit. */
-  | 'too_large'
+  'too_large',
   /** The Struct nests deeper than allowed. */
-  | 'too_deep'
+  'too_deep',
   /** A baggage header has no usable entries. */
-  | 'bad_baggage'
+  'bad_baggage',
   /** A TCP stream does not start with the istio-peer-exchange magic. */
-  | 'not_mx'
+  'not_mx',
   /** A TCP MX frame is malformed (bad Any, bad length). */
-  | 'bad_frame'
+  'bad_frame',
   /** The connection closed before a whole frame arrived. */
-  | 'truncated'
+  'truncated',
   /** MX is switched off for this destination (IN_MESH mode, external host, disabled). */
-  | 'mx_disabled'
+  'mx_disabled',
   /** The peer answered but sent no MX (no sidecar on the other side). */
-  | 'no_peer_proxy';
+  'no_peer_proxy',
+] as const);
+
+/**
+ * Why a peer is unknown (one of {@link UNKNOWN_PEER_REASONS}). Exported as the `reason` label of
+ * `meshtel_peer_unknown_total` (perf-anchors §4 item 4: users get no reason why a label is unknown).
+ */
+export type UnknownPeerReason = (typeof UNKNOWN_PEER_REASONS)[number];
 
 /** The result of every decoder and discovery method. Decoders never throw on the request path. */
 export type PeerResult =

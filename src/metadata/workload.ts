@@ -25,13 +25,13 @@ import {
 } from './owner.js';
 
 /** Default path of the downward-API labels file the injector mounts. */
-export const DEFAULT_LABELS_PATH = '/etc/istio/pod/labels';
+const DEFAULT_LABELS_PATH = '/etc/istio/pod/labels';
 /** Default path of the downward-API annotations file. */
-export const DEFAULT_ANNOTATIONS_PATH = '/etc/istio/pod/annotations';
+const DEFAULT_ANNOTATIONS_PATH = '/etc/istio/pod/annotations';
 /** Default SPIFFE trust domain. */
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 /** Default cluster id (the injector's `ISTIO_META_CLUSTER_ID` default). */
-export const DEFAULT_CLUSTER_ID = 'Kubernetes';
+const DEFAULT_CLUSTER_ID = 'Kubernetes';
 
 /**
  * Plain fields to build a {@link WorkloadMetadata} from. Everything is optional; derived fields
@@ -440,7 +440,7 @@ function detectInstanceIps(): string[] {
  * Read a Kubernetes downward-API file (`key="go-quoted value"` per line). A missing file gives
  * `undefined`; an unreadable or garbled one throws ConfigError `MESHTEL_ERR_CONFIG_FILE` naming the file.
  */
-export function readDownwardApiFile(file: string): Record<string, string> | undefined {
+function readDownwardApiFile(file: string): Record<string, string> | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

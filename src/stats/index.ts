@@ -1,10 +1,11 @@
 /**
- * The stats stage: istio_* definitions, the recorder, the Telemetry API and the exposition (`meshtel/stats`, also re-exported by the package root). Listed by name (STYLE.md §2).
+ * The stats stage (`meshtel/stats`, re-exported by the package root): the istio_* metric names and label sets, the
+ * recorder, the Telemetry API and the Prometheus exposition. Listed by name (STYLE.md §2); docs/api.md says why each
+ * name is public, and test/package/surface.test.ts keeps this list deliberate.
  */
 export { ResponseFlag } from './types.js';
 export type {
   Reporter,
-  MetricMode,
   ServiceInfo,
   ResponseFlagName,
   SpecialCluster,
@@ -16,11 +17,7 @@ export type { IstioStats, IstioStatsOptions, TcpConnectionStats } from './istio-
 export type { CustomMetricDefinition } from './custom-metrics.js';
 export { parseTelemetry } from './telemetry-api.js';
 export type { TelemetryConfig, MetricOverride, TagOverride, TelemetryMode } from './telemetry-api.js';
-export { compileExpression } from './expression.js';
-export type { CompiledExpression, ExpressionScope, CelValue } from './expression.js';
 export {
-  negotiateFormat,
-  acceptsGzip,
   renderMetrics,
   renderMetricsToString,
   createMetricsResponse,
@@ -29,6 +26,8 @@ export {
   OPENMETRICS_CONTENT_TYPE,
 } from './exposition.js';
 export type { ExpositionFormat, RenderOptions, MetricsResponse } from './exposition.js';
+export { PROTOBUF_CONTENT_TYPE } from './media-types.js';
+export type { NativeHistogramOptions } from './native-histogram.js';
 export {
   DEFAULT_BUCKETS,
   HTTP_LABELS,

@@ -8,9 +8,6 @@ import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 /** Which side reports: outbound sidecar and gateways `source`, inbound `destination`, waypoints `waypoint`. */
 export type Reporter = 'source' | 'destination' | 'waypoint';
 
-/** Istio's metric direction for the Telemetry API: CLIENT = outbound/gateway, SERVER = inbound. */
-export type MetricMode = 'CLIENT' | 'SERVER';
-
 /** A service from the registry, as in cluster metadata `istio.services[0]` = `{host,name,namespace}`. */
 export interface ServiceInfo {
   /** FQDN, e.g. `reviews.default.svc.cluster.local`. */

@@ -12,7 +12,7 @@ import { tryParseNodeId, formatNodeId } from '../../src/metadata/node-id.js';
 import { createWorkloadMetadata, parseDownwardApi } from '../../src/metadata/workload.js';
 import type { PeerResult, UnknownPeerReason } from '../../src/metadata/types.js';
 import { isMeshtelError } from '../../src/core/errors.js';
-import { UNKNOWN_PEER_REASONS } from '../../src/exchange/counters.js';
+import { UNKNOWN_PEER_REASONS } from '../../src/metadata/types.js';
 import { vector } from './fixtures.js';
 
 const RUNS = { numRuns: 300 };
