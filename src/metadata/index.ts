@@ -14,8 +14,10 @@ export type {
   PayloadProfile,
 } from './types.js';
 export { PAYLOAD_PROFILES, DEFAULT_PAYLOAD_PROFILE } from './types.js';
-export { loadWorkloadMetadata, createWorkloadMetadata } from './workload.js';
-export type { WorkloadMetadataInput, WorkloadMetadataOptions } from './workload.js';
+export { loadWorkloadMetadata } from './workload.js';
+export type { WorkloadMetadataOptions } from './workload.js';
+export { createWorkloadMetadata } from './workload-fields.js';
+export type { WorkloadMetadataInput } from './workload-fields.js';
 export { formatNodeId, parseNodeId, tryParseNodeId } from './node-id.js';
 export type { ParsedNodeId } from './node-id.js';
 export { HEADER_PEER_METADATA, HEADER_PEER_METADATA_ID, DEFAULT_MAX_MX_BYTES, encodeMxHeader, decodeMxHeader } from './mx-header.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createWorkloadMetadata, loadWorkloadMetadata, parseDownwardApi } from '../../src/metadata/workload.js';
+import { createWorkloadMetadata, loadWorkloadMetadata } from '../../src/metadata/workload.js';
 import type { WorkloadMetadataOptions } from '../../src/metadata/workload.js';
 import { parseOwner } from '../../src/metadata/owner.js';
 import { isMeshtelError } from '../../src/core/errors.js';
@@ -268,27 +268,5 @@ describe('createWorkloadMetadata()', () => {
       expect(Object.isFrozen(m.extra.nested)).toBe(true);
       expect(Object.isFrozen(m.instanceIps)).toBe(true);
     });
-  });
-});
-
-describe('parseDownwardApi()', () => {
-  it.each([
-    ['a plain value', 'k="v"', { k: 'v' }],
-    ['an empty value', 'k=""', { k: '' }],
-    ['Go escapes', 'k="\\t\\x41\\101\\u00e9\\U0001F600\\\\"', { k: '\tAAé😀\\' }],
-    ['an = inside the value', 'k="a=b"', { k: 'a=b' }],
-    ['CRLF line ends and blank lines', 'a="1"\r\n\r\nb="2"\r\n', { a: '1', b: '2' }],
-  ])('parses %s', (_n, text, expected) => {
-    expect(parseDownwardApi(text)).toEqual(expected);
-  });
-
-  it.each([
-    ['an unquoted value', 'k=v'],
-    ['no key', '="v"'],
-    ['an unterminated quote', 'k="v'],
-    ['a bad escape', 'k="\\q"'],
-    ['a bare inner quote', 'k="a"b"'],
-  ])('rejects %s with MESHTEL_ERR_CONFIG_FILE', (_n, text) => {
-    expectConfigError(() => parseDownwardApi(text, 'labels-file'), 'MESHTEL_ERR_CONFIG_FILE', 'labels-file');
   });
 });
