@@ -2,11 +2,12 @@
  * The protobuf exposition: varint-length-delimited `io.prometheus.client.MetricFamily` messages
  * (client_model, see client-model.ts), what Prometheus asks for first with native histograms enabled.
  *
- * Three jobs, all through protobufjs:
- * - {@link renderProtobufFamilies}: the recorder's families (classic buckets, and the native buckets of
- *   the histograms that have them), streamed one family at a time;
- * - {@link parsedToProtobuf}: families parsed from a text or OpenMetrics page (the app's page and the
- *   agent's prom-client page in the merged :15020 scrape, and prom-client registries beside the recorder);
+ * Three jobs:
+ * - `renderProtobufFamilies` (protobuf-writer.ts, written by hand for the scrape's hot path): the recorder's
+ *   families (classic buckets, and the native buckets of the histograms that have them);
+ * - {@link parsedToProtobuf} (through protobufjs, as the rest of this file): families parsed from a text or
+ *   OpenMetrics page (the app's page and the agent's prom-client page in the merged :15020 scrape, and
+ *   prom-client registries beside the recorder);
  * - {@link decodeProtobufPage} / {@link protobufToParsed}: reading a protobuf page (an app behind the merged
  *   scrape), never throwing, and turning it into parsed families for a text or OpenMetrics page.
  *
@@ -19,90 +20,15 @@ import { clientModel, METRIC_TYPE } from './client-model.js';
 import type { PbBucket, PbExemplar, PbHistogram, PbLabelPair, PbMetric, PbMetricFamily } from './client-model.js';
 import type { ParsedFamily, Sample } from './exposition-parser.js';
 import { parseExemplar, parseLabelString } from './exposition-parser.js';
-import type { Exemplar, Family, HistogramSeries, ScalarSeries, Series } from './series.js';
-import { nativeHistogramProto } from './native-histogram.js';
 
-/** Metrics encoded between two yields to the event loop while a large family is rendered. */
-const METRICS_PER_SLICE = 256;
-
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+export { renderProtobufFamilies } from './protobuf-writer.js';
 
 /**
  * A rendered label string (`a="x",b="y\"z"`, as series keep it for the text formats) as label pairs, through
- * the exposition parser's one label reader. Protobuf needs pairs; the string is parsed once per scrape.
+ * the exposition parser's one label reader. Protobuf needs pairs; a series' string is parsed once in its life.
  */
 export function labelPairsOf(labels: string): PbLabelPair[] {
   return Object.entries(parseLabelString(labels)).map(([name, value]) => ({ name, value }));
-}
-
-function pbExemplar(e: Exemplar): PbExemplar {
-  const seconds = Math.floor(e.timestamp);
-  return {
-    label: [{ name: 'trace_id', value: e.traceId }],
-    value: e.value,
-    timestamp: { seconds, nanos: Math.round((e.timestamp - seconds) * 1e9) },
-  };
-}
-
-/** One recorder series as a `Metric`. */
-function metricOf(f: Family, s: Series, label: PbLabelPair[]): PbMetric {
-  if (f.type === 'histogram') {
-    const h = s as HistogramSeries;
-    const bucket: PbBucket[] = [];
-    let cum = 0;
-    for (let i = 0; i < f.buckets.length; i++) {
-      cum += h.counts[i] as number;
-      const b: PbBucket = { cumulativeCount: cum, upperBound: f.buckets[i] as number };
-      const e = h.exemplars?.[i];
-      if (e !== undefined) b.exemplar = pbExemplar(e);
-      bucket.push(b);
-    }
-    // The +Inf bucket is implied by sample_count (client_golang leaves it out); written only to carry an exemplar.
-    const inf = h.exemplars?.[f.buckets.length];
-    if (inf !== undefined) bucket.push({ cumulativeCount: h.count, upperBound: Infinity, exemplar: pbExemplar(inf) });
-    const histogram: PbHistogram = { sampleCount: h.count, sampleSum: h.sum, bucket };
-    if (h.native !== undefined) Object.assign(histogram, nativeHistogramProto(h.native));
-    return { label, histogram };
-  }
-  const c = s as ScalarSeries;
-  if (f.type === 'counter') {
-    return { label, counter: c.exemplar !== undefined ? { value: c.value, exemplar: pbExemplar(c.exemplar) } : { value: c.value } };
-  }
-  return { label, gauge: { value: c.value } };
-}
-
-const TYPE_OF: Readonly<Record<Family['type'], number>> = { counter: METRIC_TYPE.COUNTER, gauge: METRIC_TYPE.GAUGE, histogram: METRIC_TYPE.HISTOGRAM };
-
-/**
- * A family's delimited bytes, built without holding one object tree for all its series: every `Metric`
- * is encoded on its own (its label field pre-encoded, see {@link renderProtobufFamilies}) and the family frame
- * (length, name, help, type, one field-4 header per metric) is written around the encoded parts. `slice` is
- * awaited every {@link METRICS_PER_SLICE} metrics.
- */
-async function encodeFamily(
-  name: string,
-  help: string,
-  type: number,
-  metrics: Iterable<readonly [labels: Uint8Array, value: PbMetric]>,
-  slice: () => Promise<void>,
-): Promise<Buffer[]> {
-  const { Metric } = clientModel();
-  const parts: Uint8Array[] = [];
-  const head = protobuf.Writer.create();
-  head.uint32(10).string(name);
-  if (help !== '') head.uint32(18).string(help);
-  head.uint32(24).uint32(type);
-  parts.push(head.finish());
-  let n = 0;
-  for (const [labels, value] of metrics) {
-    const body = Metric.encode(value).finish();
-    parts.push(protobuf.Writer.create().uint32(34).uint32(labels.length + body.length).finish(), labels, body);
-    if (++n % METRICS_PER_SLICE === 0) await slice();
-  }
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const prefix = protobuf.Writer.create().uint32(total).finish();
-  return [Buffer.from(prefix.buffer, prefix.byteOffset, prefix.length), ...parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length))];
 }
 
 /** Encode whole `MetricFamily` objects, delimited. */
@@ -112,37 +38,6 @@ export function encodeProtobufFamilies(families: readonly PbMetricFamily[]): Buf
   for (const f of families) MetricFamily.encodeDelimited(f, w);
   const b = w.finish();
   return Buffer.from(b.buffer, b.byteOffset, b.length);
-}
-
-/**
- * Render the recorder's families as delimited protobuf, one chunk per family (a large family yields to the
- * event loop every few hundred series while it is encoded, so a 10k-label-set scrape never blocks the
- * proxy for its whole render). Why labels are pre-encoded: a label set is parsed and encoded (Metric field 1)
- * once per distinct label string per scrape and its bytes copied into the counter and the three histograms of
- * the group that share it; encoding 25 LabelPair objects per metric was most of the render time.
- */
-export async function* renderProtobufFamilies(families: Iterable<Family>): AsyncGenerator<Buffer> {
-  const { Metric } = clientModel();
-  const encoded = new Map<string, Uint8Array>();
-  const labelsOf = (labels: string): Uint8Array => {
-    let b = encoded.get(labels);
-    if (b === undefined) {
-      b = Metric.encode({ label: labelPairsOf(labels) }).finish();
-      encoded.set(labels, b);
-    }
-    return b;
-  };
-  for (const f of families) {
-    const all: Series[] = [...f.series.values()];
-    if (f.overflowSeries !== undefined) all.push(f.overflowSeries);
-    if (all.length === 0) continue;
-    function* metrics(): Generator<readonly [Uint8Array, PbMetric]> {
-      for (const s of all) yield [labelsOf(s.labels), metricOf(f, s, [])];
-    }
-    const parts = await encodeFamily(f.name, f.help, TYPE_OF[f.type], metrics(), yieldToLoop);
-    yield Buffer.concat(parts);
-    await yieldToLoop();
-  }
 }
 
 // --- parsed text families → protobuf ---

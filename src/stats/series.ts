@@ -32,6 +32,8 @@ export class ScalarSeries {
   charge = 0;
   /** True when the label set came from a plain-text peer (charged to the plain-text share). */
   plainText = false;
+  /** The label pairs as protobuf (Metric field 1), encoded at the first protobuf scrape (protobuf-writer.ts). */
+  pbLabels: Uint8Array | undefined = undefined;
   constructor(labels: string, epoch: number, overflow = false) {
     this.labels = labels;
     this.epoch = epoch;
@@ -56,6 +58,8 @@ export class HistogramSeries {
   charge = 0;
   /** True when the label set came from a plain-text peer (charged to the plain-text share). */
   plainText = false;
+  /** The label pairs as protobuf (Metric field 1), encoded at the first protobuf scrape (protobuf-writer.ts). */
+  pbLabels: Uint8Array | undefined = undefined;
   constructor(labels: string, buckets: number, epoch: number, overflow = false, native?: NativeHistogramConfig) {
     this.labels = labels;
     this.counts = new Float64Array(buckets + 1);
