@@ -41,7 +41,9 @@ export interface NativeHistogramOptions {
   readonly zeroThreshold?: number;
   /**
    * Most populated buckets per series before the resolution is halved; 0 = unbounded. Default 160
-   * (milliseconds from 1 to 10^6 at schema 3 need 160).
+   * (milliseconds from 1 to 10^6 at schema 3 need 160). The exposition budget charges each native series for
+   * this many buckets (at least the coarsest schema's 266), and with 0 for every key of the schema (33,572 at
+   * schema 3), so an unbounded setting admits few series.
    */
   readonly maxBuckets?: number;
 }
@@ -67,6 +69,12 @@ export class NativeHistogramConfig {
   readonly maxBuckets: number;
   /** Key at `schema` of every whole number 0..8191 ({@link ZERO_KEY} for the zero bucket). */
   readonly smallKeys: Int32Array;
+  /**
+   * Most buckets (both signs) one series can have populated: `maxBuckets`, or at the coarsest schema, where
+   * halving stops, every key of it; with `maxBuckets: 0` every key of the configured schema. What the
+   * exposition budget charges a native series for (series-budget.ts).
+   */
+  readonly maxPopulated: number;
 
   constructor(o: NativeHistogramOptions = {}, field = 'nativeHistograms') {
     if (o === null || typeof o !== 'object') {
@@ -87,6 +95,9 @@ export class NativeHistogramConfig {
     this.schema = schema;
     this.zeroThreshold = zt;
     this.maxBuckets = max;
+    // At the coarsest schema halving stops, so a series may hold every key of it; unbounded: every key of its own.
+    const keysAt = (sc: number): number => 2 * (bucketKey(Infinity, sc) - bucketKey(Number.MIN_VALUE, sc) + 1);
+    this.maxPopulated = max > 0 ? Math.max(max, keysAt(MIN_SCHEMA)) : keysAt(schema);
     this.smallKeys = keyTable(schema, zt);
     this.tables[schema - MIN_SCHEMA] = this.smallKeys;
   }

@@ -6,13 +6,17 @@
  *
  * Admission, not truncation of the page: a series' rendered size is known when it is created (its
  * label string is rendered once, `series.ts`), so the recorder keeps a running byte total and sends a
- * new label set to its metric's overflow series when the budget is spent. The request path never
+ * new label set to its metric's overflow series when the budget is spent. A series is charged its longest
+ * form in any format the page can be asked for: text 0.0.4 / OpenMetrics ({@link seriesCostShape}) or
+ * protobuf with native buckets ({@link protobufSeriesBytes}), whichever is longer, so the budget bounds the
+ * page whatever Prometheus negotiates. The request path never
  * sees any of this: a label set is admitted or refused once, when its group is built, and a refused
  * one keeps pointing at the overflow series like any cached series.
  *
  * The figures behind the defaults are in docs/security.md ("What a peer can cost").
  */
 import { formatLe } from './definitions.js';
+import { parseLabelString } from './exposition-parser.js';
 
 /**
  * Default longest label value, in UTF-16 code units. The longest value a real mesh produces is a
@@ -57,6 +61,61 @@ export function seriesCostShape(name: string, type: 'counter' | 'gauge' | 'histo
   // _sum and _count
   fixed += 2 * line;
   return { fixed, repeats: buckets.length + 3 };
+}
+
+/** Most bytes of a varint of a 64-bit number, and of a length below 2^28 (every message here). */
+const VARINT_MAX = 10;
+const LEN_MAX = 4;
+/** Bytes of a varint. */
+function varintBytes(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+/** An exemplar at its longest: the trace_id pair (≤ 32 code units, ≤ 3 bytes each), value, timestamp. */
+const PB_EXEMPLAR = 1 + LEN_MAX + (2 + 1 + 1 + 8 + 1 + 2 + MAX_EXEMPLAR_TRACE_ID_LENGTH * 3) + 9 + (2 + 1 + VARINT_MAX + 1 + 5);
+/** A classic `Bucket` at its longest: cumulative count, bound, exemplar. */
+const PB_BUCKET = 1 + LEN_MAX + 1 + VARINT_MAX + 9 + 1 + LEN_MAX + PB_EXEMPLAR;
+/**
+ * One populated native bucket at its longest: its own span (offset sint32, length) and up to three deltas
+ * (two gap buckets filled inside a span, then its own: -count, 0, count).
+ */
+const PB_NATIVE_BUCKET = 1 + 1 + (1 + 5 + 1 + 5) + 3 * VARINT_MAX;
+/** The fixed native fields: schema, zero threshold, zero count, two packed delta headers, the no-op span. */
+const PB_NATIVE_FIXED = 1 + 5 + 9 + 1 + VARINT_MAX + 2 * (1 + LEN_MAX) + 6;
+
+/** What a family's native buckets may hold per series (`NativeHistogramConfig.maxPopulated`). */
+export interface NativeBucketBound {
+  readonly maxPopulated: number;
+}
+
+/**
+ * The longest protobuf form of one series (exposition-protobuf / protobuf-writer): its `Metric` with the label
+ * pairs of `labels`, the value, exemplars on every field that can carry one, and for a histogram with native
+ * buckets the most populated buckets it can hold. Protobuf writes a label set once per series (text: once per
+ * line), but its pairs carry tags and lengths and native buckets add up to `maxPopulated` spans and deltas, so a
+ * series with few labels or many native buckets can be longer in protobuf than in text.
+ */
+export function protobufSeriesBytes(type: 'counter' | 'gauge' | 'histogram', buckets: number, labels: string, native: NativeBucketBound | undefined): number {
+  let pairs = 0;
+  for (const [name, value] of Object.entries(parseLabelString(labels))) {
+    const n = Buffer.byteLength(name);
+    const v = Buffer.byteLength(value);
+    const pair = 1 + varintBytes(n) + n + 1 + varintBytes(v) + v;
+    pairs += 1 + varintBytes(pair) + pair;
+  }
+  let value: number;
+  if (type === 'gauge') value = 9;
+  else if (type === 'counter') value = 9 + 1 + LEN_MAX + PB_EXEMPLAR;
+  else {
+    // count, sum, every classic bucket and the +Inf one (written when it carries an exemplar)
+    value = 1 + VARINT_MAX + 9 + (buckets + 1) * PB_BUCKET;
+    if (native !== undefined) value += PB_NATIVE_FIXED + native.maxPopulated * PB_NATIVE_BUCKET;
+  }
+  return 1 + LEN_MAX + pairs + 1 + LEN_MAX + value;
 }
 
 /** Options of {@link SeriesBudget}, validated by the recorder. */

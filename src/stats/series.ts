@@ -8,7 +8,7 @@
  */
 
 import { NO_EXPONENT, NativeHistogram, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig } from './native-histogram.js';
-import { seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
+import { protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 
 /** An exemplar: the trace id of one sampled observation (OpenMetrics only). */
 export interface Exemplar {
@@ -149,7 +149,8 @@ export class Family {
         this.budget.plainTextRefused++;
         return this.overflow(epoch);
       }
-      charge = this.costShape.fixed + this.costShape.repeats * Buffer.byteLength(labels);
+      // The longest of the text and the protobuf forms (series-budget.ts).
+      charge = Math.max(this.costShape.fixed + this.costShape.repeats * Buffer.byteLength(labels), protobufSeriesBytes(this.type, this.buckets.length, labels, this.native));
       if (!this.budget.admit(charge, plainText)) return this.overflow(epoch);
     }
     const key = flatten(labels);

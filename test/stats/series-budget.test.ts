@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIstioStats, type IstioStats, type IstioStatsOptions } from '../../src/stats/istio-stats.js';
-import { renderMetricsToString } from '../../src/stats/exposition.js';
+import { renderMetrics, renderMetricsToString } from '../../src/stats/exposition.js';
+import { decodeProtobufPage, encodeProtobufFamilies } from '../../src/stats/exposition-protobuf.js';
 import { parseTelemetry } from '../../src/stats/telemetry-api.js';
 import {
   DEFAULT_MAX_EXPOSITION_BYTES,
@@ -151,6 +152,58 @@ describe('IstioStats exposition budget', () => {
     expect(kept).toBeGreaterThan(10);
     expect(kept).toBeLessThan(N);
     expect(value(text, 'istio_requests_total')).toBe(N);
+  });
+
+  it('bounds the protobuf page too: label sets whose native buckets spread as wide as they go stay under maxExpositionBytes', async () => {
+    const budget = 1 << 20;
+    // With a high maxBuckets a native series outgrows its text form (which has no native buckets): charging
+    // only the text form let this page grow to twice the budget.
+    const s = make({ maxExpositionBytes: budget, nativeHistograms: { schema: 8, maxBuckets: 6000 } });
+    const N = 20;
+    const R = 6000;
+    for (let i = 0; i < N; i++) {
+      const p = peer({ ...CATALOG, workload: `w${i}` });
+      // Values 2^(4/256) apart: keys 4 apart at schema 8, so every populated bucket is its own span.
+      for (let j = 0; j < R; j++) {
+        const v = Math.round(2 ** (10 + (4 * j + 2) / 256));
+        s.recordHttp(outboundToCatalog({ peer: p, traceId: 'f'.repeat(32), durationMs: v, requestBytes: v, responseBytes: v }));
+      }
+    }
+    const parts: Buffer[] = [];
+    for await (const c of renderMetrics(s, 'protobuf')) parts.push(c);
+    const page = decodeProtobufPage(Buffer.concat(parts));
+    if (!page.ok) throw new Error(page.reason);
+    // The budgeted part: the istio_* families' metrics (the family headers, like # HELP/# TYPE lines, are not charged).
+    let istio = 0;
+    page.families.forEach((f, i) => {
+      if (!f.name.startsWith('istio_') || f.name === 'istio_build') return;
+      const header = encodeProtobufFamilies([{ name: f.name, ...(f.help ? { help: f.help } : {}), type: f.type, metric: [] }]).length;
+      const overflow = f.metric.filter((m) => m.label.some((l) => l.name === 'meshtel_overflow'));
+      const overflowBytes = overflow.length === 0 ? 0 : encodeProtobufFamilies([{ name: f.name, type: f.type, metric: overflow }]).length - encodeProtobufFamilies([{ name: f.name, type: f.type, metric: [] }]).length;
+      istio += (page.raw[i] as Buffer).length - header - overflowBytes;
+    });
+    const text = await renderMetricsToString(s, 'text');
+    const used = value(text, 'meshtel_series_budget_used_bytes', { budget: 'exposition' });
+    expect(used).toBeLessThanOrEqual(budget);
+    // At least one label set with its wide native buckets was admitted and written.
+    expect(istio).toBeGreaterThan(budget / 10);
+    expect(istio).toBeLessThanOrEqual(used);
+    expect(value(text, 'meshtel_series_budget_refused_total', { budget: 'exposition' })).toBeGreaterThan(0);
+    // Every request still counted.
+    expect(value(text, 'istio_requests_total')).toBe(N * R);
+  }, 60_000);
+
+  it('charges a series the longer of its text and protobuf forms', async () => {
+    const { protobufSeriesBytes, seriesCostShape } = await import('../../src/stats/series-budget.js');
+    const { NativeHistogramConfig } = await import('../../src/stats/native-histogram.js');
+    const labels = 'a="1",b="2"';
+    const text = (sh: { fixed: number; repeats: number }): number => sh.fixed + sh.repeats * Buffer.byteLength(labels);
+    // Classic histogram with short labels: text repeats them on 23 lines and is longer.
+    expect(text(seriesCostShape('h', 'histogram', [1, 2, 5]))).toBeGreaterThan(protobufSeriesBytes('histogram', 3, labels, undefined));
+    // With native buckets, protobuf is longer: up to maxBuckets spans and deltas.
+    const native = new NativeHistogramConfig({ maxBuckets: 1000 });
+    expect(protobufSeriesBytes('histogram', 3, labels, native)).toBeGreaterThan(text(seriesCostShape('h', 'histogram', [1, 2, 5])));
+    expect(protobufSeriesBytes('histogram', 3, labels, native) - protobufSeriesBytes('histogram', 3, labels, undefined)).toBeGreaterThanOrEqual(1000 * 20);
   });
 
   it('gives the budget back when series expire, so new label sets are admitted again', async () => {
