@@ -242,7 +242,7 @@ export function graphFromScrapes(before: readonly Sample[], after: readonly Samp
     const protocol = isTcp ? 'tcp' : l.request_protocol === 'grpc' ? 'grpc' : 'http';
     const d = delta(prev.get(seriesKey(s)), s.value);
     for (const [source, target] of legsOf(l)) {
-      if (isReq && reporter === 'destination' && l.connection_security_policy === 'mutual_tls' && s.value > 0) mtls.add(`${source}|${target}`);
+      if (!isBucket && reporter === 'destination' && l.connection_security_policy === 'mutual_tls' && s.value > 0) mtls.add(`${source}|${target}`);
       const key = `${source}|${target}|${protocol}|${reporter}`;
       let g = groups.get(key);
       if (g === undefined) {

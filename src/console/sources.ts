@@ -247,7 +247,7 @@ export function createPrometheusSource(options: PrometheusSourceOptions): Consol
         q(requestRate('', `${by}, response_code`, w), time),
         q(requestRate('response_flags!="-"', `${by}, response_flags`, w), time),
         q(`sum by (${EDGE_BY}, reporter) (rate(istio_tcp_sent_bytes_total[${w}]) or rate(istio_tcp_received_bytes_total[${w}]))`, time),
-        q(`sum by (${EDGE_BY}) (istio_requests_total{reporter="destination", connection_security_policy="mutual_tls"})`, time),
+        q(`sum by (${EDGE_BY}) (istio_requests_total{reporter="destination", connection_security_policy="mutual_tls"} or istio_tcp_connections_opened_total{reporter="destination", connection_security_policy="mutual_tls"})`, time),
         q(`sum by (namespace, pod, reason, reporter) (rate(meshtel_peer_unknown_total[${w}]))`, time),
         ...quantileBy.flatMap((b) => [quantile(0.5, b), quantile(0.99, b)]),
       ]);

@@ -12,6 +12,9 @@
  * ports; they share one mesh registry, as pods share the Kubernetes API. The e2e suite and `meshtel demo`
  * both use this function.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
@@ -23,6 +26,7 @@ import { createTracing } from '../tracing/tracer.js';
 import type { HopTracer } from '../tracing/types.js';
 import type { WorkloadMetadata } from '../metadata/types.js';
 import { startSidecar } from '../sidecar/sidecar.js';
+import { mintCertificates } from '../sidecar/certs.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import type { MeshFileInput } from '../sidecar/registry.js';
 import { startDetails, startMongo, startProductpage, startRatings, startReviews } from './apps.js';
@@ -49,6 +53,12 @@ export interface DemoOptions {
   readonly scrapeIntervalSeconds?: number;
   /** Sidecars' TCP/gRPC periodic report interval (Istio's tcp_reporting_duration); default 1000 ms for a lively demo. */
   readonly reportingIntervalMs?: number;
+  /**
+   * Mutual TLS between the sidecars, as Istio's auto mTLS: certificates minted at start (needs `openssl`, else the
+   * demo runs in plain text and says so in `mtlsSkipped`), inbound ports PERMISSIVE so the proxyless productpage
+   * still reaches its callees in plain text. Default true.
+   */
+  readonly mtls?: boolean;
   /** Export spans of every hop over OTLP/HTTP (e.g. Jaeger's http://127.0.0.1:4318); default no tracing. */
   readonly tracing?: { readonly endpoint: string; readonly samplingPercent?: number };
   readonly logger?: Logger;
@@ -85,6 +95,10 @@ export interface Demo {
   readonly prometheusSkipped?: string;
   /** Where spans go, when tracing is on. */
   readonly tracingEndpoint?: string;
+  /** The sidecars talk mutual TLS to each other. */
+  readonly mtls: boolean;
+  /** Why mutual TLS is off although asked for. */
+  readonly mtlsSkipped?: string;
   /** The load generator (absent with rate 0). */
   readonly load?: LoadGenerator;
   readonly options: Required<Pick<DemoOptions, 'rate' | 'failRate' | 'delayMs'>>;
@@ -93,6 +107,12 @@ export interface Demo {
 }
 
 const NS = 'bookinfo';
+
+/** Service accounts of the demo's sidecars (meta() names them `bookinfo-<app>`), for their certificates. */
+const SIDECAR_ACCOUNTS = [
+  ...['details', 'reviews', 'ratings', 'mongodb'].map((app) => ({ namespace: 'bookinfo', serviceAccount: `bookinfo-${app}` })),
+  { namespace: 'istio-system', serviceAccount: 'istio-ingressgateway-service-account' },
+];
 const CLUSTER = 'Kubernetes';
 
 function meta(workload: string, app: string, version: string, extra: { namespace?: string; sa?: string; proxyType?: 'router'; labels?: Record<string, string> } = {}): WorkloadMetadata {
@@ -150,6 +170,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   let load: LoadGenerator | undefined;
   let prom: PrometheusProcess | undefined;
   let closing: Promise<void> | undefined;
+  let certDir: string | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       await load?.close();
@@ -157,6 +178,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       await Promise.allSettled(apps.map((a) => a.close()));
       await embedding?.close();
       await prom?.close();
+      if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true });
     })());
 
   try {
@@ -224,7 +246,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     });
     const mesh: MeshFileInput = {
       services: [
-        { name: 'productpage', namespace: NS, ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [ep({ http: productpage.port }, 'productpage-v1', 'productpage', 'v1')] },
+        // Proxyless: no sidecar, so callers speak plain text to it (and the gateway does not originate mTLS).
+        { name: 'productpage', namespace: NS, ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ ...ep({ http: productpage.port }, 'productpage-v1', 'productpage', 'v1'), sidecar: false }] },
         { name: 'details', namespace: NS, ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [ep({ http: inbound.details }, 'details-v1', 'details', 'v1')] },
         {
           name: 'reviews',
@@ -249,6 +272,24 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       health: plan.next(),
       admin: plan.next(),
     });
+    // Certificates as Istio's CA would issue them: one per service account, SPIFFE URI SAN only.
+    let tlsFor: (m: WorkloadMetadata) => Partial<Parameters<typeof startSidecar>[0]> = () => ({});
+    let mtlsSkipped: string | undefined;
+    if (options.mtls ?? true) {
+      certDir = mkdtempSync(path.join(tmpdir(), 'meshtel-demo-certs-'));
+      const accounts = [...new Map(SIDECAR_ACCOUNTS.map((a) => [`${a.namespace}/${a.serviceAccount}`, a])).values()];
+      try {
+        const minted = mintCertificates({ outDir: certDir, workloads: accounts, days: 2 });
+        const byAccount = new Map(minted.workloads.map((w) => [w.spiffeId, w]));
+        tlsFor = (m) => {
+          const w = byAccount.get(`spiffe://cluster.local/ns/${m.namespace}/sa/${m.serviceAccount}`);
+          return w ? { tls: { certFile: w.certFile, keyFile: w.keyFile, caFile: w.caFile }, mtlsMode: 'PERMISSIVE' as const } : {};
+        };
+      } catch (err) {
+        mtlsSkipped = isMeshtelError(err) ? err.message : String(err);
+        logger.warn('demo runs without mutual TLS', { reason: mtlsSkipped });
+      }
+    }
     const common = { bindAddress: '127.0.0.1', mesh, reportingIntervalMs, logger };
     const specs: { metadata: WorkloadMetadata; mode: DemoWorkload['mode']; options: Parameters<typeof startSidecar>[0] }[] = [
       {
@@ -302,7 +343,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const started = await Promise.all(
       specs.map(async (s) => {
         const tracer = tracerFor(s.metadata);
-        const sidecar = await startSidecar({ ...s.options, metadata: s.metadata, ...(tracer ? { tracer } : {}) });
+        const sidecar = await startSidecar({ ...s.options, ...tlsFor(s.metadata), metadata: s.metadata, ...(tracer ? { tracer } : {}) });
         sidecars.push(sidecar);
         return sidecar;
       }),
@@ -355,6 +396,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       ...(prometheusSkipped ? { prometheusSkipped } : {}),
       ...(load ? { load } : {}),
       ...(options.tracing ? { tracingEndpoint: options.tracing.endpoint } : {}),
+      mtls: certDir !== undefined && mtlsSkipped === undefined,
+      ...(mtlsSkipped !== undefined ? { mtlsSkipped } : {}),
       options: { rate, failRate, delayMs },
       close,
     };

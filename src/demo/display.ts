@@ -26,7 +26,9 @@ export function renderHeader(demo: Demo, configPath: string, consoleUrl?: string
   if (demo.prometheusUrl) lines.push(`prometheus ${demo.prometheusUrl} (shipped rules loaded)`);
   if (demo.prometheusSkipped) lines.push(`prometheus not started: ${demo.prometheusSkipped}`);
   if (demo.tracingEndpoint) lines.push(tracingProblem ? `WARNING traces: ${tracingProblem}` : `traces (OTLP) ${demo.tracingEndpoint}`);
+  if (demo.mtlsSkipped) lines.push(`WARNING sidecars talk plain text: ${demo.mtlsSkipped}`);
   if (compact) return lines.join('\n');
+  if (demo.mtls) lines.push('mutual TLS between sidecars (inbound PERMISSIVE: the proxyless productpage speaks plain text)');
   const w = Math.max(...demo.workloads.map((x) => `${x.namespace}/${x.workload}`.length));
   lines.push(
     'merged metrics (Prometheus text):',

@@ -18,6 +18,8 @@ import { CONNECTION_INFO } from './http-proxy.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
 import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
 import { ResponseFlag } from '../stats/types.js';
+import { createPermissiveServer } from './permissive.js';
+import type { MtlsMode } from './permissive.js';
 import { peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 
@@ -30,6 +32,8 @@ export interface ListenerOptions {
   readonly logger: Logger;
   /** Terminate mutual TLS on this listener. */
   readonly tls?: SidecarTls;
+  /** With `tls`: `STRICT` (default) refuses plain text, `PERMISSIVE` accepts both (src/sidecar/permissive.ts). */
+  readonly mtlsMode?: MtlsMode;
   /** Role for the refusal counter's `listener` label. */
   readonly role: ListenerRole;
   readonly limits: ListenerLimits;
@@ -176,16 +180,27 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     // TCP_NODELAY on every accepted connection, as Envoy sets it: the http server's own noDelay
     // default does not apply to sockets it is handed through 'connection'. The handshake has the
     // header deadline too (a client that never completes it holds a connection otherwise).
-    server = tls.createServer({ ...t.serverOptions(), noDelay: true, handshakeTimeout: limits.headersTimeoutMs }, (socket) => {
+    const tlsServer = tls.createServer({ ...t.serverOptions(), noDelay: true, handshakeTimeout: limits.headersTimeoutMs }, (socket) => {
       if (socket.alpnProtocol === 'istio-peer-exchange' && options.onPeerExchange) {
         options.onPeerExchange(socket);
         return;
       }
       dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
     });
-    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
     });
+    // PERMISSIVE: plain-text clients (no principal, connection_security_policy="none") share the port.
+    server =
+      options.mtlsMode === 'PERMISSIVE'
+        ? createPermissiveServer({
+            tlsServer,
+            onPlain: (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined),
+            firstByteTimeoutMs: limits.headersTimeoutMs,
+            onTimeout: () => refusals.count(role, 'headers_timeout'),
+            serverOptions: { noDelay: true },
+          })
+        : tlsServer;
   } else {
     server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
   }

@@ -20,6 +20,9 @@ import type { ListenerLimits } from './listener-limits.js';
 import { DEFAULT_MAX_APP_SCRAPE_BYTES } from './agent-endpoints.js';
 import type { MeshFileInput, PortProtocol } from './registry.js';
 import type { TlsFiles } from './tls.js';
+import type { MtlsMode } from './permissive.js';
+
+const MTLS_MODES = ['STRICT', 'PERMISSIVE'] as const satisfies readonly MtlsMode[];
 
 /** Listener ports; 0 asks the OS for a free port (tests). */
 export interface SidecarPorts {
@@ -107,6 +110,12 @@ export interface SidecarOptions {
   readonly propagation?: PropagationMethod;
   /** Mutual TLS certificates (MESHTEL_TLS_CERT, MESHTEL_TLS_KEY, MESHTEL_TLS_CA). */
   readonly tls?: TlsFiles;
+  /**
+   * Istio PeerAuthentication `mtls.mode` of the inbound ports when `tls` is set (MESHTEL_MTLS_MODE): `STRICT`
+   * (default: secure by default; Istio's own default is PERMISSIVE) refuses plain text, `PERMISSIVE` accepts plain
+   * text beside mutual TLS on the same port. Without certificates every port is plain text (Istio's `DISABLE`).
+   */
+  readonly mtlsMode?: MtlsMode;
   /** TCP and gRPC periodic report interval (MESHTEL_REPORTING_INTERVAL, default 5s). */
   readonly reportingIntervalMs?: number;
   /**
@@ -152,6 +161,7 @@ export interface ResolvedSidecarOptions {
   readonly mxMode: MetadataExchangeMode;
   readonly telemetry: boolean;
   readonly tls: TlsFiles | undefined;
+  readonly mtlsMode: MtlsMode;
   readonly reportingIntervalMs: number;
   /** Validated recorder bounds, defaults applied. */
   readonly stats: RecorderBounds;
@@ -252,6 +262,7 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     mxMode: options.mxMode ?? oneOf(env.MESHTEL_MX_MODE, ['ALWAYS', 'IN_MESH'] as const, 'MESHTEL_MX_MODE') ?? 'ALWAYS',
     telemetry: options.telemetry ?? parseBool(env.MESHTEL_TELEMETRY, 'MESHTEL_TELEMETRY') ?? true,
     tls,
+    mtlsMode: oneOf(options.mtlsMode ?? env.MESHTEL_MTLS_MODE, MTLS_MODES, options.mtlsMode !== undefined ? 'mtlsMode' : 'MESHTEL_MTLS_MODE') ?? 'STRICT',
     // 0 disables periodic TCP/gRPC reports (the final report still happens).
     reportingIntervalMs: boundedMs(options.reportingIntervalMs, env, 'reportingIntervalMs', 'MESHTEL_REPORTING_INTERVAL', 0) ?? 5000,
     stats: resolveStatsBounds(options.stats ?? {}, env),

@@ -121,7 +121,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
 
   const inboundListener = async (port: number, appPort: number, protocol: PortProtocol): Promise<BoundListener> => {
     if (protocol === 'tcp') {
-      return listenTcpInbound({ host, port, app: { host: config.app.host, port: appPort }, service: inboundService, tls, telemetry, logger, limits, refusals });
+      return listenTcpInbound({ host, port, app: { host: config.app.host, port: appPort }, service: inboundService, tls, mtlsMode: config.mtlsMode, telemetry, logger, limits, refusals });
     }
     const handler = createHttpProxyHandler({
       direction: 'inbound',
@@ -141,6 +141,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       refusals,
       logger,
       tls,
+      mtlsMode: config.mtlsMode,
       handler,
       h2: isH2(protocol),
       // An mTLS connection that asked for istio-peer-exchange on an HTTP port: Istio's TCP chain would

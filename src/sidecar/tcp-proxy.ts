@@ -27,6 +27,8 @@ import type { ServiceRoute } from './registry.js';
 import type { SidecarTelemetry, TcpRecorder } from './telemetry-contract.js';
 import { ALPN_TCP_CLIENT, isUpstreamIdentityError, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
+import { createPermissiveServer } from './permissive.js';
+import type { MtlsMode } from './permissive.js';
 
 /** Options shared by both TCP directions. */
 export interface TcpProxyOptions {
@@ -46,6 +48,8 @@ export interface TcpInboundOptions extends TcpProxyOptions {
   readonly app: { readonly host: string; readonly port: number };
   readonly service: ServiceInfo | null;
   readonly tls?: SidecarTls;
+  /** With `tls`: `STRICT` (default) or `PERMISSIVE` (src/sidecar/permissive.ts). */
+  readonly mtlsMode?: MtlsMode;
 }
 
 /** Options of {@link listenTcpOutbound}. */
@@ -242,8 +246,19 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
-    server = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
-    server.on('tlsClientError', () => {});
+    const tlsServer = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
+    tlsServer.on('tlsClientError', () => {});
+    // PERMISSIVE: plain-text clients share the port (client-first protocols only, as with Envoy's tls_inspector).
+    server =
+      options.mtlsMode === 'PERMISSIVE'
+        ? createPermissiveServer({
+            tlsServer,
+            onPlain: (socket) => handle(socket, '', '', false),
+            firstByteTimeoutMs: options.limits.headersTimeoutMs,
+            onTimeout: () => options.refusals.count('inbound', 'headers_timeout'),
+            serverOptions: { allowHalfOpen: true },
+          })
+        : tlsServer;
   } else {
     server = net.createServer({ allowHalfOpen: true }, (socket) => handle(socket, '', '', false));
   }

@@ -50,6 +50,30 @@ describe('startDemo()', () => {
     });
   });
 
+  it('runs mutual TLS between sidecars and plain text from the proxyless productpage (PERMISSIVE inbound)', () => {
+    expect(demo.mtls).toBe(true);
+    // Servers' view, per caller → server pair: which connections were mutual TLS.
+    const policies = new Map<string, Set<string>>();
+    for (const s of samples) {
+      if (s.labels.reporter !== 'destination' || !(s.name === 'istio_requests_total' || s.name === 'istio_tcp_connections_opened_total')) continue;
+      const k = `${s.labels.source_workload}->${s.labels.destination_workload}`;
+      policies.set(k, (policies.get(k) ?? new Set()).add(s.labels.connection_security_policy ?? ''));
+    }
+    expect(Object.fromEntries([...policies].map(([k, v]) => [k, [...v].join(',')]))).toEqual({
+      'istio-ingressgateway->productpage-v1': 'none', // the gateway does not originate mTLS to a pod without a sidecar
+      'productpage-v1->details-v1': 'none',
+      'productpage-v1->reviews-v1': 'none',
+      'productpage-v1->reviews-v2': 'none',
+      'productpage-v1->reviews-v3': 'none',
+      'reviews-v2->ratings-v1': 'mutual_tls',
+      'reviews-v3->ratings-v1': 'mutual_tls',
+      'ratings-v1->mongodb-v1': 'mutual_tls',
+    });
+    // And the principals both reporters agree on come from the certificates.
+    const grpc = samples.find((s) => s.name === 'istio_requests_total' && s.labels.reporter === 'source' && s.labels.destination_workload === 'ratings-v1');
+    expect(grpc?.labels).toMatchObject({ source_principal: 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews', destination_principal: 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-ratings' });
+  });
+
   it('spreads reviews round robin and fails exactly the configured share of reviews-v2', () => {
     const at = (w: string, code?: string) =>
       sum((s) => s.name === 'istio_requests_total' && s.labels.reporter === 'destination' && s.labels.destination_workload === w && (code === undefined || s.labels.response_code === code));

@@ -107,7 +107,16 @@ describe.skipIf(!hasChromium())('meshtel console in headless chromium', () => {
 
   it('puts a lock on exactly the mTLS edges', async () => {
     const mtls = graph.edges.filter((e) => e.mtls).map((e) => e.id).sort();
-    // The demo's sidecars talk plain text unless given certificates; whichever it is, locks and edges agree.
+    // The demo's sidecars talk mutual TLS to each other; the proxyless productpage and its callers plain text.
+    expect(mtls).toEqual(
+      [
+        'bookinfo/reviews-v2|svc:bookinfo/ratings|grpc',
+        'bookinfo/reviews-v3|svc:bookinfo/ratings|grpc',
+        'svc:bookinfo/ratings|bookinfo/ratings-v1|grpc',
+        'bookinfo/ratings-v1|svc:bookinfo/mongodb|tcp',
+        'svc:bookinfo/mongodb|bookinfo/mongodb-v1|tcp',
+      ].sort(),
+    );
     await expect.poll(async () => (await cp.page.locator('#locks .edge-lock').evaluateAll((els) => els.map((el) => el.getAttribute('data-edge') ?? ''))).sort(), { timeout: 10_000 }).toEqual(mtls);
   });
 

@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import { loadSidecarTls } from '../../src/sidecar/tls.js';
-import { bookinfoLabels, eventually, httpApp, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoLabels, eventually, httpApp, rawExchange, refused, requestCount, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { resolveSidecarOptions } from '../../src/sidecar/options.js';
 
 const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
 const RV = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
@@ -114,6 +115,42 @@ describe('Sidecar with mutual TLS', () => {
       this.destroy();
       resolve();
     }));
+  });
+});
+
+describe('Sidecar PeerAuthentication PERMISSIVE (mtlsMode)', () => {
+  it('serves mutual TLS and plain text on one inbound port, each reported with its own security policy', async () => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: reviews, mtlsMode: 'PERMISSIVE', metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port } });
+    cleanups.push(server.close);
+    const client = await sidecar({ tls: productpage, metadata: workload('productpage', 'bookinfo-productpage'), mesh: reviewsMesh(server.ports.inbound) });
+    cleanups.push(client.close);
+    expect((await send(client.ports.outbound, { host: 'reviews:9080' })).status).toBe(200);
+    // A plain-text caller (a proxyless app, a pod without a sidecar) on the same port.
+    expect((await send(server.ports.inbound, { host: 'reviews:9080' })).status).toBe(200);
+    expect(app.seen).toHaveLength(2);
+    await eventually(async () => {
+      expect(await requestCount(server, { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: PP })).toBe(1);
+      expect(await requestCount(server, { reporter: 'destination', connection_security_policy: 'none', source_principal: 'unknown' })).toBe(1);
+    });
+  });
+
+  it('closes a connection that sends nothing within the header timeout and counts it as headers_timeout', async () => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: reviews, mtlsMode: 'PERMISSIVE', metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port }, limits: { headersTimeoutMs: 200 } });
+    cleanups.push(server.close);
+    const started = Date.now();
+    expect(await rawExchange(server.ports.inbound, '')).toBe('');
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await refused(server, 'inbound', 'headers_timeout')).toBe(1);
+  });
+
+  it('keeps STRICT by default and refuses an unknown mode with MESHTEL_ERR_INVALID_CONFIG', () => {
+    expect(resolveSidecarOptions({ env: {} }).mtlsMode).toBe('STRICT');
+    expect(resolveSidecarOptions({ env: { MESHTEL_MTLS_MODE: 'PERMISSIVE' } }).mtlsMode).toBe('PERMISSIVE');
+    expect(() => resolveSidecarOptions({ env: { MESHTEL_MTLS_MODE: 'DISABLE' } })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_CONFIG' }));
   });
 });
 

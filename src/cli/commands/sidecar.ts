@@ -54,6 +54,7 @@ interface SidecarFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  mtlsMode?: string;
   reportingInterval?: string;
   maxSeriesPerMetric?: string;
   maxLabelValueLength?: string;
@@ -202,6 +203,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.profile !== undefined ? { profile: oneOf<PayloadProfile>(flags.profile, PAYLOAD_PROFILES, '--profile') } : {}),
     ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
     ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
+    ...(flags.mtlsMode !== undefined ? { mtlsMode: oneOf(flags.mtlsMode, ['STRICT', 'PERMISSIVE'] as const, '--mtls-mode') } : {}),
     ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
     stats: statsFromFlags(flags),
     ...(flags.retries !== undefined ? { retries: parseIntInRange(flags.retries, '--retries', 0, 10) } : {}),
@@ -260,6 +262,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tls-cert <file>', 'mTLS certificate chain (MESHTEL_TLS_CERT)')
     .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
     .option('--tls-ca <file>', 'mTLS root certificate (MESHTEL_TLS_CA)')
+    .option('--mtls-mode <mode>', 'inbound PeerAuthentication mode with certificates: STRICT (default) or PERMISSIVE, plain text accepted too (MESHTEL_MTLS_MODE)')
     .option('--reporting-interval <duration>', 'TCP and gRPC periodic reports (5s)')
     .option('--max-series-per-metric <n>', 'series per istio metric before the overflow series (10000; MESHTEL_MAX_SERIES_PER_METRIC)')
     .option('--max-label-value-length <n>', 'longer label values are cut and counted (600; MESHTEL_MAX_LABEL_VALUE_LENGTH)')
