@@ -15,6 +15,11 @@ const cy = window.cytoscape({
     { selector: 'node.unknown', style: { shape: 'diamond', 'background-color': '#fff', 'border-width': 2, 'border-color': COLORS.idle } },
     { selector: ':parent', style: { label: 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'background-color': '#f6f8fa', 'border-color': '#d1d9e0', 'border-width': 1, 'font-size': 12, 'font-weight': 'bold', color: '#59636e', padding: 14 } },
     { selector: 'edge', style: { label: 'data(label)', 'font-size': 10, 'text-wrap': 'wrap', 'line-height': 1.25, 'text-background-color': '#fff', 'text-background-opacity': 0.9, 'text-background-padding': 2, color: '#1f2328', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'text-rotation': 'none' } },
+    // Labels sit at one end of their edge, never at the midpoint: the labels of a fan-out (or fan-in) would stack
+    // there. At the target, above it (node names are below nodes), unless several edges meet at the target and the
+    // source has only this one: then below the source. Each gap between ranks then holds one label.
+    { selector: 'edge.at-target', style: { label: '', 'target-label': 'data(label)', 'target-text-offset': 32 } },
+    { selector: 'edge.at-source', style: { label: '', 'source-label': 'data(label)', 'source-text-offset': 46 } },
     { selector: 'edge.bad', style: { 'line-style': 'dashed', 'line-dash-pattern': [6, 3], color: '#cf222e', 'font-weight': 'bold' } },
     { selector: ':selected', style: { 'overlay-color': '#0969da', 'overlay-opacity': 0.15, 'overlay-padding': 6 } },
   ],
@@ -47,7 +52,7 @@ function placeLocks() {
   locksQueued = true;
   requestAnimationFrame(() => {
     locksQueued = false;
-    const box = { includeNodes: false, includeEdges: false, includeLabels: true, includeMainLabels: true, includeSourceLabels: false, includeTargetLabels: false, includeOverlays: false };
+    const box = { includeNodes: false, includeEdges: false, includeLabels: true, includeMainLabels: true, includeSourceLabels: true, includeTargetLabels: true, includeOverlays: false };
     $('locks').innerHTML = cy
       .edges()
       .filter((e) => e.data('mtls') && e.visible())
@@ -61,6 +66,12 @@ function placeLocks() {
 cy.on('render', placeLocks);
 
 function renderGraph(g) {
+  const outdegree = new Map();
+  const indegree = new Map();
+  for (const e of g.edges) {
+    outdegree.set(e.source, (outdegree.get(e.source) ?? 0) + 1);
+    indegree.set(e.target, (indegree.get(e.target) ?? 0) + 1);
+  }
   const namespaces = [...new Set(g.nodes.map((n) => n.namespace))];
   const els = [
     ...namespaces.map((ns) => ({ group: 'nodes', data: { id: `ns:${ns}`, label: `namespace ${ns}` } })),
@@ -75,7 +86,7 @@ function renderGraph(g) {
     }),
     ...g.edges.map((e) => ({
       group: 'edges',
-      classes: e.health,
+      classes: `${e.health} ${(indegree.get(e.target) ?? 0) > 1 && (outdegree.get(e.source) ?? 0) === 1 ? 'at-source' : 'at-target'}`,
       data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e), color: COLORS[e.health], width: Math.min(6, 1.5 + Math.log10(1 + e.rps + e.bytesPerSecond / 1000)), health: e.health, errorShare: e.errorShare, rps: e.rps, mtls: e.mtls, protocol: e.protocol },
     })),
   ];
@@ -83,9 +94,10 @@ function renderGraph(g) {
   if (shape !== state.laidOut) {
     cy.elements().remove();
     cy.add(els);
-    // Left to right, ranks wider than a two-line edge label and callees far enough apart that the labels of a
-    // fan-out (at the edges' midpoints, half the callee spacing apart) do not overlap.
-    cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 56, rankSep: 150, edgeSep: 20, fit: true, padding: 16 }).run();
+    // Top to bottom: with service nodes a request path has twice the ranks (the demo: nine), too wide for the graph
+    // pane left to right. Ranks leave room for a two-line edge label between them, callees are wider apart than a
+    // label so the labels of a fan-out (at the edges' midpoints) do not overlap.
+    cy.layout({ name: 'dagre', rankDir: 'TB', nodeSep: 140, rankSep: 60, edgeSep: 20, fit: true, padding: 28 }).run();
     // Never zoom in past natural size on a small mesh (labels would be huge), never out so far they cannot be read.
     if (cy.zoom() > 1.2) cy.zoom({ level: 1.2, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
     state.laidOut = shape;
