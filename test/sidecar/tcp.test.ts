@@ -114,6 +114,27 @@ describe.each([{ tls: false }, { tls: true }])('Sidecar over TCP (mTLS: $tls)', 
 });
 
 describe('Sidecar inbound TCP', () => {
+  it('under PERMISSIVE serves a plain-text client and a mutual TLS sidecar on the same port', async () => {
+    const appPort = await echoApp();
+    const server = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' }, tls: reviewsCert, mtlsMode: 'PERMISSIVE' });
+    cleanups.push(server.close);
+    const client = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'reviews', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: server.ports.inbound } }] }] },
+      serviceListeners: [{ host: 'reviews', port: 9000, listenPort: 0 }],
+      tls: productpageCert,
+    });
+    cleanups.push(client.close);
+    expect(await roundTrip(server.ports.inbound, 'plain bytes')).toBe('plain bytes');
+    expect(await roundTrip(client.ports.serviceListeners[0]!, 'over mtls')).toBe('over mtls');
+    await eventually(async () => {
+      const opened = await series(server, 'istio_tcp_connections_opened_total');
+      expect(opened).toHaveLength(2);
+      expect(opened.find((l) => l.includes('connection_security_policy="none"'))).toMatch(/source_workload="unknown".* 1$/);
+      expect(opened.find((l) => l.includes('connection_security_policy="mutual_tls"'))).toMatch(/source_workload="productpage-v1".* 1$/);
+    });
+  });
+
   it('lets a client without a sidecar through untouched and reports it with an unknown peer', async () => {
     const { server } = await tcpPair(false);
     // Starts with bytes that are not the MX magic: they flow through and no frame is sent back.
