@@ -141,6 +141,12 @@ export interface SidecarOptions {
   readonly tracer?: HopTracer;
   /** Serve the agent ports (default true); false in a `--concurrency` worker, whose primary serves them (workers.ts). */
   readonly agentEndpoints?: boolean;
+  /**
+   * Awaited by `close()` once the listeners and pools are closed and before the recorder closes: the final
+   * OTLP metrics push (`--otlp-metrics`) sends the last counts there, after the last request was recorded.
+   * A rejection is ignored (the push counts its own failures).
+   */
+  readonly beforeTelemetryClose?: () => Promise<void>;
   readonly logger?: Logger;
   /** Registry for the proxy metrics (default: a fresh one). */
   readonly registry?: Registry;

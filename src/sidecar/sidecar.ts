@@ -156,6 +156,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       await agent?.close().catch(() => {});
       ticker.close();
       await Promise.all([inboundPool.close(), outboundPool.close()]);
+      // Traffic is over and the recorder still open: the final OTLP push goes now (options.beforeTelemetryClose).
+      await options.beforeTelemetryClose?.().catch(() => {});
       // The stats stage's TTL sweep and TCP report timers end with the sidecar (they outlived it).
       telemetry.close();
       await telemetry.tracer.shutdown().catch(() => {});

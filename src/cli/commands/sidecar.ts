@@ -338,8 +338,12 @@ Examples:
               ...(shutdownTimeoutMillis !== undefined ? { shutdownTimeoutMillis } : {}),
             })
           : undefined;
+      // The OTLP metrics push, started below once the recorder exists, pushes one last time when the sidecar has
+      // drained and before it closes the recorder.
+      const final: { push?: { shutdown(): Promise<void> } | undefined } = {};
       // startSidecar logs the one "sidecar ready" line (node id and bound ports) and "sidecar stopped" at the end.
       const sidecar = await startSidecar({
+        beforeTelemetryClose: async () => final.push?.shutdown(),
         ...sidecarOptionsFromFlags(flags, env),
         metadata,
         logger,
@@ -350,7 +354,7 @@ Examples:
       // The OTLP metrics push (and the OTel metrics SDK) load only when asked for.
       const pushMetrics = flags.otlpMetrics === true || flags.otlpMetricsEndpoint !== undefined || env.OTEL_METRICS_EXPORTER?.trim() === 'otlp';
       const families = sidecar.stats.families;
-      const push =
+      final.push =
         pushMetrics && families !== undefined
           ? (await import('../../stats/otlp-push.js')).startOtlpMetricsPush({
               families,
@@ -385,7 +389,6 @@ Examples:
       process.once('SIGTERM', stop);
       try {
         await sidecar.closed;
-        await push?.shutdown();
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
