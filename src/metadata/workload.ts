@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Env } from '../core/config.js';
 import type { WorkloadMetadata } from './types.js';
@@ -208,7 +209,8 @@ function readMetadataFile(file: string): Partial<WorkloadMetadataInput> {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // yaml is required here, on first use: a process without a metadata file never loads it (issue 16 RSS).
+    doc = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `workload metadata file ${file} is not valid YAML/JSON: ${(err as Error).message}`, { file }, { cause: err });
   }

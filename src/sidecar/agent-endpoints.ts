@@ -11,8 +11,7 @@
  * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`, and meshtel's live
  *   request tap `/tap` (src/core/tap.ts; not in Envoy).
  */
-import Fastify from 'fastify';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { Counter, Registry } from 'prom-client';
 import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
@@ -24,6 +23,8 @@ import { acceptsGzip, streamBody } from '../stats/exposition.js';
 import { PROMETHEUS_TEXT_CONTENT_TYPE, contentTypeOf, formatOfContentType, negotiateFormat } from '../stats/media-types.js';
 import type { ExpositionFormat } from '../stats/media-types.js';
 import { convertPage, withoutEof } from './merged-scrape.js';
+import { listenAgent, send, sendJson, sendStream } from './agent-http.js';
+import type { AgentHandler, AgentRoutes, AgentServer } from './agent-http.js';
 import type { ProxyMetricsRenderer } from './telemetry-contract.js';
 
 /** `ISTIO_PROMETHEUS_ANNOTATIONS` as the injector writes it (`{"scrape","path","port"}`). */
@@ -77,6 +78,8 @@ export interface AgentEndpointsOptions {
   readonly isReady: () => boolean;
   /** `/config_dump` body. */
   readonly configDump: () => unknown;
+  /** Admin `/stats` body; by default the flat form of `proxyRegistry` (the primary of `--concurrency N` merges its workers'). */
+  readonly flatStats?: () => Promise<string>;
   /** `/quitquitquit`: shut the sidecar down. */
   readonly quit: () => void;
   /** The workload whose requests `/tap` on the admin port streams; no `/tap` without it. */
@@ -106,17 +109,6 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
   let ready = false;
   const isReady = (): boolean => (ready ||= options.isReady());
 
-  const servers: FastifyInstance[] = [];
-  const start = async (app: FastifyInstance, host: string, port: number, name: string): Promise<number> => {
-    servers.push(app);
-    try {
-      await app.listen({ host, port });
-    } catch (err) {
-      throw new ConfigError('MESHTEL_ERR_LISTEN', `${name} endpoint cannot bind ${host}:${port}: ${(err as Error).message}`, { listener: name, host, port }, { cause: err });
-    }
-    const addr = app.server.address();
-    return typeof addr === 'object' && addr !== null ? addr.port : port;
-  };
   const rejected = new Counter({
     name: 'meshtel_app_scrape_rejected_total',
     help: 'App metric pages left out of the merged :15020 scrape (agent and proxy metrics are still served), by reason: too_large (over the page bound), invalid (not parseable in the format its Content-Type declares).',
@@ -190,25 +182,29 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
     return Buffer.concat(parts).toString('utf8');
   };
 
+  const servers: AgentServer[] = [];
+  const start = async (name: string, host: string, port: number, routes: AgentRoutes): Promise<number> => {
+    const server = await listenAgent(name, host, port, routes);
+    servers.push(server);
+    return server.port;
+  };
+  const healthz: AgentHandler = (_req, res) => send(res, isReady() ? 200 : 503, 'text/plain; charset=utf-8', '');
   try {
-    // --- 15090 ---
-    const prom = Fastify({ logger: false });
-    prom.get('/stats/prometheus', async (req, reply) => {
-      // Envoy's listener serves text or, when Prometheus asks for it, OpenMetrics; streamed, gzip when asked.
-      const r = options.renderProxy(req.headers.accept);
-      reply.header('content-type', r.contentType);
-      return sendStream(reply, r.body, req.headers['accept-encoding']);
+    // --- 15090: Envoy's listener serves text or, when Prometheus asks for it, OpenMetrics; streamed, gzip when asked.
+    const prometheusPort = await start('prometheus', options.bindAddress, options.ports.prometheus, {
+      '/stats/prometheus': {
+        GET: (req, res) => {
+          const r = options.renderProxy(req.headers.accept);
+          sendChunks(res, r.contentType, r.body, req.headers['accept-encoding']);
+        },
+      },
     });
-    const prometheusPort = await start(prom, options.bindAddress, options.ports.prometheus, 'prometheus');
 
     // --- 15021 ---
-    const health = Fastify({ logger: false });
-    health.get('/healthz/ready', async (_req, reply) => reply.code(isReady() ? 200 : 503).send(''));
-    const healthPort = await start(health, options.bindAddress, options.ports.health, 'health');
+    const healthPort = await start('health', options.bindAddress, options.ports.health, { '/healthz/ready': { GET: healthz } });
 
     // --- 15020 ---
-    const status = Fastify({ logger: false });
-    const merged = async (req: { headers: Record<string, string | string[] | undefined> }, reply: FastifyReply): Promise<FastifyReply> => {
+    const merged: AgentHandler = async (req, res) => {
       scrapes.inc();
       // One format for the whole page: what the scraper asked for. Every part not already in it is
       // parsed and re-rendered, so an OpenMetrics app no longer turns the agent and proxy parts invalid.
@@ -222,7 +218,6 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
         failures.inc({ type: 'agent' });
       }
       const appPart = options.appScrape?.scrape ? await scrapeApp(options.appScrape, req.headers, format) : NONE;
-      reply.header('content-type', contentTypeOf(format));
       // Order as server.go writes it: agent, Envoy, then the app; one `# EOF` at the very end.
       const proxy = options.renderProxy(req.headers.accept);
       const proxyFormat = formatOfContentType(proxy.contentType);
@@ -251,40 +246,33 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
         yield appPart;
         if (format === 'openmetrics') yield Buffer.from('# EOF\n');
       }
-      return sendStream(reply, body(), req.headers['accept-encoding']);
+      sendChunks(res, contentTypeOf(format), body(), req.headers['accept-encoding']);
     };
-    status.get('/stats/prometheus', merged);
-    status.get('/metrics', merged);
-    status.get('/healthz/ready', async (_req, reply) => reply.code(isReady() ? 200 : 503).send(''));
-    const statusPort = await start(status, options.bindAddress, options.ports.status, 'status');
+    const statusPort = await start('status', options.bindAddress, options.ports.status, {
+      '/stats/prometheus': { GET: merged },
+      '/metrics': { GET: merged },
+      '/healthz/ready': { GET: healthz },
+    });
 
     // --- 15000, localhost only ---
-    // A tap stream never ends by itself: close() must not wait for it.
-    const admin = Fastify({ logger: false, forceCloseConnections: true });
-    admin.get('/config_dump', async () => options.configDump());
-    admin.get('/stats', async (_req, reply) => {
-      reply.header('content-type', 'text/plain; charset=utf-8');
-      return flatStats(options.proxyRegistry);
-    });
-    admin.get('/stats/prometheus', async (_req, reply) => {
-      reply.header('content-type', PROMETHEUS_TEXT_CONTENT_TYPE);
-      return proxyText();
-    });
-    admin.get('/ready', async (_req, reply) => reply.code(isReady() ? 200 : 503).send(isReady() ? 'LIVE\n' : 'PRE_INITIALIZING\n'));
-    admin.post('/quitquitquit', async (_req, reply) => {
-      // Answer first, then shut down (Envoy replies "OK" before exiting).
-      reply.raw.once('finish', () => setImmediate(options.quit));
-      return 'OK\n';
-    });
+    const adminRoutes: Record<string, Partial<Record<'GET' | 'POST', AgentHandler>>> = {
+      '/config_dump': { GET: async (_req, res) => sendJson(res, 200, await options.configDump()) },
+      '/stats': { GET: async (_req, res) => send(res, 200, 'text/plain; charset=utf-8', await (options.flatStats ?? (() => flatStats(options.proxyRegistry)))()) },
+      '/stats/prometheus': { GET: async (_req, res) => send(res, 200, PROMETHEUS_TEXT_CONTENT_TYPE, await proxyText()) },
+      '/ready': { GET: (_req, res) => send(res, isReady() ? 200 : 503, 'text/plain; charset=utf-8', isReady() ? 'LIVE\n' : 'PRE_INITIALIZING\n') },
+      '/quitquitquit': {
+        POST: (_req, res) => {
+          // Answer first, then shut down (Envoy replies "OK" before exiting).
+          res.once('finish', () => setImmediate(options.quit));
+          send(res, 200, 'text/plain; charset=utf-8', 'OK\n');
+        },
+      },
+    };
     if (options.tap) {
       const tap = createTapHandler({ local: options.tap, registry: options.proxyRegistry });
-      admin.get('/tap', (req, reply) => {
-        // The stream outlives fastify's reply: hand the raw response to the tap handler.
-        reply.hijack();
-        tap(req.raw, reply.raw);
-      });
+      adminRoutes['/tap'] = { GET: (req, res) => tap(req, res) };
     }
-    const adminPort = await start(admin, '127.0.0.1', options.ports.admin, 'admin');
+    const adminPort = await start('admin', '127.0.0.1', options.ports.admin, adminRoutes);
 
     return {
       ports: { prometheus: prometheusPort, status: statusPort, health: healthPort, admin: adminPort },
@@ -307,11 +295,10 @@ function firstOf(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Send a chunk stream as the reply body, gzip-compressed when the scraper accepts it. */
-function sendStream(reply: FastifyReply, chunks: AsyncIterable<Buffer>, acceptEncoding: string | string[] | undefined): FastifyReply {
+/** Send a chunk stream as the response body, gzip-compressed when the scraper accepts it. */
+function sendChunks(res: ServerResponse, contentType: string, chunks: AsyncIterable<Buffer>, acceptEncoding: string | string[] | undefined): void {
   const gzip = acceptsGzip(acceptEncoding);
-  if (gzip) reply.header('content-encoding', 'gzip');
-  return reply.send(streamBody(chunks, gzip));
+  sendStream(res, gzip ? { 'content-type': contentType, 'content-encoding': 'gzip' } : { 'content-type': contentType }, streamBody(chunks, gzip));
 }
 
 /**

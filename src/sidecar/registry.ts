@@ -8,8 +8,9 @@
  * routing a request is one `Map.get` on the lower-cased host plus a port lookup.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type * as Zod from 'zod';
 import { ConfigError, quote } from '../core/errors.js';
 import { hostOfAuthority, resolveServiceName, splitAuthority } from '../core/service-names.js';
 import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
@@ -22,60 +23,73 @@ export type PortProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
 
 const PORT_PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 
-const endpointSchema = z.strictObject({
-  /** IP or host name to connect to. */
-  address: z.string().min(1),
-  /** Port per service port name; a missing name means "the service port number". */
-  ports: z.record(z.string(), z.number().int().min(1).max(65535)).optional(),
-  /**
-   * Whether the endpoint runs a sidecar. Plain-text TCP MX frames are only sent to endpoints that
-   * have one (Istio gates TCP MX on ALPN, which needs TLS; this flag stands in for it without TLS).
-   */
-  sidecar: z.boolean().default(true),
-  /** Istio EDS `istio.workload`: `workload;namespace;canonicalService;canonicalRevision;clusterId`. */
-  workload: z.string().optional(),
-  /** Expected SPIFFE identity of the endpoint (checked against its certificate under mTLS). */
-  identity: z.string().optional(),
-});
+/**
+ * zod and yaml are required on first use, not imported: a sidecar without a mesh never validates one, and zod alone
+ * is ~5 MiB of its RSS (issue 16, bench/rss.bench.ts). Their CommonJS builds, required synchronously, keep
+ * {@link parseMesh} and {@link createServiceRegistry} synchronous.
+ */
+const requireLazy = createRequire(import.meta.url);
 
-const serviceSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label'),
-  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
-  /**
-   * Extra hostnames (e.g. an external API), matched besides the Kubernetes forms of name.namespace. A
-   * hostname may not be another service's name in any form, nor a hostname of another service.
-   */
-  hostnames: z.array(z.string().min(1)).default([]),
-  /**
-   * Pod labels the Service selects, as a Kubernetes Service `spec.selector`; default `{app: <name>}`.
-   * A workload is behind every service of its namespace whose selector its labels match; the first
-   * one is its inbound service (Envoy's inbound cluster metadata `istio.services`).
-   */
-  selector: z.record(z.string(), z.string()).optional(),
-  /** MeshExternal services: IN_MESH mode sends them no MX headers (cluster metadata `istio.external`). */
-  external: z.boolean().default(false),
-  ports: z
-    .array(
-      z.strictObject({
-        name: z.string().min(1),
-        protocol: z.enum(PORT_PROTOCOLS),
-        port: z.number().int().min(1).max(65535),
-      }),
-    )
-    .min(1),
-  endpoints: z.array(endpointSchema).default([]),
-});
+function buildMeshSchema(z: typeof Zod.z) {
+  const endpointSchema = z.strictObject({
+    /** IP or host name to connect to. */
+    address: z.string().min(1),
+    /** Port per service port name; a missing name means "the service port number". */
+    ports: z.record(z.string(), z.number().int().min(1).max(65535)).optional(),
+    /**
+     * Whether the endpoint runs a sidecar. Plain-text TCP MX frames are only sent to endpoints that
+     * have one (Istio gates TCP MX on ALPN, which needs TLS; this flag stands in for it without TLS).
+     */
+    sidecar: z.boolean().default(true),
+    /** Istio EDS `istio.workload`: `workload;namespace;canonicalService;canonicalRevision;clusterId`. */
+    workload: z.string().optional(),
+    /** Expected SPIFFE identity of the endpoint (checked against its certificate under mTLS). */
+    identity: z.string().optional(),
+  });
 
-const meshSchema = z.strictObject({
-  /** Cluster DNS domain, `cluster.local` by default. */
-  domain: z.string().min(1).default('cluster.local'),
-  services: z.array(serviceSchema).default([]),
-});
+  const serviceSchema = z.strictObject({
+    name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label'),
+    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
+    /**
+     * Extra hostnames (e.g. an external API), matched besides the Kubernetes forms of name.namespace. A
+     * hostname may not be another service's name in any form, nor a hostname of another service.
+     */
+    hostnames: z.array(z.string().min(1)).default([]),
+    /**
+     * Pod labels the Service selects, as a Kubernetes Service `spec.selector`; default `{app: <name>}`.
+     * A workload is behind every service of its namespace whose selector its labels match; the first
+     * one is its inbound service (Envoy's inbound cluster metadata `istio.services`).
+     */
+    selector: z.record(z.string(), z.string()).optional(),
+    /** MeshExternal services: IN_MESH mode sends them no MX headers (cluster metadata `istio.external`). */
+    external: z.boolean().default(false),
+    ports: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          protocol: z.enum(PORT_PROTOCOLS),
+          port: z.number().int().min(1).max(65535),
+        }),
+      )
+      .min(1),
+    endpoints: z.array(endpointSchema).default([]),
+  });
+
+  return z.strictObject({
+    /** Cluster DNS domain, `cluster.local` by default. */
+    domain: z.string().min(1).default('cluster.local'),
+    services: z.array(serviceSchema).default([]),
+  });
+}
+
+type MeshSchema = ReturnType<typeof buildMeshSchema>;
+let meshSchemaBuilt: MeshSchema | undefined;
+const meshSchema = (): MeshSchema => (meshSchemaBuilt ??= buildMeshSchema((requireLazy('zod') as typeof Zod).z));
 
 /** The mesh file as written (input of {@link createServiceRegistry}). */
-export type MeshFileInput = z.input<typeof meshSchema>;
+export type MeshFileInput = Zod.z.input<MeshSchema>;
 /** The validated mesh. */
-export type MeshConfig = z.output<typeof meshSchema>;
+export type MeshConfig = Zod.z.output<MeshSchema>;
 
 /** One endpoint, resolved for one service port. */
 export interface ResolvedEndpoint {
@@ -139,7 +153,9 @@ export function parseEndpointWorkload(value: string): PeerMetadata | null {
 
 /** Validate a mesh object. Throws MESHTEL_ERR_INVALID_MESH naming the path of the first bad value. */
 export function parseMesh(input: unknown, origin = 'mesh'): MeshConfig {
-  const parsed = meshSchema.safeParse(input ?? {});
+  // No mesh: the schema's defaults, without loading zod.
+  if (input === undefined || input === null) return { domain: 'cluster.local', services: [] };
+  const parsed = meshSchema().safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const at = issue ? issue.path.map(String).join('.') : '';
@@ -212,7 +228,7 @@ export function loadMeshFile(file: string): MeshConfig {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = (requireLazy('yaml') as typeof Yaml).parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_INVALID_MESH', `${file}: not valid YAML: ${(err as Error).message}`, { origin: file }, { cause: err });
   }

@@ -5,9 +5,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
-import { startConsole } from '../../console/server.js';
 import type { ConsoleTap } from '../../console/server.js';
-import { createEndpointSource, createPrometheusSource } from '../../console/sources.js';
 
 interface ConsoleFlags {
   prometheus?: string;
@@ -47,6 +45,8 @@ export function registerConsoleCommand(program: Command): void {
     .option('--interval <duration>', 'scrape interval with --endpoints', '5s')
     .option('--window <range>', 'rate window, as in PromQL rate(...[1m]) (with --endpoints: over the kept scrapes)', '1m')
     .action(async (flags: ConsoleFlags) => {
+      // The console (fastify and its assets) loads here, not with the CLI: `meshtel sidecar` must not carry it (issue 16 RSS).
+      const [{ startConsole }, { createEndpointSource, createPrometheusSource }] = await Promise.all([import('../../console/server.js'), import('../../console/sources.js')]);
       if ((flags.prometheus === undefined) === (flags.endpoints.length === 0)) {
         throw new ConfigError('MESHTEL_ERR_CLI_USAGE', 'give exactly one of --prometheus URL or --endpoints a,b', { field: 'prometheus' });
       }
