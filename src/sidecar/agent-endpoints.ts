@@ -11,14 +11,13 @@
  * - `:15000` admin, bound to 127.0.0.1 only: `/config_dump`, `/stats`, `/quitquitquit`, and meshtel's live
  *   request tap `/tap` (src/core/tap.ts; not in Envoy).
  */
+import http from 'node:http';
 import type { ServerResponse } from 'node:http';
 import { Counter, Registry } from 'prom-client';
-import { request } from 'undici';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createTapHandler } from '../core/tap.js';
 import type { TapLocal } from '../core/tap.js';
-import type { Dispatcher } from 'undici';
 import { acceptsGzip, streamBody } from '../stats/exposition.js';
 import { PROMETHEUS_TEXT_CONTENT_TYPE, contentTypeOf, formatOfContentType, negotiateFormat } from '../stats/media-types.js';
 import type { ExpositionFormat } from '../stats/media-types.js';
@@ -129,53 +128,63 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
    * `format` (text 0.0.4, OpenMetrics or protobuf, whichever the app wrote), or nothing when it failed
    * (counted, never thrown).
    */
-  const scrapeApp = async (app: PrometheusScrapeConfig, headers: Record<string, string | string[] | undefined>, format: ExpositionFormat): Promise<Buffer> => {
-    const fwd: Record<string, string> = {};
-    for (const h of ['accept', 'user-agent', 'x-prometheus-scrape-timeout-seconds']) {
-      const v = headers[h];
-      if (typeof v === 'string') fwd[h] = v;
-    }
-    const timeoutS = Number(fwd['x-prometheus-scrape-timeout-seconds']);
-    const timeoutMs = Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : 10_000;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(`http://${options.appHost}:${app.port}${app.path}`, { headers: fwd, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-    } catch (err) {
-      return appFailed('unreachable', { err });
-    }
-    // Destroying undici's body emits 'error' (UND_ERR_ABORTED): listen so it never becomes uncaught.
-    const body = res.body;
-    body.on('error', () => {});
-    try {
-      if (res.statusCode !== 200) {
-        res.body.destroy();
-        return appFailed('status', { status: res.statusCode });
+  const scrapeApp = (app: PrometheusScrapeConfig, headers: Record<string, string | string[] | undefined>, format: ExpositionFormat): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const fwd: Record<string, string> = {};
+      for (const h of ['accept', 'user-agent', 'x-prometheus-scrape-timeout-seconds']) {
+        const v = headers[h];
+        if (typeof v === 'string') fwd[h] = v;
       }
-      const declared = Number(firstOf(res.headers['content-length']));
-      if (declared > maxAppBytes) {
-        res.body.destroy();
-        return appFailed('too_large', { bytes: declared, limit: maxAppBytes });
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of res.body as AsyncIterable<Buffer>) {
-        size += c.length;
-        if (size > maxAppBytes) {
-          res.body.destroy();
-          return appFailed('too_large', { bytes: size, limit: maxAppBytes });
+      const timeoutS = Number(fwd['x-prometheus-scrape-timeout-seconds']);
+      const timeoutMs = Number.isFinite(timeoutS) && timeoutS > 0 ? timeoutS * 1000 : 10_000;
+      let done = false;
+      const finish = (body: Buffer): void => {
+        done = true;
+        clearTimeout(timer);
+        resolve(body);
+      };
+      // Counted once per scrape, whichever of the response, the socket and the timer fails first.
+      const fail = (reason: string, fields: Record<string, unknown>): void => {
+        if (!done) finish(appFailed(reason, fields));
+      };
+      // node:http, not undici's request(): the sidecar loads only undici's Agent (undici-agent.ts).
+      const req = http.get({ host: options.appHost, port: app.port, path: app.path, headers: fwd, agent: false }, (res) => {
+        res.on('error', (err) => fail('unreachable', { err }));
+        if (res.statusCode !== 200) {
+          res.destroy();
+          return fail('status', { status: res.statusCode });
         }
-        chunks.push(c);
-      }
-      const contentType = firstOf(res.headers['content-type']);
-      const from = formatOfContentType(contentType);
-      if (from === undefined) return appFailed('invalid', { contentType });
-      const converted = convertPage(Buffer.concat(chunks), from, format);
-      return converted.ok ? converted.body : appFailed('invalid', { format: from, at: converted.reason });
-    } catch (err) {
-      res.body.destroy();
-      return appFailed('unreachable', { err });
-    }
-  };
+        const declared = Number(res.headers['content-length']);
+        if (declared > maxAppBytes) {
+          res.destroy();
+          return fail('too_large', { bytes: declared, limit: maxAppBytes });
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxAppBytes) {
+            res.destroy();
+            return fail('too_large', { bytes: size, limit: maxAppBytes });
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => {
+          if (done) return;
+          const contentType = res.headers['content-type'];
+          const from = formatOfContentType(contentType);
+          if (from === undefined) return fail('invalid', { contentType });
+          const converted = convertPage(Buffer.concat(chunks), from, format);
+          if (converted.ok) finish(converted.body);
+          else fail('invalid', { format: from, at: converted.reason });
+        });
+      });
+      req.on('error', (err) => fail('unreachable', { err }));
+      const timer = setTimeout(() => {
+        fail('unreachable', { err: new Error(`no complete page within ${timeoutMs} ms`) });
+        req.destroy();
+      }, timeoutMs);
+    });
   const proxyText = async (): Promise<string> => {
     const parts: Buffer[] = [];
     for await (const c of options.renderProxy(undefined).body) parts.push(c);
@@ -290,10 +299,6 @@ export async function startAgentEndpoints(options: AgentEndpointsOptions): Promi
 
 /** Default bound of the app's page in the merged scrape: 10 MiB, as pilot-agent caps it. */
 export const DEFAULT_MAX_APP_SCRAPE_BYTES = 10 * 1024 * 1024;
-
-function firstOf(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /** Send a chunk stream as the response body, gzip-compressed when the scraper accepts it. */
 function sendChunks(res: ServerResponse, contentType: string, chunks: AsyncIterable<Buffer>, acceptEncoding: string | string[] | undefined): void {

@@ -1,9 +1,9 @@
 /**
  * The agent ports' HTTP server: node:http with an exact-path router, one server per port.
  *
- * Hand-written instead of fastify because the agent ports serve a handful of fixed GET/POST paths and four fastify
- * instances cost the sidecar ~5 MiB of RSS for nothing it uses (issue 16: measured in docs/performance.md via
- * `bench/rss.bench.ts`). What fastify did for these routes is kept: HEAD answers every GET route (Node drops the
+ * Hand-written instead of fastify because the agent ports serve a handful of fixed GET/POST paths, and fastify with
+ * four instances listening cost the sidecar ~8 MiB of RSS for nothing it uses (issue 16; `npm run bench -- rss`
+ * prints that row). What fastify did for these routes is kept: HEAD answers every GET route (Node drops the
  * body), the query string is not part of the path, an unknown path or method is a JSON 404 and a handler that
  * throws is a JSON 500, and `close()` stops listening and ends every connection (a `/tap` stream never ends by
  * itself).

@@ -6,7 +6,7 @@
  * downstream response (see {@link UndiciAttempt}).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { Agent as UndiciAgent, util as undiciUtil } from 'undici';
+import { UndiciAgent, parseHeaders as undiciParseHeaders } from './undici-agent.js';
 import type { Dispatcher } from 'undici';
 import { createBoundedMemo } from '../core/bounded-memo.js';
 import type { UpstreamBodySink, UpstreamCall, UpstreamHandlers, UpstreamResponse, UpstreamTarget } from './upstream.js';
@@ -93,7 +93,7 @@ class UndiciAttempt implements UpstreamCall, UpstreamResponse, Dispatcher.Dispat
     this.state = RESPONDED;
     this.status = statusCode;
     // latin1, as node:http decodes header values: the bytes pass through unchanged.
-    this.headers = undiciUtil.parseHeaders(rawHeaders) as IncomingHttpHeaders;
+    this.headers = undiciParseHeaders(rawHeaders) as IncomingHttpHeaders;
     this.resumeParser = resume;
     this.handlers.onUpstreamResponse(this);
     return !this.paused;
@@ -112,7 +112,7 @@ class UndiciAttempt implements UpstreamCall, UpstreamResponse, Dispatcher.Dispat
     this.state = DONE;
     const sink = this.sink;
     this.sink = undefined;
-    sink?.onBodyEnd(rawTrailers !== null && rawTrailers.length > 0 ? (undiciUtil.parseHeaders(rawTrailers) as IncomingHttpHeaders) : undefined);
+    sink?.onBodyEnd(rawTrailers !== null && rawTrailers.length > 0 ? (undiciParseHeaders(rawTrailers) as IncomingHttpHeaders) : undefined);
   }
 
   onError(err: Error & { code?: string }): void {

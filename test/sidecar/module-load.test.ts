@@ -1,6 +1,6 @@
 /**
  * Load only what is used (issue 16): a default sidecar, started in a fresh process and then closed, has loaded no
- * fastify (the agent ports are node:http), no zod or yaml (no mesh or metadata file to read), no OpenTelemetry SDK
+ * fastify (the agent ports are node:http), no more of undici than its Agent, no zod or yaml (no mesh or metadata file to read), no OpenTelemetry SDK
  * or exporter, no gRPC, no Jaeger, and no CLI or console; `meshtel sidecar` through the CLI neither. Each is what a
  * config that uses it loads (the last cases), so the probe is known to see them.
  */
@@ -17,6 +17,7 @@ const src = (file: string): string => JSON.stringify(pathToFileURL(path.join(roo
 
 const NEVER_BY_DEFAULT = [
   'fastify',
+  'undici index',
   'zod',
   'yaml',
   'commander',
@@ -53,6 +54,8 @@ function packagesLoaded(args: readonly string[], env: Record<string, string> = {
       for (const u of (JSON.parse(last) as { modules: string[] }).modules) {
         const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
         if (m) packages.add(m[1]!);
+        // undici's index (fetch, WebSocket, cache, mock...) as opposed to the Agent the upstream pool requires.
+        if (/node_modules\/undici\/(index\.js|lib\/web\/)/.test(u)) packages.add('undici index');
         const s = /\/src\/([^/]+)\/[^/]+\.ts$/.exec(u);
         if (s) packages.add(`src/${s[1]}`);
       }

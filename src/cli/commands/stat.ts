@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import { ConfigError, quote } from '../../core/errors.js';
 import { parseDurationMs } from '../../core/config.js';
-import { scrapeEndpoints, statFromEndpoints, statFromPrometheus } from '../../stats/golden-signals-source.js';
 import { computeStat } from '../../stats/golden-signals.js';
 import type { Sample } from '../../stats/exposition-parser.js';
 import type { StatResource, StatRow } from '../../stats/golden-signals.js';
@@ -65,6 +64,8 @@ Examples:
   $ meshtel stat workload -e http://127.0.0.1:15020/stats/prometheus --watch --interval 5s`,
     )
     .action(async (resourceArg: string, flags: StatFlags) => {
+      // The scrape client (all of undici) loads here, not with the CLI: `meshtel sidecar` must not carry it (issue 16 RSS).
+      const { scrapeEndpoints, statFromEndpoints, statFromPrometheus } = await import('../../stats/golden-signals-source.js');
       const resource = RESOURCES[resourceArg.toLowerCase()];
       if (resource === undefined) throw usage(`resource must be workload, service or edge, got ${quote(resourceArg)}`, 'resource');
       if (flags.reporter !== undefined && flags.reporter !== 'source' && flags.reporter !== 'destination') {
