@@ -61,8 +61,8 @@ function dispatch(routes: AgentRoutes, req: IncomingMessage, res: ServerResponse
   const path = q === -1 ? url : url.slice(0, q);
   const method = req.method === 'HEAD' ? 'GET' : req.method;
   const handler = Object.hasOwn(routes, path) && (method === 'GET' || method === 'POST') ? routes[path]?.[method] : undefined;
-  // A request body is never read by these routes: drain it so the connection can be reused.
-  req.resume();
+  // A request body is never read by these routes; it is not drained here either (node:http dumps it once the
+  // response has finished): a read-to-end request emits 'close', which ends a /tap stream at once.
   if (handler === undefined) {
     sendJson(res, 404, { message: `Route ${req.method}:${path} not found`, error: 'Not Found', statusCode: 404 });
     return;
