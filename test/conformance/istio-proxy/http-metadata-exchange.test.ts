@@ -5,9 +5,13 @@
  * evict from the 500-entry cache) all get both answers (`TestHTTPExchangeCache`-style repeat). The request value is
  * the Go test's `EncodeMetadata`: the whole client node metadata as a Struct, unpadded base64 (RawStdEncoding).
  * `TestHTTPExchangeBaggage`: the 1.29 baggage form in both directions (fixtures/http-exchange-baggage.json).
+ * `TestHTTPExchangeAdditionalLabels` (mx_native_inbound_labels.yaml.tmpl: `additional_labels: [role]`): the same
+ * 1000 ids through the HTTP exchange with the server's additional labels (the sidecar has no option for them yet),
+ * each answered with the id `server` and a value that carries the server pod's `role` label.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeMxHeader } from '../../../src/index.js';
+import { createHttpMetadataExchange, decodeMxHeader, nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../../../src/index.js';
+import type { NodeHeaders } from '../../../src/index.js';
 import { encodeStruct } from '../../../src/metadata/struct-codec.js';
 import type { EncodableStruct } from '../../../src/metadata/struct-codec.js';
 import { eventually, get, httpApp, reviewsServer, send, series, sidecar } from '../../sidecar/helpers.js';
@@ -92,5 +96,25 @@ describe(`http_metadata_exchange TestHTTPExchangeBaggage (real sidecar, release-
       const { body } = await get(`http://127.0.0.1:${server.ports.prometheus}/stats/prometheus`);
       expectExactStat(body, B.files.waypoint_downstream_baggage_request.value);
     });
+  });
+});
+
+describe('http_metadata_exchange TestHTTPExchangeAdditionalLabels (HTTP exchange, additional_labels [role])', () => {
+  it('1000 ids client{{ .N }} each get the id server and a value carrying the role label', () => {
+    const server = createHttpMetadataExchange({ local: fromNodeMetadata(SERVER_NODE), nodeId: 'server', additionalLabels: ['role'] });
+    let answered = 0;
+    for (let n = 0; n < 1000; n++) {
+      const req: NodeHeaders = { [ID]: `client${n}`, [MX]: CLIENT_VALUE };
+      const ex = server.extractRequest(req, nodeHeaderGetter, nodeHeaderRemover);
+      const res: NodeHeaders = {};
+      server.injectResponse(res, nodeHeaderSetter, ex);
+      if (ex.result.ok && res[ID] === 'server' && typeof res[MX] === 'string') answered++;
+    }
+    expect(answered).toBe(1000);
+    const value = decodeMxHeader(server.headerValue);
+    expect(value).toMatchObject({ ok: true, peer: { workload: 'ratings-v1', labels: { role: 'server' } } });
+    // Without additional_labels the role label stays home (1.24+ reduced payload).
+    const plain = decodeMxHeader(createHttpMetadataExchange({ local: fromNodeMetadata(SERVER_NODE), nodeId: 'server' }).headerValue);
+    expect(plain.ok && plain.peer.labels.role).toBe(undefined);
   });
 });
