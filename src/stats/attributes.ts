@@ -1,6 +1,7 @@
 /**
  * The CEL attribute set Telemetry tag expressions see. Two vocabularies, resolved by top-level name (once per
- * request, lazily; expressions are compiled once, so nothing is parsed per request):
+ * request, lazily, by a scope the recorder reuses; expressions are compiled once, so nothing is parsed per request;
+ * the commonest paths are read without the scope, attribute-readers.ts):
  *
  * Envoy's (what real Telemetry resources and istio/proxy's test configs use; envoy
  * `source/extensions/filters/common/expr/context.{h,cc}`, istio/proxy `extensions/common/metadata_object.cc`):
@@ -198,8 +199,8 @@ function localObjectsOf(local: WorkloadMetadata): LocalObjects {
  * `xds.*`: the node, and the cluster and route the request took. Cluster metadata is what istiod writes on a
  * service cluster (`filter_metadata.istio.services`), empty for clusters without a service (passthrough).
  */
-function xdsObject(local: WorkloadMetadata, c: ConnectionAttributes): CelMap {
-  const out: Record<string, CelValue> = { node: localObjectsOf(local).xdsNode };
+function xdsObject(local: LocalObjects, c: ConnectionAttributes): CelMap {
+  const out: Record<string, CelValue> = { node: local.xdsNode };
   const cluster = c.clusterName;
   if (cluster !== undefined && cluster !== '') {
     out.cluster_name = cluster;
@@ -217,77 +218,170 @@ function splitAddress(addr: string | undefined): CelMap {
   return { address: addr };
 }
 
+/** Marks a top-level name not resolved yet in this request (`undefined` is a resolved "absent"). */
+const UNRESOLVED: unique symbol = Symbol('unresolved');
+type Slot = CelValue | undefined | typeof UNRESOLVED;
+
+
 /**
- * The attribute scope for one request or connection. Built lazily per top-level name: only
- * expressions that use `request` pay for its header map.
+ * The attribute scope of one request or connection. The recorder keeps one and {@link AttributeScope.reset}s it per
+ * request, so a request allocates nothing until an expression reads a top-level name; each name is then built once
+ * per request (the `request` object, with its header map, once however many expressions read it). The node objects
+ * are per process and built once.
  */
-export function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a: HttpStreamAttributes | undefined, reporter: Reporter): ExpressionScope {
-  const cache = new Map<string, CelValue | undefined>();
-  const make = (name: string): CelValue | undefined => {
+export class AttributeScope implements ExpressionScope {
+  private readonly localObjects: LocalObjects;
+  private c: ConnectionAttributes | undefined = undefined;
+  private a: HttpStreamAttributes | undefined = undefined;
+  private reporter: Reporter = 'source';
+  private request: Slot = UNRESOLVED;
+  private response: Slot = UNRESOLVED;
+  private source: Slot = UNRESOLVED;
+  private destination: Slot = UNRESOLVED;
+  private connection: Slot = UNRESOLVED;
+  private xds: Slot = UNRESOLVED;
+  private filterState: Slot = UNRESOLVED;
+  private upstreamPeer: Slot = UNRESOLVED;
+  private downstreamPeer: Slot = UNRESOLVED;
+  constructor(local: WorkloadMetadata) {
+    this.localObjects = localObjectsOf(local);
+  }
+
+  /** Point the scope at another request (`a`) or connection (`a` undefined); forgets what the last one built. */
+  reset(c: ConnectionAttributes | undefined, a: HttpStreamAttributes | undefined, reporter: Reporter): void {
+    this.c = c;
+    this.a = a;
+    this.reporter = reporter;
+    this.request = UNRESOLVED;
+    this.response = UNRESOLVED;
+    this.source = UNRESOLVED;
+    this.destination = UNRESOLVED;
+    this.connection = UNRESOLVED;
+    this.xds = UNRESOLVED;
+    this.filterState = UNRESOLVED;
+    this.upstreamPeer = UNRESOLVED;
+    this.downstreamPeer = UNRESOLVED;
+  }
+
+  /** Forget the request or connection (the reused scope must not keep it alive); the next use resets. */
+  release(): void {
+    this.c = undefined;
+    this.a = undefined;
+  }
+
+  resolve(name: string): CelValue | undefined {
     switch (name) {
       case 'request':
-        if (a === undefined) return undefined;
-        return {
-          headers: headerMap(a.requestHeaders),
-          ...(a.method !== undefined ? { method: a.method } : {}),
-          ...(a.path !== undefined ? { path: a.path, url_path: a.path.split('?')[0] ?? '' } : {}),
-          host: a.authority,
-          protocol: a.protocol === 'grpc' ? 'HTTP/2' : 'HTTP/1.1',
-          total_size: a.requestBytes,
-          ...(a.requestHeaders?.['user-agent'] !== undefined ? { useragent: headerMap(a.requestHeaders)['user-agent'] as string } : {}),
-          ...(a.requestHeaders?.['x-request-id'] !== undefined ? { id: headerMap(a.requestHeaders)['x-request-id'] as string } : {}),
-        };
+        if (this.request === UNRESOLVED) this.request = this.a === undefined ? undefined : requestObject(this.a);
+        return this.request;
       case 'response':
-        if (a === undefined) return undefined;
-        return {
-          code: a.responseCode,
-          flags: a.responseFlags,
-          headers: headerMap(a.responseHeaders),
-          total_size: a.responseBytes,
-          ...(a.protocol === 'grpc' && a.grpcStatus !== undefined ? { grpc_status: Number(a.grpcStatus) } : {}),
-        };
+        if (this.response === UNRESOLVED) this.response = this.a === undefined ? undefined : responseObject(this.a);
+        return this.response;
       case 'source':
-        return reporter === 'source' ? { principal: c.localPrincipal } : { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal };
+        if (this.source === UNRESOLVED) this.source = this.endpoint(this.reporter === 'source');
+        return this.source;
       case 'destination':
-        return reporter === 'source' ? { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal } : { principal: c.localPrincipal };
+        if (this.destination === UNRESOLVED) this.destination = this.endpoint(this.reporter !== 'source');
+        return this.destination;
       case 'connection':
-        return {
-          mtls: c.peerPrincipal !== '' && c.localPrincipal !== '',
-          uri_san_peer_certificate: c.peerPrincipal,
-          uri_san_local_certificate: c.localPrincipal,
-        };
+        if (this.connection === UNRESOLVED) {
+          const c = this.conn();
+          this.connection = {
+            mtls: c.peerPrincipal !== '' && c.localPrincipal !== '',
+            uri_san_peer_certificate: c.peerPrincipal,
+            uri_san_local_certificate: c.localPrincipal,
+          };
+        }
+        return this.connection;
       case 'xds':
-        return xdsObject(local, c);
-      case 'filter_state': {
-        // Client: the upstream peer; server: the downstream peer; waypoint: both (the peer_metadata filter's keys).
-        const up = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
-        const down = reporter === 'source' ? null : c.peer;
-        return {
-          ...(up !== null && up !== undefined ? { upstream_peer: peerStruct(up) } : {}),
-          ...(down !== null && down !== undefined ? { downstream_peer: peerStruct(down) } : {}),
-        };
-      }
-      case 'upstream_peer': {
+        if (this.xds === UNRESOLVED) this.xds = xdsObject(this.localObjects, this.conn());
+        return this.xds;
+      case 'filter_state':
+        if (this.filterState === UNRESOLVED) {
+          // Client: the upstream peer; server: the downstream peer; waypoint: both (the peer_metadata filter's keys).
+          const out: Record<string, CelValue> = {};
+          const up = this.upstream();
+          const down = this.downstream();
+          if (up !== null && up !== undefined) out.upstream_peer = peerStruct(up);
+          if (down !== null && down !== undefined) out.downstream_peer = peerStruct(down);
+          this.filterState = out;
+        }
+        return this.filterState;
+      case 'upstream_peer':
         // Client side: the peer is upstream; waypoint: upstreamPeer. Inbound has none (error → unknown).
-        const p = reporter === 'source' ? c.peer : reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
-        return p === null ? undefined : peerObject(p);
-      }
-      case 'downstream_peer': {
-        const p = reporter === 'source' ? null : c.peer;
-        return p === null ? undefined : peerObject(p);
-      }
+        if (this.upstreamPeer === UNRESOLVED) {
+          const p = this.upstream();
+          this.upstreamPeer = p === null ? undefined : peerObject(p);
+        }
+        return this.upstreamPeer;
+      case 'downstream_peer':
+        if (this.downstreamPeer === UNRESOLVED) {
+          const p = this.downstream();
+          this.downstreamPeer = p === null ? undefined : peerObject(p);
+        }
+        return this.downstreamPeer;
       case 'node':
-        return localObjectsOf(local).node;
+        return this.localObjects.node;
       default:
         return undefined;
     }
+  }
+
+  private conn(): ConnectionAttributes {
+    return (this.c ?? this.a) as ConnectionAttributes;
+  }
+
+  private upstream(): PeerMetadata | null {
+    const c = this.conn();
+    return this.reporter === 'source' ? c.peer : this.reporter === 'waypoint' ? (c.upstreamPeer ?? null) : null;
+  }
+
+  private downstream(): PeerMetadata | null {
+    return this.reporter === 'source' ? null : this.conn().peer;
+  }
+
+  /** `source` / `destination`: the local side has the principal only, the remote side its address too. */
+  private endpoint(local: boolean): CelMap {
+    const c = this.conn();
+    return local ? { principal: c.localPrincipal } : { ...splitAddress(c.remoteAddress), principal: c.peerPrincipal };
+  }
+}
+
+/** `request.*` (envoy expr/context.h request attributes); the header map is built once. */
+function requestObject(a: HttpStreamAttributes): CelMap {
+  const headers = headerMap(a.requestHeaders);
+  const out: Record<string, CelValue> = { headers };
+  if (a.method !== undefined) out.method = a.method;
+  if (a.path !== undefined) {
+    out.path = a.path;
+    out.url_path = a.path.split('?')[0] ?? '';
+  }
+  out.host = a.authority;
+  out.protocol = a.protocol === 'grpc' ? 'HTTP/2' : 'HTTP/1.1';
+  out.total_size = a.requestBytes;
+  if (a.requestHeaders?.['user-agent'] !== undefined) out.useragent = headers['user-agent'] as string;
+  if (a.requestHeaders?.['x-request-id'] !== undefined) out.id = headers['x-request-id'] as string;
+  return out;
+}
+
+/** `response.*`. */
+function responseObject(a: HttpStreamAttributes): CelMap {
+  const out: Record<string, CelValue> = {
+    code: a.responseCode,
+    flags: a.responseFlags,
+    headers: headerMap(a.responseHeaders),
+    total_size: a.responseBytes,
   };
-  return {
-    resolve(name: string): CelValue | undefined {
-      if (cache.has(name)) return cache.get(name);
-      const v = make(name);
-      cache.set(name, v);
-      return v;
-    },
-  };
+  if (a.protocol === 'grpc' && a.grpcStatus !== undefined) out.grpc_status = Number(a.grpcStatus);
+  return out;
+}
+
+/**
+ * The attribute scope for one request or connection, as a new object (tests, one-off evaluations); the recorder
+ * reuses one {@link AttributeScope}.
+ */
+export function createScope(local: WorkloadMetadata, c: ConnectionAttributes, a: HttpStreamAttributes | undefined, reporter: Reporter): ExpressionScope {
+  const scope = new AttributeScope(local);
+  scope.reset(c, a, reporter);
+  return scope;
 }

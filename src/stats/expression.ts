@@ -43,6 +43,13 @@ export interface CompiledExpression {
    * Kept so a test can pin the compile cost, which once was exponential in nested `has()`.
    */
   readonly parseSteps: number;
+  /**
+   * The expression as an attribute path when it is nothing else: an identifier followed only by `.field` and
+   * `['literal']` selections (`request.headers['x-user']` is `['request', 'headers', 'x-user']`); otherwise
+   * undefined. The recorder reads the commonest paths straight from the request (attribute-readers.ts) instead
+   * of building the attribute maps; evaluating the path gives the same value.
+   */
+  readonly path?: readonly string[];
   /** Evaluate to a label value, Envoy CEL `print` style; `unknown` on any evaluation error. */
   evaluate(scope: ExpressionScope): string;
   /** Evaluate to a raw value; throws {@link EvalError} on errors (internal use and tests). */
@@ -565,6 +572,36 @@ function index(obj: CelValue, key: CelValue): CelValue {
   return err(`cannot index ${typeOf(obj)}`);
 }
 
+/** Identifiers that are literals or macros, never attribute roots. */
+const NOT_ROOTS: ReadonlySet<string> = new Set(['true', 'false', 'null', 'has', 'in', 'size', 'string', 'int']);
+
+/**
+ * The tokens as an attribute path (`id`, then `.id` or `['str']` selections, then the end), or undefined. A
+ * selection by field and by string index are the same lookup on a map (`select` and `index` above), so the path
+ * keeps only the names.
+ */
+function literalPath(toks: readonly Tok[]): readonly string[] | undefined {
+  const first = toks[0];
+  if (first === undefined || first.t !== 'id' || NOT_ROOTS.has(first.v)) return undefined;
+  const path = [first.v];
+  let i = 1;
+  for (;;) {
+    const t = toks[i] as Tok;
+    if (t.t === 'eof') return Object.freeze(path);
+    if (t.t !== 'op') return undefined;
+    const a = toks[i + 1];
+    if (t.v === '.' && a?.t === 'id') {
+      path.push(a.v);
+      i += 2;
+    } else if (t.v === '[' && a?.t === 'str' && toks[i + 2]?.t === 'op' && (toks[i + 2] as { v: string }).v === ']') {
+      path.push(a.v);
+      i += 3;
+    } else {
+      return undefined;
+    }
+  }
+}
+
 /**
  * Compile an expression. Throws `MESHTEL_ERR_INVALID_EXPRESSION` with the position of the problem.
  */
@@ -582,9 +619,11 @@ export function compileExpression(source: string): CompiledExpression {
   const tokens = tokenize(source);
   const parser = new Parser(source, tokens);
   const root = parser.parse();
+  const path = literalPath(tokens);
   return Object.freeze({
     source,
     parseSteps: parser.steps,
+    ...(path !== undefined ? { path } : {}),
     evaluateRaw: root,
     evaluate(scope: ExpressionScope): string {
       try {

@@ -10,6 +10,10 @@
  * 2. finds its label group in the context by a numeric key built from small ints
  *    (flags × protocol × grpc status × response code); no string is built or hashed.
  * 3. adds numbers to the series the group points at (a counter, three bucket scans on Float64Array).
+ * With Telemetry tag overrides, step 2 first evaluates the mode's expressions (a direct read of the request for
+ * plain attribute paths, attribute-readers.ts; else the compiled expression against a reused, lazily built scope),
+ * interns each value to a small integer per expression and finds the group under the numeric key by those integers
+ * combined (issue 12.3: no values array, scope map or joined string per request).
  * Label strings are rendered once, when a group is first built; prom-client's label API is never used
  * on the request path.
  *
@@ -52,7 +56,8 @@ import type { HistogramSeries, ScalarSeries} from './series.js';
 import { Family, escapeLabelValue, observe, sanitizeLabelName, type Series } from './series.js';
 import type { TelemetryConfig } from './telemetry-api.js';
 import type { CompiledExpression, ExpressionScope } from './expression.js';
-import { createScope } from './attributes.js';
+import { AttributeScope } from './attributes.js';
+import { DirectReads } from './attribute-readers.js';
 import { compileCustomMetrics, simpleAtoiUnsigned, type CompiledCustomMetric } from './custom-metrics.js';
 import { createRegistryCollectors } from './registry-bridge.js';
 import { NativeHistogramConfig, type NativeHistogramOptions } from './native-histogram.js';
@@ -130,6 +135,12 @@ const MODE_SERVER = 1;
 const CONTEXTS_PER_PEER = 8;
 /** Label groups kept per context before the map is reset (code × flags × status combinations). */
 const GROUPS_PER_CONTEXT = 512;
+/**
+ * Distinct values interned per tag expression before its table is reset (then every expression index is rebuilt).
+ * 2^12, so four value ids combine into one exact integer key (48 bits).
+ */
+const INTERN_CAP = 4096;
+const IDS_PER_KEY = 4;
 
 interface PlanEntry {
   /** `name="` or `,name="`, pre-rendered. */
@@ -152,6 +163,8 @@ interface ModeState {
   readonly plans: readonly MetricPlan[];
   /** Expressions any enabled plan of this mode uses. */
   readonly exprIds: readonly number[];
+  /** Direct reads of those expressions' attribute paths, by position in {@link exprIds}. */
+  readonly direct: DirectReads;
   /** Tags per custom metric family name: ALL_METRICS and matching `customMetric` dimensions, sorted by name. */
   readonly customTags: ReadonlyMap<string, readonly { readonly prefix: string; readonly name: string; readonly expr: CompiledExpression }[]>;
 }
@@ -184,7 +197,35 @@ interface PeerContext {
   /** The identity is a plain-text claim: a peer from MX without an mTLS-verified principal. */
   readonly plainText: boolean;
   groups: Map<number, Group>;
+  /**
+   * Groups of a mode with tag expressions: by the same numeric key as {@link groups}, then by the interned ids of
+   * the expression values (see {@link ExprIndex}).
+   */
+  exprGroups: Map<number, ExprIndex> | undefined;
+  /** Groups of requests whose response code is not an integer 0..999 (bad input), by a string key. */
   strGroups: Map<string, Group> | undefined;
+}
+
+/** Nested by up to {@link IDS_PER_KEY} value ids per level: `id0 + id1·2^12 + …` → next level or group. */
+type ExprLevel = Map<number, Group | ExprLevel>;
+
+/** The expression groups under one numeric key; stale when a value table was reset since it was built. */
+interface ExprIndex {
+  readonly internGen: number;
+  readonly level: ExprLevel;
+}
+
+/** What one recording evaluates expressions with: the attribute scope and the values, reused per request. */
+interface ExprInputs {
+  busy: boolean;
+  /** Pointed at the recording's request or connection on first use ({@link ready}). */
+  readonly scope: AttributeScope;
+  ready: boolean;
+  c: ConnectionAttributes | undefined;
+  a: HttpStreamAttributes | undefined;
+  reporter: Reporter;
+  /** Values of the mode's expressions, by position in `ModeState.exprIds`, capped (after `evalExprs`). */
+  readonly vals: string[];
 }
 
 const HTTP_STD = HTTP_LABELS.map((_, i) => i);
@@ -250,6 +291,13 @@ class IstioStatsImpl implements IstioStats {
   private errors = 0;
   private closed = false;
   private readonly scratch: string[] = new Array<string>(HTTP_LABELS.length).fill('');
+  /** Per expression id: value → small integer, and back. */
+  private readonly internIds: Map<string, number>[] = [];
+  private readonly internValues: string[][] = [];
+  /** Bumped when a value table is reset: every {@link ExprIndex} built before is stale. */
+  private internGen = 0;
+  private readonly idScratch: number[] = [];
+  private inputs!: ExprInputs;
   private readonly unknownCache: Record<string, Record<string, ScalarSeries>> = Object.create(null) as Record<string, Record<string, ScalarSeries>>;
 
   constructor(o: IstioStatsOptions) {
@@ -332,6 +380,11 @@ class IstioStatsImpl implements IstioStats {
       c.family.plainTextCap = plainCap;
     }
     this.modes = [this.compileMode('CLIENT', o.telemetry), this.compileMode('SERVER', o.telemetry)];
+    for (let i = 0; i < this.exprs.length; i++) {
+      this.internIds.push(new Map());
+      this.internValues.push([]);
+    }
+    this.inputs = this.newInputs();
     this.exprErrorsFam = new Family(
       MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL,
       'counter',
@@ -451,7 +504,7 @@ class IstioStatsImpl implements IstioStats {
         })),
       );
     }
-    return { plans, exprIds: used, customTags };
+    return { plans, exprIds: used, direct: new DirectReads(used.map((id) => (this.exprs[id] as CompiledExpression).path)), customTags };
   }
 
   private internExpr(e: CompiledExpression): number {
@@ -465,6 +518,7 @@ class IstioStatsImpl implements IstioStats {
 
   recordHttp(a: HttpStreamAttributes): void {
     if (this.closed) return;
+    let exprs: ExprInputs | undefined;
     try {
       const mode = this.modes[a.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState;
       const ctx = this.context(a, a.authority);
@@ -472,21 +526,28 @@ class IstioStatsImpl implements IstioStats {
       const grpc = grpcStatusCode(a.protocol, a.grpcStatus, code);
       const flags = a.responseFlags & 0x1fffffff;
       const proto = a.protocol === 'grpc' ? 1 : 0;
+      if (mode.exprIds.length > 0 || this.custom.length > 0) exprs = this.acquireInputs(a, a, ctx.reporter);
       let g: Group | undefined;
-      let exprVals: string[] | undefined;
-      if (mode.exprIds.length === 0 && code >= 0 && code <= 999 && Number.isInteger(code)) {
+      if (code >= 0 && code <= 999 && Number.isInteger(code)) {
         // Numeric key: code < 1000, grpc status -2..16 (19 values), protocol 2, flags < 2^29.
         const key = ((flags * 2 + proto) * 19 + (grpc + 2)) * 1000 + code;
-        g = ctx.groups.get(key);
-        if (g === undefined || g.gen !== this.gen) {
-          g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
-          if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
-          ctx.groups.set(key, g);
+        if (mode.exprIds.length === 0) {
+          g = ctx.groups.get(key);
+          if (g === undefined || g.gen !== this.gen) {
+            g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), undefined);
+            if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
+            ctx.groups.set(key, g);
+          }
+        } else {
+          this.evalExprs(mode, exprs as ExprInputs);
+          g = this.exprGroup(ctx, key, mode, HTTP_METRICS, (exprs as ExprInputs).vals, proto, code, grpc, flags);
         }
       } else {
-        exprVals = this.evalExprs(mode, a, ctx);
-        const key = `${flags}|${proto}|${grpc}|${code}|${exprVals.join('\u0000')}`;
-        g = this.strGroup(ctx, key, mode, HTTP_METRICS, () => this.requestValues(ctx, proto, code, grpc, flags), exprVals);
+        // A response code no HTTP stack sends (bad input): a string key, off the fast path.
+        if (exprs !== undefined) this.evalExprs(mode, exprs);
+        const vals = this.exprValues(mode, exprs?.vals);
+        const key = `${flags}|${proto}|${grpc}|${code}|${vals.join('\u0000')}`;
+        g = this.strGroup(ctx, key, mode, proto, code, grpc, flags, vals);
       }
       const ep = this.epoch;
       const fams = this.istio;
@@ -502,8 +563,12 @@ class IstioStatsImpl implements IstioStats {
       this.observe(g, METRIC.DURATION, d, ep, a.traceId);
       this.observe(g, METRIC.REQUEST_BYTES, a.requestBytes > 0 ? a.requestBytes : 0, ep, undefined);
       this.observe(g, METRIC.RESPONSE_BYTES, a.responseBytes > 0 ? a.responseBytes : 0, ep, undefined);
-      if (this.custom.length > 0) this.recordCustom(mode, createScope(this.local, a, a, a.reporter), plainTextScope(ctx));
+      if (exprs !== undefined) {
+        if (this.custom.length > 0) this.recordCustom(mode, this.scopeOf(exprs), plainTextScope(ctx));
+        this.releaseInputs(exprs);
+      }
     } catch (err) {
+      if (exprs !== undefined) this.releaseInputs(exprs);
       this.fail(err);
     }
   }
@@ -537,8 +602,13 @@ class IstioStatsImpl implements IstioStats {
         }
         g = found;
       } else {
-        const vals = this.evalExprs(mode, a, ctx);
-        g = this.strGroup(ctx, `m|${vals.join('\u0000')}`, mode, MSG_METRICS, () => ctx.values, vals);
+        const exprs = this.acquireInputs(a, a, ctx.reporter);
+        try {
+          this.evalExprs(mode, exprs);
+          g = this.exprGroup(ctx, -1, mode, MSG_METRICS, exprs.vals, 0, 0, 0, 0);
+        } finally {
+          this.releaseInputs(exprs);
+        }
       }
       this.addCounter(g, METRIC.REQUEST_MESSAGES, requestMessages);
       this.addCounter(g, METRIC.RESPONSE_MESSAGES, responseMessages);
@@ -569,7 +639,16 @@ class IstioStatsImpl implements IstioStats {
       const mode = this.modes[a.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState;
       const ctx = this.context(a, '');
       // Envoy evaluates TCP expressions once, just before the first emission.
-      const vals = mode.exprIds.length === 0 ? undefined : this.evalExprs(mode, undefined, ctx, a);
+      let vals: string[] | undefined;
+      if (mode.exprIds.length > 0) {
+        const exprs = this.acquireInputs(a, undefined, ctx.reporter);
+        try {
+          this.evalExprs(mode, exprs);
+          vals = exprs.vals.slice(0, mode.exprIds.length);
+        } finally {
+          this.releaseInputs(exprs);
+        }
+      }
       conn.init(ctx, mode, vals, a);
       this.addCounter(conn.group(0), METRIC.TCP_OPENED, 1);
       this.openConns.add(conn);
@@ -581,26 +660,25 @@ class IstioStatsImpl implements IstioStats {
 
   /** @internal group of a TCP connection for the given flags. */
   tcpGroup(ctx: PeerContext, mode: ModeState, vals: string[] | undefined, flags: number): Group {
-    const build = (): string[] => {
-      const v = this.scratch;
-      for (let i = 0; i < 20; i++) v[i] = ctx.values[i] as string;
-      v[LABEL_INDEX.request_protocol] = 'tcp';
-      v[LABEL_INDEX.response_flags] = formatResponseFlags(flags);
-      v[LABEL_INDEX.connection_security_policy] = ctx.values[LABEL_INDEX.connection_security_policy] as string;
-      return v;
-    };
-    if (vals === undefined) {
-      // Negative keys: TCP groups live beside HTTP groups in the same map.
-      const key = -2 - flags;
-      let g = ctx.groups.get(key);
-      if (g === undefined || g.gen !== this.gen) {
-        g = this.buildGroup(ctx, mode, TCP_METRICS, build(), undefined);
-        if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
-        ctx.groups.set(key, g);
-      }
-      return g;
+    // Negative keys: TCP groups live beside HTTP groups in the same map.
+    const key = -2 - flags;
+    if (vals !== undefined) return this.exprGroup(ctx, key, mode, TCP_METRICS, vals, 0, 0, 0, flags);
+    let g = ctx.groups.get(key);
+    if (g === undefined || g.gen !== this.gen) {
+      g = this.buildGroup(ctx, mode, TCP_METRICS, this.tcpValues(ctx, flags), undefined);
+      if (ctx.groups.size >= GROUPS_PER_CONTEXT) ctx.groups.clear();
+      ctx.groups.set(key, g);
     }
-    return this.strGroup(ctx, `t|${flags}|${vals.join('\u0000')}`, mode, TCP_METRICS, build, vals);
+    return g;
+  }
+
+  private tcpValues(ctx: PeerContext, flags: number): string[] {
+    const v = this.scratch;
+    for (let i = 0; i < 20; i++) v[i] = ctx.values[i] as string;
+    v[LABEL_INDEX.request_protocol] = 'tcp';
+    v[LABEL_INDEX.response_flags] = formatResponseFlags(flags);
+    v[LABEL_INDEX.connection_security_policy] = ctx.values[LABEL_INDEX.connection_security_policy] as string;
+    return v;
   }
 
   /** @internal */
@@ -608,7 +686,12 @@ class IstioStatsImpl implements IstioStats {
     this.openConns.delete(conn);
     if (this.custom.length > 0 && attrs !== undefined) {
       try {
-        this.recordCustom(this.modes[attrs.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState, createScope(this.local, attrs, undefined, attrs.reporter), plainTextScope(ctx));
+        const exprs = this.acquireInputs(attrs, undefined, attrs.reporter);
+        try {
+          this.recordCustom(this.modes[attrs.reporter === 'source' ? MODE_CLIENT : MODE_SERVER] as ModeState, this.scopeOf(exprs), plainTextScope(ctx));
+        } finally {
+          this.releaseInputs(exprs);
+        }
       } catch (err) {
         this.fail(err);
       }
@@ -705,6 +788,7 @@ class IstioStatsImpl implements IstioStats {
       values,
       plainText: peerPrincipal === '' && (peer !== null || up !== null),
       groups: new Map(),
+      exprGroups: undefined,
       strGroups: undefined,
     };
     // Bounded per peer: drop the oldest context (its series stay in the families).
@@ -724,22 +808,101 @@ class IstioStatsImpl implements IstioStats {
     return v;
   }
 
-  private strGroup(
-    ctx: PeerContext,
-    key: string,
-    mode: ModeState,
-    metrics: readonly number[],
-    values: () => string[],
-    exprVals: string[],
-  ): Group {
+  /** The HTTP group of a request with a response code outside 0..999, by a string key. */
+  private strGroup(ctx: PeerContext, key: string, mode: ModeState, proto: number, code: number, grpc: number, flags: number, exprVals: string[]): Group {
     ctx.strGroups ??= new Map();
     let g = ctx.strGroups.get(key);
     if (g === undefined || g.gen !== this.gen) {
-      g = this.buildGroup(ctx, mode, metrics, values(), exprVals);
+      g = this.buildGroup(ctx, mode, HTTP_METRICS, this.requestValues(ctx, proto, code, grpc, flags), exprVals);
       if (ctx.strGroups.size >= GROUPS_PER_CONTEXT) ctx.strGroups.clear();
       ctx.strGroups.set(key, g);
     }
     return g;
+  }
+
+  /**
+   * The group of a mode with tag expressions: the numeric `key` of the standard labels, then the expression values
+   * (`vals`, by position in `mode.exprIds`) each interned to a small integer and combined into integer keys. No
+   * string is joined or hashed beyond the value lookups themselves. `proto..flags` build the standard labels on a
+   * miss.
+   */
+  private exprGroup(ctx: PeerContext, key: number, mode: ModeState, metrics: readonly number[], vals: readonly string[], proto: number, code: number, grpc: number, flags: number): Group {
+    const n = mode.exprIds.length;
+    const ids = this.idScratch;
+    // Intern first: a table reset bumps internGen, which the index lookup below must see.
+    for (let t = 0; t < n; t++) ids[t] = this.intern(mode.exprIds[t] as number, vals[t] as string);
+    ctx.exprGroups ??= new Map();
+    let index = ctx.exprGroups.get(key);
+    if (index === undefined || index.internGen !== this.internGen) {
+      index = { internGen: this.internGen, level: new Map() };
+      if (ctx.exprGroups.size >= GROUPS_PER_CONTEXT) ctx.exprGroups.clear();
+      ctx.exprGroups.set(key, index);
+    }
+    let level = index.level;
+    if (n <= IDS_PER_KEY) {
+      // One level (up to four tags): the common case, without the loop below.
+      let sub = 0;
+      for (let u = n - 1; u >= 0; u--) sub = sub * INTERN_CAP + (ids[u] as number);
+      let g = level.get(sub) as Group | undefined;
+      if (g === undefined || g.gen !== this.gen) g = this.newExprGroup(ctx, level, sub, mode, metrics, vals, proto, code, grpc, flags);
+      return g;
+    }
+    for (let t = 0; ; ) {
+      const end = Math.min(t + IDS_PER_KEY, n);
+      let sub = 0;
+      for (let u = end - 1; u >= t; u--) sub = sub * INTERN_CAP + (ids[u] as number);
+      t = end;
+      if (t >= n) {
+        let g = level.get(sub) as Group | undefined;
+        if (g === undefined || g.gen !== this.gen) g = this.newExprGroup(ctx, level, sub, mode, metrics, vals, proto, code, grpc, flags);
+        return g;
+      }
+      let next = level.get(sub) as ExprLevel | undefined;
+      if (next === undefined) {
+        next = new Map();
+        if (level.size >= GROUPS_PER_CONTEXT) level.clear();
+        level.set(sub, next);
+      }
+      level = next;
+    }
+  }
+
+  /** Build an expression group (cache miss) and file it under `sub` in `level`. */
+  private newExprGroup(
+    ctx: PeerContext,
+    level: ExprLevel,
+    sub: number,
+    mode: ModeState,
+    metrics: readonly number[],
+    vals: readonly string[],
+    proto: number,
+    code: number,
+    grpc: number,
+    flags: number,
+  ): Group {
+    const std = metrics === HTTP_METRICS ? this.requestValues(ctx, proto, code, grpc, flags) : metrics === TCP_METRICS ? this.tcpValues(ctx, flags) : ctx.values;
+    const g = this.buildGroup(ctx, mode, metrics, std, this.exprValues(mode, vals));
+    if (level.size >= GROUPS_PER_CONTEXT) level.clear();
+    level.set(sub, g);
+    return g;
+  }
+
+  /** The small integer of expression `id`'s value `v`; a full table is reset (and every index with it). */
+  private intern(id: number, v: string): number {
+    const table = this.internIds[id] as Map<string, number>;
+    let n = table.get(v);
+    if (n === undefined) {
+      const values = this.internValues[id] as string[];
+      if (table.size >= INTERN_CAP) {
+        table.clear();
+        values.length = 0;
+        this.internGen++;
+      }
+      n = table.size;
+      table.set(v, n);
+      values.push(v);
+    }
+    return n;
   }
 
   /** A label value within the length cap; a cut value is counted under its label name. */
@@ -786,11 +949,68 @@ class IstioStatsImpl implements IstioStats {
     return out;
   }
 
-  private evalExprs(mode: ModeState, a: HttpStreamAttributes | undefined, ctx: PeerContext, conn?: ConnectionAttributes): string[] {
-    const vals = new Array<string>(this.exprs.length).fill('unknown');
-    const scope = createScope(this.local, a ?? (conn as ConnectionAttributes), a, ctx.reporter);
-    for (const id of mode.exprIds) vals[id] = this.capValue((this.exprs[id] as CompiledExpression).evaluate(scope), this.exprLabels[id] ?? '');
-    return vals;
+  private newInputs(): ExprInputs {
+    return { busy: false, scope: new AttributeScope(this.local), ready: false, c: undefined, a: undefined, reporter: 'source', vals: [] };
+  }
+
+  /**
+   * The scope and value slots for one recording, pointed at its request or connection. One set is reused; a
+   * recording started while it is in use (a header getter that records) gets its own.
+   */
+  private acquireInputs(c: ConnectionAttributes, a: HttpStreamAttributes | undefined, reporter: Reporter): ExprInputs {
+    const inputs = this.inputs.busy ? this.newInputs() : this.inputs;
+    inputs.busy = true;
+    inputs.ready = false;
+    inputs.c = c;
+    inputs.a = a;
+    inputs.reporter = reporter;
+    return inputs;
+  }
+
+  /** The attribute scope of the recording, reset for it on first use (direct reads need none). */
+  private scopeOf(inputs: ExprInputs): AttributeScope {
+    if (!inputs.ready) {
+      inputs.scope.reset(inputs.c, inputs.a, inputs.reporter);
+      inputs.ready = true;
+    }
+    return inputs.scope;
+  }
+
+  private releaseInputs(inputs: ExprInputs): void {
+    // The reused inputs must not keep the request alive.
+    if (inputs.ready) inputs.scope.release();
+    inputs.c = undefined;
+    inputs.a = undefined;
+    inputs.busy = false;
+  }
+
+  /**
+   * Evaluate the mode's expressions into `inputs.vals` (by position in `mode.exprIds`), capped: a direct reader
+   * where the path has one, else the compiled expression against the scope.
+   */
+  private evalExprs(mode: ModeState, inputs: ExprInputs): void {
+    const ids = mode.exprIds;
+    // Filled by the direct reads with a value or undefined (evaluate), then with every value.
+    const out = inputs.vals as (string | undefined)[];
+    if (mode.direct.any) mode.direct.read(inputs.a, out);
+    else for (let t = 0; t < ids.length; t++) out[t] = undefined;
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t] as number;
+      let v = out[t];
+      if (v === undefined) v = (this.exprs[id] as CompiledExpression).evaluate(this.scopeOf(inputs));
+      out[t] = this.capValue(v, this.exprLabels[id] ?? '');
+    }
+  }
+
+  /**
+   * The expression values by expression id (`unknown` for ids the mode does not use) from `vals` by position in
+   * `mode.exprIds`, for rendering a group.
+   */
+  private exprValues(mode: ModeState, vals: readonly string[] | undefined): string[] {
+    const out = new Array<string>(this.exprs.length).fill('unknown');
+    if (vals === undefined) return out;
+    for (let t = 0; t < mode.exprIds.length; t++) out[mode.exprIds[t] as number] = vals[t] as string;
+    return out;
   }
 
   /** @internal count a failure of a recording (never rethrown). */
