@@ -92,6 +92,30 @@ export async function bind(server: net.Server, options: ListenerOptions): Promis
   };
 }
 
+/** Marks an HTTP/2 stream refused in the 'stream' listener: the request handler never sees it. */
+const REFUSED = Symbol('meshtel.refused');
+type RefusableStream = http2.ServerHttp2Stream & { [REFUSED]?: boolean };
+
+/**
+ * The header-list size node's HTTP/2 session itself enforces (SETTINGS_MAX_HEADER_LIST_SIZE, which it also
+ * advertises): twice ours, so what lies between is refused and counted by the listener; above it node
+ * resets the stream on its own, uncounted (documented in docs/security.md). Twice bounds what one stream
+ * may buffer before our check runs.
+ */
+export function nodeHeaderListLimit(maxRequestHeadersBytes: number): number {
+  return Math.min(2 * maxRequestHeadersBytes, 0xffffffff);
+}
+
+/**
+ * A request's header list as Envoy sizes it (`HeaderMap::byteSize()`: names plus values, pseudo-headers
+ * included), from node's flat `[name, value, ...]` list.
+ */
+export function headerListBytes(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i++) n += rawHeaders[i]!.length;
+  return n;
+}
+
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
@@ -112,10 +136,26 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
   // header-timeout tracking on 'listening' only, so it is started here (without it no header
   // timeout ever runs and slowloris connections stay open for ever).
   h1.emit('listening');
+  const h2Handler = options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
   const h2 = http2.createServer(
-    { settings: { maxHeaderListSize: limits.maxRequestHeadersBytes } },
-    options.handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    // Node resets a stream over its own header-list limit before any event (ENHANCE_YOUR_CALM, nothing to
+    // count), so node's limit sits above ours and the 'stream' listener below refuses (and counts) the rest.
+    { settings: { maxHeaderListSize: nodeHeaderListLimit(limits.maxRequestHeadersBytes) } },
+    (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if ((req.stream as RefusableStream)[REFUSED] !== true) h2Handler(req, res);
+    },
   );
+  // Before the compatibility layer's own listener, which builds the request the handler gets.
+  h2.prependListener('stream', (stream: http2.ServerHttp2Stream, _headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    if (headerListBytes(rawHeaders) <= limits.maxRequestHeadersBytes) return;
+    // Envoy's HTTP/2 codec: the header map over max_request_headers_kb fails the header callback, so
+    // nghttp2 resets the stream with INTERNAL_ERROR (details `http2.too_many_headers`, stat
+    // `http2.header_overflow`); the stream never reaches the HTTP filters, so istio_requests_total has no
+    // record of it (envoy source/common/http/http2/codec_impl.cc saveHeader).
+    (stream as RefusableStream)[REFUSED] = true;
+    refusals.count(role, 'headers_too_large');
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  });
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // Never thrown: a request head over the limit is 431 (as Envoy answers), one not complete in time
     // 408 (node's reply), anything else malformed 400; each closes the connection and is recorded as
