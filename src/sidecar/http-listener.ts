@@ -116,6 +116,16 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
   return n;
 }
 
+/** Where a connection keeps the response it is serving (set per request by the HTTP/1.1 server). */
+const CURRENT_RESPONSE = Symbol('meshtel.currentResponse');
+type TrackedSocket = Socket & { [CURRENT_RESPONSE]?: http.ServerResponse };
+
+/**
+ * Parser errors that mean the client left: a FIN in the middle of a message (node's `HPE_INVALID_EOF_STATE`)
+ * or a reset. Not protocol errors: nothing is answered and nothing recorded as a request.
+ */
+const CLIENT_GONE = new Set(['HPE_INVALID_EOF_STATE', 'ECONNRESET', 'EPIPE']);
+
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
@@ -130,7 +140,12 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       // node checks the header deadline on this interval: the close comes at most this late.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
     },
-    options.handler as http.RequestListener,
+    (req: http.IncomingMessage, res: http.ServerResponse) => {
+      // The response in progress on this connection (one property write per request): a client that
+      // leaves mid-request is the proxy's to record (DC), not a codec error (see 'clientError').
+      (req.socket as TrackedSocket)[CURRENT_RESPONSE] = res;
+      (options.handler as http.RequestListener)(req, res);
+    },
   );
   // Sockets reach this server through emit('connection'), never listen(): node starts its
   // header-timeout tracking on 'listening' only, so it is started here (without it no header
@@ -160,6 +175,20 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     // Never thrown: a request head over the limit is 431 (as Envoy answers), one not complete in time
     // 408 (node's reply), anything else malformed 400; each closes the connection and is recorded as
     // Envoy records a codec error's local reply: the code, with DPE for a protocol error (431, 400).
+    // The client closed or reset the connection: nothing to answer. With a request in progress the proxy
+    // records it (DC); before its head was complete there is no request (Envoy's codec never hands the
+    // stream to the HTTP filters, so istio_requests_total has nothing; Envoy counts it in its own
+    // downstream_rq_rx_reset): counted as reason="incomplete_head", never recorded as a 400.
+    if (CLIENT_GONE.has(err.code ?? '')) {
+      const current = (socket as TrackedSocket)[CURRENT_RESPONSE];
+      const inRequest = current !== undefined && !current.writableFinished;
+      const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
+      // FIN mid-message is always a partial head here; a reset is one only if bytes came since the last request.
+      const partial = err.code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
+      if (!inRequest && partial) refusals.count(role, 'incomplete_head');
+      socket.destroy();
+      return;
+    }
     // A second parser error on a connection already answered (bytes that followed): close, count once.
     if (!socket.writable || socket.writableEnded) {
       socket.destroy();

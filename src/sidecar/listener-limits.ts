@@ -61,7 +61,12 @@ export type RefusalReason =
   /** A TCP connection idle for `tcpIdleTimeoutMs` was closed (Envoy `tcp.<prefix>.idle_timeout`). */
   | 'tcp_idle_timeout'
   /** The request head could not be parsed (answered 400, recorded with flag `DPE`). */
-  | 'protocol_error';
+  | 'protocol_error'
+  /**
+   * The client closed or reset the connection before its request head was complete: no request, so
+   * nothing in `istio_requests_total` (Envoy counts it in `downstream_rq_rx_reset` only).
+   */
+  | 'incomplete_head';
 
 /** The listener role (the `listener` label): bounded, never a port or a host. */
 export type ListenerRole = 'inbound' | 'outbound';

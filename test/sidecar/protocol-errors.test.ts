@@ -3,6 +3,7 @@
  * heads node's parser rejects (Envoy: the codec error's local reply, flag DPE), and a bug that
  * throws on the request path (a 500, never an exception into node's server).
  */
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServiceRegistry } from '../../src/sidecar/registry.js';
 import { eventually, httpApp, rawExchange, refused, requestCount, send, serveHandler, sidecar, workload } from './helpers.js';
@@ -55,6 +56,56 @@ describe('Requests the HTTP parser rejects', () => {
     expect((await rawExchange(sc.ports.outbound, 'GET / HTTP/1.1\r\nhost: a\r\nbad header\r\n\r\n')).startsWith('HTTP/1.1 400 ')).toBe(true);
     await eventually(async () => expect(await requestCount(sc, { reporter: 'source', response_code: '400', response_flags: 'DPE' })).toBe(1));
     expect(await refused(sc, 'outbound', 'protocol_error')).toBe(1);
+  });
+});
+
+/** Connect, write `bytes`, then leave the way `how` says once the sidecar has read them. */
+function leaveAfter(port: number, bytes: string, how: 'fin' | 'close' | 'reset'): Promise<void> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => {
+      c.write(bytes);
+      setTimeout(() => {
+        if (how === 'fin') c.end();
+        else if (how === 'close') c.destroy();
+        else c.resetAndDestroy();
+      }, 100);
+    });
+    c.on('error', () => {});
+    // Read what the sidecar answers (an earlier request's response), so its close is seen.
+    c.resume();
+    c.on('close', () => resolve());
+  });
+}
+
+describe('A client that leaves before its request head is complete', () => {
+  // Envoy: the HTTP/1.1 codec has a stream but never decodes its headers, so the HTTP filters (Istio's stats
+  // filter among them) never exist for it: no istio_requests_total, only Envoy's downstream_rq_rx_reset.
+  it.each(['fin', 'close', 'reset'] as const)('(%s) is no request: nothing in istio_requests_total, counted as incomplete_head', async (how) => {
+    const sc = await reviews();
+    await leaveAfter(sc.ports.inbound, 'GET / HTTP/1.1\r\nhost: rev', how);
+    await eventually(async () => expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1));
+    expect(await requestCount(sc)).toBe(0);
+    expect(await refused(sc, 'inbound', 'protocol_error')).toBe(0);
+  });
+
+  it('counts only the unfinished head after a completed keep-alive request, which keeps its own record', async () => {
+    const sc = await reviews();
+    const head = 'GET / HTTP/1.1\r\nhost: reviews\r\n\r\n';
+    await leaveAfter(sc.ports.inbound, `${head}GET /second HTTP/1.1\r\nhost: rev`, 'fin');
+    await eventually(async () => expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1));
+    expect(await requestCount(sc)).toBe(1);
+    expect(await requestCount(sc, { response_code: '200' })).toBe(1);
+  });
+
+  it('leaves a request whose head was complete to the proxy: one record each (DC, code 0), no 400 beside it', async () => {
+    const sc = await reviews();
+    for (const how of ['fin', 'close', 'reset'] as const) {
+      await leaveAfter(sc.ports.inbound, 'POST / HTTP/1.1\r\nhost: reviews\r\ncontent-length: 10\r\n\r\nabc', how);
+    }
+    await eventually(async () => expect(await requestCount(sc, { response_code: '0', response_flags: 'DC' })).toBe(3));
+    expect(await requestCount(sc)).toBe(3);
+    expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(0);
+    expect(await refused(sc, 'inbound', 'protocol_error')).toBe(0);
   });
 });
 
