@@ -27,6 +27,14 @@ export interface ListenerLimits {
    */
   readonly upstreamIdleTimeoutMs: number;
   /**
+   * A pooled upstream HTTP/1.1 connection with no request on it is closed after this long, ms, and sooner
+   * when the upstream's `Keep-Alive: timeout=` hint says so. It must stay under the app server's own
+   * keep-alive timeout (node's default: 5 s), or a request can be written on a connection the app is
+   * closing at that moment (ECONNRESET, 503 `UC`): the sidecar, as Istio's default retry policy, does not
+   * retry a request once sent. Envoy's cluster `idle_timeout` defaults to 1 h; this one is tighter.
+   */
+  readonly upstreamKeepAliveTimeoutMs: number;
+  /**
    * A TCP-proxied connection with no byte in either direction is closed after this long, ms (Envoy's
    * `tcp_proxy` `idle_timeout`, 1 h by default). Counted as `reason="tcp_idle_timeout"`.
    */
@@ -41,6 +49,8 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = Object.freeze({
   // Envoy's max_request_headers_kb default (60), not node's 16 KiB.
   maxRequestHeadersBytes: 60 * 1024,
   upstreamIdleTimeoutMs: 3_600_000,
+  // Under node's 5 s server keepAliveTimeout, the most common app server behind a meshtel sidecar.
+  upstreamKeepAliveTimeoutMs: 4_000,
   tcpIdleTimeoutMs: 3_600_000,
 });
 

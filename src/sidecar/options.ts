@@ -84,7 +84,7 @@ export interface SidecarOptions {
   /**
    * Limits of every traffic listener (MESHTEL_REQUEST_HEADERS_TIMEOUT, MESHTEL_IDLE_TIMEOUT,
    * MESHTEL_MAX_CONNECTIONS, MESHTEL_MAX_REQUEST_HEADERS_KB, MESHTEL_UPSTREAM_IDLE_TIMEOUT,
-   * MESHTEL_TCP_IDLE_TIMEOUT); defaults in DEFAULT_LISTENER_LIMITS.
+   * MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT, MESHTEL_TCP_IDLE_TIMEOUT); defaults in DEFAULT_LISTENER_LIMITS.
    */
   readonly limits?: Partial<ListenerLimits>;
   readonly ports?: Partial<SidecarPorts>;
@@ -343,6 +343,7 @@ function resolveListenerLimits(l: Partial<ListenerLimits>, env: Env): ListenerLi
       parseIntInRange(l.maxRequestHeadersBytes, 'limits.maxRequestHeadersBytes', 1024, MAX_HEADERS_KB * 1024) ??
       (kb !== undefined ? kb * 1024 : DEFAULT_LISTENER_LIMITS.maxRequestHeadersBytes),
     upstreamIdleTimeoutMs: positiveMs(l.upstreamIdleTimeoutMs, 'MESHTEL_UPSTREAM_IDLE_TIMEOUT', 'upstreamIdleTimeoutMs', DEFAULT_LISTENER_LIMITS.upstreamIdleTimeoutMs),
+    upstreamKeepAliveTimeoutMs: positiveMs(l.upstreamKeepAliveTimeoutMs, 'MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT', 'upstreamKeepAliveTimeoutMs', DEFAULT_LISTENER_LIMITS.upstreamKeepAliveTimeoutMs),
     tcpIdleTimeoutMs: positiveMs(l.tcpIdleTimeoutMs, 'MESHTEL_TCP_IDLE_TIMEOUT', 'tcpIdleTimeoutMs', DEFAULT_LISTENER_LIMITS.tcpIdleTimeoutMs),
   };
 }

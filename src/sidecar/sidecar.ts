@@ -103,8 +103,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     config.loopbackPassthrough,
   );
   const ticker = createReportingTicker(config.reportingIntervalMs);
-  const inboundPool = createUpstreamPool({ idleTimeoutMs: limits.upstreamIdleTimeoutMs });
-  const outboundPool = createUpstreamPool({ tls, idleTimeoutMs: limits.upstreamIdleTimeoutMs });
+  const inboundPool = createUpstreamPool({ idleTimeoutMs: limits.upstreamIdleTimeoutMs, keepAliveTimeoutMs: limits.upstreamKeepAliveTimeoutMs });
+  const outboundPool = createUpstreamPool({ tls, idleTimeoutMs: limits.upstreamIdleTimeoutMs, keepAliveTimeoutMs: limits.upstreamKeepAliveTimeoutMs });
   // Inbound cluster metadata `istio.services[0]`: the first Service whose selector matches this pod's
   // labels (not its canonical name: a pod with canonical name `ratings` behind Service `server` is
   // `server`). None: null, and the stats stage falls back as istio_stats.cc does.

@@ -26,10 +26,13 @@ export interface NodeHttpUpstream {
 }
 
 /** Create the keep-alive node:http (and, with TLS, node:https) agents. */
-export function createNodeHttpUpstream(options: UpstreamPoolOptions, maxSockets: number): NodeHttpUpstream {
-  const plainAgent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
+export function createNodeHttpUpstream(options: UpstreamPoolOptions, maxSockets: number, keepAliveTimeoutMs: number): NodeHttpUpstream {
+  // `timeout` is the agent's free-socket idle timeout: node destroys a pooled socket idle that long, and
+  // lowers it to the server's `Keep-Alive: timeout=` hint minus 1 s (a hint of 1 s: not reused at all).
+  // It also arms the socket timer while a request runs, which the agent ignores for a busy socket.
+  const plainAgent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', timeout: keepAliveTimeoutMs });
   const tlsAgent = options.tls
-    ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', ...agentTlsOptions(options.tls) })
+    ? new https.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo', timeout: keepAliveTimeoutMs, ...agentTlsOptions(options.tls) })
     : undefined;
 
 

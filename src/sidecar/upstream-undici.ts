@@ -19,9 +19,11 @@ export interface UndiciUpstream {
 }
 
 /** Create the undici Agent (keep-alive pools per origin). */
-export function createUndiciUpstream(maxSockets: number): UndiciUpstream {
-  // No undici timeouts: the route timeout (UT) is the only one, as in Envoy's default.
-  const undici = new UndiciAgent({ connections: maxSockets, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 60_000 });
+export function createUndiciUpstream(maxSockets: number, keepAliveTimeoutMs: number): UndiciUpstream {
+  // No undici request timeouts: the route timeout (UT) is the only one, as in Envoy's default. An idle
+  // pooled socket lives `keepAliveTimeoutMs`, or the upstream's `Keep-Alive: timeout=` hint minus undici's
+  // 2 s threshold when that is shorter (keepAliveMaxTimeout caps a longer hint at the same value).
+  const undici = new UndiciAgent({ connections: maxSockets, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: keepAliveTimeoutMs, keepAliveMaxTimeout: keepAliveTimeoutMs });
 
 
   function bodyless(target: UpstreamTarget, method: string, path: string, authority: string, headers: OutgoingHttpHeaders, handlers: UpstreamHandlers): UpstreamCall {

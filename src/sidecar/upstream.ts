@@ -103,6 +103,12 @@ export interface UpstreamPoolOptions {
    * `common_http_protocol_options.idle_timeout` (Istio `connectionPool.http.idleTimeout`), 1 h by default.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * A pooled HTTP/1.1 socket with no request on it is closed after this long, ms (both the node:http agents
+   * and undici; a shorter `Keep-Alive: timeout=` hint from the upstream wins, a longer one does not).
+   * See `ListenerLimits.upstreamKeepAliveTimeoutMs`.
+   */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 /** The per-listener connection pools. */
@@ -135,9 +141,10 @@ export interface UpstreamPool {
 /** Create the pools. */
 export function createUpstreamPool(options: UpstreamPoolOptions = {}): UpstreamPool {
   const maxSockets = options.maxSocketsPerHost ?? 1024;
-  const node = createNodeHttpUpstream(options, maxSockets);
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? DEFAULT_LISTENER_LIMITS.upstreamKeepAliveTimeoutMs;
+  const node = createNodeHttpUpstream(options, maxSockets, keepAliveTimeoutMs);
   const h2 = createH2Upstream(options, options.idleTimeoutMs ?? DEFAULT_LISTENER_LIMITS.upstreamIdleTimeoutMs);
-  const undici = createUndiciUpstream(maxSockets);
+  const undici = createUndiciUpstream(maxSockets, keepAliveTimeoutMs);
   return {
     upgrade: node.upgrade,
     request(target, method, path, authority, headers, body, handlers, onBodyChunk) {

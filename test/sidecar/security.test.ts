@@ -139,6 +139,8 @@ describe('Sidecar security defaults', () => {
         maxRequestHeadersBytes: 61_440,
         // Envoy's upstream idle_timeout and tcp_proxy idle_timeout defaults.
         upstreamIdleTimeoutMs: 3_600_000,
+        // Under node's 5 s server keepAliveTimeout (test/sidecar/upstream-keepalive.test.ts).
+        upstreamKeepAliveTimeoutMs: 4000,
         tcpIdleTimeoutMs: 3_600_000,
       });
       const env = {
@@ -147,6 +149,7 @@ describe('Sidecar security defaults', () => {
         MESHTEL_MAX_CONNECTIONS: '10',
         MESHTEL_MAX_REQUEST_HEADERS_KB: '96',
         MESHTEL_UPSTREAM_IDLE_TIMEOUT: '10m',
+        MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT: '2s',
         MESHTEL_TCP_IDLE_TIMEOUT: '30s',
       };
       expect(resolveSidecarOptions({ env }).limits).toEqual({
@@ -155,6 +158,7 @@ describe('Sidecar security defaults', () => {
         maxConnections: 10,
         maxRequestHeadersBytes: 96 * 1024,
         upstreamIdleTimeoutMs: 600_000,
+        upstreamKeepAliveTimeoutMs: 2000,
         tcpIdleTimeoutMs: 30_000,
       });
       // Options win over the environment.
@@ -167,6 +171,7 @@ describe('Sidecar security defaults', () => {
       { name: 'NaN max connections', o: { limits: { maxConnections: Number.NaN } } },
       { name: 'a zero TCP idle timeout', o: { limits: { tcpIdleTimeoutMs: 0 } } },
       { name: 'an upstream idle timeout that is not a duration (env)', o: { env: { MESHTEL_UPSTREAM_IDLE_TIMEOUT: 'later' } } },
+      { name: 'a zero upstream keep-alive timeout', o: { limits: { upstreamKeepAliveTimeoutMs: 0 } } },
       { name: 'zero max connections (env)', o: { env: { MESHTEL_MAX_CONNECTIONS: '0' } } },
       { name: 'a header limit over 8192 KiB (env)', o: { env: { MESHTEL_MAX_REQUEST_HEADERS_KB: '8193' } } },
       { name: 'a header timeout that is not a duration (env)', o: { env: { MESHTEL_REQUEST_HEADERS_TIMEOUT: 'soon' } } },

@@ -33,6 +33,7 @@ interface SidecarFlags {
   requestHeadersTimeout?: string;
   idleTimeout?: string;
   upstreamIdleTimeout?: string;
+  upstreamKeepaliveTimeout?: string;
   tcpIdleTimeout?: string;
   maxConnections?: string;
   maxRequestHeadersKb?: string;
@@ -185,6 +186,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
       ...(flags.requestHeadersTimeout !== undefined ? { headersTimeoutMs: parseDurationMs(flags.requestHeadersTimeout, '--request-headers-timeout') } : {}),
       ...(flags.idleTimeout !== undefined ? { idleTimeoutMs: parseDurationMs(flags.idleTimeout, '--idle-timeout') } : {}),
       ...(flags.upstreamIdleTimeout !== undefined ? { upstreamIdleTimeoutMs: parseDurationMs(flags.upstreamIdleTimeout, '--upstream-idle-timeout') } : {}),
+      ...(flags.upstreamKeepaliveTimeout !== undefined ? { upstreamKeepAliveTimeoutMs: parseDurationMs(flags.upstreamKeepaliveTimeout, '--upstream-keepalive-timeout') } : {}),
       ...(flags.tcpIdleTimeout !== undefined ? { tcpIdleTimeoutMs: parseDurationMs(flags.tcpIdleTimeout, '--tcp-idle-timeout') } : {}),
       ...(flags.maxConnections !== undefined ? { maxConnections: parseIntInRange(flags.maxConnections, '--max-connections', 1, 1_000_000) } : {}),
       ...(flags.maxRequestHeadersKb !== undefined ? { maxRequestHeadersBytes: (parseIntInRange(flags.maxRequestHeadersKb, '--max-request-headers-kb', 1, 8192) ?? 60) * 1024 } : {}),
@@ -241,6 +243,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--request-headers-timeout <duration>', 'time a client has to send a request head (10s)')
     .option('--idle-timeout <duration>', 'close a connection idle this long (60s)')
     .option('--upstream-idle-timeout <duration>', 'close a pooled upstream HTTP/2 connection with no stream this long (1h, as Envoy)')
+    .option('--upstream-keepalive-timeout <duration>', 'close a pooled upstream HTTP/1.1 connection idle this long, under the app server\'s keep-alive timeout (4s)')
     .option('--tcp-idle-timeout <duration>', 'close a TCP-proxied connection with no byte either way this long (1h, as Envoy)')
     .option('--max-connections <n>', 'connections per traffic listener (4096)')
     .option('--max-request-headers-kb <n>', 'largest request head, KiB (60, as Envoy)')
