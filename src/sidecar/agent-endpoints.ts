@@ -311,7 +311,7 @@ function sendChunks(res: ServerResponse, contentType: string, chunks: AsyncItera
  * flat form Envoy prints, e.g. `istiocustom.istio_requests_total.reporter.destination...: 2`).
  * Histograms are left to /stats/prometheus.
  */
-async function flatStats(registry: Registry): Promise<string> {
+export async function flatStats(registry: Pick<Registry, 'getMetricsAsJSON'>): Promise<string> {
   const metrics = await registry.getMetricsAsJSON();
   const lines: string[] = [];
   for (const m of metrics) {

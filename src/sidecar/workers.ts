@@ -5,27 +5,27 @@
  * recorder, so the request path never crosses a process boundary.
  *
  * The agent ports (15090/15020/15021/15000) are served once, by the primary, and a scrape reports exact totals
- * over all workers: the primary asks every worker for its proxy page at scrape time (text format, rendered by the
- * worker's own streaming exposition), and merges the pages by series: counters, histogram buckets, `_sum` and
- * `_count` add up, so N requests in are N in `istio_requests_total` whichever worker took them. Unlike prom-client's
- * AggregatorRegistry (prometheus/client_js#628) no worker serialises its metric objects to JSON and the primary
- * rebuilds no prom-client metrics: each worker answers with the bytes it would have served itself, and the primary
- * only sums numbers of identical series lines, once per scrape. A worker that does not answer within
- * {@link WORKER_SCRAPE_TIMEOUT_MS} is left out of that scrape and counted in
- * `meshtel_worker_scrape_failures_total`.
+ * over all workers: the primary asks every worker for a snapshot of its series at scrape time (worker-series.ts:
+ * numbers in a Float64Array over the structured-clone IPC channel, label strings once per new series), adds them up
+ * by series and renders one page in the format the scraper negotiated, with the stats stage's own renderer; N
+ * requests in are N in `istio_requests_total` whichever worker took them. The admin `/stats` is flattened from the
+ * same merge. A worker that does not answer within {@link WORKER_SCRAPE_TIMEOUT_MS} is left out of that scrape and
+ * counted in `meshtel_worker_scrape_failures_total` (its snapshot is still applied when it arrives, so the ids of
+ * its series stay in step).
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../core/logger.js';
-import { contentTypeOf, negotiateFormat } from '../stats/exposition.js';
-import { parseExpositionFamilies } from '../stats/exposition-parser.js';
-import type { ParsedFamily, Sample } from '../stats/exposition-parser.js';
-import { startAgentEndpoints } from './agent-endpoints.js';
+import type { RegistryContentType } from 'prom-client';
+import { contentTypeOf, negotiateFormat, renderMetrics } from '../stats/exposition.js';
+import type { Family } from '../stats/series.js';
+import { flatStats, startAgentEndpoints } from './agent-endpoints.js';
 import type { AgentEndpoints, PrometheusScrapeConfig } from './agent-endpoints.js';
-import { renderParsedFamilies } from './merged-scrape.js';
 import type { SidecarBoundPorts } from './sidecar.js';
 import type { ProxyMetricsRenderer } from './telemetry-contract.js';
+import { createSeriesMerger, createSeriesPublisher } from './worker-series.js';
+import type { MergedSeries, SeriesSnapshot } from './worker-series.js';
 
 /** How long the primary waits for a worker's page on a scrape. */
 export const WORKER_SCRAPE_TIMEOUT_MS = 5_000;
@@ -34,15 +34,17 @@ export const WORKER_SCRAPE_TIMEOUT_MS = 5_000;
 type ToWorker = { readonly meshtel: 'scrape'; readonly id: number } | { readonly meshtel: 'config'; readonly id: number };
 type FromWorker =
   | { readonly meshtel: 'ready'; readonly ports: SidecarBoundPorts; readonly nodeId: string }
-  | { readonly meshtel: 'page'; readonly id: number; readonly body: string }
+  | { readonly meshtel: 'series'; readonly id: number; readonly snapshot: SeriesSnapshot | undefined }
   | { readonly meshtel: 'config'; readonly id: number; readonly body: unknown };
 
 /** What a worker exposes to the primary. */
 export interface WorkerSidecar {
   readonly ports: SidecarBoundPorts;
   readonly nodeId: string;
-  /** The worker's proxy metrics page in the text format. */
-  renderText(): Promise<string>;
+  /** The recorder's families (istio_* and its meshtel_*); none when telemetry is off. */
+  readonly families: (() => readonly Family[]) | undefined;
+  /** The proxy registry (its prom-client metrics are published beside the families). */
+  readonly registry: Registry;
   configDump(): unknown;
   close(): Promise<void>;
   readonly closed: Promise<void>;
@@ -53,12 +55,13 @@ export function serveWorker(sidecar: WorkerSidecar): void {
   const send = (m: FromWorker): void => {
     if (process.connected) process.send?.(m);
   };
+  const snapshot = createSeriesPublisher(sidecar.families, sidecar.registry);
   const onMessage = (raw: unknown): void => {
     const m = raw as ToWorker;
     if (m?.meshtel === 'scrape') {
-      sidecar.renderText().then(
-        (body) => send({ meshtel: 'page', id: m.id, body }),
-        () => send({ meshtel: 'page', id: m.id, body: '' }),
+      snapshot().then(
+        (snap) => send({ meshtel: 'series', id: m.id, snapshot: snap }),
+        () => send({ meshtel: 'series', id: m.id, snapshot: undefined }),
       );
     } else if (m?.meshtel === 'config') {
       send({ meshtel: 'config', id: m.id, body: sidecar.configDump() });
@@ -92,53 +95,6 @@ export interface SidecarPrimary {
   readonly closed: Promise<void>;
 }
 
-/** Gauges that mean one process's fact rather than a share of the total: merged by min or max, not summed. */
-const MERGE_MIN = /_start_time_seconds$/;
-const MERGE_MAX = /^(istio_build|nodejs_version_info|process_max_fds|nodejs_heap_space_size_total_bytes)$/;
-
-/**
- * Merge the families of several pages by series: the value of a sample that has the same name and labels in
- * several pages is the sum (counters, histograms, summaries' `_sum`/`_count`, gauges such as in-flight requests),
- * except for the gauges in {@link MERGE_MIN} / {@link MERGE_MAX}. Families and series keep first-seen order.
- */
-export function mergeFamilies(pages: readonly (readonly ParsedFamily[])[]): ParsedFamily[] {
-  const byName = new Map<string, { family: ParsedFamily; samples: Map<string, MutableSample> }>();
-  for (const families of pages) {
-    for (const f of families) {
-      let entry = byName.get(f.name);
-      if (entry === undefined) {
-        entry = { family: { name: f.name, type: f.type, help: f.help, unit: f.unit, samples: [] }, samples: new Map() };
-        byName.set(f.name, entry);
-      }
-      for (const s of f.samples) {
-        const key = seriesKey(s);
-        const seen = entry.samples.get(key);
-        if (seen === undefined) {
-          const copy: MutableSample = { ...s };
-          entry.samples.set(key, copy);
-          entry.family.samples.push(copy);
-        } else if (f.type === 'gauge' && MERGE_MIN.test(s.name)) {
-          seen.value = Math.min(seen.value, s.value);
-        } else if (f.type === 'gauge' && MERGE_MAX.test(s.name)) {
-          seen.value = Math.max(seen.value, s.value);
-        } else {
-          seen.value += s.value;
-        }
-      }
-    }
-  }
-  return [...byName.values()].map((e) => e.family);
-}
-
-type MutableSample = { -readonly [K in keyof Sample]: Sample[K] };
-
-function seriesKey(s: Sample): string {
-  let key = s.name;
-  // Label order is the renderer's, the same in every worker; sorted anyway so the key never depends on it.
-  for (const name of Object.keys(s.labels).sort()) key += `\u0000${name}\u0001${s.labels[name]}`;
-  return key;
-}
-
 /**
  * In the primary: fork `concurrency` workers (the same command line; `workerEnv` tells them they are workers), wait
  * until every one is listening, then serve the agent ports with the merged proxy page. A worker that dies is
@@ -154,6 +110,9 @@ export async function startSidecarPrimary(options: SidecarPrimaryOptions): Promi
   });
   const workerGauge = new Gauge({ name: 'meshtel_proxy_workers', help: 'Worker processes serving the traffic listeners (--concurrency)', registers: [registry] });
   const workers = new Map<number, { worker: Worker; ready: boolean }>();
+  const merger = createSeriesMerger();
+  // Structured clone over the IPC channel: a snapshot's Float64Array crosses as bytes, not as JSON numbers.
+  cluster.setupPrimary({ serialization: 'advanced' });
   const pending = new Map<number, (m: FromWorker | undefined) => void>();
   let nextId = 1;
   let closing = false;
@@ -176,13 +135,24 @@ export async function startSidecarPrimary(options: SidecarPrimaryOptions): Promi
         firstPorts ??= m.ports;
         workerGauge.set(readyCount());
         if (readyCount() === concurrency) resolveAllReady();
-      } else if (m?.meshtel === 'page' || m?.meshtel === 'config') {
+      } else if (m?.meshtel === 'series') {
+        // Applied even when its scrape has timed out: the next snapshots name this one's new series by id only.
+        let ok = m.snapshot !== undefined;
+        try {
+          if (m.snapshot !== undefined) merger.apply(worker.id, m.snapshot);
+        } catch (err) {
+          ok = false;
+          logger.warnOnce('worker-snapshot', 'worker series snapshot refused', { err });
+        }
+        pending.get(m.id)?.(ok ? m : undefined);
+      } else if (m?.meshtel === 'config') {
         pending.get(m.id)?.(m);
       }
     });
     worker.once('exit', (code, signal) => {
       const wasReady = workers.get(worker.id)?.ready === true;
       workers.delete(worker.id);
+      merger.drop(worker.id);
       workerGauge.set(readyCount());
       if (closing) return;
       if (!wasReady) {
@@ -214,17 +184,11 @@ export async function startSidecarPrimary(options: SidecarPrimaryOptions): Promi
       }
     });
 
-  const mergedText = async (): Promise<ParsedFamily[]> => {
+  /** Ask every ready worker for its snapshot and merge them (a worker that did not answer is counted). */
+  const collect = async (): Promise<MergedSeries> => {
     const replies = await Promise.all([...workers.values()].filter((w) => w.ready).map((w) => ask(w.worker, 'scrape')));
-    const pages: ParsedFamily[][] = [];
-    for (const r of replies) {
-      const parsed = r?.meshtel === 'page' ? parseExpositionFamilies(r.body, 'text') : undefined;
-      if (parsed?.ok === true) pages.push(parsed.families);
-      else scrapeFailures.inc();
-    }
-    const own = parseExpositionFamilies(await registry.metrics(), 'text');
-    if (own.ok) pages.push(own.families);
-    return mergeFamilies(pages);
+    for (const r of replies) if (r === undefined) scrapeFailures.inc();
+    return merger.merge(registry as Registry<RegistryContentType>);
   };
 
   const renderProxy: ProxyMetricsRenderer = (accept) => {
@@ -232,9 +196,8 @@ export async function startSidecarPrimary(options: SidecarPrimaryOptions): Promi
     return {
       contentType: contentTypeOf(format),
       body: (async function* () {
-        const families = await mergedText();
-        const to = format === 'openmetrics' ? 'openmetrics' : 'text';
-        yield Buffer.from(renderParsedFamilies(families, 'text', to) + (to === 'openmetrics' ? '# EOF\n' : ''), 'utf8');
+        const merged = await collect();
+        yield* renderMetrics({ families: () => merged.families, registry: merged.registry }, format);
       })(),
     };
   };
@@ -272,6 +235,7 @@ export async function startSidecarPrimary(options: SidecarPrimaryOptions): Promi
       appHost: options.appHost,
       ...(options.maxAppScrapeBytes !== undefined ? { maxAppScrapeBytes: options.maxAppScrapeBytes } : {}),
       isReady: () => readyCount() === concurrency,
+      flatStats: async () => flatStats((await collect()).registry as Registry),
       configDump: async () => {
         const first = [...workers.values()].find((w) => w.ready);
         const r = first ? await ask(first.worker, 'config') : undefined;

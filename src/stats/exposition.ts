@@ -50,6 +50,12 @@ export function acceptsGzip(acceptEncoding?: string | string[]): boolean {
   return false;
 }
 
+/**
+ * What {@link renderMetrics} reads: meshtel's families and the registry whose other metrics follow them. A recorder
+ * is one; the primary of `meshtel sidecar --concurrency N` passes the families merged over its workers.
+ */
+export type RenderSource = Pick<IstioStats, 'families' | 'registry'>;
+
 /** Options of {@link renderMetrics}. */
 export interface RenderOptions {
   /**
@@ -272,7 +278,7 @@ async function foreignLines(metric: { get(): unknown }, om: boolean): Promise<st
 }
 
 /** The prom-client metrics rendered after meshtel's families: each name once, meshtel's own collectors left out. */
-function* foreignMetrics(stats: IstioStats, options: RenderOptions): Generator<{ name: string; get(): unknown }> {
+function* foreignMetrics(stats: RenderSource, options: RenderOptions): Generator<{ name: string; get(): unknown }> {
   const registries = options.registries ?? [stats.registry];
   const seen = new Set<string>();
   for (const r of registries) {
@@ -288,7 +294,7 @@ function* foreignMetrics(stats: IstioStats, options: RenderOptions): Generator<{
  * The protobuf exposition: meshtel's families encoded directly, then each prom-client metric through its
  * text rendering, parsed and converted (prom-client writes no protobuf; its pages are small).
  */
-async function* renderProtobuf(stats: IstioStats, options: RenderOptions): AsyncGenerator<Buffer> {
+async function* renderProtobuf(stats: RenderSource, options: RenderOptions): AsyncGenerator<Buffer> {
   yield* renderProtobufFamilies(stats.families());
   for (const metric of foreignMetrics(stats, options)) {
     const parsed = parseExpositionFamilies(await foreignLines(metric, false), 'text');
@@ -301,7 +307,7 @@ async function* renderProtobuf(stats: IstioStats, options: RenderOptions): Async
  * Render the exposition as an async stream of UTF-8 byte chunks (about `chunkSize` bytes each).
  * Between chunks the event loop runs (`setImmediate`), so a large scrape never blocks the proxy for long.
  */
-export async function* renderMetrics(stats: IstioStats, format: ExpositionFormat, options: RenderOptions = {}): AsyncGenerator<Buffer> {
+export async function* renderMetrics(stats: RenderSource, format: ExpositionFormat, options: RenderOptions = {}): AsyncGenerator<Buffer> {
   if (format === 'protobuf') {
     yield* renderProtobuf(stats, options);
     return;
@@ -329,7 +335,7 @@ export async function* renderMetrics(stats: IstioStats, format: ExpositionFormat
 }
 
 /** Render the whole exposition into one string (tests, small registries; text formats). */
-export async function renderMetricsToString(stats: IstioStats, format: ExpositionFormat, options?: RenderOptions): Promise<string> {
+export async function renderMetricsToString(stats: RenderSource, format: ExpositionFormat, options?: RenderOptions): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of renderMetrics(stats, format, options)) parts.push(c);
   return Buffer.concat(parts).toString('utf8');

@@ -1,6 +1,7 @@
 /**
  * `meshtel sidecar --concurrency 2`: two worker processes share the listeners and one scrape reports exact totals
- * over both (issue 16): N requests in are N in istio_requests_total, whichever worker took each.
+ * over both (issue 16): N requests in are N in istio_requests_total, whichever worker took each, in every format
+ * the scrape negotiates, and on the admin /stats.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -9,45 +10,48 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExposition } from '../../src/stats/exposition-parser.js';
-import type { ParsedFamily } from '../../src/stats/exposition-parser.js';
-import { mergeFamilies } from '../../src/sidecar/workers.js';
+import { parseExposition, parseExpositionFamilies } from '../../src/stats/exposition-parser.js';
+import type { Sample } from '../../src/stats/exposition-parser.js';
+import { decodeProtobufPage, protobufToParsed } from '../../src/stats/exposition-protobuf.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-function get(port: number, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
+function getRaw(port: number, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: Buffer; type: string }> {
   return new Promise((resolve, reject) => {
     // agent: false: a new connection per request, so the primary hands them to both workers.
     const req = http.get({ host: '127.0.0.1', port, path: p, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), type: String(res.headers['content-type']) }));
     });
     req.on('error', reject);
   });
 }
 
-describe('mergeFamilies()', () => {
-  const page = (v: number, start: number): ParsedFamily[] => [
-    { name: 'istio_requests_total', type: 'counter', help: 'h', unit: undefined, samples: [{ name: 'istio_requests_total', labels: { a: '1' }, value: v }] },
-    { name: 'process_start_time_seconds', type: 'gauge', help: 'h', unit: undefined, samples: [{ name: 'process_start_time_seconds', labels: {}, value: start }] },
-  ];
-  it('sums a series found in several pages, keeps one-process gauges as the earliest start', () => {
-    const merged = mergeFamilies([page(3, 100), page(4, 90), [{ name: 'istio_requests_total', type: 'counter', help: 'h', unit: undefined, samples: [{ name: 'istio_requests_total', labels: { a: '2' }, value: 1 }] }]]);
-    expect(merged.map((f) => f.name)).toEqual(['istio_requests_total', 'process_start_time_seconds']);
-    expect(merged[0]!.samples.map((s) => [s.labels.a, s.value])).toEqual([
-      ['1', 7],
-      ['2', 1],
-    ]);
-    expect(merged[1]!.samples[0]!.value).toBe(90);
-  });
-});
+async function get(port: number, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
+  const r = await getRaw(port, p, headers);
+  return { status: r.status, body: r.body.toString('utf8') };
+}
+
+const OPENMETRICS = 'application/openmetrics-text;version=1.0.0';
+const PROTOBUF = 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited';
+
+/** The samples of a page in any of the three formats. */
+function samplesOf(body: Buffer, accept: string): Sample[] {
+  if (accept === PROTOBUF) {
+    const page = decodeProtobufPage(body);
+    if (!page.ok) throw new Error(page.reason);
+    return protobufToParsed(page.families).flatMap((f) => f.samples);
+  }
+  const parsed = parseExpositionFamilies(body.toString('utf8'), accept === OPENMETRICS ? 'openmetrics' : 'text');
+  if (!parsed.ok) throw new Error(`line ${parsed.line}: ${parsed.reason}`);
+  return parsed.families.flatMap((f) => f.samples);
+}
 
 describe('meshtel sidecar --concurrency 2', () => {
   let app: http.Server;
   let sidecar: ChildProcess;
-  let ports: { inbound: number; prometheus: number; health: number };
+  let ports: { inbound: number; prometheus: number; status: number; health: number; admin: number };
 
   beforeAll(async () => {
     app = http.createServer((_req, res) => res.end('ok'));
@@ -67,7 +71,7 @@ describe('meshtel sidecar --concurrency 2', () => {
         // The logger writes one JSON line per event on stderr; the primary's ready line names the workers.
         for (const line of out.split('\n')) {
           if (!line.includes('"workers":2')) continue;
-          resolve((JSON.parse(line) as { ports: { inbound: number; prometheus: number; health: number } }).ports);
+          resolve((JSON.parse(line) as { ports: typeof ports }).ports);
         }
       });
       sidecar.once('exit', (code) => reject(new Error(`sidecar exited with ${code}: ${out}`)));
@@ -83,19 +87,48 @@ describe('meshtel sidecar --concurrency 2', () => {
     await new Promise((r) => app?.close(r));
   }, 30_000);
 
-  it('counts every request once in one merged scrape, over both workers', async () => {
+  it('counts every request once in one merged scrape, over both workers, in every format', async () => {
     expect((await get(ports.health, '/healthz/ready')).status).toBe(200);
     const N = 40;
     for (let i = 0; i < N; i++) expect((await get(ports.inbound, `/r/${i}`, { host: 'reviews:9080' })).status).toBe(200);
-    const page = await get(ports.prometheus, '/stats/prometheus');
-    expect(page.status).toBe(200);
-    const samples = parseExposition(page.body);
-    const total = samples.filter((s) => s.name === 'istio_requests_total' && s.labels.reporter === 'destination').reduce((n, s) => n + s.value, 0);
-    expect(total).toBe(N);
-    const count = samples.filter((s) => s.name === 'istio_request_duration_milliseconds_count').reduce((n, s) => n + s.value, 0);
-    expect(count).toBe(N);
-    expect(samples.find((s) => s.name === 'meshtel_proxy_workers')?.value).toBe(2);
+    for (const [port, accept] of [
+      [ports.prometheus, 'text/plain'],
+      [ports.prometheus, OPENMETRICS],
+      [ports.prometheus, PROTOBUF],
+      [ports.status, 'text/plain'],
+      [ports.status, OPENMETRICS],
+      [ports.status, PROTOBUF],
+    ] as const) {
+      const page = await getRaw(port, '/stats/prometheus', { accept });
+      expect(page.status).toBe(200);
+      const samples = samplesOf(page.body, accept);
+      const sum = (name: string): number => samples.filter((s) => s.name === name && s.labels.reporter === 'destination').reduce((n, s) => n + s.value, 0);
+      expect(sum('istio_requests_total'), `${port} ${accept}`).toBe(N);
+      expect(sum('istio_request_duration_milliseconds_count'), `${port} ${accept}`).toBe(N);
+      const inf = samples.filter((s) => s.name === 'istio_request_duration_milliseconds_bucket' && s.labels.le === '+Inf').reduce((n, s) => n + s.value, 0);
+      expect(inf, `${port} ${accept}`).toBe(N);
+      expect(samples.find((s) => s.name === 'meshtel_proxy_workers')?.value).toBe(2);
+      // One process's facts are not added up: one build, the earliest start.
+      expect(samples.filter((s) => s.name === 'istio_build').map((s) => s.value)).toEqual([1]);
+    }
+    const text = (await get(ports.prometheus, '/stats/prometheus')).body;
     // One HELP/TYPE per family on the merged page.
-    expect(page.body.match(/^# TYPE istio_requests_total /gm)).toHaveLength(1);
+    expect(text.match(/^# TYPE istio_requests_total /gm)).toHaveLength(1);
+    expect(parseExposition(text).filter((s) => s.name === 'process_start_time_seconds')).toHaveLength(1);
+  }, 60_000);
+
+  it('reports the admin /stats over both workers', async () => {
+    const before = await get(ports.admin, '/stats');
+    const total = (body: string): number =>
+      body
+        .split('\n')
+        .filter((l) => l.startsWith('istiocustom.istio_requests_total.reporter.destination.'))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(': ') + 2)), 0);
+    const M = 10;
+    for (let i = 0; i < M; i++) expect((await get(ports.inbound, `/s/${i}`, { host: 'reviews:9080' })).status).toBe(200);
+    const after = await get(ports.admin, '/stats');
+    expect(after.status).toBe(200);
+    expect(total(after.body) - total(before.body)).toBe(M);
+    expect(after.body).toMatch(/^meshtel_proxy_workers: 2$/m);
   }, 60_000);
 });

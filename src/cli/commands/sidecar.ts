@@ -374,11 +374,8 @@ Examples:
         serveWorker({
           ports: sidecar.ports,
           nodeId: sidecar.nodeId,
-          renderText: async () => {
-            const parts: Buffer[] = [];
-            for await (const c of sidecar.stats.render('text/plain').body) parts.push(c);
-            return Buffer.concat(parts).toString('utf8');
-          },
+          families: sidecar.stats.families,
+          registry: sidecar.registry,
           configDump: () => sidecar.configDump(),
           close: () => sidecar.close(),
           closed: sidecar.closed,
