@@ -3,16 +3,11 @@
  * 1 KB reply) served
  * - bare;
  * - with `meshtelFastify` (MX read and answer, the four istio_* request series, reporter=destination);
- * - with a hand-written prom-client baseline that records what fastify-metrics 12 records by default for a
- *   route (one Histogram and one Summary labelled method/route/status_code, timers started in onRequest and
- *   stopped in onResponse). It is an honest stand-in: the same prom-client calls in the same hooks, without the
- *   plugin's option handling; `fastify-metrics` itself is measured too when it can be resolved (from this
- *   checkout, or from the working directory's node_modules).
- * Goals (issue 16): plugin / bare ≥ 0.90, plugin / prom-client baseline ≥ 1.3. autocannon, 16 connections,
- * requests carry a client sidecar's MX headers. CPU per request is the app process's own.
+ * - with `fastify-metrics` 12 (prom-client; its defaults: a Histogram and a Summary per route labelled
+ *   method/route/status_code, and prom-client's default process metrics), the plugin an app would use instead.
+ * Goals (issue 16): plugin / bare ≥ 0.90, plugin / fastify-metrics ≥ 1.3. autocannon, 16 connections, requests
+ * carry a client sidecar's MX headers. CPU per request is the app process's own.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { loadAverage, measure, serveRole, spawnRole } from './support/children.js';
@@ -25,19 +20,6 @@ const CONNECTIONS = 16;
 const BODY = 'x'.repeat(1024);
 const FILE = fileURLToPath(import.meta.url);
 
-/** `fastify-metrics` from this checkout or the working directory, or undefined. */
-function resolveFastifyMetrics(): string | undefined {
-  const require = createRequire(import.meta.url);
-  for (const from of [path.dirname(FILE), process.cwd()]) {
-    try {
-      return require.resolve('fastify-metrics', { paths: [from] });
-    } catch {
-      // not installed there
-    }
-  }
-  return undefined;
-}
-
 async function runRole(role: string): Promise<void> {
   const { default: Fastify } = await import('fastify');
   const app = Fastify({ logger: false });
@@ -48,31 +30,9 @@ async function runRole(role: string): Promise<void> {
       metadata: createWorkloadMetadata({ name: 'reviews-v1-abc', namespace: 'default', workload: 'reviews-v1', labels: { app: 'reviews', version: 'v1' }, instanceIps: ['10.0.0.1'] }),
     });
     await app.register(meshtelFastify, { embedding });
-  } else if (role === 'prom-client') {
-    const { Histogram, Registry, Summary } = await import('prom-client');
-    const registry = new Registry();
-    const labelNames = ['method', 'route', 'status_code'] as const;
-    const hist = new Histogram({ name: 'http_request_duration_seconds', help: 'request duration in seconds', labelNames, registers: [registry] });
-    const sum = new Summary({ name: 'http_request_summary_seconds', help: 'request duration in seconds summary', labelNames, percentiles: [0.5, 0.9, 0.95, 0.99], registers: [registry] });
-    const TIMERS = Symbol('timers');
-    type Timed = { [TIMERS]?: [ReturnType<typeof hist.startTimer>, ReturnType<typeof sum.startTimer>] };
-    app.addHook('onRequest', (request, _reply, done) => {
-      (request as unknown as Timed)[TIMERS] = [hist.startTimer(), sum.startTimer()];
-      done();
-    });
-    app.addHook('onResponse', (request, reply, done) => {
-      const t = (request as unknown as Timed)[TIMERS];
-      if (t) {
-        const labels = { method: request.method, route: request.routeOptions.url ?? '', status_code: reply.statusCode };
-        t[0](labels);
-        t[1](labels);
-      }
-      done();
-    });
   } else if (role === 'fastify-metrics') {
-    const resolved = resolveFastifyMetrics();
-    if (resolved === undefined) throw new Error('fastify-metrics is not installed');
-    const mod = (await import(resolved)) as { default: unknown };
+    // A CommonJS module whose plugin is its `default` export: ESM sees it as `default.default`.
+    const mod = (await import('fastify-metrics')) as { default: unknown };
     const plugin = (mod.default as { default?: unknown }).default ?? mod.default;
     await app.register(plugin as Parameters<typeof app.register>[0], { endpoint: '/metrics' });
   } else if (role !== 'bare') {
@@ -95,14 +55,12 @@ async function main(): Promise<void> {
   const roles: [string, string][] = [
     ['bare fastify app', 'bare'],
     ['app + meshtelFastify', 'meshtel'],
-    ['app + prom-client hooks', 'prom-client'],
+    ['app + fastify-metrics', 'fastify-metrics'],
   ];
-  if (resolveFastifyMetrics() !== undefined) roles.push(['app + fastify-metrics', 'fastify-metrics']);
   const children: [string, Child][] = [];
   try {
     for (const [name, role] of roles) children.push([name, await spawnRole(FILE, role)]);
     console.log(`node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S}s per run, ${ROUNDS} interleaved rounds (median), 1 KB reply, MX headers on every request`);
-    if (!roles.some(([, r]) => r === 'fastify-metrics')) console.log('fastify-metrics is not installed: the prom-client hooks stand in for it (see the header comment)');
     const samples = new Map<string, { r: AutocannonResult; usage: ChildUsage }[]>();
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? children : [...children].reverse();
@@ -124,8 +82,8 @@ async function main(): Promise<void> {
     const M = 'app + meshtelFastify';
     row('meshtelFastify / bare app (req/s)', ratio(M, 'bare fastify app'), 0.9);
     console.log(`  CPU per request added by meshtelFastify: ${(cpu.get(M)! - cpu.get('bare fastify app')!).toFixed(1)} µs`);
-    row('meshtelFastify / prom-client hooks (req/s)', ratio(M, 'app + prom-client hooks'), 1.3);
-    if (samples.has('app + fastify-metrics')) row('meshtelFastify / fastify-metrics (req/s)', ratio(M, 'app + fastify-metrics'), 1.3);
+    row('meshtelFastify / fastify-metrics (req/s)', ratio(M, 'app + fastify-metrics'), 1.3);
+    console.log(`  CPU per request, fastify-metrics / meshtelFastify: ${(cpu.get('app + fastify-metrics')! / cpu.get(M)!).toFixed(2)}`);
     console.log(loadAverage());
   } finally {
     for (const [, c] of children) c.kill();

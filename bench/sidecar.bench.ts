@@ -5,7 +5,8 @@
  *    one inbound sidecar with telemetry on / off (goal ≥ 0.97), a sidecar pair on / off (≥ 0.95), the hop against a
  *    bare node:http pipe proxy (≥ 1.0) and @fastify/http-proxy (≥ 1.3); CPU µs per request of each process alone
  *    (user CPU beside it: the JavaScript's share, steadier on a shared machine than req/s); RSS of one sidecar idle
- *    (≤ 60 MiB) and loaded (high-water, ≤ 90 MiB). The bare node:http and undici proxies also justify the upstream
+ *    and loaded as information only (these children run under tsx; the RSS goal rows are bench/rss.bench.ts's, on
+ *    the compiled package). The bare node:http and undici proxies also justify the upstream
  *    client choice in src/sidecar/upstream.ts.
  * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app against
  *    client → app, compared with a pair of bare node:http pipe proxies (goal ≤ 2×), and CPU per sidecar
@@ -216,8 +217,8 @@ async function main(): Promise<void> {
     }
     if (samples.has('sidecar, telemetry on')) {
       const loadedRss = Math.max(...(samples.get('sidecar, telemetry on') ?? []).map((m) => m.usage.maxRssKb)) / 1024;
-      goalRow('RSS of one sidecar, idle (MiB)', idleRssMb, 60, true, '   (bench children run under tsx, which adds its own)');
-      goalRow(`RSS of one sidecar, loaded, high-water (MiB)`, loadedRss, 90, true);
+      // Under tsx (its loader thread adds ~20 MiB): the RSS rows with their goals are bench/rss.bench.ts's, from dist/.
+      console.log(`  RSS of one sidecar under tsx: idle ${idleRssMb.toFixed(1)} MiB, loaded high-water ${loadedRss.toFixed(1)} MiB (goal rows: rss bench, on dist/)`);
     }
     console.log(loadAverage());
     for (const [, c] of configs) if (c !== app) c.kill();
