@@ -10,11 +10,15 @@ import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Registry } from 'prom-client';
+import type { RegistryContentType } from 'prom-client';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { createMeshtelInterceptor, meshtelFastify } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
 import { createTapHandler } from '../core/tap.js';
+import { METRIC_TYPE } from '../stats/client-model.js';
+import { encodeProtobufFamilies } from '../stats/exposition-protobuf.js';
+import { PROTOBUF_CONTENT_TYPE } from '../stats/media-types.js';
 import { getRatings, RATINGS_SERVICE } from './ratings-grpc.js';
 import type { RatingsReply, RatingsRequest } from './ratings-grpc.js';
 
@@ -173,10 +177,34 @@ export interface ReviewsOptions {
   readonly delayMs?: number;
 }
 
-/** reviews: HTTP, v2/v3 enrich with ratings over gRPC; faults injected per version. */
+/** Name of the app metric reviews serves on /metrics: reviews requests answered (any code). */
+export const REVIEWS_REQUESTS_TOTAL = 'bookinfo_reviews_requests_total';
+/**
+ * The format each reviews version serves its /metrics page in, so the merged :15020 endpoint of the demo
+ * meets every format an app speaks (details serves text 0.0.4 too).
+ */
+export const REVIEWS_METRICS_FORMAT = { v1: 'openmetrics', v2: 'protobuf', v3: 'text' } as const;
+
+/** reviews: HTTP, v2/v3 enrich with ratings over gRPC; faults injected per version; its own metrics on /metrics. */
 export async function startReviews(options: ReviewsOptions, port = 0): Promise<DemoApp> {
   const app = Fastify();
   const fail = createFaultSchedule(options.failRate ?? 0);
+  let answered = 0;
+  app.addHook('onResponse', async (req) => {
+    if (req.url.startsWith('/reviews/')) answered++;
+  });
+  const format = REVIEWS_METRICS_FORMAT[options.version];
+  const registry = new Registry<RegistryContentType>();
+  if (format === 'openmetrics') registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  new Counter({ name: REVIEWS_REQUESTS_TOTAL, help: 'Reviews requests answered.', registers: [registry], collect() { this.reset(); this.inc(answered); } });
+  app.get('/metrics', async (_req, reply) => {
+    if (format === 'protobuf') {
+      reply.header('content-type', PROTOBUF_CONTENT_TYPE);
+      return encodeProtobufFamilies([{ name: REVIEWS_REQUESTS_TOTAL, help: 'Reviews requests answered.', type: METRIC_TYPE.COUNTER, metric: [{ label: [], counter: { value: answered } }] }]);
+    }
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
   let client: grpc.Client | undefined;
   app.get('/reviews/:id', async (req, reply) => {
     const productId = Number((req.params as { id: string }).id) || 0;

@@ -59,6 +59,11 @@ export interface DemoOptions {
    * still reaches its callees in plain text. Default true.
    */
   readonly mtls?: boolean;
+  /**
+   * Native histograms on every proxy and the proxyless productpage (served in protobuf beside the classic
+   * buckets; see docs/architecture.md for what Prometheus 2.42–2.44 then stores); default off.
+   */
+  readonly nativeHistograms?: boolean;
   /** Export spans of every hop over OTLP/HTTP (e.g. Jaeger's http://127.0.0.1:4318); default no tracing. */
   readonly tracing?: { readonly endpoint: string; readonly samplingPercent?: number };
   readonly logger?: Logger;
@@ -225,6 +230,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       metadata: productpageMeta,
       ...(productpageTracer ? { tracer: productpageTracer } : {}),
       inboundService: { host: `productpage.${NS}.svc.cluster.local`, name: 'productpage', namespace: NS },
+      ...(options.nativeHistograms ? { stats: { nativeHistograms: true } } : {}),
       logger,
     });
     const productpage = await startProductpage(
@@ -290,7 +296,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         logger.warn('demo runs without mutual TLS', { reason: mtlsSkipped });
       }
     }
-    const common = { bindAddress: '127.0.0.1', mesh, reportingIntervalMs, logger };
+    const common = { bindAddress: '127.0.0.1', mesh, reportingIntervalMs, logger, ...(options.nativeHistograms ? { nativeHistograms: true } : {}) };
     const specs: { metadata: WorkloadMetadata; mode: DemoWorkload['mode']; options: Parameters<typeof startSidecar>[0] }[] = [
       {
         metadata: meta('mongodb-v1', 'mongodb', 'v1'),
@@ -315,6 +321,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
           ports: sidecarPorts([inbound.reviewsV1, inbound.reviewsV2, inbound.reviewsV3][i] as number),
           app: { host: '127.0.0.1', port: (reviews[i] as DemoApp).port, protocol: 'http' as const },
           serviceListeners: [{ host: `ratings.${NS}`, port: 9080, listenPort: plan.next() }],
+          // reviews serve their /metrics in OpenMetrics (v1), protobuf (v2) and text (v3): merged at :15020.
+          prometheusAnnotations: JSON.stringify({ scrape: 'true', path: '/metrics', port: String((reviews[i] as DemoApp).port) }),
         },
       })),
       {
