@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import os from 'node:os';
+import { encodeStruct } from '../../src/metadata/struct-codec.js';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
 import { startSidecar } from '../../src/sidecar/sidecar.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
@@ -443,6 +444,179 @@ function direct(port: number, headers: Record<string, string>): Promise<number> 
     req.on('error', () => resolve(0));
     req.end();
   });
+}
+
+/** A plain-text MX value claiming workload `spoof<i>`, every name `len` characters (under the 8 KiB MX cap at 1,000). */
+export function spoofedMx(i: number, len: number): string {
+  const n = `spoof${i}-`.padEnd(len, 'x');
+  return encodeStruct({
+    NAME: n,
+    NAMESPACE: n,
+    WORKLOAD_NAME: n,
+    CLUSTER_ID: 'Kubernetes',
+    LABELS: { 'service.istio.io/canonical-name': n, app: n, version: 'v1' },
+  }).toString('base64');
+}
+
+/** One gauge or counter sample of a metric with `budget="<budget>"`, 0 when absent. */
+function budgetSample(page: string, name: string, budget: string): number {
+  const line = page.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`budget="${budget}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/**
+ * Sum of `istio_requests_total` of one reporter over every series, the overflow series included (it has no
+ * `reporter` label; in this mesh each sidecar reports one direction only: the server inbound, the client outbound).
+ */
+async function reporterTotal(sc: Sidecar, reporter: 'source' | 'destination'): Promise<number> {
+  const overflow = (await scrape(sc)).split('\n').find((l) => l.startsWith('istio_requests_total{meshtel_overflow="true"}'));
+  return sum(await requestTotals(sc, reporter)) + (overflow === undefined ? 0 : Number(overflow.slice(overflow.lastIndexOf(' ') + 1)));
+}
+
+/** Outcome of one spoofed-peer flood. */
+export interface SpoofFloodResult {
+  /** Spoofed requests sent straight to the server sidecar's inbound (one new peer each), and those answered 200. */
+  readonly spoofed: number;
+  readonly spoofedOk: number;
+  /** Legitimate requests (productpage-v1 through its sidecar) during the flood, and those answered 200 and attributed to productpage-v1. */
+  readonly legit: number;
+  readonly legitOk: number;
+  readonly worstLegitMs: number;
+  /** Requests not answered 200 or not in istio_requests_total of each reporter they crossed (must be 0). */
+  readonly lost: number;
+  /** Largest :15090 page of the server sidecar seen during and after the flood, bytes; the configured page budget. */
+  readonly maxPageBytes: number;
+  readonly budgetBytes: number;
+  /** meshtel_series_budget_used_bytes{budget="plain_text"} after, and its limit. */
+  readonly plainTextUsedBytes: number;
+  readonly plainTextLimitBytes: number;
+  /** Growth of meshtel_series_budget_refused_total{budget="plain_text"|"exposition"} over the flood. */
+  readonly refusedPlainText: number;
+  readonly refusedExposition: number;
+  /**
+   * Spoofed series created during the flood over the four HTTP families (each family admits a label set on
+   * its own; the rest of the requests went to each family's overflow series).
+   */
+  readonly spoofedSeriesKept: number;
+  /** The legitimate peer's destination series kept its labels and counted every legitimate 200 (exact). */
+  readonly legitSeriesExact: boolean;
+  /** RSS of this process (both sidecars run in it) before and after, MiB. */
+  readonly rssBeforeMiB: number;
+  readonly rssAfterMiB: number;
+}
+
+/**
+ * A flood of spoofed plain-text peers (issue 11.1 as a probe): `peers` requests straight to the server
+ * sidecar's inbound, each with a new MX id and value whose names are `nameLength` characters (cut to the
+ * label cap), `concurrency` at a time, while the real productpage keeps calling reviews through its
+ * sidecar (a known peer: its series exists before the flood). The page is sampled while the flood runs.
+ * `firstPeer` keeps peers of successive rounds distinct.
+ */
+export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLength: number; concurrency: number; firstPeer?: number }): Promise<SpoofFloodResult> {
+  const inbound = mesh.server.ports.inbound;
+  const rssBeforeMiB = rssMiB();
+  const legitAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  // The known peer's series exists before the flood, as a real peer's does.
+  for (let i = 0; i < 5; i++) await request(mesh, 'none', legitAgent);
+  const page0 = await scrape(mesh.server);
+  const before = {
+    dest: await reporterTotal(mesh.server, 'destination'),
+    src: await reporterTotal(mesh.client, 'source'),
+    legit: await legitimate(mesh),
+    refusedPlainText: budgetSample(page0, 'meshtel_series_budget_refused_total', 'plain_text'),
+    refusedExposition: budgetSample(page0, 'meshtel_series_budget_refused_total', 'exposition'),
+    spoofSeries: spoofSeries(page0),
+  };
+  const budgetBytes = budgetSample(page0, 'meshtel_series_budget_limit_bytes', 'exposition');
+  let legit = 0;
+  let legitOk = 0;
+  let worstLegitMs = 0;
+  let spoofedOk = 0;
+  let maxPageBytes = Buffer.byteLength(page0);
+  let flooding = true;
+  const legitLoop = (async () => {
+    while (flooding) {
+      const t = performance.now();
+      const code = await request(mesh, 'none', legitAgent);
+      worstLegitMs = Math.max(worstLegitMs, performance.now() - t);
+      legit++;
+      if (code === 200) legitOk++;
+    }
+  })();
+  const sampler = (async () => {
+    while (flooding) {
+      maxPageBytes = Math.max(maxPageBytes, Buffer.byteLength(await scrape(mesh.server)));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
+  const first = opts.firstPeer ?? 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < opts.peers) {
+      const i = first + next++;
+      const code = await new Promise<number>((resolve) => {
+        const headers = { host: 'reviews', 'x-envoy-peer-metadata-id': `sidecar~10.0.0.9~spoof${i}.default~default.svc.cluster.local`, 'x-envoy-peer-metadata': spoofedMx(i, opts.nameLength) };
+        const req = http.request({ host: '127.0.0.1', port: inbound, path: '/', headers, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', () => resolve(0));
+        });
+        req.on('error', () => resolve(0));
+        req.end();
+      });
+      if (code === 200) spoofedOk++;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  } finally {
+    flooding = false;
+    await legitLoop;
+    await sampler;
+    agent.destroy();
+    legitAgent.destroy();
+  }
+  // Every request in: each reporter it crossed recorded it once (its own series or the overflow series).
+  const want = { dest: before.dest + opts.peers + legit, src: before.src + legit };
+  await until(async () => (await reporterTotal(mesh.server, 'destination')) >= want.dest && (await reporterTotal(mesh.client, 'source')) >= want.src, 3000);
+  const page = await scrape(mesh.server);
+  maxPageBytes = Math.max(maxPageBytes, Buffer.byteLength(page));
+  const dest = await reporterTotal(mesh.server, 'destination');
+  const src = await reporterTotal(mesh.client, 'source');
+  const lost = opts.peers - spoofedOk + (legit - legitOk) + Math.abs(want.dest - dest) + Math.abs(want.src - src);
+  const legitSeriesExact = (await legitimate(mesh)) - before.legit === legitOk;
+  return {
+    spoofed: opts.peers,
+    spoofedOk,
+    legit,
+    legitOk,
+    worstLegitMs,
+    lost,
+    maxPageBytes,
+    budgetBytes,
+    plainTextUsedBytes: budgetSample(page, 'meshtel_series_budget_used_bytes', 'plain_text'),
+    plainTextLimitBytes: budgetSample(page, 'meshtel_series_budget_limit_bytes', 'plain_text'),
+    refusedPlainText: budgetSample(page, 'meshtel_series_budget_refused_total', 'plain_text') - before.refusedPlainText,
+    refusedExposition: budgetSample(page, 'meshtel_series_budget_refused_total', 'exposition') - before.refusedExposition,
+    spoofedSeriesKept: spoofSeries(page) - before.spoofSeries,
+    legitSeriesExact,
+    rssBeforeMiB,
+    rssAfterMiB: rssMiB(),
+  };
+}
+
+/** The four families an HTTP request is recorded in (Envoy's istio_* HTTP metrics). */
+export const HTTP_FAMILIES = ['istio_requests_total', 'istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes'] as const;
+
+/** Series of spoofed peers on a page, over the four HTTP families (a histogram counted once, by its `_count`). */
+function spoofSeries(page: string): number {
+  let n = 0;
+  for (const line of page.split('\n')) {
+    if (!line.includes('source_workload="spoof')) continue;
+    if (line.startsWith('istio_requests_total{') || (line.startsWith('istio_') && line.includes('_count{'))) n++;
+  }
+  return n;
 }
 
 /** Outcome of the security-defaults probe. */

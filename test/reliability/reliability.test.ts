@@ -3,7 +3,7 @@
  * count and time. The long form is `npm run soak -- --duration 10m` (test/reliability/soak.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, scrape, startMesh, sum } from './harness.js';
+import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum, HTTP_FAMILIES } from './harness.js';
 import type { Mesh } from './harness.js';
 
 const HEADER_TIMEOUT_MS = 1000;
@@ -42,6 +42,43 @@ describe('reliability: hostile input', () => {
     expect(rssMiB() - rssBefore).toBeLessThan(64);
     expect((await scrape(mesh.server)).length - pageBefore).toBeLessThan(1024 * 1024);
   });
+});
+
+describe('reliability: a flood of spoofed plain-text peers', () => {
+  // A small page budget so the flood fills it in seconds; `npm run soak` runs it at the 64 MiB default.
+  const BUDGET = 4 * 1024 * 1024;
+
+  it('keeps :15090 under its budget, the known peer exact, every request counted, and counts each refused label set', async () => {
+    const flooded = await startMesh({ limits: { headersTimeoutMs: HEADER_TIMEOUT_MS }, stats: { maxExpositionBytes: BUDGET } });
+    try {
+      const PEERS = 300;
+      const r = await runSpoofFlood(flooded, { peers: PEERS, nameLength: 1000, concurrency: 8 });
+      expect(r.budgetBytes).toBe(BUDGET);
+      expect(r.spoofedOk).toBe(PEERS);
+      expect(r.lost).toBe(0);
+      expect(r.maxPageBytes).toBeLessThanOrEqual(BUDGET);
+      // Plain-text claims take at most their share (a quarter of the page by default).
+      expect(r.plainTextLimitBytes).toBe(BUDGET / 4);
+      expect(r.plainTextUsedBytes).toBeLessThanOrEqual(r.plainTextLimitBytes);
+      // In each of the four HTTP families a spoofed label set either got a series or was refused, counted once,
+      // in the plain-text share.
+      expect(r.spoofedSeriesKept).toBeLessThan(PEERS);
+      expect(r.refusedPlainText).toBe(PEERS * HTTP_FAMILIES.length - r.spoofedSeriesKept);
+      expect(r.refusedExposition).toBe(0);
+      expect(r.legit).toBeGreaterThan(0);
+      expect(r.legitOk).toBe(r.legit);
+      expect(r.legitSeriesExact).toBe(true);
+      console.log(
+        `spoof flood: ${PEERS} peers, page max ${(r.maxPageBytes / 2 ** 20).toFixed(2)} MiB of ${(BUDGET / 2 ** 20).toFixed(0)} MiB, plain text ${(r.plainTextUsedBytes / 2 ** 20).toFixed(2)} of ${(r.plainTextLimitBytes / 2 ** 20).toFixed(0)} MiB, ` +
+          `${r.spoofedSeriesKept} spoofed label sets kept, ${r.refusedPlainText} refused, legit ${r.legitOk}/${r.legit} (worst ${r.worstLegitMs.toFixed(0)} ms), lost ${r.lost}, rss ${r.rssBeforeMiB.toFixed(0)} → ${r.rssAfterMiB.toFixed(0)} MiB`,
+      );
+      // Bounded, not flat: RSS holds garbage a GC has not returned yet (each request decodes an 8 KiB MX value);
+      // the soak's slope over repeated floods is the leak check.
+      expect(r.rssAfterMiB - r.rssBeforeMiB).toBeLessThan(128);
+    } finally {
+      await flooded.close();
+    }
+  }, 60_000);
 });
 
 describe('reliability: security defaults', () => {

@@ -1,11 +1,12 @@
 /**
  * The long form of the reliability suite: `npm run soak -- --duration 10m` (also `30s`, `90s`, `2h`).
- * Repeats the accounting and hostile probes against one pair of real sidecars for the duration, then
+ * Repeats the accounting, hostile and spoofed-peer flood probes (the flood at the default 64 MiB page budget)
+ * against one pair of real sidecars for the duration, then
  * prints RSS slope, scrape size, requests lost (must be 0) and the worst case per probe; exits 1 when a
  * request was lost or mis-recorded, a probe failed, or memory kept growing.
  */
 import { parseArgs } from 'node:util';
-import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, scrape, startMesh, sum } from './harness.js';
+import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum } from './harness.js';
 
 /** Least-squares slope of y over x. */
 function slope(points: readonly (readonly [number, number])[]): number {
@@ -23,9 +24,10 @@ function slope(points: readonly (readonly [number, number])[]): number {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { duration: { type: 'string', default: '60s' }, requests: { type: 'string', default: '400' } }, allowPositionals: true });
+  const { values } = parseArgs({ options: { duration: { type: 'string', default: '60s' }, requests: { type: 'string', default: '400' }, 'spoof-peers': { type: 'string', default: '2000' } }, allowPositionals: true });
   const durationMs = parseDuration(values.duration);
   const perRound = Number(values.requests);
+  const spoofPerRound = Number(values['spoof-peers']);
   const headerTimeoutMs = 1000;
   const mesh = await startMesh({ limits: { headersTimeoutMs: headerTimeoutMs } });
   const started = Date.now();
@@ -40,6 +42,15 @@ async function main(): Promise<number> {
   let hostileFailures = 0;
   let maxRss = 0;
   let maxScrape = 0;
+  let spoofSent = 0;
+  let spoofLost = 0;
+  let spoofFailures = 0;
+  let spoofMaxPage = 0;
+  let spoofBudget = 0;
+  let spoofRefused = 0;
+  let spoofLegit = 0;
+  let spoofLegitOk = 0;
+  let spoofWorstLegitMs = 0;
   try {
     while (Date.now() - started < durationMs) {
       rounds++;
@@ -57,6 +68,16 @@ async function main(): Promise<number> {
       hostileSent += h.sent;
       if (!h.alive || h.smuggled > 0 || h.slowlorisOpen > 0 || h.legitOk !== h.legit) hostileFailures++;
       worstLegitMs = Math.max(worstLegitMs, h.worstLegitMs);
+      const f = await runSpoofFlood(mesh, { peers: spoofPerRound, nameLength: 1000, concurrency: 16, firstPeer: (rounds - 1) * spoofPerRound });
+      spoofSent += f.spoofed;
+      spoofLost += f.lost;
+      spoofMaxPage = Math.max(spoofMaxPage, f.maxPageBytes);
+      spoofBudget = f.budgetBytes;
+      spoofRefused += f.refusedPlainText + f.refusedExposition;
+      spoofLegit += f.legit;
+      spoofLegitOk += f.legitOk;
+      spoofWorstLegitMs = Math.max(spoofWorstLegitMs, f.worstLegitMs);
+      if (f.lost > 0 || f.maxPageBytes > f.budgetBytes || f.plainTextUsedBytes > f.plainTextLimitBytes || f.legitOk !== f.legit || !f.legitSeriesExact) spoofFailures++;
       const now = rssMiB();
       maxRss = Math.max(maxRss, now);
       rss.push([(Date.now() - started) / 60_000, now]);
@@ -77,14 +98,15 @@ async function main(): Promise<number> {
     `accounting: ${sent} requests (5% faults: resets before/during body, client aborts, hang + ${1500} ms route timeout, app down), lost ${lost}, mis-recorded ${misrecorded}, worst request ${worstAccountingMs.toFixed(0)} ms`,
     `hostile: ${hostileSent} hostile inputs (malformed MX, random TCP MX bytes, 5 smuggling forms, 100 slowloris per round), failed rounds ${hostileFailures}, worst legitimate request under attack ${worstLegitMs.toFixed(0)} ms`,
     `security: outbound bind ${sec.outboundBind}, admin reachable on [${sec.adminReachableOn.join(', ')}] of [${sec.externalAddresses.join(', ')}], admin through proxy ${sec.adminThroughProxy.join('/')}, MX sent outside the mesh ${sec.mxLeakedOutside}`,
+    `spoof flood: ${spoofSent} spoofed plain-text peers (names 1000 characters, cut to 600), largest :15090 page under attack ${(spoofMaxPage / 2 ** 20).toFixed(1)} MiB of a ${(spoofBudget / 2 ** 20).toFixed(0)} MiB budget, ${spoofRefused} label sets refused (meshtel_series_budget_refused_total), legitimate ${spoofLegitOk}/${spoofLegit} kept 200 and identity (worst ${spoofWorstLegitMs.toFixed(0)} ms), lost ${spoofLost}, failed rounds ${spoofFailures}`,
     `rss: max ${maxRss.toFixed(1)} MiB, slope ${rssSlope.toFixed(2)} MiB/min (after warm-up)`,
     `scrape: largest :15090 page ${(maxScrape / 1024).toFixed(1)} KiB`,
-    `requests lost: ${lost}`,
+    `requests lost: ${lost + spoofLost}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   // A steady slope over 2 MiB/min for 10 minutes would be a leak of 20 MiB; short runs only report it.
   const leaking = elapsedMin >= 5 && rssSlope > 2;
-  return lost === 0 && misrecorded === 0 && hostileFailures === 0 && securityOk && !leaking ? 0 : 1;
+  return lost === 0 && spoofLost === 0 && misrecorded === 0 && hostileFailures === 0 && spoofFailures === 0 && securityOk && !leaking ? 0 : 1;
 }
 
 main().then(
