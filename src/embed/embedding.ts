@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { createHttpMetadataExchange } from '../exchange/http-exchange.js';
+import { parseAdditionalLabels } from '../metadata/mx-header.js';
 import type { HttpMetadataExchange } from '../exchange/http-exchange.js';
 import type { PropagationMethod } from '../exchange/types.js';
 import { loadWorkloadMetadataWithSources } from '../metadata/workload.js';
@@ -40,6 +41,8 @@ export interface MeshtelEmbeddingOptions {
   readonly profile?: PayloadProfile;
   /** `istio_headers` (default) or `baggage`. */
   readonly propagation?: PropagationMethod;
+  /** Pod labels sent in the MX payload besides the standard ones; default `PILOT_MX_ADDITIONAL_LABELS` (comma-separated). */
+  readonly additionalLabels?: readonly string[];
   /** Registry the istio_* series are registered in; default a new one. Pass the app's to serve one /metrics. */
   readonly registry?: Registry;
   /** Telemetry API resources (YAML text or parsed by `parseTelemetry`). */
@@ -120,6 +123,7 @@ export function createMeshtelEmbedding(options: MeshtelEmbeddingOptions = {}): M
     nodeId,
     ...(options.profile !== undefined ? { profile: options.profile } : {}),
     ...(options.propagation !== undefined ? { propagation: options.propagation } : {}),
+    additionalLabels: options.additionalLabels ?? parseAdditionalLabels(process.env.PILOT_MX_ADDITIONAL_LABELS),
   });
   const stats = createIstioStats({
     ...options.stats,

@@ -6,6 +6,7 @@
  *   `extensions/common/metadata_object.cc` `convertWorkloadMetadataToStruct`.
  * One decoder accepts all of them, padded or not, in any field order; it never throws.
  */
+import { ConfigError, quote } from '../core/errors.js';
 import type { PayloadProfile, PeerMetadata, PeerResult, WorkloadMetadata, WorkloadType } from './types.js';
 import { decodeStruct, encodeStruct } from './struct-codec.js';
 import type { EncodableStruct, StructFields, StructValue } from './struct-codec.js';
@@ -51,6 +52,28 @@ const FLAT_ONLY = [F_ISTIO_VERSION, F_MESH_ID, F_PLATFORM, F_APP_CONTAINERS, F_I
 
 function put(out: Record<string, string | EncodableStruct>, key: string, value: string | undefined): void {
   if (value !== undefined && value !== '') out[key] = value;
+}
+
+/** Most additional labels accepted: each is one more LABELS entry in every MX header this proxy sends. */
+const MAX_ADDITIONAL_LABELS = 32;
+/** A Kubernetes label key: an optional DNS-subdomain prefix (≤ 253) and `/`, then a name of ≤ 63 characters. */
+const LABEL_KEY = /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * Istio's `PILOT_MX_ADDITIONAL_LABELS`: a comma-separated list of pod label keys the MX payload carries besides the
+ * standard ones. In Istio istiod reads it and configures each proxy's filter; a meshtel sidecar or embedding has no
+ * istiod and reads the same variable itself. Throws ConfigError `MESHTEL_ERR_INVALID_CONFIG` naming a key that is not
+ * a label key, or more than 32 keys.
+ */
+export function parseAdditionalLabels(raw: string | undefined, origin = 'PILOT_MX_ADDITIONAL_LABELS'): string[] {
+  const keys = [...new Set((raw ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''))];
+  if (keys.length > MAX_ADDITIONAL_LABELS) {
+    throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${origin} lists ${keys.length} labels, at most ${MAX_ADDITIONAL_LABELS} are accepted`, { field: origin });
+  }
+  for (const k of keys) {
+    if (!LABEL_KEY.test(k)) throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${origin} entry ${quote(k)} is not a Kubernetes label key`, { field: origin, value: k });
+  }
+  return keys;
 }
 
 /** Options of the MX encoders. */

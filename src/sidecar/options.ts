@@ -21,6 +21,7 @@ import { DEFAULT_MAX_APP_SCRAPE_BYTES } from './agent-endpoints.js';
 import type { MeshFileInput, PortProtocol } from './registry.js';
 import type { TlsFiles } from './tls.js';
 import type { MtlsMode } from './permissive.js';
+import { parseAdditionalLabels } from '../metadata/mx-header.js';
 
 const MTLS_MODES = ['STRICT', 'PERMISSIVE'] as const satisfies readonly MtlsMode[];
 
@@ -107,6 +108,8 @@ export interface SidecarOptions {
   readonly telemetryResources?: TelemetryConfig;
   /** MX payload profile (default: the exchange stage's). */
   readonly profile?: PayloadProfile;
+  /** Pod labels the MX payload carries besides the standard ones (PILOT_MX_ADDITIONAL_LABELS, comma-separated). */
+  readonly additionalLabels?: readonly string[];
   readonly propagation?: PropagationMethod;
   /** Mutual TLS certificates (MESHTEL_TLS_CERT, MESHTEL_TLS_KEY, MESHTEL_TLS_CA). */
   readonly tls?: TlsFiles;
@@ -168,6 +171,7 @@ export interface ResolvedSidecarOptions {
   readonly telemetry: boolean;
   readonly tls: TlsFiles | undefined;
   readonly mtlsMode: MtlsMode;
+  readonly additionalLabels: readonly string[];
   readonly reportingIntervalMs: number;
   /** Validated recorder bounds, defaults applied. */
   readonly stats: RecorderBounds;
@@ -268,6 +272,7 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     mxMode: options.mxMode ?? oneOf(env.MESHTEL_MX_MODE, ['ALWAYS', 'IN_MESH'] as const, 'MESHTEL_MX_MODE') ?? 'ALWAYS',
     telemetry: options.telemetry ?? parseBool(env.MESHTEL_TELEMETRY, 'MESHTEL_TELEMETRY') ?? true,
     tls,
+    additionalLabels: options.additionalLabels ? parseAdditionalLabels(options.additionalLabels.join(','), 'additionalLabels') : parseAdditionalLabels(env.PILOT_MX_ADDITIONAL_LABELS),
     mtlsMode: oneOf(options.mtlsMode ?? env.MESHTEL_MTLS_MODE, MTLS_MODES, options.mtlsMode !== undefined ? 'mtlsMode' : 'MESHTEL_MTLS_MODE') ?? 'STRICT',
     // 0 disables periodic TCP/gRPC reports (the final report still happens).
     reportingIntervalMs: boundedMs(options.reportingIntervalMs, env, 'reportingIntervalMs', 'MESHTEL_REPORTING_INTERVAL', 0) ?? 5000,

@@ -86,6 +86,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     enabled: config.telemetry,
     profile: options.profile,
     propagation: options.propagation,
+    additionalLabels: config.additionalLabels,
     ...(options.telemetryResources ? { telemetry: options.telemetryResources } : {}),
     reportingIntervalMs: config.reportingIntervalMs,
     ...(config.nativeHistograms !== undefined ? { nativeHistograms: config.nativeHistograms } : {}),

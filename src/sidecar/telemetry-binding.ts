@@ -29,6 +29,8 @@ export interface SidecarTelemetryOptions {
   readonly enabled: boolean;
   readonly profile?: PayloadProfile;
   readonly propagation?: PropagationMethod;
+  /** Pod labels the MX payload carries besides the standard ones (`PILOT_MX_ADDITIONAL_LABELS`). */
+  readonly additionalLabels?: readonly string[];
   /** Parsed Telemetry API configuration passed through to the stats stage. */
   readonly telemetry?: TelemetryConfig;
   /** TCP byte-delta report interval (the stats stage runs the timer). */
@@ -62,10 +64,11 @@ export function createSidecarTelemetry(options: SidecarTelemetryOptions): Sideca
     nodeId: options.nodeId,
     profile: options.profile,
     propagation: options.propagation,
+    additionalLabels: options.additionalLabels ?? [],
     inboundCache: createPeerCache(),
     outboundCache: createPeerCache(),
   });
-  const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile });
+  const tcp = createTcpMetadataExchange({ local: options.local, nodeId: options.nodeId, profile: options.profile, additionalLabels: options.additionalLabels ?? [] });
   const activity = { active: 0 };
   registerSelfMetrics(registry, { caches: http.caches, exchanges: [http.counters, tcp.counters], activity });
   const stats = createIstioStats({

@@ -56,6 +56,7 @@ interface SidecarFlags {
   tlsKey?: string;
   tlsCa?: string;
   mtlsMode?: string;
+  mxAdditionalLabels?: string;
   reportingInterval?: string;
   maxSeriesPerMetric?: string;
   maxLabelValueLength?: string;
@@ -205,6 +206,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.profile !== undefined ? { profile: oneOf<PayloadProfile>(flags.profile, PAYLOAD_PROFILES, '--profile') } : {}),
     ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
     ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
+    ...(flags.mxAdditionalLabels !== undefined ? { additionalLabels: flags.mxAdditionalLabels.split(',') } : {}),
     ...(flags.mtlsMode !== undefined ? { mtlsMode: oneOf(flags.mtlsMode, ['STRICT', 'PERMISSIVE'] as const, '--mtls-mode') } : {}),
     ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
     stats: statsFromFlags(flags),
@@ -265,6 +267,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tls-cert <file>', 'mTLS certificate chain (MESHTEL_TLS_CERT)')
     .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
     .option('--tls-ca <file>', 'mTLS root certificate (MESHTEL_TLS_CA)')
+    .option('--mx-additional-labels <keys>', 'pod label keys the MX payload carries besides the standard ones, comma-separated (PILOT_MX_ADDITIONAL_LABELS)')
     .option('--mtls-mode <mode>', 'inbound PeerAuthentication mode with certificates: STRICT (default) or PERMISSIVE, plain text accepted too (MESHTEL_MTLS_MODE)')
     .option('--reporting-interval <duration>', 'TCP and gRPC periodic reports (5s)')
     .option('--max-series-per-metric <n>', 'series per istio metric before the overflow series (10000; MESHTEL_MAX_SERIES_PER_METRIC)')
