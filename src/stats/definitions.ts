@@ -43,7 +43,7 @@ export const MESHTEL_SERIES_EXPIRED_TOTAL = 'meshtel_series_expired_total';
 export const MESHTEL_STATS_ERRORS_TOTAL = 'meshtel_stats_errors_total';
 /** meshtel self metric: Telemetry tag expressions that failed to compile (`metric`, `tag`); counted once per configuration. */
 export const MESHTEL_TELEMETRY_EXPRESSION_ERRORS_TOTAL = 'meshtel_telemetry_expression_errors_total';
-/** meshtel self metric: label values cut to `maxLabelValueLength` (`label`), counted once per peer context or label set. */
+/** meshtel self metric: label values cut to `maxLabelValueLength` (`label`), counted once per peer context or label set for peer and local labels, per request for Telemetry tag-override and custom-metric values (evaluated per request). */
 export const MESHTEL_LABEL_VALUE_TRUNCATED_TOTAL = 'meshtel_label_value_truncated_total';
 /** meshtel self metric: new label sets sent to the overflow series because a byte/series budget was spent (`budget`). */
 export const MESHTEL_SERIES_BUDGET_REFUSED_TOTAL = 'meshtel_series_budget_refused_total';

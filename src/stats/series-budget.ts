@@ -172,8 +172,9 @@ export class SeriesBudget {
 /**
  * Cut a label value to `max` code units, deterministically: the first `max - 9` units, `~` and the
  * FNV-1a hash of the rest (8 hex digits), so two long values that share a prefix stay two
- * series. A surrogate pair is never split. Callers run it once per peer context or label set, never
- * per request on the cached path.
+ * series. A surrogate pair is never split. Callers run it once per peer context or label set; a Telemetry
+ * tag-override or custom-metric value over the cap is cut each time a request evaluates it (bounded by the
+ * 60 KiB header limit), which is what keeps the value table of series-cache.ts small.
  */
 export function truncateLabelValue(value: string, max: number): string {
   if (value.length <= max) return value;

@@ -73,7 +73,7 @@ export class StatsSelfMetrics {
     this.truncatedFam = new Family(
       MESHTEL_LABEL_VALUE_TRUNCATED_TOTAL,
       'counter',
-      'Label values cut to maxLabelValueLength (counted once per peer context or label set, not per request).',
+      'Label values cut to maxLabelValueLength (peer and local labels once per peer context or label set; tag-override and custom-metric values per request).',
       256,
     );
     this.budgetRefusedFam = new Family(
