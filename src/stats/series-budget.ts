@@ -16,7 +16,6 @@
  * The figures behind the defaults are in docs/security.md ("What a peer can cost").
  */
 import { formatLe } from './definitions.js';
-import { parseLabelString } from './exposition-parser.js';
 
 /**
  * Default longest label value, in UTF-16 code units. The longest value a real mesh produces is a
@@ -100,22 +99,58 @@ export interface NativeBucketBound {
  * series with few labels or many native buckets can be longer in protobuf than in text.
  */
 export function protobufSeriesBytes(type: 'counter' | 'gauge' | 'histogram', buckets: number, labels: string, native: NativeBucketBound | undefined): number {
-  let pairs = 0;
-  for (const [name, value] of Object.entries(parseLabelString(labels))) {
-    const n = Buffer.byteLength(name);
-    const v = Buffer.byteLength(value);
-    const pair = 1 + varintBytes(n) + n + 1 + varintBytes(v) + v;
-    pairs += 1 + varintBytes(pair) + pair;
+  return 1 + LEN_MAX + labelPairBytes(labels) + 1 + LEN_MAX + protobufValueBytes(type, buckets, native);
+}
+
+/**
+ * A bound on {@link protobufSeriesBytes} from the label string's UTF-8 length alone: a pair is at least `a=""` in
+ * text (so at most (L+1)/4 pairs) and its protobuf form is its name and value bytes (no more than its text, escapes
+ * only lengthen text) plus at most 8 bytes of tags and lengths (values ≤ 16 KiB). When the text form is already
+ * longer than this (every classic histogram, most counters), the label string need not be walked.
+ */
+export function protobufSeriesBound(type: 'counter' | 'gauge' | 'histogram', buckets: number, labelBytes: number, native: NativeBucketBound | undefined): number {
+  return 1 + LEN_MAX + labelBytes + 8 * Math.ceil((labelBytes + 1) / 4) + 1 + LEN_MAX + protobufValueBytes(type, buckets, native);
+}
+
+function protobufValueBytes(type: 'counter' | 'gauge' | 'histogram', buckets: number, native: NativeBucketBound | undefined): number {
+  if (type === 'gauge') return 9;
+  if (type === 'counter') return 9 + 1 + LEN_MAX + PB_EXEMPLAR;
+  // count, sum, every classic bucket and the +Inf one (written when it carries an exemplar)
+  let value = 1 + VARINT_MAX + 9 + (buckets + 1) * PB_BUCKET;
+  if (native !== undefined) value += PB_NATIVE_FIXED + native.maxPopulated * PB_NATIVE_BUCKET;
+  return value;
+}
+
+/** UTF-8 bytes of one code unit (a surrogate pair: 2 + 2). */
+function utf8Units(c: number): number {
+  return c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+}
+
+/**
+ * The `LabelPair` messages of a rendered label string (`a="x",b="y"`, text escapes `\\`, `\"`, `\n`), measured in
+ * one pass over it: admission runs once per new series, and parsing it into an object first made a spoofed peer's
+ * ~67 series cost 7× more to admit.
+ */
+function labelPairBytes(labels: string): number {
+  let total = 0;
+  let i = 0;
+  const n = labels.length;
+  while (i < n) {
+    let name = 0;
+    while (i < n && labels.charCodeAt(i) !== 61 /* = */) name += utf8Units(labels.charCodeAt(i++));
+    i += 2; // ="
+    let value = 0;
+    while (i < n) {
+      let c = labels.charCodeAt(i++);
+      if (c === 34 /* " */) break;
+      if (c === 92 /* \ */ && i < n) c = labels.charCodeAt(i++) === 110 ? 10 : 92;
+      value += utf8Units(c);
+    }
+    i++; // ,
+    const pair = 1 + varintBytes(name) + name + 1 + varintBytes(value) + value;
+    total += 1 + varintBytes(pair) + pair;
   }
-  let value: number;
-  if (type === 'gauge') value = 9;
-  else if (type === 'counter') value = 9 + 1 + LEN_MAX + PB_EXEMPLAR;
-  else {
-    // count, sum, every classic bucket and the +Inf one (written when it carries an exemplar)
-    value = 1 + VARINT_MAX + 9 + (buckets + 1) * PB_BUCKET;
-    if (native !== undefined) value += PB_NATIVE_FIXED + native.maxPopulated * PB_NATIVE_BUCKET;
-  }
-  return 1 + LEN_MAX + pairs + 1 + LEN_MAX + value;
+  return total;
 }
 
 /** Options of {@link SeriesBudget}, validated by the recorder. */

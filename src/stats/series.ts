@@ -8,7 +8,7 @@
  */
 
 import { NO_EXPONENT, NativeHistogram, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig } from './native-histogram.js';
-import { protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
+import { protobufSeriesBound, protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 
 /** An exemplar: the trace id of one sampled observation (OpenMetrics only). */
 export interface Exemplar {
@@ -150,7 +150,11 @@ export class Family {
         return this.overflow(epoch);
       }
       // The longest of the text and the protobuf forms (series-budget.ts).
-      charge = Math.max(this.costShape.fixed + this.costShape.repeats * Buffer.byteLength(labels), protobufSeriesBytes(this.type, this.buckets.length, labels, this.native));
+      const labelBytes = Buffer.byteLength(labels);
+      charge = this.costShape.fixed + this.costShape.repeats * labelBytes;
+      if (charge < protobufSeriesBound(this.type, this.buckets.length, labelBytes, this.native)) {
+        charge = Math.max(charge, protobufSeriesBytes(this.type, this.buckets.length, labels, this.native));
+      }
       if (!this.budget.admit(charge, plainText)) return this.overflow(epoch);
     }
     const key = flatten(labels);

@@ -12,9 +12,12 @@ import {
   DEFAULT_MAX_EXPOSITION_BYTES,
   DEFAULT_MAX_LABEL_VALUE_LENGTH,
   DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES,
+  protobufSeriesBound,
+  protobufSeriesBytes,
   truncateLabelValue,
 } from '../../src/stats/series-budget.js';
 import type { HttpStreamAttributes } from '../../src/stats/types.js';
+import { escapeLabelValue } from '../../src/stats/series.js';
 import { isMeshtelError } from '../../src/core/errors.js';
 import type { PeerMetadata } from '../../src/metadata/types.js';
 import { CATALOG, WEBAPP, inboundFromGateway, outboundToCatalog, peer, samples } from './fixtures.js';
@@ -266,5 +269,32 @@ describe('IstioStats exposition budget', () => {
     }
     expect(isMeshtelError(err) && err.code).toBe('MESHTEL_ERR_INVALID_CONFIG');
     expect((err as { details?: { field?: string } }).details?.field).toBe(field);
+  });
+});
+
+describe('protobufSeriesBytes()', () => {
+  /** The protobuf LabelPair bytes of a parsed label set, written out the slow, obvious way. */
+  const varint = (n: number): number => (n < 128 ? 1 : n < 16384 ? 2 : 3);
+  const reference = (labels: Record<string, string>): number =>
+    Object.entries(labels).reduce((sum, [k, v]) => {
+      const n = Buffer.byteLength(k);
+      const b = Buffer.byteLength(v);
+      const pair = 1 + varint(n) + n + 1 + varint(b) + b;
+      return sum + 1 + varint(pair) + pair;
+    }, 0);
+  const render = (labels: Record<string, string>): string => Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',');
+
+  it.each<{ what: string; labels: Record<string, string> }>([
+    { what: 'Istio-like ASCII values', labels: { reporter: 'source', source_workload: 'productpage-v1', response_code: '200' } },
+    { what: 'escapes (backslash, quote, newline)', labels: { a: 'x\\y', b: 'say "hi"', c: 'line\nbreak', d: '\\n' } },
+    { what: 'two-, three- and four-byte UTF-8', labels: { a: 'é', b: '€uro', c: '😀 x', d: '' } },
+    { what: 'a 600-character value', labels: { source_workload: 'w'.repeat(600), x: 'y' } },
+  ])('measures the label pairs of $what exactly, and the bound is never below', ({ labels }) => {
+    const text = render(labels);
+    const counterValue = protobufSeriesBytes('counter', 0, '', undefined);
+    expect(protobufSeriesBytes('counter', 0, text, undefined) - counterValue).toBe(reference(labels));
+    for (const type of ['counter', 'gauge', 'histogram'] as const) {
+      expect(protobufSeriesBound(type, 19, Buffer.byteLength(text), undefined)).toBeGreaterThanOrEqual(protobufSeriesBytes(type, 19, text, undefined));
+    }
   });
 });
