@@ -144,8 +144,26 @@ function check(name: string, v: number, min: number, max: number): void {
   }
 }
 
-/** Start the demo mesh. Throws ConfigError for bad options or ports that cannot be bound (everything started is stopped again). */
+/** Start attempts with fresh free ports before a bind failure is reported. */
+const START_ATTEMPTS = 3;
+
+/**
+ * Start the demo mesh. Throws ConfigError for bad options or ports that cannot be bound (everything started is
+ * stopped again). Without `basePort` the mesh file's inbound ports are free ports picked before the sidecars bind
+ * them; another process may take one in between (a busy CI machine), so a bind failure is retried with new ports.
+ */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDemoOnce(options);
+    } catch (err) {
+      const lostPort = isMeshtelError(err) && err.code === 'MESHTEL_ERR_LISTEN' && /EADDRINUSE/.test(err.message);
+      if (!lostPort || options.basePort !== undefined || attempt >= START_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function startDemoOnce(options: DemoOptions): Promise<Demo> {
   const rate = options.rate ?? 10;
   const failRate = options.failRate ?? 0.2;
   const delayMs = options.delayMs ?? 100;
