@@ -215,3 +215,13 @@ export function clientModel(): ClientModel {
   }
   return model;
 }
+
+/** Bytes of `n` as a protobuf varint (the writer sizes its messages with it, the series budget charges with it). */
+export function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}

@@ -15,7 +15,7 @@
  * The bytes are what protobufjs writes for the same message (fields in number order, proto2 presence: a set 0
  * is written); test/stats/protobuf-writer.test.ts compares them with protobufjs's encoding byte for byte.
  */
-import { clientModel, METRIC_TYPE } from './client-model.js';
+import { clientModel, METRIC_TYPE, varintSize } from './client-model.js';
 import { labelPairsOf } from './exposition-protobuf.js';
 import { forEachSpan, type NativeHistogram } from './native-histogram.js';
 import type { Exemplar, Family, HistogramSeries, ScalarSeries, Series } from './series.js';
@@ -29,15 +29,6 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 
 const TYPE_OF: Readonly<Record<Family['type'], number>> = { counter: METRIC_TYPE.COUNTER, gauge: METRIC_TYPE.GAUGE, histogram: METRIC_TYPE.HISTOGRAM };
 
-/** Bytes of a varint. */
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
 
 /** A growable byte buffer with the few protobuf primitives the recorder's messages need. */
 class Bytes {

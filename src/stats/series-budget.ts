@@ -15,6 +15,7 @@
  *
  * The figures behind the defaults are in docs/security.md ("What a peer can cost").
  */
+import { varintSize } from './client-model.js';
 import { formatLe } from './definitions.js';
 
 /**
@@ -65,15 +66,6 @@ export function seriesCostShape(name: string, type: 'counter' | 'gauge' | 'histo
 /** Most bytes of a varint of a 64-bit number, and of a length below 2^28 (every message here). */
 const VARINT_MAX = 10;
 const LEN_MAX = 4;
-/** Bytes of a varint. */
-function varintBytes(n: number): number {
-  let size = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
 /** An exemplar at its longest: the trace_id pair (≤ 32 code units, ≤ 3 bytes each), value, timestamp. */
 const PB_EXEMPLAR = 1 + LEN_MAX + (2 + 1 + 1 + 8 + 1 + 2 + MAX_EXEMPLAR_TRACE_ID_LENGTH * 3) + 9 + (2 + 1 + VARINT_MAX + 1 + 5);
 /** A classic `Bucket` at its longest: cumulative count, bound, exemplar. */
@@ -147,8 +139,8 @@ function labelPairBytes(labels: string): number {
       value += utf8Units(c);
     }
     i++; // ,
-    const pair = 1 + varintBytes(name) + name + 1 + varintBytes(value) + value;
-    total += 1 + varintBytes(pair) + pair;
+    const pair = 1 + varintSize(name) + name + 1 + varintSize(value) + value;
+    total += 1 + varintSize(pair) + pair;
   }
   return total;
 }
