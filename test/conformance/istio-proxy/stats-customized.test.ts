@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
 import type { HttpStreamAttributes, IstioStatsOptions, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
 import { parseExposition } from '../../../src/stats/exposition-parser.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
+import { DEFAULT_129, exchangePeers, expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
 import type { MetricFamily, StatsPluginConfig } from './support.js';
 
 interface Files {
@@ -32,9 +32,7 @@ interface Files {
   };
 }
 const F = fixture<{ commit: string; files: Files }>('stats-customized.json').files;
-const D = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> }; server_request_total: { value: MetricFamily } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
+const D = DEFAULT_129;
 
 const CLIENT = fromNodeMetadata(D.clientNodeMetadata.value);
 const SERVER = fromNodeMetadata(D.serverNodeMetadata.value);

@@ -7,10 +7,8 @@
  * RequestCount=10 (fixtures/stats-default.json).
  */
 import { describe, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
-import type { HttpStreamAttributes, PayloadProfile, PeerMetadata, WorkloadMetadata } from '../../../src/index.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import type { PayloadProfile } from '../../../src/index.js';
+import { driverRequest, exchangePeers, expectExactStat, fixture, fromNodeMetadata, renderRecorded } from './support.js';
 import type { MetricFamily } from './support.js';
 
 interface BranchFixture {
@@ -26,36 +24,6 @@ interface BranchFixture {
 }
 const FIXTURE = fixture<{ branches: Record<string, BranchFixture> }>('stats-default.json');
 
-/** testdata/cluster/server.yaml.tmpl: cluster metadata istio.services[0] = server.default.svc.cluster.local. */
-const SERVER_SERVICE = { host: 'server.default.svc.cluster.local', name: 'server', namespace: 'default' };
-
-function attrs(reporter: 'source' | 'destination', peer: PeerMetadata | null): HttpStreamAttributes {
-  return {
-    reporter,
-    peer,
-    peerPrincipal: '',
-    localPrincipal: '',
-    service: SERVER_SERVICE,
-    authority: '127.0.0.1',
-    protocol: 'http',
-    responseCode: 200,
-    responseFlags: 0,
-    durationMs: 1,
-    requestBytes: 100,
-    responseBytes: 100,
-  };
-}
-
-async function exposition(local: WorkloadMetadata, record: (s: ReturnType<typeof createIstioStats>) => void): Promise<string> {
-  const stats = createIstioStats({ local, registry: new Registry() });
-  try {
-    record(stats);
-    return await renderMetricsToString(stats, 'text');
-  } finally {
-    stats.close();
-  }
-}
-
 describe.each(Object.entries(FIXTURE.branches))('stats_plugin Default, %s payload', (branch, f) => {
   const client = fromNodeMetadata(f.files.clientNodeMetadata.value);
   const server = fromNodeMetadata(f.files.serverNodeMetadata.value);
@@ -63,17 +31,17 @@ describe.each(Object.entries(FIXTURE.branches))('stats_plugin Default, %s payloa
 
   it(`both reporters emit exactly Istio's istio_requests_total (${profile}, ${branch}@${f.commit.slice(0, 8)})`, async () => {
     const { upstream, downstream } = exchangePeers(client, server, { profile });
-    const clientText = await exposition(client, (s) => {
-      for (let i = 0; i < 10; i++) s.recordHttp(attrs('source', upstream));
+    const clientText = await renderRecorded({ local: client }, (s) => {
+      for (let i = 0; i < 10; i++) s.recordHttp(driverRequest('source', upstream));
     });
-    const serverText = await exposition(server, (s) => {
-      for (let i = 0; i < 10; i++) s.recordHttp(attrs('destination', downstream));
+    const serverText = await renderRecorded({ local: server }, (s) => {
+      for (let i = 0; i < 10; i++) s.recordHttp(driverRequest('destination', downstream));
     });
     expectExactStat(clientText, f.files.client_request_total.value);
     expectExactStat(serverText, f.files.server_request_total.value);
   });
 
   it('istio_build carries the proxy tag (istio_build.yaml)', async () => {
-    expectExactStat(await exposition(server, () => undefined), f.files.istio_build.value);
+    expectExactStat(await renderRecorded({ local: server }, () => undefined), f.files.istio_build.value);
   });
 });

@@ -9,7 +9,7 @@ import { describe, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
 import type { HttpStreamAttributes, IstioStats, PeerMetadata, Reporter } from '../../../src/index.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
+import { DEFAULT_129, driverRequest, exchangePeers, expectExactStat, fixture, fromNodeMetadata, telemetryOfPluginConfig } from './support.js';
 import type { MetricFamily, StatsPluginConfig } from './support.js';
 
 type Families = Record<'client_request_messages' | 'client_response_messages' | 'server_request_messages' | 'server_response_messages', { value: MetricFamily }>;
@@ -20,27 +20,9 @@ interface GrpcStreamFixture {
   steps: Array<{ families: Families }>;
 }
 const F = fixture<GrpcStreamFixture>('stats-grpc-stream.json');
-const NODES = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
-const SERVER_SERVICE = { host: 'server.default.svc.cluster.local', name: 'server', namespace: 'default' };
-
-function attrs(reporter: Reporter, peer: PeerMetadata): HttpStreamAttributes {
-  return {
-    reporter,
-    peer,
-    peerPrincipal: '',
-    localPrincipal: '',
-    service: SERVER_SERVICE,
-    authority: '127.0.0.1',
-    protocol: 'grpc',
-    responseCode: 200,
-    responseFlags: 0,
-    durationMs: 1,
-    requestBytes: 0,
-    responseBytes: 0,
-  };
-}
+const NODES = DEFAULT_129;
+/** The stream's end-of-stream attributes: gRPC, no body bytes counted (the messages are what is measured). */
+const attrs = (reporter: Reporter, peer: PeerMetadata): HttpStreamAttributes => driverRequest(reporter, peer, { protocol: 'grpc', requestBytes: 0, responseBytes: 0 });
 
 describe(`stats_plugin TestStatsGrpcStream (release-1.29@${F.commit.slice(0, 8)})`, () => {
   it('message counters per batch, during the stream and after it closed, on both reporters', async () => {

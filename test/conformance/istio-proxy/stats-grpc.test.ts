@@ -5,10 +5,8 @@
  * `grpc_response_status="7"`, with the Default scenario's peer labels.
  */
 import { describe, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
-import type { HttpStreamAttributes, PeerMetadata, Reporter, WorkloadMetadata } from '../../../src/index.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import type { PeerMetadata, Reporter, WorkloadMetadata } from '../../../src/index.js';
+import { DEFAULT_129, driverRequest, exchangePeers, expectExactStat, fixture, fromNodeMetadata, renderRecorded } from './support.js';
 import type { MetricFamily } from './support.js';
 
 interface GrpcFixture {
@@ -18,35 +16,13 @@ interface GrpcFixture {
   files: Record<'client_request_total' | 'server_request_total', { value: MetricFamily }>;
 }
 const F = fixture<GrpcFixture>('stats-grpc.json');
-const NODES = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
-/** testdata/cluster/server.yaml.tmpl: cluster metadata istio.services[0]. */
-const SERVER_SERVICE = { host: 'server.default.svc.cluster.local', name: 'server', namespace: 'default' };
-
-async function record(local: WorkloadMetadata, reporter: Reporter, peer: PeerMetadata): Promise<string> {
-  const stats = createIstioStats({ local, registry: new Registry() });
-  const attrs: HttpStreamAttributes = {
-    reporter,
-    peer,
-    peerPrincipal: '',
-    localPrincipal: '',
-    service: SERVER_SERVICE,
-    authority: '127.0.0.1',
-    protocol: 'grpc',
-    responseCode: 200,
-    grpcStatus: F.grpcStatus,
-    responseFlags: 0,
-    durationMs: 1,
-    requestBytes: 10,
-    responseBytes: 10,
-  };
-  try {
+const NODES = DEFAULT_129;
+/** 10 unary calls recorded by one reporter, rendered as text. */
+function record(local: WorkloadMetadata, reporter: Reporter, peer: PeerMetadata): Promise<string> {
+  const attrs = driverRequest(reporter, peer, { protocol: 'grpc', grpcStatus: F.grpcStatus, requestBytes: 10, responseBytes: 10 });
+  return renderRecorded({ local }, (stats) => {
     for (let i = 0; i < F.requestCount; i++) stats.recordHttp(attrs);
-    return await renderMetricsToString(stats, 'text');
-  } finally {
-    stats.close();
-  }
+  });
 }
 
 describe(`stats_plugin TestStatsGrpc (release-1.29@${F.commit.slice(0, 8)})`, () => {

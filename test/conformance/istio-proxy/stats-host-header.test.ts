@@ -7,10 +7,8 @@
  * the server, whose inbound cluster metadata is elided too, its own canonical service.
  */
 import { describe, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
-import type { HttpStreamAttributes, PeerMetadata, Reporter, WorkloadMetadata } from '../../../src/index.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import type { PeerMetadata, Reporter, WorkloadMetadata } from '../../../src/index.js';
+import { DEFAULT_129, driverRequest, exchangePeers, expectExactStat, fixture, fromNodeMetadata, renderRecorded } from './support.js';
 import type { MetricFamily } from './support.js';
 
 interface HostHeaderFixture {
@@ -20,35 +18,16 @@ interface HostHeaderFixture {
   files: Record<'host_header_fallback' | 'client_disable_host_header_fallback' | 'server_disable_host_header_fallback', { value: MetricFamily }>;
 }
 const F = fixture<HostHeaderFixture>('stats-host-header.json');
-const NODES = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
+const NODES = DEFAULT_129;
 const client = fromNodeMetadata(NODES.clientNodeMetadata.value);
 const server = fromNodeMetadata(NODES.serverNodeMetadata.value);
 
 /** `requestCount` requests recorded by one reporter with no cluster service, rendered as text. */
-async function record(local: WorkloadMetadata, reporter: Reporter, peer: PeerMetadata, disableHostHeaderFallback: boolean): Promise<string> {
-  const stats = createIstioStats({ local, registry: new Registry(), disableHostHeaderFallback });
-  const attrs: HttpStreamAttributes = {
-    reporter,
-    peer,
-    peerPrincipal: '',
-    localPrincipal: '',
-    service: null,
-    authority: `127.0.0.1:${F.clientPort}`,
-    protocol: 'http',
-    responseCode: 200,
-    responseFlags: 0,
-    durationMs: 1,
-    requestBytes: 100,
-    responseBytes: 100,
-  };
-  try {
+function record(local: WorkloadMetadata, reporter: Reporter, peer: PeerMetadata, disableHostHeaderFallback: boolean): Promise<string> {
+  const attrs = driverRequest(reporter, peer, { service: null, authority: `127.0.0.1:${F.clientPort}` });
+  return renderRecorded({ local, disableHostHeaderFallback }, (stats) => {
     for (let i = 0; i < F.requestCount; i++) stats.recordHttp(attrs);
-    return await renderMetricsToString(stats, 'text');
-  } finally {
-    stats.close();
-  }
+  });
 }
 
 describe(`stats_plugin TestStatsPayload host header fallback (release-1.29@${F.commit.slice(0, 8)})`, () => {

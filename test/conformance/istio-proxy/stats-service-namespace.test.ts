@@ -6,10 +6,8 @@
  * (fixtures/stats-service-namespace.json; the node metadata is stats-default.json's).
  */
 import { describe, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
 import type { ServiceInfo } from '../../../src/index.js';
-import { exchangePeers, expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import { DEFAULT_129, driverRequest, exchangePeers, expectExactStat, fixture, fromNodeMetadata, renderRecorded } from './support.js';
 import type { MetricFamily } from './support.js';
 
 interface PrecedenceFixture {
@@ -18,36 +16,16 @@ interface PrecedenceFixture {
   files: { clusterMetadata: { value: ServiceInfo }; client_request_total_cluster_metadata_precedence: { value: MetricFamily } };
 }
 const F = fixture<PrecedenceFixture>('stats-service-namespace.json');
-const NODES = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
+const NODES = DEFAULT_129;
 
 describe(`stats_plugin TestStatsDestinationServiceNamespacePrecedence (release-1.29@${F.commit.slice(0, 8)})`, () => {
   it('destination_service_namespace comes from the cluster metadata, the workload namespace from the peer', async () => {
     const client = fromNodeMetadata(NODES.clientNodeMetadata.value);
     const server = fromNodeMetadata(NODES.serverNodeMetadata.value);
     const { upstream } = exchangePeers(client, server, { n: F.requestCount });
-    const stats = createIstioStats({ local: client, registry: new Registry() });
-    try {
-      for (let i = 0; i < F.requestCount; i++) {
-        stats.recordHttp({
-          reporter: 'source',
-          peer: upstream,
-          peerPrincipal: '',
-          localPrincipal: '',
-          service: F.files.clusterMetadata.value,
-          authority: '127.0.0.1',
-          protocol: 'http',
-          responseCode: 200,
-          responseFlags: 0,
-          durationMs: 1,
-          requestBytes: 100,
-          responseBytes: 100,
-        });
-      }
-      expectExactStat(await renderMetricsToString(stats, 'text'), F.files.client_request_total_cluster_metadata_precedence.value);
-    } finally {
-      stats.close();
-    }
+    const text = await renderRecorded({ local: client }, (stats) => {
+      for (let i = 0; i < F.requestCount; i++) stats.recordHttp(driverRequest('source', upstream, { service: F.files.clusterMetadata.value }));
+    });
+    expectExactStat(text, F.files.client_request_total_cluster_metadata_precedence.value);
   });
 });

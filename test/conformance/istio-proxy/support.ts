@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import { expect } from 'vitest';
 import { parseExposition } from '../../../src/stats/exposition-parser.js';
 import { inputFromObject } from '../../../src/cli/encode.js';
@@ -13,6 +14,9 @@ import type { NodeHeaders, PayloadProfile, PeerMetadata, WorkloadMetadata } from
 import { parseTelemetry } from '../../../src/stats/telemetry-api.js';
 import type { TelemetryConfig } from '../../../src/stats/telemetry-api.js';
 import { METRICS } from '../../../src/stats/definitions.js';
+import { createIstioStats, renderMetricsToString } from '../../../src/index.js';
+import type { IstioStats, IstioStatsOptions, Reporter } from '../../../src/index.js';
+import type { HttpStreamAttributes } from '../../../src/stats/types.js';
 import type { CustomMetricDefinition } from '../../../src/stats/custom-metrics.js';
 
 /** A Prometheus metric family as istio/proxy's testdata/metric/*.yaml writes it (io.prometheus.client.MetricFamily). */
@@ -119,3 +123,47 @@ export function exchangePeers(
   }
   return peers!;
 }
+
+/** testdata/cluster/server.yaml.tmpl: the server cluster's metadata `istio.services[0]`. */
+export const SERVER_SERVICE = { host: 'server.default.svc.cluster.local', name: 'server', namespace: 'default' } as const;
+
+/**
+ * One request of the Go driver's client as the stats filter sees it at stream end: plain text, to 127.0.0.1 and the
+ * server cluster's service, answered 200 in 1 ms with 100-byte bodies; `overrides` give a scenario's differences.
+ */
+export function driverRequest(reporter: Reporter, peer: PeerMetadata | null, overrides: Partial<HttpStreamAttributes> = {}): HttpStreamAttributes {
+  return {
+    reporter,
+    peer,
+    peerPrincipal: '',
+    localPrincipal: '',
+    service: SERVER_SERVICE,
+    authority: '127.0.0.1',
+    protocol: 'http',
+    responseCode: 200,
+    responseFlags: 0,
+    durationMs: 1,
+    requestBytes: 100,
+    responseBytes: 100,
+    ...overrides,
+  };
+}
+
+/** A recorder of `options` (its own registry), fed by `record`, rendered as text, then closed. */
+export async function renderRecorded(options: Omit<IstioStatsOptions, 'registry'>, record: (stats: IstioStats) => void): Promise<string> {
+  const stats = createIstioStats({ ...options, registry: new Registry() });
+  try {
+    record(stats);
+    return await renderMetricsToString(stats, 'text');
+  } finally {
+    stats.close();
+  }
+}
+
+/** The release-1.29 files of `TestStatsPayload/Default` (fixtures/stats-default.json), whose node metadata the other scenarios reuse. */
+export const DEFAULT_129 = fixture<{
+  branches: Record<
+    string,
+    { files: Record<'clientNodeMetadata' | 'serverNodeMetadata', { value: Record<string, unknown> }> & Record<'client_request_total' | 'server_request_total' | 'istio_build', { value: MetricFamily }> }
+  >;
+}>('stats-default.json').branches['release-1.29']!.files;

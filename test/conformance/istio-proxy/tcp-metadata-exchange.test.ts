@@ -17,15 +17,13 @@ import { mintCertificates } from '../../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../../src/sidecar/certs.js';
 import { eventually, get, sidecar } from '../../sidecar/helpers.js';
 import type { Cleanups } from '../../sidecar/helpers.js';
-import { expectExactStat, fixture, fromNodeMetadata } from './support.js';
+import { DEFAULT_129, expectExactStat, fixture, fromNodeMetadata } from './support.js';
 import type { MetricFamily } from './support.js';
 
 const T = fixture<{ commit: string; files: Record<string, { value: MetricFamily }>; driver: { connections: number; clientWrites: string; serverPrefix: string } }>(
   'tcp-metadata-exchange.json',
 );
-const D = fixture<{ branches: Record<string, { files: { clientNodeMetadata: { value: Record<string, unknown> }; serverNodeMetadata: { value: Record<string, unknown> } } }> }>(
-  'stats-default.json',
-).branches['release-1.29']!.files;
+const D = DEFAULT_129;
 
 const cleanups: Cleanups = [];
 afterEach(async () => {
