@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeStruct } from '../../src/metadata/struct-codec.js';
+import { spoofedMx } from '../reliability/harness.js';
 import { DEFAULT_MAX_EXPOSITION_BYTES, DEFAULT_MAX_PLAINTEXT_EXPOSITION_BYTES } from '../../src/stats/series-budget.js';
 import { bookinfoLabels, bookinfoPair, get, send } from './helpers.js';
 import type { Cleanups } from './helpers.js';
@@ -16,17 +16,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-/** A plain-text MX value claiming a workload whose names are `len` characters (fits the 8 KiB MX cap). */
-function spoofedMx(i: number, len: number): string {
-  const n = `spoof${i}-`.padEnd(len, 'x');
-  return encodeStruct({
-    NAME: n,
-    NAMESPACE: n,
-    WORKLOAD_NAME: n,
-    CLUSTER_ID: 'Kubernetes',
-    LABELS: { 'service.istio.io/canonical-name': n, app: n, version: 'v1' },
-  }).toString('base64');
-}
 
 describe('Sidecar inbound under a flood of spoofed plain-text peers', () => {
   it('keeps the scrape under budget and the real peers exact', async () => {
