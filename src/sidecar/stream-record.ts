@@ -179,7 +179,13 @@ export abstract class StreamRecord implements PeriodicReport {
     const telemetry = l.telemetry;
     telemetry.activity.active--;
     if (this.timer) clearTimeout(this.timer);
-    if (!l.telemetryOn) return;
+    if (!l.telemetryOn) {
+      // The connection's byte marks still move: the listener judges a later reset by them (bytes since the
+      // last finished request are a partial head, reason="incomplete_head"), telemetry or not.
+      const s = this.h2 ? undefined : this.req.socket;
+      if (s && this.conn) takeByteDeltas(s, this.conn);
+      return;
+    }
     if (this.periodic) l.ticker.delete(this);
     try {
       const a = this.attrs(true);

@@ -59,11 +59,12 @@ describe('Requests the HTTP parser rejects', () => {
   });
 });
 
-/** Connect, write `bytes`, then leave the way `how` says once the sidecar has read them. */
-function leaveAfter(port: number, bytes: string, how: 'fin' | 'close' | 'reset'): Promise<void> {
+/** Connect, write `bytes` (and `then` 50 ms later), then leave the way `how` says once the sidecar has read them. */
+function leaveAfter(port: number, bytes: string, how: 'fin' | 'close' | 'reset', then?: string): Promise<void> {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1', () => {
       c.write(bytes);
+      if (then !== undefined) setTimeout(() => c.write(then), 50);
       setTimeout(() => {
         if (how === 'fin') c.end();
         else if (how === 'close') c.destroy();
@@ -95,6 +96,23 @@ describe('A client that leaves before its request head is complete', () => {
     await eventually(async () => expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1));
     expect(await requestCount(sc)).toBe(1);
     expect(await requestCount(sc, { response_code: '200' })).toBe(1);
+  });
+
+  // The byte mark a reset is judged by moves at each finished request whatever telemetry says: with telemetry
+  // off nothing recorded the request, and a reset after it used to count as a partial head.
+  it.each(['reset', 'fin'] as const)('(telemetry off, %s after a completed keep-alive request) counts nothing, and still counts a partial head', async (how) => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port }, telemetry: false });
+    cleanups.push(sc.close);
+    const head = 'GET / HTTP/1.1\r\nhost: reviews\r\n\r\n';
+    await leaveAfter(sc.ports.inbound, `${head}${head}`, how);
+    // A partial head written after the response (in its own read) still counts.
+    await leaveAfter(sc.ports.inbound, head, how, 'GET /second HTTP/1.1\r\nhost: rev');
+    await eventually(async () => expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1));
+    expect(app.seen).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1);
   });
 
   it('leaves a request whose head was complete to the proxy: one record each (DC, code 0), no 400 beside it', async () => {
