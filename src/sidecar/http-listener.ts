@@ -107,6 +107,14 @@ export function nodeHeaderListLimit(maxRequestHeadersBytes: number): number {
 }
 
 /**
+ * The header-pair count node's HTTP/2 session itself enforces (`maxHeaderListPairs`, pseudo-headers included; node's
+ * floor is 4): twice ours, for the reason {@link nodeHeaderListLimit} gives.
+ */
+export function nodeHeaderPairLimit(maxRequestHeadersCount: number): number {
+  return Math.max(4, 2 * maxRequestHeadersCount);
+}
+
+/**
  * A request's header list as Envoy sizes it (`HeaderMap::byteSize()`: names plus values, pseudo-headers
  * included), from node's flat `[name, value, ...]` list.
  */
@@ -131,6 +139,7 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
 export async function listenHttp(options: HttpListenerOptions): Promise<BoundListener> {
   const { limits, refusals, role } = options;
+  const maxRawHeaders = 2 * limits.maxRequestHeadersCount;
   const h1 = http.createServer(
     {
       keepAliveTimeout: limits.idleTimeoutMs,
@@ -141,12 +150,32 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
     },
     (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.rawHeaders.length > maxRawHeaders) {
+        tooManyHeaders(req.socket, res);
+        return;
+      }
       // The response in progress on this connection (one property write per request): a client that
       // leaves mid-request is the proxy's to record (DC), not a codec error (see 'clientError').
       (req.socket as TrackedSocket)[CURRENT_RESPONSE] = res;
       (options.handler as http.RequestListener)(req, res);
     },
   );
+  // Node keeps at least this many header lines of a request (more arrive in chunks of 32), so a request over
+  // the limit always shows more than `maxRawHeaders` entries in rawHeaders, and node never keeps its 2000.
+  h1.maxHeadersCount = limits.maxRequestHeadersCount + 1;
+  // Envoy's HTTP/1.1 codec: more header lines than max_headers_count is a codec error answered 431
+  // (`http1.too_many_headers`) and recorded as its local reply (431, DPE), like a head over the size limit.
+  const tooManyHeaders = (socket: Socket, res?: http.ServerResponse): void => {
+    refusals.count(role, 'too_many_headers');
+    const record = (): void => options.handler.protocolError?.(socket, 431, ResponseFlag.DPE);
+    if (res === undefined) {
+      socket.end(`HTTP/1.1 431 ${STATUS_TEXT[431]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, record);
+      return;
+    }
+    res.shouldKeepAlive = false;
+    res.writeHead(431, { connection: 'close', 'content-length': '0' });
+    res.end(record);
+  };
   // Sockets reach this server through emit('connection'), never listen(): node starts its
   // header-timeout tracking on 'listening' only, so it is started here (without it no header
   // timeout ever runs and slowloris connections stay open for ever).
@@ -155,20 +184,21 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
   const h2 = http2.createServer(
     // Node resets a stream over its own header-list limit before any event (ENHANCE_YOUR_CALM, nothing to
     // count), so node's limit sits above ours and the 'stream' listener below refuses (and counts) the rest.
-    { settings: { maxHeaderListSize: nodeHeaderListLimit(limits.maxRequestHeadersBytes) } },
+    { settings: { maxHeaderListSize: nodeHeaderListLimit(limits.maxRequestHeadersBytes) }, maxHeaderListPairs: nodeHeaderPairLimit(limits.maxRequestHeadersCount) },
     (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
       if ((req.stream as RefusableStream)[REFUSED] !== true) h2Handler(req, res);
     },
   );
   // Before the compatibility layer's own listener, which builds the request the handler gets.
   h2.prependListener('stream', (stream: http2.ServerHttp2Stream, _headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
-    if (headerListBytes(rawHeaders) <= limits.maxRequestHeadersBytes) return;
-    // Envoy's HTTP/2 codec: the header map over max_request_headers_kb fails the header callback, so
-    // nghttp2 resets the stream with INTERNAL_ERROR (details `http2.too_many_headers`, stat
-    // `http2.header_overflow`); the stream never reaches the HTTP filters, so istio_requests_total has no
-    // record of it (envoy source/common/http/http2/codec_impl.cc saveHeader).
+    const tooMany = rawHeaders.length > maxRawHeaders;
+    if (!tooMany && headerListBytes(rawHeaders) <= limits.maxRequestHeadersBytes) return;
+    // Envoy's HTTP/2 codec: the header map over max_request_headers_kb or max_headers_count (pseudo-headers
+    // are entries of it) fails the header callback, so nghttp2 resets the stream with INTERNAL_ERROR
+    // (details `http2.too_many_headers`, stat `http2.header_overflow`); the stream never reaches the HTTP
+    // filters, so istio_requests_total has no record of it (envoy source/common/http/http2/codec_impl.cc saveHeader).
     (stream as RefusableStream)[REFUSED] = true;
-    refusals.count(role, 'headers_too_large');
+    refusals.count(role, tooMany ? 'too_many_headers' : 'headers_too_large');
     stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
   });
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -215,11 +245,20 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
   const { upgrade, connect } = options.handler;
   if (upgrade) {
     h1.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      if (req.rawHeaders.length > maxRawHeaders) {
+        tooManyHeaders(socket);
+        return;
+      }
       socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
       upgrade(req, socket, head);
     });
   }
-  if (connect) h1.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => connect(req, socket, head));
+  if (connect) {
+    h1.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      if (req.rawHeaders.length > maxRawHeaders) tooManyHeaders(socket);
+      else connect(req, socket, head);
+    });
+  }
   h2.on('sessionError', () => {});
   h2.on('session', (session) => {
     // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).

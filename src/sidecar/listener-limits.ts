@@ -22,6 +22,12 @@ export interface ListenerLimits {
   /** Largest request head accepted (request line plus headers), bytes; over it: 431. */
   readonly maxRequestHeadersBytes: number;
   /**
+   * Most header fields a request may carry (Envoy's `common_http_protocol_options.max_headers_count`, 100 by
+   * default): HTTP/1.1 counts the header lines (431 over it), HTTP/2 the header list with its pseudo-headers
+   * (the stream reset with `INTERNAL_ERROR`), as Envoy's codecs count them. Counted as `too_many_headers`.
+   */
+  readonly maxRequestHeadersCount: number;
+  /**
    * A pooled upstream HTTP/2 session with no stream open is closed after this long, ms (Envoy's upstream
    * `common_http_protocol_options.idle_timeout`, Istio `connectionPool.http.idleTimeout`: 1 h).
    */
@@ -48,11 +54,19 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = Object.freeze({
   maxConnections: 4096,
   // Envoy's max_request_headers_kb default (60), not node's 16 KiB.
   maxRequestHeadersBytes: 60 * 1024,
+  // Envoy's DEFAULT_MAX_HEADERS_COUNT, not node's 2000 (HTTP/1.1) or 128 (HTTP/2).
+  maxRequestHeadersCount: 100,
   upstreamIdleTimeoutMs: 3_600_000,
   // Under node's 5 s server keepAliveTimeout, the most common app server behind a meshtel sidecar.
   upstreamKeepAliveTimeoutMs: 4_000,
   tcpIdleTimeoutMs: 3_600_000,
 });
+
+/**
+ * Largest `maxRequestHeadersCount` accepted. Envoy's `max_headers_count` has no upper bound; this one bounds what
+ * node's own HTTP/2 pair limit (twice it, http-listener.ts) lets one stream hold before the listener's check.
+ */
+export const MAX_HEADERS_COUNT = 10_000;
 
 /** Why the proxy refused a connection or a request (the `reason` label). */
 export type RefusalReason =
@@ -62,6 +76,8 @@ export type RefusalReason =
   | 'headers_timeout'
   /** The request head exceeded `maxRequestHeadersBytes` (answered 431). */
   | 'headers_too_large'
+  /** The request carried more than `maxRequestHeadersCount` header fields (431; HTTP/2: stream reset). */
+  | 'too_many_headers'
   /** The destination is one of the sidecar's own listeners (admin, agent, traffic ports). */
   | 'own_port'
   /** Passthrough to a loopback address (Envoy never sees such traffic: iptables does not capture it). */

@@ -15,7 +15,7 @@ import { NativeHistogramConfig, type NativeHistogramOptions } from '../stats/nat
 import { resolveRecorderBounds } from '../stats/recorder-bounds.js';
 import type { RecorderBounds, RecorderBoundsOptions, RecorderBoundsText } from '../stats/recorder-bounds.js';
 import type { HopTracer } from '../tracing/types.js';
-import { DEFAULT_LISTENER_LIMITS } from './listener-limits.js';
+import { DEFAULT_LISTENER_LIMITS, MAX_HEADERS_COUNT } from './listener-limits.js';
 import type { ListenerLimits } from './listener-limits.js';
 import { DEFAULT_MAX_APP_SCRAPE_BYTES } from './agent-endpoints.js';
 import type { MeshFileInput, PortProtocol } from './registry.js';
@@ -84,7 +84,7 @@ export interface SidecarOptions {
   readonly loopbackPassthrough?: boolean;
   /**
    * Limits of every traffic listener (MESHTEL_REQUEST_HEADERS_TIMEOUT, MESHTEL_IDLE_TIMEOUT,
-   * MESHTEL_MAX_CONNECTIONS, MESHTEL_MAX_REQUEST_HEADERS_KB, MESHTEL_UPSTREAM_IDLE_TIMEOUT,
+   * MESHTEL_MAX_CONNECTIONS, MESHTEL_MAX_REQUEST_HEADERS_KB, MESHTEL_MAX_REQUEST_HEADERS_COUNT, MESHTEL_UPSTREAM_IDLE_TIMEOUT,
    * MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT, MESHTEL_TCP_IDLE_TIMEOUT); defaults in DEFAULT_LISTENER_LIMITS.
    */
   readonly limits?: Partial<ListenerLimits>;
@@ -347,6 +347,13 @@ function resolveListenerLimits(l: Partial<ListenerLimits>, env: Env): ListenerLi
     maxRequestHeadersBytes:
       parseIntInRange(l.maxRequestHeadersBytes, 'limits.maxRequestHeadersBytes', 1024, MAX_HEADERS_KB * 1024) ??
       (kb !== undefined ? kb * 1024 : DEFAULT_LISTENER_LIMITS.maxRequestHeadersBytes),
+    maxRequestHeadersCount:
+      parseIntInRange(
+        l.maxRequestHeadersCount ?? env.MESHTEL_MAX_REQUEST_HEADERS_COUNT,
+        l.maxRequestHeadersCount !== undefined ? 'limits.maxRequestHeadersCount' : 'MESHTEL_MAX_REQUEST_HEADERS_COUNT',
+        1,
+        MAX_HEADERS_COUNT,
+      ) ?? DEFAULT_LISTENER_LIMITS.maxRequestHeadersCount,
     upstreamIdleTimeoutMs: positiveMs(l.upstreamIdleTimeoutMs, 'MESHTEL_UPSTREAM_IDLE_TIMEOUT', 'upstreamIdleTimeoutMs', DEFAULT_LISTENER_LIMITS.upstreamIdleTimeoutMs),
     upstreamKeepAliveTimeoutMs: positiveMs(l.upstreamKeepAliveTimeoutMs, 'MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT', 'upstreamKeepAliveTimeoutMs', DEFAULT_LISTENER_LIMITS.upstreamKeepAliveTimeoutMs),
     tcpIdleTimeoutMs: positiveMs(l.tcpIdleTimeoutMs, 'MESHTEL_TCP_IDLE_TIMEOUT', 'tcpIdleTimeoutMs', DEFAULT_LISTENER_LIMITS.tcpIdleTimeoutMs),

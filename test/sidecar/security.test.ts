@@ -137,6 +137,8 @@ describe('Sidecar security defaults', () => {
         idleTimeoutMs: 60_000,
         maxConnections: 4096,
         maxRequestHeadersBytes: 61_440,
+        // Envoy's DEFAULT_MAX_HEADERS_COUNT.
+        maxRequestHeadersCount: 100,
         // Envoy's upstream idle_timeout and tcp_proxy idle_timeout defaults.
         upstreamIdleTimeoutMs: 3_600_000,
         // Under node's 5 s server keepAliveTimeout (test/sidecar/upstream-keepalive.test.ts).
@@ -148,6 +150,7 @@ describe('Sidecar security defaults', () => {
         MESHTEL_IDLE_TIMEOUT: '5m',
         MESHTEL_MAX_CONNECTIONS: '10',
         MESHTEL_MAX_REQUEST_HEADERS_KB: '96',
+        MESHTEL_MAX_REQUEST_HEADERS_COUNT: '150',
         MESHTEL_UPSTREAM_IDLE_TIMEOUT: '10m',
         MESHTEL_UPSTREAM_KEEPALIVE_TIMEOUT: '2s',
         MESHTEL_TCP_IDLE_TIMEOUT: '30s',
@@ -157,6 +160,7 @@ describe('Sidecar security defaults', () => {
         idleTimeoutMs: 300_000,
         maxConnections: 10,
         maxRequestHeadersBytes: 96 * 1024,
+        maxRequestHeadersCount: 150,
         upstreamIdleTimeoutMs: 600_000,
         upstreamKeepAliveTimeoutMs: 2000,
         tcpIdleTimeoutMs: 30_000,
@@ -174,6 +178,10 @@ describe('Sidecar security defaults', () => {
       { name: 'a zero upstream keep-alive timeout', o: { limits: { upstreamKeepAliveTimeoutMs: 0 } } },
       { name: 'zero max connections (env)', o: { env: { MESHTEL_MAX_CONNECTIONS: '0' } } },
       { name: 'a header limit over 8192 KiB (env)', o: { env: { MESHTEL_MAX_REQUEST_HEADERS_KB: '8193' } } },
+      { name: 'a zero header count', o: { limits: { maxRequestHeadersCount: 0 } } },
+      { name: 'a fractional header count', o: { limits: { maxRequestHeadersCount: 1.5 } } },
+      { name: 'a header count over 10000 (env)', o: { env: { MESHTEL_MAX_REQUEST_HEADERS_COUNT: '10001' } } },
+      { name: 'a header count that is not a number (env)', o: { env: { MESHTEL_MAX_REQUEST_HEADERS_COUNT: 'many' } } },
       { name: 'a header timeout that is not a duration (env)', o: { env: { MESHTEL_REQUEST_HEADERS_TIMEOUT: 'soon' } } },
     ])('refuses $name with MESHTEL_ERR_INVALID_CONFIG', ({ o }) => {
       expect(configError(() => resolveSidecarOptions({ env: {}, ...o }))).toBe('MESHTEL_ERR_INVALID_CONFIG');

@@ -14,6 +14,7 @@ import { formatNodeId } from '../../metadata/node-id.js';
 import { PAYLOAD_PROFILES } from '../../metadata/types.js';
 import type { PayloadProfile } from '../../metadata/types.js';
 import { loadWorkloadMetadata } from '../../metadata/workload.js';
+import { MAX_HEADERS_COUNT } from '../../sidecar/listener-limits.js';
 import type { InboundPortOptions, ServiceListenerOptions, SidecarOptions } from '../../sidecar/options.js';
 import type { PortProtocol } from '../../sidecar/registry.js';
 import type { NativeHistogramOptions } from '../../stats/native-histogram.js';
@@ -37,6 +38,7 @@ interface SidecarFlags {
   tcpIdleTimeout?: string;
   maxConnections?: string;
   maxRequestHeadersKb?: string;
+  maxRequestHeadersCount?: string;
   inboundPort?: string;
   outboundPort?: string;
   prometheusPort?: string;
@@ -191,6 +193,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
       ...(flags.tcpIdleTimeout !== undefined ? { tcpIdleTimeoutMs: parseDurationMs(flags.tcpIdleTimeout, '--tcp-idle-timeout') } : {}),
       ...(flags.maxConnections !== undefined ? { maxConnections: parseIntInRange(flags.maxConnections, '--max-connections', 1, 1_000_000) } : {}),
       ...(flags.maxRequestHeadersKb !== undefined ? { maxRequestHeadersBytes: (parseIntInRange(flags.maxRequestHeadersKb, '--max-request-headers-kb', 1, 8192) ?? 60) * 1024 } : {}),
+      ...(flags.maxRequestHeadersCount !== undefined ? { maxRequestHeadersCount: parseIntInRange(flags.maxRequestHeadersCount, '--max-request-headers-count', 1, MAX_HEADERS_COUNT) } : {}),
     },
     ports,
     app: { ...(flags.appHost !== undefined ? { host: flags.appHost } : {}), ...(appPort !== undefined ? { port: appPort } : {}), ...(appProtocol ? { protocol: appProtocol } : {}) },
@@ -249,6 +252,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tcp-idle-timeout <duration>', 'close a TCP-proxied connection with no byte either way this long (1h, as Envoy)')
     .option('--max-connections <n>', 'connections per traffic listener (4096)')
     .option('--max-request-headers-kb <n>', 'largest request head, KiB (60, as Envoy)')
+    .option('--max-request-headers-count <n>', 'most header fields in a request (100, as Envoy)')
     .option('--inbound-port <port>', 'inbound listener (15006)')
     .option('--outbound-port <port>', 'outbound HTTP-proxy listener (15001)')
     .option('--prometheus-port <port>', 'proxy metrics (15090)')
