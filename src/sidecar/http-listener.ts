@@ -124,6 +124,35 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
   return n;
 }
 
+/**
+ * Least bytes a client-opened HTTP/2 stream costs on the wire: a HEADERS frame's 9-byte header (its block may be
+ * a single byte, or none). Bounds the count of ids a client skipped, so a jump in stream ids cannot inflate it.
+ */
+const MIN_STREAM_BYTES = 9;
+
+/** Per HTTP/2 session: the last client stream id the listener saw, the bytes read by then, and whether it ended. */
+interface StreamIds {
+  last: number;
+  bytes: number;
+  ended: boolean;
+}
+const STREAM_IDS = Symbol('meshtel.streamIds');
+type WatchedSession = http2.ServerHttp2Session & { [STREAM_IDS]?: StreamIds };
+
+/**
+ * Client stream ids that opened on `session` but never reached the listener, below `next` (the next id seen or,
+ * at the session's end, the last one nghttp2 processed plus 2): node's codec reset them in C++ with no event
+ * (ENHANCE_YOUR_CALM over its own header limits, PROTOCOL_ERROR for fields nghttp2 rejects), so the gap in the
+ * ids is what shows them. At most one per MIN_STREAM_BYTES read since the last count.
+ */
+function skippedStreams(session: http2.Http2Session, ids: StreamIds, next: number): number {
+  const skipped = (next - ids.last - 2) / 2;
+  const bytes = session.socket?.bytesRead ?? ids.bytes;
+  const n = skipped >= 1 ? Math.min(Math.floor(skipped), Math.floor((bytes - ids.bytes) / MIN_STREAM_BYTES)) : 0;
+  ids.bytes = bytes;
+  return n;
+}
+
 /** Where a connection keeps the response it is serving (set per request by the HTTP/1.1 server). */
 const CURRENT_RESPONSE = Symbol('meshtel.currentResponse');
 type TrackedSocket = Socket & { [CURRENT_RESPONSE]?: http.ServerResponse };
@@ -191,6 +220,14 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
   );
   // Before the compatibility layer's own listener, which builds the request the handler gets.
   h2.prependListener('stream', (stream: http2.ServerHttp2Stream, _headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    const session = stream.session as WatchedSession | undefined;
+    const ids = session?.[STREAM_IDS];
+    const id = stream.id;
+    if (session !== undefined && ids !== undefined && id !== undefined) {
+      const skipped = skippedStreams(session, ids, id);
+      if (skipped > 0) refusals.count(role, 'h2_codec_refused', skipped);
+      ids.last = id;
+    }
     const tooMany = rawHeaders.length > maxRawHeaders;
     if (!tooMany && headerListBytes(rawHeaders) <= limits.maxRequestHeadersBytes) return;
     // Envoy's HTTP/2 codec: the header map over max_request_headers_kb or max_headers_count (pseudo-headers
@@ -260,7 +297,22 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     });
   }
   h2.on('sessionError', () => {});
-  h2.on('session', (session) => {
+  h2.on('session', (session: WatchedSession) => {
+    // Streams node's codec refused after the last one the listener saw show only in nghttp2's last processed id,
+    // readable until the session is destroyed: every way a session ends (socket closed, GOAWAY, error, our own
+    // close or destroy) goes through destroy(), so the count is taken there.
+    const ids: StreamIds = { last: -1, bytes: 0, ended: false };
+    session[STREAM_IDS] = ids;
+    const destroy = session.destroy;
+    session.destroy = function (this: http2.ServerHttp2Session, ...args: Parameters<typeof destroy>) {
+      if (!ids.ended) {
+        ids.ended = true;
+        const lastProcessed = (this.destroyed ? undefined : this.state.lastProcStreamID) ?? 0;
+        const skipped = skippedStreams(this, ids, lastProcessed + 2);
+        if (skipped > 0) refusals.count(role, 'h2_codec_refused', skipped);
+      }
+      return destroy.apply(this, args);
+    };
     // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
     // HTTP/2 has no node header timeout: a connection must open its first stream in time.

@@ -78,6 +78,11 @@ export type RefusalReason =
   | 'headers_too_large'
   /** The request carried more than `maxRequestHeadersCount` header fields (431; HTTP/2: stream reset). */
   | 'too_many_headers'
+  /**
+   * An HTTP/2 stream node's codec reset before the listener saw its headers (over twice either header limit,
+   * node's session memory, header fields nghttp2 rejects): a client stream id that opened but never arrived.
+   */
+  | 'h2_codec_refused'
   /** The destination is one of the sidecar's own listeners (admin, agent, traffic ports). */
   | 'own_port'
   /** Passthrough to a loopback address (Envoy never sees such traffic: iptables does not capture it). */
@@ -99,7 +104,8 @@ export type ListenerRole = 'inbound' | 'outbound';
 
 /** Counts refusals; one per sidecar, registered in the proxy registry (served on :15090). */
 export interface ProxyRefusals {
-  count(listener: ListenerRole, reason: RefusalReason): void;
+  /** Count `n` (default 1) refusals. */
+  count(listener: ListenerRole, reason: RefusalReason, n?: number): void;
 }
 
 /** Metric name of {@link ProxyRefusals}. */
@@ -119,14 +125,14 @@ export function createProxyRefusals(registry: Registry): ProxyRefusals {
   // Pre-bound children: a refusal under attack is one add, no label-key build.
   const children = new Map<string, Counter.Internal>();
   return {
-    count(listener, reason) {
+    count(listener, reason, n = 1) {
       const key = `${listener}/${reason}`;
       let c = children.get(key);
       if (c === undefined) {
         c = counter.labels(listener, reason);
         children.set(key, c);
       }
-      c.inc();
+      c.inc(n);
     },
   };
 }

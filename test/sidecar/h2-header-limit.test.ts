@@ -80,6 +80,23 @@ describe('HTTP/2 request headers over the limit', () => {
     expect(seen()).toBe(1);
   });
 
+  it('counts a stream node’s codec resets on its own (over twice the limit) as h2_codec_refused, also as the session’s last', async () => {
+    const { port, seen, sc } = await h2Reviews({ maxRequestHeadersBytes: 8 * 1024 });
+    const session = h2cSession(port);
+    // Node applies its own limit once the client acknowledged the sidecar's SETTINGS: wait for a first stream.
+    expect(await h2Stream(session, {})).toEqual({ status: 200, rstCode: 0 });
+    // 20 KiB: over twice 8 KiB, so node resets it (ENHANCE_YOUR_CALM) before any event; between two streams it sees.
+    expect(await h2Stream(session, { 'x-big': 'a'.repeat(20 * 1024) })).toEqual({ status: 0, rstCode: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM });
+    expect(await h2Stream(session, {})).toEqual({ status: 200, rstCode: 0 });
+    expect(await refused(sc, 'inbound', 'h2_codec_refused')).toBe(1);
+    // Two more as the session's last streams: counted when it ends.
+    for (let i = 0; i < 2; i++) expect((await h2Stream(session, { 'x-big': `${i}`.repeat(20 * 1024) })).rstCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy();
+    await eventually(async () => expect(await refused(sc, 'inbound', 'h2_codec_refused')).toBe(3));
+    expect(await refused(sc, 'inbound', 'headers_too_large')).toBe(0);
+    expect(seen()).toBe(2);
+  });
+
   it('sets node’s own limit above the configured one, so a refusal happens where it can be counted', () => {
     expect(nodeHeaderListLimit(60 * 1024)).toBe(120 * 1024);
     expect(headerListBytes(['x-a', 'bc', ':path', '/'])).toBe(3 + 2 + 5 + 1);
