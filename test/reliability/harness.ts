@@ -6,6 +6,8 @@
  * lost and the worst case per probe. Every probe is bounded in count and time and stops what it starts.
  */
 import http from 'node:http';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import os from 'node:os';
@@ -288,6 +290,21 @@ export async function runAccounting(mesh: Mesh, plan: readonly Fault[], concurre
   return { source, destination, worstMs };
 }
 
+let collect: (() => void) | undefined;
+
+/**
+ * V8 heap in use after a full collection, MiB: what the process retains, without the garbage RSS still holds
+ * (V8 and malloc keep freed pages). `gc` is exposed at run time, so no `--expose-gc` flag is needed.
+ */
+export function retainedHeapMiB(): number {
+  if (collect === undefined) {
+    v8.setFlagsFromString('--expose-gc');
+    collect = vm.runInNewContext('gc') as () => void;
+  }
+  collect();
+  return process.memoryUsage().heapUsed / (1024 * 1024);
+}
+
 /** Resident set size, MiB. */
 export function rssMiB(): number {
   return process.memoryUsage().rss / (1024 * 1024);
@@ -503,6 +520,9 @@ export interface SpoofFloodResult {
   /** RSS of this process (both sidecars run in it) before and after, MiB. */
   readonly rssBeforeMiB: number;
   readonly rssAfterMiB: number;
+  /** {@link retainedHeapMiB} before and after. */
+  readonly heapBeforeMiB: number;
+  readonly heapAfterMiB: number;
 }
 
 /**
@@ -514,6 +534,7 @@ export interface SpoofFloodResult {
  */
 export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLength: number; concurrency: number; firstPeer?: number }): Promise<SpoofFloodResult> {
   const inbound = mesh.server.ports.inbound;
+  const heapBeforeMiB = retainedHeapMiB();
   const rssBeforeMiB = rssMiB();
   const legitAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
   // The known peer's series exists before the flood, as a real peer's does.
@@ -603,6 +624,8 @@ export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLengt
     legitSeriesExact,
     rssBeforeMiB,
     rssAfterMiB: rssMiB(),
+    heapBeforeMiB,
+    heapAfterMiB: retainedHeapMiB(),
   };
 }
 

@@ -70,10 +70,12 @@ describe('reliability: a flood of spoofed plain-text peers', () => {
       expect(r.legitSeriesExact).toBe(true);
       console.log(
         `spoof flood: ${PEERS} peers, page max ${(r.maxPageBytes / 2 ** 20).toFixed(2)} MiB of ${(BUDGET / 2 ** 20).toFixed(0)} MiB, plain text ${(r.plainTextUsedBytes / 2 ** 20).toFixed(2)} of ${(r.plainTextLimitBytes / 2 ** 20).toFixed(0)} MiB, ` +
-          `${r.spoofedSeriesKept} spoofed label sets kept, ${r.refusedPlainText} refused, legit ${r.legitOk}/${r.legit} (worst ${r.worstLegitMs.toFixed(0)} ms), lost ${r.lost}, rss ${r.rssBeforeMiB.toFixed(0)} → ${r.rssAfterMiB.toFixed(0)} MiB`,
+          `${r.spoofedSeriesKept} spoofed label sets kept, ${r.refusedPlainText} refused, legit ${r.legitOk}/${r.legit} (worst ${r.worstLegitMs.toFixed(0)} ms), lost ${r.lost}, rss ${r.rssBeforeMiB.toFixed(0)} → ${r.rssAfterMiB.toFixed(0)} MiB, heap after GC ${r.heapBeforeMiB.toFixed(1)} → ${r.heapAfterMiB.toFixed(1)} MiB`,
       );
-      // Bounded, not flat: RSS holds garbage a GC has not returned yet (each request decodes an 8 KiB MX value);
-      // the soak's slope over repeated floods is the leak check.
+      // What the flood leaves behind is the heap after a full GC: the kept series (under the 4 MiB page budget) and
+      // the peer caches, measured +10 to +13 MiB over three rounds (flat from the first: no leak). RSS grew +38 to
+      // +62 MiB in the same runs because V8 and malloc keep freed pages; it is bounded, not the retained figure.
+      expect(r.heapAfterMiB - r.heapBeforeMiB).toBeLessThan(24);
       expect(r.rssAfterMiB - r.rssBeforeMiB).toBeLessThan(128);
     } finally {
       await flooded.close();
