@@ -139,7 +139,7 @@ export interface Mesh {
 }
 
 /** productpage (client sidecar) → reviews (server sidecar) → the faulty app, all on loopback. */
-export async function startMesh(extra: Partial<SidecarOptions> = {}): Promise<Mesh> {
+export async function startMesh(extra: Partial<SidecarOptions> = {}, own: { server?: Partial<SidecarOptions>; client?: Partial<SidecarOptions> } = {}): Promise<Mesh> {
   const app = await faultyApp();
   const echo = net.createServer((s) => {
     s.on('error', () => {});
@@ -153,12 +153,14 @@ export async function startMesh(extra: Partial<SidecarOptions> = {}): Promise<Me
     app: { port: app.port },
     inboundPorts: [{ port: 0, appPort: (echo.address() as AddressInfo).port, protocol: 'tcp' }],
     mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }] }] },
+    ...own.server,
   });
   const client = await startSidecar({
     ...base,
     metadata: identity('productpage', 'bookinfo-productpage'),
     timeoutMs: ROUTE_TIMEOUT_MS,
     mesh: { services: [{ name: 'reviews', ports: [{ name: 'http', protocol: 'http', port: 9080 }], endpoints: [{ address: '127.0.0.1', ports: { http: server.ports.inbound } }] }] },
+    ...own.client,
   });
   return {
     app,
@@ -325,11 +327,20 @@ export function raw(port: number, bytes: string | Buffer, ms = 2000): Promise<st
   });
 }
 
-/** The destination reporter's 200 count attributed to productpage-v1 (legitimate traffic keeps its identity). */
-export async function legitimate(mesh: Mesh): Promise<number> {
+/**
+ * The destination reporter's 200 count attributed to productpage-v1 (legitimate traffic keeps its identity),
+ * on series that also carry every label pair of `also` (`name="value"`, e.g. the mTLS principal).
+ */
+export async function legitimate(mesh: Mesh, also: readonly string[] = []): Promise<number> {
   let n = 0;
   for (const line of (await scrape(mesh.server)).split('\n')) {
-    if (line.startsWith('istio_requests_total{') && line.includes('reporter="destination"') && line.includes('source_workload="productpage-v1"') && line.includes('response_code="200"')) {
+    if (
+      line.startsWith('istio_requests_total{') &&
+      line.includes('reporter="destination"') &&
+      line.includes('source_workload="productpage-v1"') &&
+      line.includes('response_code="200"') &&
+      also.every((pair) => line.includes(pair))
+    ) {
       n += Number(line.slice(line.lastIndexOf(' ') + 1));
     }
   }
@@ -532,7 +543,10 @@ export interface SpoofFloodResult {
  * sidecar (a known peer: its series exists before the flood). The page is sampled while the flood runs.
  * `firstPeer` keeps peers of successive rounds distinct.
  */
-export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLength: number; concurrency: number; firstPeer?: number }): Promise<SpoofFloodResult> {
+export async function runSpoofFlood(
+  mesh: Mesh,
+  opts: { peers: number; nameLength: number; concurrency: number; firstPeer?: number; legitLabels?: readonly string[] },
+): Promise<SpoofFloodResult> {
   const inbound = mesh.server.ports.inbound;
   const heapBeforeMiB = retainedHeapMiB();
   const rssBeforeMiB = rssMiB();
@@ -543,7 +557,7 @@ export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLengt
   const before = {
     dest: await reporterTotal(mesh.server, 'destination'),
     src: await reporterTotal(mesh.client, 'source'),
-    legit: await legitimate(mesh),
+    legit: await legitimate(mesh, opts.legitLabels),
     refusedPlainText: budgetSample(page0, 'meshtel_series_budget_refused_total', 'plain_text'),
     refusedExposition: budgetSample(page0, 'meshtel_series_budget_refused_total', 'exposition'),
     spoofSeries: spoofSeries(page0),
@@ -606,7 +620,7 @@ export async function runSpoofFlood(mesh: Mesh, opts: { peers: number; nameLengt
   const dest = await reporterTotal(mesh.server, 'destination');
   const src = await reporterTotal(mesh.client, 'source');
   const lost = opts.peers - spoofedOk + (legit - legitOk) + Math.abs(want.dest - dest) + Math.abs(want.src - src);
-  const legitSeriesExact = (await legitimate(mesh)) - before.legit === legitOk;
+  const legitSeriesExact = (await legitimate(mesh, opts.legitLabels)) - before.legit === legitOk;
   return {
     spoofed: opts.peers,
     spoofedOk,

@@ -2,7 +2,12 @@
  * The reliability suite, short form (issue 11): real sidecars on loopback, each probe once, bounded in
  * count and time. The long form is `npm run soak -- --duration 10m` (test/reliability/soak.ts).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintCertificates } from '../../src/sidecar/certs.js';
+import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum, HTTP_FAMILIES } from './harness.js';
 import type { Mesh } from './harness.js';
 
@@ -77,6 +82,59 @@ describe('reliability: a flood of spoofed plain-text peers', () => {
       // +62 MiB in the same runs because V8 and malloc keep freed pages; it is bounded, not the retained figure.
       expect(r.heapAfterMiB - r.heapBeforeMiB).toBeLessThan(24);
       expect(r.rssAfterMiB - r.rssBeforeMiB).toBeLessThan(128);
+    } finally {
+      await flooded.close();
+    }
+  }, 60_000);
+});
+
+describe('reliability: a plain-text flood against a PERMISSIVE sidecar whose real peer speaks mutual TLS', () => {
+  const BUDGET = 4 * 1024 * 1024;
+  const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+  let dir: string;
+  let reviews: MintedWorkload;
+  let productpage: MintedWorkload;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'meshtel-flood-mtls-'));
+    [reviews, productpage] = mintCertificates({
+      outDir: dir,
+      workloads: [
+        { namespace: 'default', serviceAccount: 'bookinfo-reviews' },
+        { namespace: 'default', serviceAccount: 'bookinfo-productpage' },
+      ],
+    }).workloads as [MintedWorkload, MintedWorkload];
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the mutual TLS peer on its own principal and series, every request counted, the page under budget', async () => {
+    // The flood is plain text (PERMISSIVE admits it, as a mesh migrating to mTLS does); the real productpage
+    // calls through its sidecar over mutual TLS. Its series must keep its certificate's principal and policy.
+    const flooded = await startMesh(
+      { limits: { headersTimeoutMs: HEADER_TIMEOUT_MS }, stats: { maxExpositionBytes: BUDGET } },
+      { server: { tls: reviews, mtlsMode: 'PERMISSIVE' }, client: { tls: productpage } },
+    );
+    try {
+      const PEERS = 200;
+      const r = await runSpoofFlood(flooded, {
+        peers: PEERS,
+        nameLength: 1000,
+        concurrency: 8,
+        legitLabels: [`source_principal="${PP}"`, 'connection_security_policy="mutual_tls"'],
+      });
+      expect(r.spoofedOk).toBe(PEERS);
+      expect(r.lost).toBe(0);
+      expect(r.maxPageBytes).toBeLessThanOrEqual(BUDGET);
+      expect(r.legit).toBeGreaterThan(0);
+      expect(r.legitOk).toBe(r.legit);
+      // Every legitimate 200 is on the series with the certificate's principal and mutual_tls (none went to a
+      // plain-text series or to the overflow series).
+      expect(r.legitSeriesExact).toBe(true);
+      // The flood's label sets are plain-text claims: refused or kept within the plain-text share, never the mTLS peer's.
+      expect(r.plainTextUsedBytes).toBeLessThanOrEqual(r.plainTextLimitBytes);
+      expect(r.refusedPlainText).toBe(PEERS * HTTP_FAMILIES.length - r.spoofedSeriesKept);
+      const page = await scrape(flooded.server);
+      const forgedAsMtls = page.split('\n').filter((l) => l.includes('source_workload="spoof') && l.includes('connection_security_policy="mutual_tls"'));
+      expect(forgedAsMtls).toEqual([]);
     } finally {
       await flooded.close();
     }
