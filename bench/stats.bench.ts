@@ -275,7 +275,10 @@ async function flood(): Promise<void> {
   console.log(`  page ${fmt(bytes / 2 ** 20)} MiB (budget 64 MiB, plain-text share 16 MiB), recording ${fmt((recordMs * 1000) / N)} µs CPU per new peer`);
 }
 
-await recording();
-await overridden();
-await rendering();
-await flood();
+// BENCH_SECTIONS (bench/run.ts): a comma-separated subset of the sections above, by number (e.g. `4`).
+const only = (process.env.BENCH_SECTIONS ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+const wanted = (...sections: string[]): boolean => only.length === 0 || sections.some((x) => only.includes(x));
+if (wanted('1')) await recording();
+if (wanted('4')) await overridden();
+if (wanted('2', '3')) await rendering();
+if (wanted('5')) await flood();
