@@ -18,7 +18,7 @@ const all = readdirSync(dir)
 const SETTINGS: readonly (readonly [string, string])[] = [
   ['BENCH_DURATION_S', 'seconds of load per configuration and round, sidecar and proxyless benches (default 5)'],
   ['BENCH_ROUNDS', 'interleaved rounds per configuration, sidecar and proxyless benches; medians are printed (default 5)'],
-  ['BENCH_CONFIGS', 'comma-separated sidecar configurations: on, off, pair, pair-off, fastify, node-http, undici (default: all)'],
+  ['BENCH_CONFIGS', 'comma-separated sidecar configurations: on, off, pair, pair-off, churn (2,000 MX peers and a tag override), fastify, node-http, undici (default: all)'],
   ['BENCH_SKIP_LATENCY', '1 skips the fixed-rate latency part of the sidecar bench'],
   ['BENCH_RSS_REQUESTS', 'requests of the rss bench\'s loaded figure, over 200 connections from 200 MX peers (default 100000)'],
   ['BENCH_SKIP_CONCURRENCY', '1 skips the --concurrency 1 vs 2 throughput part of the sidecar bench'],

@@ -44,13 +44,33 @@ async function runRole(role: string, arg: string | undefined): Promise<void> {
     server.keepAliveTimeout = 60_000;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
-  } else if (role === 'sidecar-on' || role === 'sidecar-off' || role === 'pair' || role === 'pair-off') {
+  } else if (role === 'sidecar-on' || role === 'sidecar-off' || role === 'pair' || role === 'pair-off' || role === 'sidecar-churn') {
     const { startSidecar } = await import('../src/sidecar/sidecar.js');
+    const { parseTelemetry } = await import('../src/stats/telemetry-api.js');
     const { createWorkloadMetadata } = await import('../src/metadata/workload.js');
     const ports = { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 };
     const meta = (name: string) =>
       createWorkloadMetadata({ name: `${name}-v1-abc`, namespace: 'default', workload: `${name}-v1`, labels: { app: name, version: 'v1' }, serviceAccount: name, instanceIps: ['10.0.0.1'] });
-    const server = await startSidecar({ env: {}, bindAddress: '127.0.0.1', ports, metadata: meta('reviews'), app: { port: Number(arg) }, telemetry: role !== 'sidecar-off' && role !== 'pair-off' });
+    // The churn role: one Telemetry tag override on every istio_* metric (a header the load sends), served to more
+    // MX peers than the peer cache holds (issue 12.3: not only the best case of one cached peer).
+    const telemetryResources =
+      role === 'sidecar-churn'
+        ? parseTelemetry({
+            apiVersion: 'telemetry.istio.io/v1',
+            kind: 'Telemetry',
+            metadata: { name: 'bench', namespace: 'istio-system' },
+            spec: { metrics: [{ providers: [{ name: 'prometheus' }], overrides: [{ tagOverrides: { user: { value: "request.headers['x-user']" } } }] }] },
+          })
+        : undefined;
+    const server = await startSidecar({
+      env: {},
+      bindAddress: '127.0.0.1',
+      ports,
+      metadata: meta('reviews'),
+      app: { port: Number(arg) },
+      telemetry: role !== 'sidecar-off' && role !== 'pair-off',
+      ...(telemetryResources ? { telemetryResources } : {}),
+    });
     port = server.ports.inbound;
     if (role === 'pair' || role === 'pair-off') {
       const client = await startSidecar({
@@ -144,6 +164,18 @@ async function main(): Promise<void> {
     local: createWorkloadMetadata({ name: 'productpage-v1-abc', namespace: 'default', workload: 'productpage-v1', labels: { app: 'productpage', version: 'v1' }, instanceIps: ['10.0.0.2'] }),
   });
   const mxHeaders = { 'x-envoy-peer-metadata': peer.headerValue, 'x-envoy-peer-metadata-id': peer.headerId, host: 'reviews:9080' };
+  // The churn configuration: requests cycle over CHURN_PEERS MX peers, four times the peer cache's 500 (Istio's
+  // max_peer_cache_size), so nearly every request decodes its peer again, each with one of 50 x-user values.
+  const CHURN_PEERS = 2000;
+  const churnHeaders = Array.from({ length: CHURN_PEERS }, (_, i) => {
+    const x = createHttpMetadataExchange({
+      local: createWorkloadMetadata({ name: `client${i}-v1-abc`, namespace: 'default', workload: `client${i}-v1`, labels: { app: `client${i}`, version: 'v1' }, instanceIps: ['10.0.1.1'] }),
+    });
+    return { 'x-envoy-peer-metadata': x.headerValue, 'x-envoy-peer-metadata-id': x.headerId, host: 'reviews:9080', 'x-user': `user${i % 50}` };
+  });
+  let nextChurn = 0;
+  const churnRequests = [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: churnHeaders[nextChurn++ % CHURN_PEERS] }) }];
+  const CHURN = `sidecar, ${CHURN_PEERS} peers + override`;
   try {
     console.log(`node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S}s per run, 1 KB response, HTTP/1.1 keep-alive`);
     console.log(`\n-- throughput, one inbound sidecar (autocannon, max rate; ${ROUNDS} interleaved rounds, median) --`);
@@ -154,6 +186,7 @@ async function main(): Promise<void> {
       ['sidecar, telemetry on', 'sidecar-on', 'on'],
       ['pair, telemetry off', 'pair-off', 'pair-off'],
       ['pair, telemetry on', 'pair', 'pair'],
+      [CHURN, 'sidecar-churn', 'churn'],
       ['@fastify/http-proxy', 'fastify-proxy', 'fastify'],
       ['bare proxy, node:http Agent', 'bare-node-http', 'node-http'],
       ['bare proxy, undici Pool', 'bare-undici', 'undici'],
@@ -174,7 +207,7 @@ async function main(): Promise<void> {
       // Odd rounds run in reverse order, so no configuration always follows the same neighbour.
       const order = round % 2 === 0 ? configs : [...configs].reverse();
       for (const [name, target] of order) {
-        const m = await measure(target, { headers: mxHeaders });
+        const m = await measure(target, name === CHURN ? { requests: churnRequests } : { headers: mxHeaders });
         samples.set(name, [...(samples.get(name) ?? []), m]);
       }
     }
@@ -210,6 +243,12 @@ async function main(): Promise<void> {
     console.log('\nissue 16 rows (median of per-round req/s ratios; CPU ratio beside, the steadier figure on a shared machine):');
     ratioRow('one hop, telemetry on / off', 'sidecar, telemetry on', 'sidecar, telemetry off', 0.97);
     ratioRow('sidecar pair, telemetry on / off', 'pair, telemetry on', 'pair, telemetry off', 0.95);
+    if (samples.has(CHURN) && samples.has('sidecar, telemetry on')) {
+      const rs = roundRatios(CHURN, 'sidecar, telemetry on');
+      console.log(
+        `${'one hop, 2000 peers + override / one peer'.padEnd(46)} ${median(rs).toFixed(3).padStart(8)}  (information: cache churn and a tag override)   per round ${rs.map((x) => x.toFixed(2)).join(', ')}; CPU per request ${cpu(CHURN).toFixed(1)} / ${cpu('sidecar, telemetry on').toFixed(1)} µs`,
+      );
+    }
     ratioRow('one hop vs a bare node:http pipe proxy', 'sidecar, telemetry on', 'bare proxy, node:http Agent', 1.0);
     ratioRow('one hop vs @fastify/http-proxy', 'sidecar, telemetry on', '@fastify/http-proxy', 1.3);
     if (samples.has('sidecar, telemetry on') && samples.has('sidecar, telemetry off')) {
