@@ -18,7 +18,8 @@
  *   revision, app, version, identity, region, availability_zone, labels`, each present only when non-empty
  *   (`name` only with a cluster, `type` only when known), `labels` = the peer's labels other than the canonical
  *   and app/version ones (Envoy keeps only its `additional_labels` there; meshtel keeps every extra label the peer
- *   sent, the same set when PILOT_MX_ADDITIONAL_LABELS is mesh-wide). Client: the upstream peer; server: the
+ *   sent, the same set when PILOT_MX_ADDITIONAL_LABELS is mesh-wide). Client: the upstream peer, on HTTP only (a
+ *   TCP client's peer is in the upstream connection's filter state, which Envoy's CEL does not see); server: the
  *   downstream peer; waypoint: both.
  * - `source.{address, principal}`, `destination.{address, principal}` (address = the remote side when known).
  *
@@ -299,8 +300,13 @@ export class AttributeScope implements ExpressionScope {
       case 'filter_state':
         if (this.filterState === UNRESOLVED) {
           // Client: the upstream peer; server: the downstream peer; waypoint: both (the peer_metadata filter's keys).
+          // A TCP connection reported by the client has none: Envoy's TCP MX writes the upstream peer to the upstream
+          // connection's filter state, which the stats filter reads labels from, while its CEL activation is the
+          // downstream connection's (istio_stats.cc `reportHelper`: `upstreamFilterState()` for the peer,
+          // `stream_.evaluate(info)` with the downstream `info`). HTTP peers are on the stream (peer_metadata
+          // `setFilterState`), visible on both sides.
           const out: Record<string, CelValue> = {};
-          const up = this.upstream();
+          const up = this.a === undefined && this.reporter === 'source' ? null : this.upstream();
           const down = this.downstream();
           if (up !== null && up !== undefined) out.upstream_peer = peerStruct(up);
           if (down !== null && down !== undefined) out.downstream_peer = peerStruct(down);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createScope } from '../../src/stats/attributes.js';
 import { compileExpression } from '../../src/stats/expression.js';
-import type { ConnectionAttributes } from '../../src/stats/types.js';
+import type { ConnectionAttributes, HttpStreamAttributes } from '../../src/stats/types.js';
 import { CATALOG, CATALOG_SVC, INGRESS_GW, WEBAPP, peer } from './fixtures.js';
 
 const outbound: ConnectionAttributes = {
@@ -19,7 +19,18 @@ const outbound: ConnectionAttributes = {
   routeName: 'default',
 };
 
+/** An HTTP stream over `c` (the recorder's `recordHttp`). */
+function stream(c: ConnectionAttributes): HttpStreamAttributes {
+  return { ...c, authority: 'catalog', protocol: 'http', responseCode: 200, responseFlags: 0, durationMs: 1, requestBytes: 0, responseBytes: 0 };
+}
+
+/** `expr` on an HTTP stream over `c`. */
 function ev(expr: string, c: ConnectionAttributes): string {
+  return compileExpression(expr).evaluate(createScope(WEBAPP, c, stream(c), c.reporter));
+}
+
+/** `expr` on a TCP connection `c` (the recorder's `openTcp`: no stream). */
+function evTcp(expr: string, c: ConnectionAttributes): string {
   return compileExpression(expr).evaluate(createScope(WEBAPP, c, undefined, c.reporter));
 }
 
@@ -83,5 +94,22 @@ describe('Envoy attribute vocabulary', () => {
     const c: ConnectionAttributes = { reporter: 'waypoint', peer: INGRESS_GW, upstreamPeer: CATALOG, peerPrincipal: '', localPrincipal: '', service: CATALOG_SVC };
     expect(ev('filter_state.downstream_peer.workload', c)).toBe('istio-ingressgateway');
     expect(ev('filter_state.upstream_peer.workload', c)).toBe('catalog');
+  });
+
+  // istio_stats.cc reportHelper: a TCP client reads its peer from the upstream connection's filter state (where the
+  // upstream TCP MX filter writes it) but evaluates CEL on the downstream connection's, which has no upstream_peer
+  // (istio/proxy TestTCPMXAdditionalLabels: client `role` = unknown). The TCP server's MX filter writes the
+  // downstream connection's own filter state, so its downstream_peer is seen.
+  it('TCP: no filter_state.upstream_peer on the client, downstream_peer on the server', () => {
+    const role = peer({ workload: 'db', labels: { role: 'server' } });
+    const client: ConnectionAttributes = { ...outbound, peer: role };
+    expect(evTcp("filter_state.upstream_peer.labels['role']", client)).toBe('unknown');
+    expect(evTcp('filter_state.upstream_peer.workload', client)).toBe('unknown');
+    expect(ev("filter_state.upstream_peer.labels['role']", client)).toBe('server');
+    // meshtel's alias still names the peer the labels come from.
+    expect(evTcp('upstream_peer.workload', client)).toBe('db');
+    const server: ConnectionAttributes = { reporter: 'destination', peer: peer({ workload: 'web', labels: { role: 'client' } }), peerPrincipal: '', localPrincipal: '', service: null };
+    expect(evTcp("filter_state.downstream_peer.labels['role']", server)).toBe('client');
+    expect(evTcp('filter_state.upstream_peer.workload', server)).toBe('unknown');
   });
 });
