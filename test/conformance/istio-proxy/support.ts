@@ -59,6 +59,19 @@ export function expectExactStat(exposition: string, family: MetricFamily): void 
   expect(got).toEqual(want);
 }
 
+/**
+ * What the Go driver's `driver.ExistStat` is written to check: the same series (label names, order and values) as
+ * `family`, whatever their values. (As written it checks only that the family exists: its switch on a fresh
+ * `MetricType_COUNTER.Enum()` pointer never matches, so no label is compared; the tests that use it say which
+ * labels differ from the template and why.)
+ */
+export function expectExistStat(exposition: string, family: MetricFamily): void {
+  const got = parseExposition(exposition)
+    .filter((s) => s.name === family.name)
+    .map((s) => Object.entries(s.labels));
+  expect(got).toEqual(family.metric.map((m) => m.label.map((l) => [l.name, String(l.value)])));
+}
+
 /** istio/proxy's stats filter config (`stats.PluginConfig`, source/extensions/filters/http/istio_stats/config.proto). */
 export interface StatsPluginConfig {
   readonly definitions?: ReadonlyArray<{ readonly name: string; readonly value: string; readonly type?: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' }>;
