@@ -110,6 +110,12 @@ export interface SidecarOptions {
   readonly profile?: PayloadProfile;
   /** Pod labels the MX payload carries besides the standard ones (PILOT_MX_ADDITIONAL_LABELS, comma-separated). */
   readonly additionalLabels?: readonly string[];
+  /**
+   * Leave `istio-peer-exchange` out of the mutual TLS ALPN, offered and accepted (PILOT_DISABLE_MX_ALPN, istiod's
+   * flag, default false): TCP connections then carry no exchange frame and the peer is known by its certificate
+   * (the client: by the endpoint's metadata). Set it mesh-wide, as istiod does.
+   */
+  readonly disableMxAlpn?: boolean;
   readonly propagation?: PropagationMethod;
   /** Mutual TLS certificates (MESHTEL_TLS_CERT, MESHTEL_TLS_KEY, MESHTEL_TLS_CA). */
   readonly tls?: TlsFiles;
@@ -172,6 +178,7 @@ export interface ResolvedSidecarOptions {
   readonly tls: TlsFiles | undefined;
   readonly mtlsMode: MtlsMode;
   readonly additionalLabels: readonly string[];
+  readonly disableMxAlpn: boolean;
   readonly reportingIntervalMs: number;
   /** Validated recorder bounds, defaults applied. */
   readonly stats: RecorderBounds;
@@ -273,6 +280,7 @@ export function resolveSidecarOptions(options: SidecarOptions = {}): ResolvedSid
     telemetry: options.telemetry ?? parseBool(env.MESHTEL_TELEMETRY, 'MESHTEL_TELEMETRY') ?? true,
     tls,
     additionalLabels: options.additionalLabels ? parseAdditionalLabels(options.additionalLabels.join(','), 'additionalLabels') : parseAdditionalLabels(env.PILOT_MX_ADDITIONAL_LABELS),
+    disableMxAlpn: options.disableMxAlpn ?? parseBool(env.PILOT_DISABLE_MX_ALPN, 'PILOT_DISABLE_MX_ALPN') ?? false,
     mtlsMode: oneOf(options.mtlsMode ?? env.MESHTEL_MTLS_MODE, MTLS_MODES, options.mtlsMode !== undefined ? 'mtlsMode' : 'MESHTEL_MTLS_MODE') ?? 'STRICT',
     // 0 disables periodic TCP/gRPC reports (the final report still happens).
     reportingIntervalMs: boundedMs(options.reportingIntervalMs, env, 'reportingIntervalMs', 'MESHTEL_REPORTING_INTERVAL', 0) ?? 5000,

@@ -78,7 +78,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   const mesh = config.meshFile !== undefined ? loadMeshFile(config.meshFile) : options.mesh;
   // Short names resolve in this workload's namespace, as cluster DNS does for the pod.
   const registryOfServices = createServiceRegistry(mesh, { namespace: metadata.namespace });
-  const tls: SidecarTls | undefined = config.tls ? loadSidecarTls(config.tls) : undefined;
+  // istio-peer-exchange only while the TCP exchange runs (PILOT_DISABLE_MX_ALPN, telemetry off: src/sidecar/tls.ts).
+  const tls: SidecarTls | undefined = config.tls ? loadSidecarTls(config.tls, { mxAlpn: config.telemetry && !config.disableMxAlpn }) : undefined;
   const appScrape = parsePrometheusAnnotations(config.prometheusAnnotations, config.ports.status);
   const telemetry = createSidecarTelemetry({
     local: metadata,

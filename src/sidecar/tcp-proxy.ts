@@ -4,7 +4,10 @@
  * its first application bytes and reads and drains the peer's frame from the incoming stream. A peer
  * that does not start with the magic is not MX: its bytes flow through untouched.
  *
- * Istio gates TCP MX on ALPN `istio-peer-exchange`, which needs TLS. In plain text this proxy
+ * Istio gates TCP MX on ALPN `istio-peer-exchange`, which needs TLS: under mutual TLS each side writes and
+ * reads a frame only when the handshake chose it (the filter's `nextProtocol() != protocol` check in
+ * `onData`/`onWrite`), so with PILOT_DISABLE_MX_ALPN (src/sidecar/tls.ts) no frame is written and the peer is
+ * the endpoint's metadata (client) or unknown but for its certificate (server). In plain text this proxy
  * sends its frame only to registry endpoints marked `sidecar: true`, and the inbound side answers
  * with its frame only after it has read a peer frame, so a sidecar-less peer never sees one.
  *
@@ -25,7 +28,8 @@ import type { BoundListener } from './http-listener.js';
 import type { ListenerLimits, ProxyRefusals } from './listener-limits.js';
 import type { ServiceRoute } from './registry.js';
 import type { SidecarTelemetry, TcpRecorder } from './telemetry-contract.js';
-import { ALPN_TCP_CLIENT, isUpstreamIdentityError, peerPrincipalOf } from './tls.js';
+import { ALPN_PEER_EXCHANGE } from '../metadata/tcp-frame.js';
+import { isUpstreamIdentityError, peerPrincipalOf } from './tls.js';
 import type { SidecarTls } from './tls.js';
 import { createPermissiveServer } from './permissive.js';
 import type { MtlsMode } from './permissive.js';
@@ -133,7 +137,8 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   const { telemetry, logger } = options;
   const mx = telemetry.enabled;
   const inboundCluster = inboundClusterName(options.app.port);
-  const handle = (down: Socket, peerPrincipal: string, localPrincipal: string, alpnMx: boolean): void => {
+  // `alpn`: what the TLS handshake chose (false: none), or null in plain text.
+  const handle = (down: Socket, peerPrincipal: string, localPrincipal: string, alpn: string | false | null): void => {
     const stats = new TcpStatsSession(telemetry, {
       reporter: 'destination',
       peerPrincipal,
@@ -168,9 +173,12 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     up.once('connect', () => {
       upReady = true;
     });
+    // Under TLS the exchange runs only over its ALPN; plain text is sniffed for a frame.
+    const alpnMx = alpn === ALPN_PEER_EXCHANGE;
+    const exchange = mx && (alpn === null || alpnMx);
     // Downstream bytes: first through the MX parser, then straight to the app.
-    const parser = mx ? telemetry.createTcpParser() : undefined;
-    let decided = !mx;
+    const parser = exchange ? telemetry.createTcpParser() : undefined;
+    let decided = !exchange;
     let frameSent = false;
     const sendFrame = (): void => {
       if (frameSent) return;
@@ -179,6 +187,8 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     };
     // Under mTLS with the MX ALPN the peer expects our frame before anything else.
     if (alpnMx && mx) sendFrame();
+    // Another ALPN: no exchange, the peer is known by its certificate only (Envoy sets NoPeer at once).
+    if (mx && !exchange) stats.open(null, 'mx_disabled');
     const decide = (peer: PeerMetadata | null, reason: UnknownPeerReason | undefined, isMx: boolean): void => {
       decided = true;
       if (isMx && mx) sendFrame();
@@ -246,21 +256,21 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   let server: net.Server;
   if (options.tls) {
     const t = options.tls;
-    const tlsServer = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol === 'istio-peer-exchange'));
+    const tlsServer = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol ?? false));
     tlsServer.on('tlsClientError', () => {});
     // PERMISSIVE: plain-text clients share the port (client-first protocols only, as with Envoy's tls_inspector).
     server =
       options.mtlsMode === 'PERMISSIVE'
         ? createPermissiveServer({
             tlsServer,
-            onPlain: (socket) => handle(socket, '', '', false),
+            onPlain: (socket) => handle(socket, '', '', null),
             firstByteTimeoutMs: options.limits.headersTimeoutMs,
             onTimeout: () => options.refusals.count('inbound', 'headers_timeout'),
             serverOptions: { allowHalfOpen: true },
           })
         : tlsServer;
   } else {
-    server = net.createServer({ allowHalfOpen: true }, (socket) => handle(socket, '', '', false));
+    server = net.createServer({ allowHalfOpen: true }, (socket) => handle(socket, '', '', null));
   }
   return bind(server, { host: options.host, port: options.port, name: 'tcp-inbound', logger, role: 'inbound', limits: options.limits, refusals: options.refusals });
 }
@@ -272,7 +282,8 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     down.setNoDelay(true);
     const ep = route.pick();
     const useTls = options.tls !== undefined && ep?.sidecar === true && !route.external;
-    const sendMx = telemetry.enabled && ep?.sidecar === true;
+    // Plain text: to sidecar endpoints; mutual TLS: also only when the handshake chose istio-peer-exchange.
+    const wantMx = telemetry.enabled && ep?.sidecar === true;
     let upstreamPrincipal = '';
     const stats = new TcpStatsSession(telemetry, {
       reporter: 'source',
@@ -290,24 +301,34 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     }
     const up: Socket = useTls && options.tls
       ? // node's tls.connect passes allowHalfOpen to the TLSSocket; @types/node does not list it.
-        tls.connect({ ...options.tls.clientOptions(ALPN_TCP_CLIENT, ep.identity), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
+        tls.connect({ ...options.tls.clientOptions(options.tls.tcpClientAlpn, ep.identity), host: ep.address, port: ep.port, ...({ allowHalfOpen: true } as object) })
       : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
     up.setNoDelay(true);
     idleTimeout(down, up, options, 'outbound');
     const principals = (): Partial<ConnectionAttributes> => (upstreamPrincipal ? { peerPrincipal: upstreamPrincipal, localPrincipal: options.tls?.localPrincipal ?? '' } : {});
+    let parser: ReturnType<SidecarTelemetry['createTcpParser']> | undefined;
+    let decided = true;
+    // Our frame goes first on the upstream stream, before any app byte (node keeps write order).
+    const startMx = (): void => {
+      up.write(telemetry.tcpFrame);
+      parser = telemetry.createTcpParser();
+      decided = false;
+    };
+    const noMx = (): void => stats.open(fallback, telemetry.enabled ? 'mx_disabled' : undefined, principals());
+    const toUp = (): void => pump(down, up, (n) => stats.received_(n));
     if (useTls) {
+      // The app's bytes wait for the handshake: they must follow the frame when there is one.
       up.once('secureConnect', () => {
         upstreamPrincipal = peerPrincipalOf(up as TLSSocket);
+        if (wantMx && (up as TLSSocket).alpnProtocol === ALPN_PEER_EXCHANGE) startMx();
+        else noMx();
+        toUp();
       });
+    } else {
+      if (wantMx) startMx();
+      else up.once('connect', noMx);
+      toUp();
     }
-    // Our frame goes first on the upstream stream, before any app byte (node keeps write order).
-    if (sendMx) up.write(telemetry.tcpFrame);
-    const parser = sendMx ? telemetry.createTcpParser() : undefined;
-    let decided = !parser;
-    if (!parser) {
-      up.once('connect', () => stats.open(fallback, telemetry.enabled ? 'mx_disabled' : undefined, principals()));
-    }
-    pump(down, up, (n) => stats.received_(n));
     up.on('data', (chunk: Buffer) => {
       if (!decided && parser) {
         const step = parser.push(chunk);

@@ -5,7 +5,11 @@
  *
  * Principals and `connection_security_policy="mutual_tls"` come from these certificates. ALPN
  * follows istio/istio `pilot/pkg/networking/util/util.go` (`ALPNInMeshWithMxc`, `ALPNInMeshH2WithMxc`)
- * on the client and `pilot/pkg/security/authn/utils/utils.go` on the server.
+ * on the client and `pilot/pkg/security/authn/utils/utils.go` on the server. `istio-peer-exchange` is
+ * offered only while the TCP exchange runs: istiod leaves it out with `PILOT_DISABLE_MX_ALPN` or without
+ * metadata exchange (`features.MetadataExchange && !features.DisableMxALPN` in `cluster_tls.go`), and a
+ * meshtel sidecar with telemetry off runs no exchange, so it must not negotiate one (a peer would then send
+ * its frame to the app, or wait for ours).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,14 +17,27 @@ import type { ConnectionOptions, TlsOptions } from 'node:tls';
 import { spiffeFromSan } from '../record/principal.js';
 import { ConfigError, MeshtelError, isMeshtelError, quote } from '../core/errors.js';
 
-/** ALPN a client offers for TCP: MX first, then Istio's marker. */
+/** ALPN a client offers for TCP: MX first, then Istio's marker (`ALPNInMeshWithMxc`). */
 export const ALPN_TCP_CLIENT = Object.freeze(['istio-peer-exchange', 'istio']);
+/** ALPN a client offers for TCP without the exchange (`ALPNInMesh`). */
+export const ALPN_TCP_CLIENT_NO_MX = Object.freeze(['istio']);
 /** ALPN a client offers for HTTP/1.1 upstreams. */
 export const ALPN_HTTP1_CLIENT = Object.freeze(['istio-http/1.1', 'istio', 'http/1.1']);
 /** ALPN a client offers for HTTP/2 and gRPC upstreams. */
 export const ALPN_HTTP2_CLIENT = Object.freeze(['istio-h2', 'istio', 'h2']);
-/** ALPN the inbound server accepts, MX first as Istio's TCP chains do. */
+/** ALPN the inbound server accepts, MX first as Istio's TCP chains do (`ALPNDownstreamWithMxc` and the rest). */
 export const ALPN_SERVER = Object.freeze(['istio-peer-exchange', 'h2', 'istio-h2', 'http/1.1', 'istio-http/1.1', 'istio']);
+/** ALPN the inbound server accepts without the exchange (`ALPNDownstream` and the rest). */
+export const ALPN_SERVER_NO_MX = Object.freeze(ALPN_SERVER.filter((p) => p !== 'istio-peer-exchange'));
+
+/** Options of {@link loadSidecarTls}. */
+export interface SidecarTlsOptions {
+  /**
+   * Offer and accept `istio-peer-exchange` (default true): false with PILOT_DISABLE_MX_ALPN or telemetry off,
+   * then a TCP connection never negotiates the exchange.
+   */
+  readonly mxAlpn?: boolean;
+}
 
 /** Files of one workload's identity. */
 export interface TlsFiles {
@@ -41,6 +58,10 @@ export interface SidecarTls {
   readonly cert: string;
   readonly key: string;
   readonly ca: string;
+  /** Whether `istio-peer-exchange` is offered and accepted ({@link SidecarTlsOptions.mxAlpn}). */
+  readonly mxAlpn: boolean;
+  /** The ALPN list of an outbound TCP connection: {@link ALPN_TCP_CLIENT}, or without MX {@link ALPN_TCP_CLIENT_NO_MX}. */
+  readonly tcpClientAlpn: readonly string[];
   /** Options for the inbound tls.Server (client certificates required). */
   serverOptions(): TlsOptions;
   /**
@@ -73,7 +94,9 @@ export function isUpstreamIdentityError(err: unknown): boolean {
 export { peerPrincipalOf, spiffeFromSan } from '../record/principal.js';
 
 /** Load and check certificates. Throws MESHTEL_ERR_TLS naming the file at fault. */
-export function loadSidecarTls(files: TlsFiles): SidecarTls {
+export function loadSidecarTls(files: TlsFiles, options: SidecarTlsOptions = {}): SidecarTls {
+  const mxAlpn = options.mxAlpn ?? true;
+  const serverAlpn = mxAlpn ? ALPN_SERVER : ALPN_SERVER_NO_MX;
   const read = (file: string, what: string): string => {
     try {
       return readFileSync(file, 'utf8');
@@ -124,7 +147,9 @@ export function loadSidecarTls(files: TlsFiles): SidecarTls {
     cert,
     key,
     ca,
-    serverOptions: (): TlsOptions => ({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [...ALPN_SERVER] }),
+    mxAlpn,
+    tcpClientAlpn: mxAlpn ? ALPN_TCP_CLIENT : ALPN_TCP_CLIENT_NO_MX,
+    serverOptions: (): TlsOptions => ({ cert, key, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: [...serverAlpn] }),
     clientOptions: (alpn: readonly string[], expectedIdentity?: string): ConnectionOptions => ({
       cert,
       key,

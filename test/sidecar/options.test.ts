@@ -43,6 +43,7 @@ describe('resolveSidecarOptions() refusals', () => {
     ['a fractional inbound app port', { inboundPorts: [{ port: 0, appPort: 80.5, protocol: 'http' as const }] }, 'inboundPorts[0].appPort'],
     ['a negative service listener port', { serviceListeners: [{ host: 'reviews', port: 9080, listenPort: -2 }] }, 'serviceListeners[0].listenPort'],
     ['a service port of 0', { serviceListeners: [{ host: 'reviews', port: 0, listenPort: 0 }] }, 'serviceListeners[0].port'],
+    ['a PILOT_DISABLE_MX_ALPN that is not a boolean', { env: { PILOT_DISABLE_MX_ALPN: 'sometimes' } }, 'PILOT_DISABLE_MX_ALPN'],
   ])('refuses %s with MESHTEL_ERR_INVALID_CONFIG naming the field', (_name, options, field) => {
     const err = (() => {
       try {

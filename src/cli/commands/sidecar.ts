@@ -59,6 +59,7 @@ interface SidecarFlags {
   tlsCa?: string;
   mtlsMode?: string;
   mxAdditionalLabels?: string;
+  disableMxAlpn?: boolean;
   reportingInterval?: string;
   maxSeriesPerMetric?: string;
   maxLabelValueLength?: string;
@@ -210,6 +211,7 @@ export function sidecarOptionsFromFlags(flags: SidecarFlags, env: NodeJS.Process
     ...(flags.propagation !== undefined ? { propagation: oneOf<PropagationMethod>(flags.propagation, ['istio_headers', 'baggage'], '--propagation') } : {}),
     ...(tlsGiven ? { tls: { certFile: flags.tlsCert!, keyFile: flags.tlsKey!, caFile: flags.tlsCa! } } : {}),
     ...(flags.mxAdditionalLabels !== undefined ? { additionalLabels: flags.mxAdditionalLabels.split(',') } : {}),
+    ...(flags.disableMxAlpn === true ? { disableMxAlpn: true } : {}),
     ...(flags.mtlsMode !== undefined ? { mtlsMode: oneOf(flags.mtlsMode, ['STRICT', 'PERMISSIVE'] as const, '--mtls-mode') } : {}),
     ...(flags.reportingInterval !== undefined ? { reportingIntervalMs: parseDurationMs(flags.reportingInterval, '--reporting-interval') } : {}),
     stats: statsFromFlags(flags),
@@ -272,6 +274,7 @@ export function registerSidecarCommand(program: Command): void {
     .option('--tls-key <file>', 'mTLS private key (MESHTEL_TLS_KEY)')
     .option('--tls-ca <file>', 'mTLS root certificate (MESHTEL_TLS_CA)')
     .option('--mx-additional-labels <keys>', 'pod label keys the MX payload carries besides the standard ones, comma-separated (PILOT_MX_ADDITIONAL_LABELS)')
+    .option('--disable-mx-alpn', 'leave istio-peer-exchange out of the mutual TLS ALPN: no TCP exchange frames (PILOT_DISABLE_MX_ALPN; set it mesh-wide, as istiod)')
     .option('--mtls-mode <mode>', 'inbound PeerAuthentication mode with certificates: STRICT (default) or PERMISSIVE, plain text accepted too (MESHTEL_MTLS_MODE)')
     .option('--reporting-interval <duration>', 'TCP and gRPC periodic reports (5s)')
     .option('--max-series-per-metric <n>', 'series per istio metric before the overflow series (10000; MESHTEL_MAX_SERIES_PER_METRIC)')

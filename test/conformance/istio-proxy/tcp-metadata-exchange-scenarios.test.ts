@@ -11,6 +11,8 @@
  * - `TestTCPMetadataNotFoundReporting`: a client whose endpoint runs no proxy: the sent-bytes series exists (what
  *   the Go ExistStat checks) with the unknown peer's labels, `destination_service_namespace` from the cluster's
  *   `istio.services` (docs/compatibility.md says why the template's `unknown` is not what Envoy emits).
+ * - `TestTCPMetadataExchangeNoAlpn`: neither side negotiates the MX ALPN (PILOT_DISABLE_MX_ALPN on both
+ *   sidecars), so no frame is sent and the server reports the client by its certificate only.
  * - `TestTCPMetadataExchangeWithConnectionTermination`: the client half (its frame sent to a server that negotiates
  *   the MX ALPN but runs no MX filter, whose app closes on the first line): each connection is ended.
  */
@@ -105,6 +107,16 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
       })),
     };
     await eventually(async () => expectExistStat(await scrape(client.ports.prometheus), envoy), 5000);
+  });
+
+  it('TestTCPMetadataExchangeNoAlpn: without the MX ALPN no frame is sent; the server knows the client by its certificate', async () => {
+    const s = S.TestTCPMetadataExchangeNoAlpn!;
+    const env = { PILOT_DISABLE_MX_ALPN: 'true' };
+    const server = await driverServer(cleanups, certs, await prefixApp(cleanups, 'hello '), { env });
+    const client = await driverClient(cleanups, certs, server.ports.inbound, { env });
+    // The app sees the client's bytes only: no frame reached it.
+    for (let i = 0; i < 10; i++) expect(await connection(client.ports.serviceListeners[0]!, 'world\n')).toBe('hello world\n');
+    await eventually(async () => expectExactStat(await scrape(server.ports.prometheus), family(s, 'tcp_server_connection_open_without_mx')));
   });
 
   it('TestTCPMetadataExchangeWithConnectionTermination: a server that never answers the frame and closes ends each connection', async () => {
