@@ -92,7 +92,7 @@ export function interceptedConnection(port: number, line: string, readTimeoutMs:
   });
 }
 
-/** driver.TCPLoad: one connection that writes "ping\n" every `everyMs` until closed (returned). */
+/** driver.TCPLoad: one connection that writes `line` at once and every `everyMs`, closed with `cleanups`. */
 export function tcpLoad(cleanups: Cleanups, port: number, line: string, everyMs: number): void {
   const s = net.connect(port, '127.0.0.1');
   s.on('error', () => {});
@@ -115,6 +115,7 @@ export interface DriverCerts {
   remove(): void;
 }
 
+/** Mint testdata/certs' two identities under a fresh temporary directory (`remove()` deletes it). */
 export function driverCerts(): DriverCerts {
   const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-tcp-mx-'));
   const minted = mintCertificates({ outDir: dir, workloads: [{ namespace: 'default', serviceAccount: 'client' }, { namespace: 'default', serviceAccount: 'server' }] });
