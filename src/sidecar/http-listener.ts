@@ -163,6 +163,30 @@ type TrackedSocket = Socket & { [CURRENT_RESPONSE]?: http.ServerResponse };
  */
 const CLIENT_GONE = new Set(['HPE_INVALID_EOF_STATE', 'ECONNRESET', 'EPIPE']);
 
+/**
+ * node's HTTP/1.1 parser as its server keeps it on the socket (`socket.parser`, internal): `duration()` is the time
+ * since the current message's first byte, 0 between messages; `headersCompleted()` says whether that message's
+ * head is complete. The same state node's header timeout is judged by (node 18+).
+ */
+interface NodeHttpParser {
+  duration?(): number;
+  headersCompleted?(): boolean;
+}
+
+/**
+ * Whether a client that left (`code`: a FIN mid-message or a reset) left a request head unfinished. node's parser
+ * knows: it began a message whose head is not complete, even when those bytes came in the same read as an earlier
+ * request (the socket's byte count cannot tell them apart). Without the parser's state: a FIN mid-message, or
+ * bytes read since the connection's last finished request.
+ */
+export function leftPartialHead(socket: Socket, code: string, conn: ConnectionInfo | undefined): boolean {
+  const parser = (socket as Socket & { parser?: NodeHttpParser | null }).parser;
+  if (typeof parser?.duration === 'function' && typeof parser.headersCompleted === 'function') {
+    return parser.duration() > 0 && !parser.headersCompleted();
+  }
+  return code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
+}
+
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
@@ -250,9 +274,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       const current = (socket as TrackedSocket)[CURRENT_RESPONSE];
       const inRequest = current !== undefined && !current.writableFinished;
       const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
-      // FIN mid-message is always a partial head here; a reset is one only if bytes came since the last request.
-      const partial = err.code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
-      if (!inRequest && partial) refusals.count(role, 'incomplete_head');
+      if (!inRequest && leftPartialHead(socket, err.code ?? '', conn)) refusals.count(role, 'incomplete_head');
       socket.destroy();
       return;
     }
