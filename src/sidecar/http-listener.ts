@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CONNECTION_INFO } from './http-proxy.js';
+import { closeOnTlsClientError } from './listener-limits.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
 import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
 import { ResponseFlag } from '../stats/types.js';
@@ -369,9 +370,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       }
       dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
     });
-    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
-    });
+    closeOnTlsClientError(tlsServer, refusals, role);
     // PERMISSIVE: plain-text clients (no principal, connection_security_policy="none") share the port.
     server =
       options.mtlsMode === 'PERMISSIVE'
