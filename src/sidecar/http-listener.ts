@@ -230,6 +230,12 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     res.writeHead(431, { connection: 'close', 'content-length': '0' });
     res.end(record);
   };
+  // Idle keep-alive: node arms the socket's timeout with keepAliveTimeout once a response is done (and clears it when
+  // the next request begins), and calls this listener instead of destroying the socket itself.
+  h1.on('timeout', (socket: Socket) => {
+    refusals.count(role, 'idle_timeout');
+    socket.destroy();
+  });
   // Sockets reach this server through emit('connection'), never listen(): node starts its
   // header-timeout tracking on 'listening' only, so it is started here (without it no header
   // timeout ever runs and slowloris connections stay open for ever).
@@ -337,7 +343,11 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       return destroy.apply(this, args);
     };
     // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).
-    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    session.setTimeout(limits.idleTimeoutMs, () => {
+      if (session.closed) return;
+      refusals.count(role, 'idle_timeout');
+      session.close();
+    });
     // HTTP/2 has no node header timeout: a connection must open its first stream in time.
     const timer = setTimeout(() => {
       refusals.count(role, 'headers_timeout');

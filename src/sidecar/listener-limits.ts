@@ -92,6 +92,11 @@ export type RefusalReason =
   | 'upstream_san_mismatch'
   /** A TCP connection idle for `tcpIdleTimeoutMs` was closed (Envoy `tcp.<prefix>.idle_timeout`). */
   | 'tcp_idle_timeout'
+  /**
+   * An HTTP connection idle for `idleTimeoutMs` was closed: an HTTP/1.1 keep-alive connection with no request, an
+   * HTTP/2 session with no frame (Envoy `downstream_cx_idle_timeout`).
+   */
+  | 'idle_timeout'
   /** The request head could not be parsed (answered 400, recorded with flag `DPE`). */
   | 'protocol_error'
   /**
