@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CONNECTION_INFO } from './http-proxy.js';
+import { closeOnTlsClientError } from './listener-limits.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
 import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
 import { ResponseFlag } from '../stats/types.js';
@@ -163,6 +164,30 @@ type TrackedSocket = Socket & { [CURRENT_RESPONSE]?: http.ServerResponse };
  */
 const CLIENT_GONE = new Set(['HPE_INVALID_EOF_STATE', 'ECONNRESET', 'EPIPE']);
 
+/**
+ * node's HTTP/1.1 parser as its server keeps it on the socket (`socket.parser`, internal): `duration()` is the time
+ * since the current message's first byte, 0 between messages; `headersCompleted()` says whether that message's
+ * head is complete. The same state node's header timeout is judged by (node 18+).
+ */
+interface NodeHttpParser {
+  duration?(): number;
+  headersCompleted?(): boolean;
+}
+
+/**
+ * Whether a client that left (`code`: a FIN mid-message or a reset) left a request head unfinished. node's parser
+ * knows: it began a message whose head is not complete, even when those bytes came in the same read as an earlier
+ * request (the socket's byte count cannot tell them apart). Without the parser's state: a FIN mid-message, or
+ * bytes read since the connection's last finished request.
+ */
+export function leftPartialHead(socket: Socket, code: string, conn: ConnectionInfo | undefined): boolean {
+  const parser = (socket as Socket & { parser?: NodeHttpParser | null }).parser;
+  if (typeof parser?.duration === 'function' && typeof parser.headersCompleted === 'function') {
+    return parser.duration() > 0 && !parser.headersCompleted();
+  }
+  return code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
+}
+
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /** Start an HTTP/1.1 + h2c (or mTLS) listener with the given handler. */
@@ -205,6 +230,12 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     res.writeHead(431, { connection: 'close', 'content-length': '0' });
     res.end(record);
   };
+  // Idle keep-alive: node arms the socket's timeout with keepAliveTimeout once a response is done (and clears it when
+  // the next request begins), and calls this listener instead of destroying the socket itself.
+  h1.on('timeout', (socket: Socket) => {
+    refusals.count(role, 'idle_timeout');
+    socket.destroy();
+  });
   // Sockets reach this server through emit('connection'), never listen(): node starts its
   // header-timeout tracking on 'listening' only, so it is started here (without it no header
   // timeout ever runs and slowloris connections stay open for ever).
@@ -250,9 +281,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       const current = (socket as TrackedSocket)[CURRENT_RESPONSE];
       const inRequest = current !== undefined && !current.writableFinished;
       const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
-      // FIN mid-message is always a partial head here; a reset is one only if bytes came since the last request.
-      const partial = err.code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
-      if (!inRequest && partial) refusals.count(role, 'incomplete_head');
+      if (!inRequest && leftPartialHead(socket, err.code ?? '', conn)) refusals.count(role, 'incomplete_head');
       socket.destroy();
       return;
     }
@@ -314,7 +343,11 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       return destroy.apply(this, args);
     };
     // Idle: no frame for idleTimeoutMs closes the session (node resets the timer on every frame).
-    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    session.setTimeout(limits.idleTimeoutMs, () => {
+      if (session.closed) return;
+      refusals.count(role, 'idle_timeout');
+      session.close();
+    });
     // HTTP/2 has no node header timeout: a connection must open its first stream in time.
     const timer = setTimeout(() => {
       refusals.count(role, 'headers_timeout');
@@ -347,9 +380,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       }
       dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
     });
-    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
-    });
+    closeOnTlsClientError(tlsServer, refusals, role);
     // PERMISSIVE: plain-text clients (no principal, connection_security_policy="none") share the port.
     server =
       options.mtlsMode === 'PERMISSIVE'

@@ -8,6 +8,7 @@
  * meshtel keeps the 60 KiB header limit and sets the other three tighter than Envoy's defaults
  * (disabled, 1 h, unlimited), because a Node listener has no overload manager: see docs/security.md.
  */
+import type tls from 'node:tls';
 import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
 
@@ -91,6 +92,11 @@ export type RefusalReason =
   | 'upstream_san_mismatch'
   /** A TCP connection idle for `tcpIdleTimeoutMs` was closed (Envoy `tcp.<prefix>.idle_timeout`). */
   | 'tcp_idle_timeout'
+  /**
+   * An HTTP connection idle for `idleTimeoutMs` was closed: an HTTP/1.1 keep-alive connection with no request, an
+   * HTTP/2 session with no frame (Envoy `downstream_cx_idle_timeout`).
+   */
+  | 'idle_timeout'
   /** The request head could not be parsed (answered 400, recorded with flag `DPE`). */
   | 'protocol_error'
   /**
@@ -139,3 +145,16 @@ export function createProxyRefusals(registry: Registry): ProxyRefusals {
 
 /** A refusal counter that counts nothing (listeners started outside a sidecar, e.g. in unit tests). */
 export const NO_REFUSALS: ProxyRefusals = Object.freeze({ count: () => {} });
+
+/**
+ * The TLS handshake deadline of a listener's TLS server (created with `handshakeTimeout`): node emits
+ * `ERR_TLS_HANDSHAKE_TIMEOUT` as a `tlsClientError` but leaves the connection open (a client that never finishes its
+ * handshake held it for ever), so the connection is closed here and counted as `reason="headers_timeout"`. A
+ * connection with any other client error before its handshake finished is closed too.
+ */
+export function closeOnTlsClientError(server: tls.Server, refusals: ProxyRefusals, role: ListenerRole): void {
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
+    socket.destroy();
+  });
+}

@@ -180,8 +180,8 @@ export abstract class StreamRecord implements PeriodicReport {
     telemetry.activity.active--;
     if (this.timer) clearTimeout(this.timer);
     if (!l.telemetryOn) {
-      // The connection's byte marks still move: the listener judges a later reset by them (bytes since the
-      // last finished request are a partial head, reason="incomplete_head"), telemetry or not.
+      // The connection's byte marks still move: without node's parser state the listener judges a later reset
+      // by them (bytes since the last finished request are a partial head, reason="incomplete_head").
       const s = this.h2 ? undefined : this.req.socket;
       if (s && this.conn) takeByteDeltas(s, this.conn);
       return;

@@ -25,6 +25,7 @@ import { inboundClusterName } from '../record/cluster.js';
 import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
 import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
+import { closeOnTlsClientError } from './listener-limits.js';
 import type { ListenerLimits, ProxyRefusals } from './listener-limits.js';
 import type { ServiceRoute } from './registry.js';
 import type { SidecarTelemetry, TcpRecorder } from './telemetry-contract.js';
@@ -257,7 +258,7 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
   if (options.tls) {
     const t = options.tls;
     const tlsServer = tls.createServer({ ...t.serverOptions(), allowHalfOpen: true, handshakeTimeout: options.limits.headersTimeoutMs }, (socket: TLSSocket) => handle(socket, peerPrincipalOf(socket), t.localPrincipal, socket.alpnProtocol ?? false));
-    tlsServer.on('tlsClientError', () => {});
+    closeOnTlsClientError(tlsServer, options.refusals, 'inbound');
     // PERMISSIVE: plain-text clients share the port (client-first protocols only, as with Envoy's tls_inspector).
     server =
       options.mtlsMode === 'PERMISSIVE'

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
-import { expectedTotals, faultPlan, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum, HTTP_FAMILIES } from './harness.js';
+import { expectedTotals, faultPlan, latencyKept, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum, HTTP_FAMILIES } from './harness.js';
 import type { Mesh } from './harness.js';
 
 const HEADER_TIMEOUT_MS = 1000;
@@ -42,6 +42,8 @@ describe('reliability: hostile input', () => {
     expect(r.slowlorisOpen).toBe(0);
     expect(r.legit).toBeGreaterThan(0);
     expect(r.legitOk).toBe(r.legit);
+    // And its latency (latencyKept: no wait for a slow client's header timeout, the median near the one before).
+    expect(latencyKept(r, HEADER_TIMEOUT_MS), `worst ${r.worstLegitMs} ms, median ${r.medianLegitMs} ms, before ${r.baselineLegitMs} ms`).toBe(true);
     // Bounded: the attack grows neither the process nor the page by more than a small constant
     // (the forged peers are a handful of series; the page holds well under 1 MiB here).
     expect(rssMiB() - rssBefore).toBeLessThan(64);

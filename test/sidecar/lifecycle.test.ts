@@ -3,7 +3,12 @@
  * `close()` resolves (issue 11.10: the stats stage's intervals outlived the sidecar).
  */
 import { createHook } from 'node:async_hooks';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { formatNodeId } from '../../src/metadata/node-id.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../../src/tracing/config.js';
+import { createTracing } from '../../src/tracing/tracer.js';
 import { httpApp, reviewsMesh, send, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
 
@@ -63,5 +68,37 @@ describe('Sidecar lifecycle', () => {
     } finally {
       track.stop();
     }
+  });
+});
+
+describe('Sidecar shutdown with the trace backend hanging', () => {
+  // Issue 11.11: close() took 9-11 s with the backend down (0.15 s otherwise). The tracer's drain bound
+  // (shutdownTimeoutMillis, 2 s by default) is what close() may wait for the spans it still holds.
+  it('resolves close() within the tracer\'s drain bound, with the default export timeouts', async () => {
+    const held = new Set<http.ServerResponse>();
+    const backend = http.createServer((_req, res) => void held.add(res));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          backend.closeAllConnections();
+          backend.close(() => r());
+        }),
+    );
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const metadata = workload('reviews', 'bookinfo-reviews');
+    const endpoint = `http://127.0.0.1:${(backend.address() as AddressInfo).port}/v1/traces`;
+    const tracer = createTracing({ local: metadata, nodeId: formatNodeId(metadata), exporter: 'otlp', endpoint, samplingPercent: 100, scheduledDelayMillis: 5 });
+    const sc = await sidecar({ metadata, app: { port: app.port }, tracer });
+    for (let i = 0; i < 20; i++) expect((await send(sc.ports.inbound, { host: 'reviews:9080' })).status).toBe(200);
+    // An export is in flight on the backend that never answers.
+    const deadline = Date.now() + 3000;
+    while (held.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(held.size).toBeGreaterThan(0);
+    const started = Date.now();
+    await sc.close();
+    const took = Date.now() - started;
+    expect(took).toBeLessThan(DEFAULT_SHUTDOWN_TIMEOUT_MS + 1500);
   });
 });

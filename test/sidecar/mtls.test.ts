@@ -147,6 +147,21 @@ describe('Sidecar PeerAuthentication PERMISSIVE (mtlsMode)', () => {
     expect(await refused(server, 'inbound', 'headers_timeout')).toBe(1);
   });
 
+  // The TLS handshake has the header deadline (docs/security.md, listener limits): a client that starts a handshake
+  // and never finishes it is closed and counted on the HTTP and the TCP inbound port alike.
+  it.each(['http', 'tcp'] as const)('STRICT: closes a %s connection whose TLS handshake does not finish within the header timeout, counted as headers_timeout', async (protocol) => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const server = await sidecar({ tls: reviews, metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port, protocol }, limits: { headersTimeoutMs: 200 } });
+    cleanups.push(server.close);
+    const started = Date.now();
+    // The first bytes of a TLS handshake record (type 0x16, version 3.1, length 512), never the rest.
+    expect(await rawExchange(server.ports.inbound, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))).toBe('');
+    expect(Date.now() - started).toBeLessThan(3000);
+    await eventually(async () => expect(await refused(server, 'inbound', 'headers_timeout')).toBe(1));
+    expect(app.seen).toHaveLength(0);
+  });
+
   it('keeps STRICT by default and refuses an unknown mode with MESHTEL_ERR_INVALID_CONFIG', () => {
     expect(resolveSidecarOptions({ env: {} }).mtlsMode).toBe('STRICT');
     expect(resolveSidecarOptions({ env: { MESHTEL_MTLS_MODE: 'PERMISSIVE' } }).mtlsMode).toBe('PERMISSIVE');

@@ -5,6 +5,8 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { leftPartialHead } from '../../src/sidecar/http-listener.js';
+import type { ConnectionInfo } from '../../src/sidecar/http-proxy.js';
 import type { ServiceRegistry } from '../../src/sidecar/registry.js';
 import { eventually, httpApp, rawExchange, refused, requestCount, send, serveHandler, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
@@ -98,6 +100,26 @@ describe('A client that leaves before its request head is complete', () => {
     expect(await requestCount(sc, { response_code: '200' })).toBe(1);
   });
 
+  // A partial head in the same read as the completed request before it: the bytes the socket read by the time that
+  // request finished already hold it, so no byte mark can tell it apart; node's parser knows it began a message
+  // whose head is not complete. Used to count nothing on a reset.
+  it.each([
+    { how: 'reset', telemetry: true },
+    { how: 'reset', telemetry: false },
+    { how: 'fin', telemetry: false },
+  ] as const)('counts a partial head that came in the same read as a completed request ($how, telemetry $telemetry)', async ({ how, telemetry }) => {
+    const app = await httpApp();
+    cleanups.push(app.close);
+    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: app.port }, telemetry });
+    cleanups.push(sc.close);
+    const head = 'GET / HTTP/1.1\r\nhost: reviews\r\n\r\n';
+    await leaveAfter(sc.ports.inbound, `${head}GET /second HTTP/1.1\r\nhost: rev`, how);
+    await eventually(async () => expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(1));
+    expect(app.seen).toHaveLength(1);
+    if (telemetry) expect(await requestCount(sc)).toBe(1);
+    expect(await refused(sc, 'inbound', 'protocol_error')).toBe(0);
+  });
+
   // The byte mark a reset is judged by moves at each finished request whatever telemetry says: with telemetry
   // off nothing recorded the request, and a reset after it used to count as a partial head.
   it.each(['reset', 'fin'] as const)('(telemetry off, %s after a completed keep-alive request) counts nothing, and still counts a partial head', async (how) => {
@@ -124,6 +146,26 @@ describe('A client that leaves before its request head is complete', () => {
     expect(await requestCount(sc)).toBe(3);
     expect(await refused(sc, 'inbound', 'incomplete_head')).toBe(0);
     expect(await refused(sc, 'inbound', 'protocol_error')).toBe(0);
+  });
+});
+
+describe('leftPartialHead', () => {
+  const conn = (read: number): ConnectionInfo => ({ peerPrincipal: '', localPrincipal: '', read, written: 0 });
+  const socketWith = (bytesRead: number, parser?: object | null): net.Socket => ({ bytesRead, parser }) as unknown as net.Socket;
+  const parser = (duration: number, headersCompleted: boolean): object => ({ duration: () => duration, headersCompleted: () => headersCompleted });
+
+  it('follows node\'s parser: a message begun and its head not complete, whatever the byte marks say', () => {
+    expect(leftPartialHead(socketWith(100, parser(3.2, false)), 'ECONNRESET', conn(100))).toBe(true);
+    expect(leftPartialHead(socketWith(100, parser(0, false)), 'ECONNRESET', conn(40))).toBe(false);
+    // A FIN in a body whose head was complete (the response already finished) is no head.
+    expect(leftPartialHead(socketWith(100, parser(3.2, true)), 'HPE_INVALID_EOF_STATE', conn(40))).toBe(false);
+  });
+
+  it('without the parser\'s state: a FIN mid-message, or bytes read since the last finished request', () => {
+    expect(leftPartialHead(socketWith(100, null), 'HPE_INVALID_EOF_STATE', conn(100))).toBe(true);
+    expect(leftPartialHead(socketWith(100, {}), 'ECONNRESET', conn(40))).toBe(true);
+    expect(leftPartialHead(socketWith(100), 'ECONNRESET', conn(100))).toBe(false);
+    expect(leftPartialHead(socketWith(0), 'ECONNRESET', undefined)).toBe(false);
   });
 });
 

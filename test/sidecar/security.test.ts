@@ -4,6 +4,7 @@
  * refusal is asserted through its `meshtel_proxy_refused_total{listener,reason}` count.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -238,6 +239,32 @@ describe('Sidecar security defaults', () => {
       expect(reply.startsWith('HTTP/1.1 200')).toBe(true);
       expect(idleMs).toBeGreaterThanOrEqual(250);
       expect(idleMs).toBeLessThan(2000);
+      expect(await refused(sc, 'inbound', 'idle_timeout')).toBe(1);
+    });
+
+    it('closes an HTTP/2 session with no frame for the idle timeout (GOAWAY), counted', async () => {
+      const app = http2.createServer((_req, res) => res.end('ok'));
+      await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
+      const appPort = (app.address() as AddressInfo).port;
+      const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'http2' }, limits: { idleTimeoutMs: 300 } });
+      cleanups.push(sc.close);
+      const session = http2.connect(`http://127.0.0.1:${sc.ports.inbound}`);
+      session.on('error', () => {});
+      const closed = new Promise<number>((resolve) => session.on('close', () => resolve(performance.now())));
+      const goaway = new Promise<boolean>((resolve) => session.once('goaway', () => resolve(true)));
+      const status = await new Promise<number>((resolve) => {
+        const stream = session.request({ ':path': '/', ':authority': 'reviews:9080' });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.resume();
+      });
+      const idleFrom = performance.now();
+      expect(status).toBe(200);
+      expect(await goaway).toBe(true);
+      const idleMs = (await closed) - idleFrom;
+      expect(idleMs).toBeGreaterThanOrEqual(250);
+      expect(idleMs).toBeLessThan(2000);
+      expect(await refused(sc, 'inbound', 'idle_timeout')).toBe(1);
     });
 
     it('refuses connections over maxConnections, counts them, and serves again once they close', async () => {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -233,7 +234,71 @@ async function push(port: number, total: number, ms: number): Promise<number> {
   return s.bytesWritten - s.writableLength;
 }
 
+/**
+ * A listening port whose connections never complete: a child process listens with a backlog of 1 and then blocks
+ * (it never accepts), and filler connections fill the kernel's accept queue, so a new connection's SYN is dropped
+ * and it stays connecting (the kernel retries the SYN for about two minutes).
+ */
+async function unansweredPort(): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer();
+       s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+         process.stdout.write(s.address().port + '\\n');
+         setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000), 20);
+       });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const fillers: net.Socket[] = [];
+  cleanups.push(async () => {
+    for (const c of fillers) c.destroy();
+    child.kill();
+  });
+  const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 4; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    fillers.push(c);
+  }
+  // The queue holds two; the probe must see a third stay connecting.
+  await new Promise((r) => setTimeout(r, 300));
+  const probe = net.connect(port, '127.0.0.1');
+  probe.on('error', () => {});
+  fillers.push(probe);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(probe.connecting).toBe(true);
+  return port;
+}
+
 describe('Sidecar TCP backpressure', () => {
+  it('bounds what it buffers while the connection to the inbound app is still connecting', async () => {
+    const appPort = await unansweredPort();
+    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' } });
+    cleanups.push(sc.close);
+    const rssBefore = process.memoryUsage().rss;
+    const accepted = await push(sc.ports.inbound, 64 * 1024 * 1024, 2000);
+    const grown = process.memoryUsage().rss - rssBefore;
+    // Node queues the writes made while connecting; past its 16 KiB mark the client is paused. Without it the
+    // sidecar read all 64 MiB into that queue.
+    expect(accepted).toBeLessThan(24 * 1024 * 1024);
+    expect(grown).toBeLessThan(48 * 1024 * 1024);
+  });
+
+  it('bounds what it buffers while the connection to an outbound endpoint is still connecting', async () => {
+    const endpointPort = await unansweredPort();
+    const client = await sidecar({
+      metadata: workload('productpage', 'bookinfo-productpage'),
+      mesh: { services: [{ name: 'sink', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: endpointPort }, sidecar: false }] }] },
+      serviceListeners: [{ host: 'sink', port: 9000, listenPort: 0 }],
+    });
+    cleanups.push(client.close);
+    expect(await push(client.ports.serviceListeners[0]!, 64 * 1024 * 1024, 2000)).toBeLessThan(24 * 1024 * 1024);
+  });
+
   it('bounds what it buffers toward an inbound app that does not read (64 MiB pushed)', async () => {
     const appPort = await stuckApp();
     const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' } });
