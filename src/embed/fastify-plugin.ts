@@ -26,6 +26,7 @@ import { inboundClusterName, routeNameOf } from '../record/cluster.js';
 import { connectionInfoOf, peerClosedConnection } from '../record/connection.js';
 import { serverStreamOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
+import { requestProtocolOf } from '../stats/grpc-status.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan, SpanStartInfo } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
@@ -179,7 +180,6 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
-      const contentType = firstHeader(req.headers['content-type']);
       const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
       const span = state.span;
       const cluster = inboundClusterName(state.localPort);
@@ -197,7 +197,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         clusterName: cluster,
         routeName: routeNameOf(cluster),
         authority: firstHeader(req.headers.host) ?? '',
-        protocol: contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http',
+        protocol: requestProtocolOf(firstHeader(req.headers['content-type'])),
         responseCode,
         grpcStatus,
         responseFlags,

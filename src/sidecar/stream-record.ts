@@ -17,7 +17,7 @@ import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
 import { routeNameOf } from '../record/cluster.js';
 import { ROUTE_TIMEOUT_CODE, closedEarlyCode, closedEarlyFlags } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
-import { httpToGrpcStatus } from '../stats/grpc-status.js';
+import { httpToGrpcStatus, requestProtocolOf } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -119,8 +119,7 @@ export abstract class StreamRecord implements PeriodicReport {
     if (this.method === 'CONNECT') this.forcedCode = 404;
     const reqHeaders = req.headers;
     this.reqHeaders = reqHeaders;
-    const contentType = firstHeader(reqHeaders['content-type']);
-    this.grpc = contentType !== undefined && contentType.startsWith('application/grpc');
+    this.grpc = requestProtocolOf(firstHeader(reqHeaders['content-type'])) === 'grpc';
     this.authority = firstHeader(reqHeaders[':authority']) ?? firstHeader(reqHeaders.host) ?? '';
     this.path = req.url ?? '/';
     this.mxOn = l.telemetryOn;
