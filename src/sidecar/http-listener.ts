@@ -14,9 +14,11 @@ import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { CONNECTION_INFO } from './http-proxy.js';
+import { attachConnectionInfo, attachedConnectionInfo } from '../record/connection.js';
+import { PLAIN_TEXT_PRINCIPALS } from '../record/principal.js';
+import type { ConnectionPrincipals } from '../record/principal.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
-import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
+import type { HttpHandler, ProxyHandler } from './http-proxy.js';
 import { ResponseFlag } from '../stats/types.js';
 import { createPermissiveServer } from './permissive.js';
 import type { MtlsMode } from './permissive.js';
@@ -249,7 +251,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     if (CLIENT_GONE.has(err.code ?? '')) {
       const current = (socket as TrackedSocket)[CURRENT_RESPONSE];
       const inRequest = current !== undefined && !current.writableFinished;
-      const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
+      const conn = attachedConnectionInfo(socket);
       // FIN mid-message is always a partial head here; a reset is one only if bytes came since the last request.
       const partial = err.code === 'HPE_INVALID_EOF_STATE' || socket.bytesRead > (conn?.read ?? 0);
       if (!inRequest && partial) refusals.count(role, 'incomplete_head');
@@ -325,8 +327,8 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     session.once('close', () => clearTimeout(timer));
   });
 
-  const dispatch = (socket: Socket, info: ConnectionInfo, alpn: string | false | undefined): void => {
-    (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO] = info;
+  const dispatch = (socket: Socket, principals: ConnectionPrincipals, alpn: string | false | undefined): void => {
+    attachConnectionInfo(socket, principals);
     socket.on('error', () => {});
     let useH2 = options.h2;
     if (alpn === 'h2' || alpn === 'istio-h2') useH2 = true;
@@ -345,7 +347,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
         options.onPeerExchange(socket);
         return;
       }
-      dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
+      dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal }, socket.alpnProtocol ?? undefined);
     });
     tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') refusals.count(role, 'headers_timeout');
@@ -355,14 +357,14 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       options.mtlsMode === 'PERMISSIVE'
         ? createPermissiveServer({
             tlsServer,
-            onPlain: (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined),
+            onPlain: (socket) => dispatch(socket, PLAIN_TEXT_PRINCIPALS, undefined),
             firstByteTimeoutMs: limits.headersTimeoutMs,
             onTimeout: () => refusals.count(role, 'headers_timeout'),
             serverOptions: { noDelay: true },
           })
         : tlsServer;
   } else {
-    server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
+    server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, PLAIN_TEXT_PRINCIPALS, undefined));
   }
   const bound = await bind(server, options);
   return {
