@@ -8,7 +8,9 @@
  *   node:http app and a fastify app with meshtelFastify, both answering every scenario the same way.
  * The series (istio_requests_total and the three histograms' counts) and the span tags must be equal. Byte sums
  * are not compared: a sidecar counts socket bytes, the interceptor estimates them above the socket.
- * TCP has no embedded counterpart (an app has no TCP filter); the gRPC trailer cases live in test/sidecar/grpc.test.ts.
+ * gRPC (content-type application/grpc, POST with a body) is in the table twice: the status in the trailers of an
+ * HTTP 200, and no status at all (mapped from the HTTP status). TCP has no embedded counterpart (an app has no TCP
+ * filter); test/sidecar/grpc.test.ts has the HTTP/2 gRPC cases.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -39,6 +41,8 @@ type ClientAction = 'read' | 'abort-after-head';
 interface Scenario {
   readonly path: string;
   readonly client: ClientAction;
+  /** A gRPC call: POST with a body and content-type application/grpc. */
+  readonly grpc?: boolean;
   /** What the server app does with the request (the same in node:http and in fastify's raw response). */
   readonly serve: (res: http.ServerResponse) => void;
 }
@@ -71,6 +75,20 @@ const SCENARIOS: readonly Scenario[] = [
   },
   // Nothing comes back within the timeout.
   { path: '/slow', client: 'read', serve: (res) => void setTimeout(() => res.end('late'), SLOW_MS).unref() },
+  // gRPC: HTTP 200 with grpc-status 7 (PERMISSION_DENIED) in the trailers.
+  {
+    path: '/grpc-trailers',
+    client: 'read',
+    grpc: true,
+    serve: (res) => {
+      res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
+      res.write(Buffer.from([0, 0, 0, 0, 0]));
+      res.addTrailers({ 'grpc-status': '7' });
+      res.end();
+    },
+  },
+  // gRPC without any grpc-status: the HTTP 503 maps to UNAVAILABLE (14).
+  { path: '/grpc-unavailable', client: 'read', grpc: true, serve: (res) => ((res.statusCode = 503), res.end()) },
 ];
 
 function serveScenario(path: string, res: http.ServerResponse): void {
@@ -96,6 +114,8 @@ function tracerFor(meta: WorkloadMetadata, exporter: SpanExporter) {
 async function embeddedServer(embedding: MeshtelEmbedding): Promise<{ app: FastifyInstance; port: number }> {
   const app = Fastify();
   await app.register(meshtelFastify, { embedding });
+  // fastify answers 415 to a content type it has no parser for; the gRPC scenarios' app takes the bytes as they are.
+  app.addContentTypeParser('application/grpc', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.all('/*', (req, reply) => {
     reply.hijack();
     serveScenario(req.url, reply.raw);
@@ -123,7 +143,8 @@ async function runScenarios(url: string, dispatcher: Dispatcher): Promise<void> 
   for (const s of SCENARIOS) {
     const ac = new AbortController();
     try {
-      const res = await request(`${url}${s.path}`, { dispatcher, headers: { host: AUTHORITY }, headersTimeout: TIMEOUT_MS, signal: ac.signal });
+      const call = s.grpc === true ? { method: 'POST' as const, body: Buffer.from([0, 0, 0, 0, 0]), headers: { host: AUTHORITY, 'content-type': 'application/grpc' } } : { headers: { host: AUTHORITY } };
+      const res = await request(`${url}${s.path}`, { dispatcher, ...call, headersTimeout: TIMEOUT_MS, signal: ac.signal });
       if (s.client === 'abort-after-head') {
         ac.abort();
         await res.body.dump().catch(() => undefined);
