@@ -20,7 +20,7 @@ import { nodeHeaderGetter, nodeHeaderRemover } from '../exchange/http-exchange.j
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata } from '../metadata/types.js';
-import { publishHttpTap, tapChannel } from '../core/tap.js';
+import { publishHttpTap, tapChannel } from '../record/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { splitAuthority } from '../core/service-names.js';
 import { takeByteDeltas } from '../record/bytes.js';

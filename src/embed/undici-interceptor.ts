@@ -17,7 +17,7 @@ import type { Dispatcher } from 'undici';
 import { nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../exchange/http-exchange.js';
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
-import { publishHttpTap, tapChannel } from '../core/tap.js';
+import { publishHttpTap, tapChannel } from '../record/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { createBoundedMemo } from '../core/bounded-memo.js';
 import { h1HeaderLineBytes } from '../record/bytes.js';
