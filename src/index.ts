@@ -144,5 +144,5 @@ export { createMeshtelEmbedding, kubernetesServiceResolver, meshtelFastify, crea
 export type { MeshtelEmbedding, MeshtelEmbeddingOptions, MeshtelFastifyOptions, MeshtelInterceptorOptions } from './embed/index.js';
 
 // --- live request tap: what the embedding mounts for `meshtel console` (the console and demo are CLI-internal) ---
-export { TAP_CHANNEL_NAME, createTapHandler } from './core/tap.js';
-export type { TapHandlerOptions, TapRecord } from './core/tap.js';
+export { TAP_CHANNEL_NAME, createTapHandler } from './record/tap.js';
+export type { TapHandlerOptions, TapRecord } from './record/tap.js';

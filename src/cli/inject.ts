@@ -15,6 +15,7 @@
 import { parseAllDocuments, stringify, isMap } from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import { ISTIO_PORTS } from '../core/config.js';
+import { LABEL_APP, LABEL_APP_QUALIFIED, LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_VERSION, LABEL_VERSION_QUALIFIED } from '../metadata/owner.js';
 
 /** Name of the injected container (Istio's; `kubectl logs -c istio-proxy` keeps working). */
 export const SIDECAR_CONTAINER_NAME = 'istio-proxy';
@@ -31,8 +32,6 @@ export const INJECT_ANNOTATION = 'sidecar.istio.io/inject';
 /** Default sidecar image (the Dockerfile in deploy/ builds it). */
 export const DEFAULT_SIDECAR_IMAGE = 'ghcr.io/meshtel/meshtel:0.1.0';
 
-const CANONICAL_NAME_LABEL = 'service.istio.io/canonical-name';
-const CANONICAL_REVISION_LABEL = 'service.istio.io/canonical-revision';
 const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 const PROM_SCRAPE = 'prometheus.io/scrape';
 const PROM_PATH = 'prometheus.io/path';
@@ -188,15 +187,15 @@ export function injectPodTemplate(template: Obj, workload: WorkloadRef, options:
 
   const labels = stringMap(metadata.labels);
   // Canonical name/revision precedence: label, app.kubernetes.io/*, app/version, then workload name /
-  // "latest" (istio/istio pkg/kube/labels/labels.go CanonicalService).
-  const canonicalName =
-    labels[CANONICAL_NAME_LABEL] ?? labels['app.kubernetes.io/name'] ?? labels.app ?? workload.name;
-  const canonicalRevision =
-    labels[CANONICAL_REVISION_LABEL] ?? labels['app.kubernetes.io/version'] ?? labels.version ?? 'latest';
+  // "latest" (istio/istio pkg/kube/labels/labels.go CanonicalService). The injector takes the first label that is
+  // present, even empty, as labels.go does; metadata/owner.ts canonicalServiceOf (a workload's identity at run
+  // time) skips empty values.
+  const canonicalName = labels[LABEL_CANONICAL_NAME] ?? labels[LABEL_APP_QUALIFIED] ?? labels[LABEL_APP] ?? workload.name;
+  const canonicalRevision = labels[LABEL_CANONICAL_REVISION] ?? labels[LABEL_VERSION_QUALIFIED] ?? labels[LABEL_VERSION] ?? 'latest';
   const newLabels: Record<string, string> = {
     ...labels,
-    [CANONICAL_NAME_LABEL]: canonicalName,
-    [CANONICAL_REVISION_LABEL]: canonicalRevision,
+    [LABEL_CANONICAL_NAME]: canonicalName,
+    [LABEL_CANONICAL_REVISION]: canonicalRevision,
     [TLS_MODE_LABEL]: labels[TLS_MODE_LABEL] ?? 'istio',
   };
   metadata.labels = newLabels;

@@ -25,24 +25,19 @@ export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 const IP = /^\[?[0-9a-f:.]+\]?$/;
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** Strip the port and the trailing dot of an authority and lower-case it (`[::1]:80` → `[::1]`). */
+/**
+ * The host of an authority for name resolution and span names: {@link splitAuthority}'s host with IPv6 brackets
+ * kept and the trailing dot dropped (`[::1]:80` → `[::1]`, `Reviews.NS.:80` → `reviews.ns`).
+ */
 export function hostOfAuthority(authority: string): string {
-  let host = authority;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    host = end === -1 ? host : host.slice(0, end + 1);
-  } else {
-    const colon = host.lastIndexOf(':');
-    // One colon only: host:port. More colons without brackets is a bare IPv6 address.
-    if (colon !== -1 && host.indexOf(':') === colon) host = host.slice(0, colon);
-  }
-  host = host.toLowerCase();
+  const { host } = splitAuthority(authority);
+  if (authority.startsWith('[')) return `[${host}]`;
   return host.endsWith('.') ? host.slice(0, -1) : host;
 }
 
 /**
  * Split `host[:port]` (IPv6 in brackets allowed), lower-casing the host; the port is undefined when absent or not
- * a valid port. {@link hostOfAuthority} keeps IPv6 brackets and drops a trailing dot for name resolution.
+ * a valid port. The one authority parser: {@link hostOfAuthority} is built on it.
  */
 export function splitAuthority(authority: string): { host: string; port: number | undefined } {
   let host = authority;

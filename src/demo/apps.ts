@@ -15,7 +15,7 @@ import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { createMeshtelInterceptor, meshtelFastify } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
-import { createTapHandler } from '../core/tap.js';
+import { createTapHandler } from '../record/tap.js';
 import { METRIC_TYPE } from '../stats/client-model.js';
 import { encodeProtobufFamilies } from '../stats/exposition-protobuf.js';
 import { PROTOBUF_CONTENT_TYPE } from '../stats/media-types.js';

@@ -22,6 +22,7 @@ import { createMeshtelEmbedding } from '../embed/index.js';
 import type { MeshtelEmbedding } from '../embed/index.js';
 import { createWorkloadMetadata } from '../metadata/workload.js';
 import { formatNodeId } from '../metadata/node-id.js';
+import { spiffeIdOf } from '../metadata/workload-fields.js';
 import { createTracing } from '../tracing/tracer.js';
 import type { HopTracer } from '../tracing/types.js';
 import type { WorkloadMetadata } from '../metadata/types.js';
@@ -306,7 +307,7 @@ async function startDemoOnce(options: DemoOptions): Promise<Demo> {
         const minted = mintCertificates({ outDir: certDir, workloads: accounts, days: 2 });
         const byAccount = new Map(minted.workloads.map((w) => [w.spiffeId, w]));
         tlsFor = (m) => {
-          const w = byAccount.get(`spiffe://cluster.local/ns/${m.namespace}/sa/${m.serviceAccount}`);
+          const w = byAccount.get(spiffeIdOf('cluster.local', m.namespace, m.serviceAccount));
           return w ? { tls: { certFile: w.certFile, keyFile: w.keyFile, caFile: w.caFile }, mtlsMode: 'PERMISSIVE' as const } : {};
         };
       } catch (err) {

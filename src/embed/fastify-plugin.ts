@@ -6,11 +6,13 @@
  * - in the same hook, answer with our id / value only where the request carried them (P `filter.cc`): the answer
  *   depends on the request alone, so no onSend hook is needed;
  * - when the response closes (finished or not): record `istio_requests_total` and the three histograms
- *   with downstream wire bytes and the span, exactly once.
+ *   with downstream wire bytes and the span, exactly once. A gRPC request's `grpc-status` is read from the
+ *   response trailers first, then its headers, as the sidecar and Envoy read it (the trailers are seen as the
+ *   app adds them: node keeps no readable copy).
  *
  * Wrapped in fastify-plugin so the hooks apply to every route of the instance that registers it.
  */
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { context as otelContext } from '@opentelemetry/api';
@@ -18,7 +20,7 @@ import { nodeHeaderGetter, nodeHeaderRemover } from '../exchange/http-exchange.j
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata } from '../metadata/types.js';
-import { publishHttpTap, tapChannel } from '../core/tap.js';
+import { publishHttpTap, tapChannel } from '../record/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { splitAuthority } from '../core/service-names.js';
 import { takeByteDeltas } from '../record/bytes.js';
@@ -26,6 +28,7 @@ import { inboundClusterName, routeNameOf } from '../record/cluster.js';
 import { connectionInfoOf, peerClosedConnection } from '../record/connection.js';
 import { serverStreamOutcome } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
+import { requestProtocolOf } from '../stats/grpc-status.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan, SpanStartInfo } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
@@ -56,6 +59,12 @@ interface InboundState {
   readonly reply: FastifyReply;
   /** The port the app listens on (the inbound cluster's target port), read while the socket is open. */
   readonly localPort: number;
+  /** `request_protocol`, from the request's content-type. */
+  readonly protocol: 'http' | 'grpc';
+  /** gRPC only: the response's own `addTrailers`, which {@link addTrailersSeeingGrpcStatus} calls. */
+  readonly addTrailers: ServerResponse['addTrailers'] | undefined;
+  /** gRPC only: `grpc-status` of the trailers the app added. */
+  trailerGrpcStatus: string | undefined;
 }
 
 const STATE = Symbol('meshtel.inbound');
@@ -63,6 +72,21 @@ const STATE = Symbol('meshtel.inbound');
 type WithState = FastifyRequest & { [STATE]?: InboundState };
 /** The raw response carries its request's state, so one shared 'close' listener serves every request. */
 type RawWithState = FastifyReply['raw'] & { [STATE]?: InboundState };
+
+/**
+ * The `addTrailers` of a gRPC request's response (one shared function, no closure per request): notes the
+ * trailers' `grpc-status` for the record, then adds them as the response's own method does.
+ */
+function addTrailersSeeingGrpcStatus(this: RawWithState, trailers: OutgoingHttpHeaders | readonly [string, string][]): void {
+  const state = this[STATE];
+  if (state !== undefined) {
+    const pairs = Array.isArray(trailers) ? (trailers as readonly [string, string][]) : Object.entries(trailers as OutgoingHttpHeaders);
+    for (const [name, value] of pairs) {
+      if (name.toLowerCase() === 'grpc-status' && value !== undefined) state.trailerGrpcStatus = firstHeader(value as string | string[] | number);
+    }
+  }
+  (state?.addTrailers ?? Object.getPrototypeOf(this).addTrailers).call(this, trailers);
+}
 
 /** Adds an MX answer header through fastify (a shared function, no closure per request). */
 const rawHeaderSetter = (res: ServerResponse, name: string, value: string): void => {
@@ -124,10 +148,13 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     // calls continue from there (trace-context.ts).
     span.inject(req.headers);
     const traceHeaders = inboundTraceContextRead() ? pickTraceHeaders(req.headers) : undefined;
-    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, request: request as WithState, reply, localPort };
-    (request as WithState)[STATE] = state;
+    const protocol = requestProtocolOf(firstHeader(req.headers['content-type']));
     const raw = reply.raw as RawWithState;
+    const addTrailers = protocol === 'grpc' ? raw.addTrailers : undefined;
+    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, request: request as WithState, reply, localPort, protocol, addTrailers, trailerGrpcStatus: undefined };
+    (request as WithState)[STATE] = state;
     raw[STATE] = state;
+    if (addTrailers !== undefined) raw.addTrailers = addTrailersSeeingGrpcStatus;
     // 'on', not 'once' (no wrapper per request): record() runs once per state anyway.
     raw.on('close', onResponseClose);
     // The MX answer depends only on what the request carried, so it is set now rather than in an onSend hook
@@ -179,8 +206,8 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
-      const contentType = firstHeader(req.headers['content-type']);
-      const grpcStatus = firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
+      // Trailers first, then headers (Envoy Grpc::Common::getGrpcStatus).
+      const grpcStatus = state.trailerGrpcStatus ?? firstHeader(res.getHeader('grpc-status') as string | string[] | number | undefined);
       const span = state.span;
       const cluster = inboundClusterName(state.localPort);
       // Every field always present (undefined when absent), no spreads: one object shape for the stats stage, and
@@ -197,7 +224,7 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         clusterName: cluster,
         routeName: routeNameOf(cluster),
         authority: firstHeader(req.headers.host) ?? '',
-        protocol: contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http',
+        protocol: state.protocol,
         responseCode,
         grpcStatus,
         responseFlags,

@@ -5,6 +5,7 @@
  * unless the app set them itself.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { firstHeader } from '../core/headers.js';
 
 /** The headers Istio's FAQ lists for propagation. */
 export const PROPAGATED_HEADERS = Object.freeze([
@@ -41,8 +42,7 @@ export function inboundTraceContextRead(): boolean {
 export function pickTraceHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of PROPAGATED_HEADERS) {
-    const v = headers[name];
-    const s = Array.isArray(v) ? v[0] : v;
+    const s = firstHeader(headers[name]);
     if (s !== undefined) out[name] = s;
   }
   return out;

@@ -17,13 +17,14 @@ import type { Dispatcher } from 'undici';
 import { nodeHeaderGetter, nodeHeaderRemover, nodeHeaderSetter } from '../exchange/http-exchange.js';
 import type { NodeHeaders } from '../exchange/http-exchange.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
-import { publishHttpTap, tapChannel } from '../core/tap.js';
+import { publishHttpTap, tapChannel } from '../record/tap.js';
 import { firstHeader } from '../core/headers.js';
 import { createBoundedMemo } from '../core/bounded-memo.js';
 import { h1HeaderLineBytes } from '../record/bytes.js';
 import { outboundClusterOf, routeNameOf } from '../record/cluster.js';
 import { clientErrorFlags, clientResponseCode } from '../record/outcome.js';
 import { spanEndOf } from '../record/span.js';
+import { requestProtocolOf } from '../stats/grpc-status.js';
 import type { HttpStreamAttributes, ServiceInfo } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
 import { assertEmbedding } from './embedding.js';
@@ -217,7 +218,6 @@ class OutboundHandler implements Handler {
     this.#done = true;
     const c = this.#ctx;
     try {
-      const contentType = firstHeader(c.requestHeaders['content-type']) ?? '';
       const responseCode = clientResponseCode(this.#status, flags);
       const special = c.service === null ? ('PassthroughCluster' as const) : undefined;
       const cluster = outboundClusterOf(c.service, c.port, special);
@@ -233,7 +233,7 @@ class OutboundHandler implements Handler {
         clusterName: cluster,
         routeName: routeNameOf(cluster),
         authority: c.authority,
-        protocol: contentType.startsWith('application/grpc') ? 'grpc' : 'http',
+        protocol: requestProtocolOf(firstHeader(c.requestHeaders['content-type'])),
         responseCode,
         ...(grpcStatus !== undefined ? { grpcStatus } : {}),
         responseFlags: flags,

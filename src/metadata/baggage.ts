@@ -5,6 +5,7 @@
  */
 import type { PeerMetadata, PeerResult, WorkloadMetadata, WorkloadType } from './types.js';
 import { LABEL_APP_QUALIFIED, LABEL_VERSION_QUALIFIED } from './owner.js';
+import { firstHeader } from '../core/headers.js';
 
 /** The W3C baggage header. */
 export const HEADER_BAGGAGE = 'baggage';
@@ -83,7 +84,7 @@ const EMPTY_LABELS: Readonly<Record<string, string>> = Object.freeze({});
  * when one Istio key appears twice with different values (Istio would silently take a mix).
  */
 export function decodeBaggage(value: string | readonly string[], options: DecodeBaggageOptions = {}): PeerResult {
-  const header = typeof value === 'string' ? value : Array.isArray(value) ? value[0] : undefined;
+  const header = firstHeader(value);
   if (typeof header !== 'string') return { ok: false, reason: 'no_header' };
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BAGGAGE_BYTES;
   if (header.length > maxBytes) return { ok: false, reason: 'too_large', detail: `${header.length} > ${maxBytes} characters` };

@@ -65,6 +65,11 @@ export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** The SPIFFE id Istio gives a service account: `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. */
+export function spiffeIdOf(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
 /**
  * Build metadata from plain fields (tests, the demo, the embedding): the same defaults, derivations and
  * validation as {@link loadWorkloadMetadata}, without reading the environment or files.
@@ -169,7 +174,7 @@ export function buildWorkloadMetadata(fields: Partial<WorkloadMetadataInput>, or
   const extra = fields.extra ?? {};
   if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) fail(origins, 'extra', extra, 'must be an object');
 
-  const identity = str(fields, origins, 'identity', serviceAccount === '' ? '' : `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`);
+  const identity = str(fields, origins, 'identity', serviceAccount === '' ? '' : spiffeIdOf(trustDomain, namespace, serviceAccount));
   const frozenLabels = Object.freeze(labels);
   const meta: WorkloadMetadata = {
     name,

@@ -7,23 +7,32 @@ import type { ByteMarks } from './bytes.js';
 import { principalsOf } from './principal.js';
 import type { ConnectionPrincipals } from './principal.js';
 
-/** Symbol under which a connection's record is kept on the raw socket. */
-export const CONNECTION_INFO = Symbol('meshtel.connection');
+/** Symbol under which a connection's record is kept on the raw socket (read and written only here). */
+const CONNECTION_INFO = Symbol('meshtel.connection');
 
 /** Per-connection facts: principals fixed at accept time, byte marks moved by each finished request. */
 export interface ConnectionInfo extends ConnectionPrincipals, ByteMarks {}
 
 type TaggedSocket = object & { [CONNECTION_INFO]?: ConnectionInfo };
 
+/**
+ * Start the record of a connection whose principals are known at accept time (the sidecar's listener: the peer's
+ * certificate read once after the handshake, its own principal from its certificate file).
+ */
+export function attachConnectionInfo(socket: object, principals: ConnectionPrincipals): ConnectionInfo {
+  const info: ConnectionInfo = { peerPrincipal: principals.peerPrincipal, localPrincipal: principals.localPrincipal, read: 0, written: 0 };
+  (socket as TaggedSocket)[CONNECTION_INFO] = info;
+  return info;
+}
+
+/** The record a listener attached to this connection, if any (the sidecar's code-refused and stream paths). */
+export function attachedConnectionInfo(socket: object | null | undefined): ConnectionInfo | undefined {
+  return socket == null ? undefined : (socket as TaggedSocket)[CONNECTION_INFO];
+}
+
 /** The connection's record, created (certificates read) on first use. */
 export function connectionInfoOf(socket: object): ConnectionInfo {
-  const s = socket as TaggedSocket;
-  let info = s[CONNECTION_INFO];
-  if (info === undefined) {
-    info = { ...principalsOf(socket), read: 0, written: 0 };
-    s[CONNECTION_INFO] = info;
-  }
-  return info;
+  return (socket as TaggedSocket)[CONNECTION_INFO] ?? attachConnectionInfo(socket, principalsOf(socket));
 }
 
 /**

@@ -45,6 +45,14 @@ export function upstreamFailureOutcome(kind: UpstreamFailureKind, err: unknown, 
   return { responseCode: UPSTREAM_FAILURE_CODE, responseFlags: ResponseFlag.UC };
 }
 
+/**
+ * The flag of a TCP connection whose upstream failed (Envoy tcp_proxy): `UF` when it never connected, `UC` when
+ * it was reset or closed with an error after connecting. The sidecar's inbound and outbound TCP proxies both call it.
+ */
+export function tcpUpstreamErrorFlag(connected: boolean): number {
+  return connected ? ResponseFlag.UC : ResponseFlag.UF;
+}
+
 /** The router's local reply codes: 503 for no connection or a reset, 502 for bytes that are not HTTP, 504 for a route timeout. */
 export const UPSTREAM_FAILURE_CODE = 503;
 export const UPSTREAM_PROTOCOL_ERROR_CODE = 502;

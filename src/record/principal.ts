@@ -42,11 +42,12 @@ export interface ConnectionPrincipals {
   readonly localPrincipal: string;
 }
 
-const PLAIN: ConnectionPrincipals = Object.freeze({ peerPrincipal: '', localPrincipal: '' });
+/** The principals of a plain-text connection: none. */
+export const PLAIN_TEXT_PRINCIPALS: ConnectionPrincipals = Object.freeze({ peerPrincipal: '', localPrincipal: '' });
 
 /** Principals of a socket: `''` both in plain text, else read from the certificates. */
 export function principalsOf(socket: object): ConnectionPrincipals {
-  if ((socket as Partial<TLSSocket>).encrypted !== true) return PLAIN;
+  if ((socket as Partial<TLSSocket>).encrypted !== true) return PLAIN_TEXT_PRINCIPALS;
   const tls = socket as TLSSocket;
   return { peerPrincipal: peerPrincipalOf(tls), localPrincipal: localPrincipalOf(tls) };
 }

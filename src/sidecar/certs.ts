@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, quote } from '../core/errors.js';
+import { spiffeIdOf } from '../metadata/workload-fields.js';
 
 /** One workload to mint a certificate for. */
 export interface WorkloadIdentity {
@@ -83,7 +84,7 @@ export function mintCertificates(options: MintCertificatesOptions): MintedCertif
   for (const w of options.workloads) {
     const dir = path.join(options.outDir, `${w.namespace}.${w.serviceAccount}`);
     mkdirSync(dir, { recursive: true });
-    const spiffeId = `spiffe://${trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+    const spiffeId = spiffeIdOf(trustDomain, w.namespace, w.serviceAccount);
     const keyFile = path.join(dir, 'key.pem');
     const csr = path.join(dir, 'req.csr');
     const certFile = path.join(dir, 'cert-chain.pem');

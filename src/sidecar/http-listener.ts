@@ -14,10 +14,13 @@ import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { CONNECTION_INFO } from './http-proxy.js';
 import { closeOnTlsClientError } from './listener-limits.js';
+import { attachConnectionInfo, attachedConnectionInfo } from '../record/connection.js';
+import { PLAIN_TEXT_PRINCIPALS } from '../record/principal.js';
+import type { ConnectionPrincipals } from '../record/principal.js';
+import type { ConnectionInfo } from '../record/connection.js';
 import type { ListenerLimits, ListenerRole, ProxyRefusals } from './listener-limits.js';
-import type { ConnectionInfo, HttpHandler, ProxyHandler } from './http-proxy.js';
+import type { HttpHandler, ProxyHandler } from './http-proxy.js';
 import { ResponseFlag } from '../stats/types.js';
 import { createPermissiveServer } from './permissive.js';
 import type { MtlsMode } from './permissive.js';
@@ -280,7 +283,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     if (CLIENT_GONE.has(err.code ?? '')) {
       const current = (socket as TrackedSocket)[CURRENT_RESPONSE];
       const inRequest = current !== undefined && !current.writableFinished;
-      const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
+      const conn = attachedConnectionInfo(socket);
       if (!inRequest && leftPartialHead(socket, err.code ?? '', conn)) refusals.count(role, 'incomplete_head');
       socket.destroy();
       return;
@@ -358,8 +361,8 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
     session.once('close', () => clearTimeout(timer));
   });
 
-  const dispatch = (socket: Socket, info: ConnectionInfo, alpn: string | false | undefined): void => {
-    (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO] = info;
+  const dispatch = (socket: Socket, principals: ConnectionPrincipals, alpn: string | false | undefined): void => {
+    attachConnectionInfo(socket, principals);
     socket.on('error', () => {});
     let useH2 = options.h2;
     if (alpn === 'h2' || alpn === 'istio-h2') useH2 = true;
@@ -378,7 +381,7 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
         options.onPeerExchange(socket);
         return;
       }
-      dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal, read: 0, written: 0 }, socket.alpnProtocol ?? undefined);
+      dispatch(socket, { peerPrincipal: peerPrincipalOf(socket), localPrincipal: t.localPrincipal }, socket.alpnProtocol ?? undefined);
     });
     closeOnTlsClientError(tlsServer, refusals, role);
     // PERMISSIVE: plain-text clients (no principal, connection_security_policy="none") share the port.
@@ -386,14 +389,14 @@ export async function listenHttp(options: HttpListenerOptions): Promise<BoundLis
       options.mtlsMode === 'PERMISSIVE'
         ? createPermissiveServer({
             tlsServer,
-            onPlain: (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined),
+            onPlain: (socket) => dispatch(socket, PLAIN_TEXT_PRINCIPALS, undefined),
             firstByteTimeoutMs: limits.headersTimeoutMs,
             onTimeout: () => refusals.count(role, 'headers_timeout'),
             serverOptions: { noDelay: true },
           })
         : tlsServer;
   } else {
-    server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, { peerPrincipal: '', localPrincipal: '', read: 0, written: 0 }, undefined));
+    server = net.createServer({ noDelay: true }, (socket) => dispatch(socket, PLAIN_TEXT_PRINCIPALS, undefined));
   }
   const bound = await bind(server, options);
   return {

@@ -20,8 +20,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../core/logger.js';
 import type { MetadataExchangeMode } from '../exchange/types.js';
 import { firstHeader } from '../core/headers.js';
-import { CONNECTION_INFO } from '../record/connection.js';
-import type { ConnectionInfo } from '../record/connection.js';
+import { attachedConnectionInfo } from '../record/connection.js';
 import { takeByteDeltas } from '../record/bytes.js';
 import { inboundClusterName } from '../record/cluster.js';
 import type { ServiceInfo } from '../stats/types.js';
@@ -60,10 +59,6 @@ export interface ProxyHandler extends HttpHandler {
    */
   connect(req: IncomingMessage, socket: Socket, head: Buffer): void;
 }
-
-// The per-connection record (principals, byte marks) is the record stage's; listeners store it on the socket.
-export { CONNECTION_INFO } from '../record/connection.js';
-export type { ConnectionInfo } from '../record/connection.js';
 
 /** Options of {@link createHttpProxyHandler}. */
 export interface HttpProxyOptions {
@@ -197,7 +192,7 @@ export function createHttpProxyHandler(options: HttpProxyOptions): ProxyHandler 
 function recordProtocolError(l: Listener, socket: Socket, responseCode: number, responseFlags: number): void {
   if (!l.telemetryOn) return;
   try {
-    const conn = (socket as Socket & { [CONNECTION_INFO]?: ConnectionInfo })[CONNECTION_INFO];
+    const conn = attachedConnectionInfo(socket);
     const { requestBytes, responseBytes } = conn ? takeByteDeltas(socket, conn) : { requestBytes: 0, responseBytes: 0 };
     const inbound = l.inbound;
     l.telemetry.recordHttp({

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { firstHeader } from '../core/headers.js';
 import { h2HeaderBlockBytes } from '../record/bytes.js';
-import { upstreamFailureOutcome } from '../record/outcome.js';
+import { UPSTREAM_PROTOCOL_ERROR_CODE, upstreamFailureOutcome } from '../record/outcome.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { ResolvedDestination } from './destination-guard.js';
 import { createGrpcMessageCounter } from './grpc-frames.js';
@@ -382,7 +382,7 @@ export class ProxyStream extends StreamRecord implements UpstreamHandlers, Upstr
       l.logger.warnOnce('bad-upstream-head', 'upstream response head cannot be forwarded', { err });
       up.destroy();
       this.headSent = false;
-      this.reply(502, ResponseFlag.UPE);
+      this.reply(UPSTREAM_PROTOCOL_ERROR_CODE, ResponseFlag.UPE);
       return;
     }
     this.upstream = up;

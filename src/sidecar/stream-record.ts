@@ -7,17 +7,16 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { ExchangeExtract } from '../exchange/types.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
 import { firstHeader } from '../core/headers.js';
-import { CONNECTION_INFO } from '../record/connection.js';
+import { attachedConnectionInfo } from '../record/connection.js';
 import type { ConnectionInfo } from '../record/connection.js';
 import { h2HeaderBlockBytes, takeByteDeltas } from '../record/bytes.js';
 import { routeNameOf } from '../record/cluster.js';
 import { ROUTE_TIMEOUT_CODE, closedEarlyCode, closedEarlyFlags } from '../record/outcome.js';
 import { UNSAMPLED_SPAN_END, spanEndOf } from '../record/span.js';
-import { httpToGrpcStatus } from '../stats/grpc-status.js';
+import { httpToGrpcStatus, requestProtocolOf } from '../stats/grpc-status.js';
 import { ResponseFlag } from '../stats/types.js';
 import type { HttpStreamAttributes, ServiceInfo, SpecialCluster } from '../stats/types.js';
 import type { HopSpan } from '../tracing/types.js';
@@ -113,14 +112,12 @@ export abstract class StreamRecord implements PeriodicReport {
     l.telemetry.activity.active++;
     const h2 = req.httpVersionMajor === 2;
     this.h2 = h2;
-    const rawSocket = (h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as (Socket & { [CONNECTION_INFO]?: ConnectionInfo }) | undefined;
-    this.conn = rawSocket?.[CONNECTION_INFO];
+    this.conn = attachedConnectionInfo(h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket);
     this.method = req.method ?? 'GET';
     if (this.method === 'CONNECT') this.forcedCode = 404;
     const reqHeaders = req.headers;
     this.reqHeaders = reqHeaders;
-    const contentType = firstHeader(reqHeaders['content-type']);
-    this.grpc = contentType !== undefined && contentType.startsWith('application/grpc');
+    this.grpc = requestProtocolOf(firstHeader(reqHeaders['content-type'])) === 'grpc';
     this.authority = firstHeader(reqHeaders[':authority']) ?? firstHeader(reqHeaders.host) ?? '';
     this.path = req.url ?? '/';
     this.mxOn = l.telemetryOn;

@@ -20,8 +20,8 @@ import tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/logger.js';
 import type { PeerMetadata, UnknownPeerReason } from '../metadata/types.js';
-import { ResponseFlag } from '../stats/types.js';
 import { inboundClusterName } from '../record/cluster.js';
+import { tcpUpstreamErrorFlag } from '../record/outcome.js';
 import type { ConnectionAttributes, ServiceInfo } from '../stats/types.js';
 import { bind } from './http-listener.js';
 import type { BoundListener } from './http-listener.js';
@@ -241,7 +241,7 @@ export async function listenTcpInbound(options: TcpInboundOptions): Promise<Boun
     let appFlags = 0;
     down.on('error', onError);
     up.on('error', (err) => {
-      appFlags |= upReady ? ResponseFlag.UC : ResponseFlag.UF;
+      appFlags |= tcpUpstreamErrorFlag(upReady);
       onError(err);
     });
     down.on('close', () => {
@@ -369,7 +369,7 @@ export async function listenTcpOutbound(options: TcpOutboundOptions): Promise<Bo
     up.on('error', (err) => {
       logger.debug('tcp upstream error', { err });
       if (isUpstreamIdentityError(err)) options.refusals.count('outbound', 'upstream_san_mismatch');
-      closeFlags |= connected ? ResponseFlag.UC : ResponseFlag.UF;
+      closeFlags |= tcpUpstreamErrorFlag(connected);
       down.destroy();
     });
     down.on('error', () => up.destroy());

@@ -17,7 +17,7 @@ import type { RecorderBoundsOptions } from '../stats/recorder-bounds.js';
 import type { TelemetryConfig } from '../stats/telemetry-api.js';
 import { createNoopTracing } from '../tracing/noop.js';
 import type { HopTracer } from '../tracing/types.js';
-import { publishHttpTap, tapChannel } from '../core/tap.js';
+import { publishHttpTap, tapChannel } from '../record/tap.js';
 import { registerSelfMetrics } from './self-metrics.js';
 import { createDisabledTelemetry } from './telemetry-contract.js';
 import type { SidecarTelemetry } from './telemetry-contract.js';

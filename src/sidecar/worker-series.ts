@@ -24,14 +24,8 @@ import { MESHTEL_COLLECTOR, createRegistryCollectors } from '../stats/registry-b
 import { Family, HistogramSeries, ScalarSeries } from '../stats/series.js';
 import type { Series } from '../stats/series.js';
 
-/** A family as first announced by a worker. */
-export interface FamilyHead {
-  readonly name: string;
-  readonly type: 'counter' | 'gauge' | 'histogram';
-  readonly help: string;
-  readonly buckets: readonly number[];
-  readonly emptyBraces: boolean;
-}
+/** A family as first announced by a worker: the fields of its {@link Family} a primary rebuilds it from. */
+export type FamilyHead = Readonly<Pick<Family, 'name' | 'type' | 'help' | 'buckets' | 'emptyBraces'>>;
 
 /** A series as first announced by a worker: its family (index into the worker's announced families) and labels. */
 export interface SeriesHead {

@@ -33,6 +33,7 @@ import type { PeerMetadata, WorkloadMetadata } from '../metadata/types.js';
 import { formatNodeId } from '../metadata/node-id.js';
 import type { ConnectionAttributes, HttpStreamAttributes, Reporter } from './types.js';
 import type { CelMap, CelValue, ExpressionScope } from './expression.js';
+import { LABEL_APP, LABEL_APP_QUALIFIED, LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_VERSION, LABEL_VERSION_QUALIFIED } from '../metadata/owner.js';
 
 function headerMap(h: Readonly<Record<string, string | string[] | undefined>> | undefined): CelMap {
   const out: Record<string, string> = {};
@@ -64,14 +65,7 @@ function peerObject(p: PeerMetadata): CelMap {
 }
 
 /** Labels the peer_metadata filter reads into fields, never into `labels` (metadata_object.cc). */
-const FIELD_LABELS: ReadonlySet<string> = new Set([
-  'service.istio.io/canonical-name',
-  'service.istio.io/canonical-revision',
-  'app',
-  'app.kubernetes.io/name',
-  'version',
-  'app.kubernetes.io/version',
-]);
+const FIELD_LABELS: ReadonlySet<string> = new Set([LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_APP, LABEL_APP_QUALIFIED, LABEL_VERSION, LABEL_VERSION_QUALIFIED]);
 
 const peerStructs = new WeakMap<PeerMetadata, CelMap>();
 

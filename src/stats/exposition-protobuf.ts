@@ -20,6 +20,7 @@ import { clientModel, METRIC_TYPE } from './client-model.js';
 import type { PbBucket, PbExemplar, PbHistogram, PbLabelPair, PbMetric, PbMetricFamily } from './client-model.js';
 import type { ParsedFamily, Sample } from './exposition-parser.js';
 import { parseExemplar, parseLabelString } from './exposition-parser.js';
+import { escapeLabelValue } from './series.js';
 
 export { renderProtobufFamilies } from './protobuf-writer.js';
 
@@ -240,7 +241,7 @@ export function decodeProtobufPage(page: Buffer): ProtobufPageResult {
 
 function exemplarText(e: PbExemplar | undefined | null): string | undefined {
   if (e === undefined || e === null) return undefined;
-  const labels = (e.label ?? []).map((l) => `${l.name}="${l.value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+  const labels = (e.label ?? []).map((l) => `${l.name}="${escapeLabelValue(l.value)}"`).join(',');
   const ts = e.timestamp !== undefined && e.timestamp !== null ? ` ${(e.timestamp.seconds + e.timestamp.nanos / 1e9).toFixed(3)}` : '';
   return `{${labels}} ${String(e.value)}${ts}`;
 }

@@ -7,6 +7,15 @@
  * value with `absl::StrCat`, so an unparsable or user-defined (> 16) status prints as `-1` (InvalidCode).
  */
 
+/**
+ * `request_protocol` of an HTTP stream from its request's `content-type`: `grpc` when it starts with
+ * `application/grpc` (docs: spec istio-telemetry-v2.md, the request_protocol row), else `http`. The one place the
+ * sidecar, the fastify plugin and the undici interceptor decide it.
+ */
+export function requestProtocolOf(contentType: string | undefined): 'http' | 'grpc' {
+  return contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http';
+}
+
 /** gRPC status codes 0–16 (grpc `doc/statuscodes.md`). */
 export const GRPC_STATUS = Object.freeze({
   OK: 0,

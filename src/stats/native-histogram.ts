@@ -332,6 +332,8 @@ export class NativeHistogram {
     this.newBucket();
   }
 
+  // addPositive's mirror on the negative window. Written twice on purpose: the windows are plain fields of this
+  // object (no window object per sign, see the class comment), so each sign reads and writes its own fields.
   private addNegative(key: number): void {
     const c = this.neg;
     const i = key - this.negLo;

@@ -32,6 +32,7 @@ import { silentLogger } from '../core/logger.js';
 import { parseLabelString } from './exposition-parser.js';
 import { readNativeHistogram } from './native-histogram.js';
 import { MESHTEL_COLLECTOR } from './registry-bridge.js';
+import { settleWithin } from '../core/deadline.js';
 import { HistogramSeries } from './series.js';
 import type { Family, Series , ScalarSeries } from './series.js';
 
@@ -285,26 +286,7 @@ function countedExporter(inner: PushMetricExporter, maxPoints: number, deadlineM
   let sealed = false;
   const one = (rm: ResourceMetrics): Promise<ExportResult> =>
     new Promise((resolve) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        if (!settled) {
-          settled = true;
-          resolve({ code: ExportResultCode.FAILED, error: new Error(`OTLP metric export timed out after ${deadlineMs} ms`) });
-        }
-      }, deadlineMs);
-      timer.unref();
-      try {
-        inner.export(rm, (r) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve(r);
-        });
-      } catch (err) {
-        settled = true;
-        clearTimeout(timer);
-        resolve({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
-      }
+      settleWithin<ExportResult>(deadlineMs, (answer) => inner.export(rm, answer), (error) => ({ code: ExportResultCode.FAILED, error }), resolve, `OTLP metric export timed out after ${deadlineMs} ms`);
     });
   return {
     export(metrics, done) {

@@ -17,6 +17,7 @@
  */
 import { varintSize } from './client-model.js';
 import { formatLe } from './definitions.js';
+import type { MetricType } from './definitions.js';
 
 /**
  * Default longest label value, in UTF-16 code units. The longest value a real mesh produces is a
@@ -52,7 +53,7 @@ export interface SeriesCostShape {
 }
 
 /** The cost shape of a family (computed once per family). */
-export function seriesCostShape(name: string, type: 'counter' | 'gauge' | 'histogram', buckets: readonly number[]): SeriesCostShape {
+export function seriesCostShape(name: string, type: MetricType, buckets: readonly number[]): SeriesCostShape {
   // `_total` may be appended in OpenMetrics (custom counters); `{`, `} ` and the newline.
   const line = name.length + '_total'.length + '{} '.length + MAX_VALUE_CHARS + 1;
   if (type !== 'histogram') return { fixed: line + (type === 'counter' ? MAX_EXEMPLAR_BYTES : 0), repeats: 1 };
@@ -90,7 +91,7 @@ export interface NativeBucketBound {
  * line), but its pairs carry tags and lengths and native buckets add up to `maxPopulated` spans and deltas, so a
  * series with few labels or many native buckets can be longer in protobuf than in text.
  */
-export function protobufSeriesBytes(type: 'counter' | 'gauge' | 'histogram', buckets: number, labels: string, native: NativeBucketBound | undefined): number {
+export function protobufSeriesBytes(type: MetricType, buckets: number, labels: string, native: NativeBucketBound | undefined): number {
   return 1 + LEN_MAX + labelPairBytes(labels) + 1 + LEN_MAX + protobufValueBytes(type, buckets, native);
 }
 
@@ -100,11 +101,11 @@ export function protobufSeriesBytes(type: 'counter' | 'gauge' | 'histogram', buc
  * only lengthen text) plus at most 8 bytes of tags and lengths (values ≤ 16 KiB). When the text form is already
  * longer than this (every classic histogram, most counters), the label string need not be walked.
  */
-export function protobufSeriesBound(type: 'counter' | 'gauge' | 'histogram', buckets: number, labelBytes: number, native: NativeBucketBound | undefined): number {
+export function protobufSeriesBound(type: MetricType, buckets: number, labelBytes: number, native: NativeBucketBound | undefined): number {
   return 1 + LEN_MAX + labelBytes + 8 * Math.ceil((labelBytes + 1) / 4) + 1 + LEN_MAX + protobufValueBytes(type, buckets, native);
 }
 
-function protobufValueBytes(type: 'counter' | 'gauge' | 'histogram', buckets: number, native: NativeBucketBound | undefined): number {
+function protobufValueBytes(type: MetricType, buckets: number, native: NativeBucketBound | undefined): number {
   if (type === 'gauge') return 9;
   if (type === 'counter') return 9 + 1 + LEN_MAX + PB_EXEMPLAR;
   // count, sum, every classic bucket and the +Inf one (written when it carries an exemplar)

@@ -9,6 +9,7 @@
 
 import { NO_EXPONENT, NativeHistogram, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig } from './native-histogram.js';
 import { protobufSeriesBound, protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
+import type { MetricType } from './definitions.js';
 
 /** An exemplar: the trace id of one sampled observation (OpenMetrics only). */
 export interface Exemplar {
@@ -78,7 +79,7 @@ export const OVERFLOW_LABELS = 'meshtel_overflow="true"';
 /** One metric family: its series map, cap and overflow series. */
 export class Family {
   readonly name: string;
-  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly type: MetricType;
   readonly help: string;
   /** Histogram upper bounds (no +Inf). */
   readonly buckets: readonly number[];
@@ -117,7 +118,7 @@ export class Family {
   /** Longest rendered form of a series of this family: `fixed + repeats × label bytes`. */
   readonly costShape: SeriesCostShape;
 
-  constructor(name: string, type: 'counter' | 'gauge' | 'histogram', help: string, cap: number, buckets: readonly number[] = []) {
+  constructor(name: string, type: MetricType, help: string, cap: number, buckets: readonly number[] = []) {
     this.name = name;
     this.type = type;
     this.help = help;

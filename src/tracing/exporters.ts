@@ -14,6 +14,7 @@
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { settleWithin } from '../core/deadline.js';
 import type { TracingConfig } from './config.js';
 
 /** ExportResultCode.FAILED (@opentelemetry/core), spelled out to keep the dependency surface small. */
@@ -31,26 +32,7 @@ const EXPORT_FAILED = 1;
 export function withExportDeadline(exporter: SpanExporter, deadlineMs: number): SpanExporter {
   const wrapped: SpanExporter = {
     export(spans: ReadableSpan[], done) {
-      let settled = false;
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        done({ code: EXPORT_FAILED, error: new Error(`span export timed out after ${deadlineMs} ms`) });
-      }, deadlineMs);
-      timer.unref();
-      try {
-        exporter.export(spans, (result) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          done(result);
-        });
-      } catch (err) {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        done({ code: EXPORT_FAILED, error: err instanceof Error ? err : new Error(String(err)) });
-      }
+      settleWithin(deadlineMs, (answer) => exporter.export(spans, answer), (error) => ({ code: EXPORT_FAILED, error }), done, `span export timed out after ${deadlineMs} ms`);
     },
     shutdown: () => exporter.shutdown(),
   };

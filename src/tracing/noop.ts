@@ -2,13 +2,13 @@
  * Tracing switched off, and the pieces every tracer shares. Kept apart from tracer.ts so a proxy with tracing
  * off never loads the OpenTelemetry SDK: this module imports nothing from it.
  */
+import { firstHeader } from '../core/headers.js';
 import { X_REQUEST_ID, generateRequestId } from './request-id.js';
 import type { HeaderBag, HopSpan, HopTracer } from './types.js';
 
-/** First value of a header. */
+/** First value of a header (core/headers.ts `firstHeader`). */
 export function header(headers: HeaderBag, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
+  return firstHeader(headers[name]);
 }
 
 /** A span that records nothing and only carries the request id (tracing off, or an internal failure). */

@@ -6,6 +6,7 @@
  * - Istio tags: istio/istio pilot/pkg/networking/core/tracing.go `buildServiceTags` (literal values with
  *   fixed defaults) and, for the peer, the HEAD waypoint names `istio.{source,destination}_*`.
  */
+import { hostOfAuthority } from '../core/service-names.js';
 import type { PeerMetadata, WorkloadMetadata } from '../metadata/types.js';
 
 /** Envoy's tag names (common_values.h `Tags`). */
@@ -81,17 +82,7 @@ export function truncateUrlPath(url: string): string {
   return url.slice(0, pathStart + MAX_PATH_TAG_LENGTH);
 }
 
-/** The host part of an authority (`host`, `host:port`, `[v6]:port`). */
-export function authorityHost(authority: string): string {
-  if (authority.startsWith('[')) {
-    const end = authority.indexOf(']');
-    return end < 0 ? authority : authority.slice(0, end + 1);
-  }
-  const colon = authority.indexOf(':');
-  return colon < 0 ? authority : authority.slice(0, colon);
-}
-
 /** Envoy/Istio operation name `host:port/*` (route decorator; inbound `telemetry.TraceOperation(host, port)`). */
 export function spanName(serviceHost: string | undefined, authority: string, port: number): string {
-  return `${serviceHost || authorityHost(authority)}:${port}/*`;
+  return `${serviceHost || hostOfAuthority(authority)}:${port}/*`;
 }

@@ -8,7 +8,10 @@
  *   node:http app and a fastify app with meshtelFastify, both answering every scenario the same way.
  * The series (istio_requests_total and the three histograms' counts) and the span tags must be equal. Byte sums
  * are not compared: a sidecar counts socket bytes, the interceptor estimates them above the socket.
- * TCP has no embedded counterpart (an app has no TCP filter); the gRPC trailer cases live in test/sidecar/grpc.test.ts.
+ * A refused connection (UF) has no server, so it runs in a describe of its own (client sidecar vs interceptor).
+ * gRPC (content-type application/grpc, POST with a body) is in the table twice: the status in the trailers of an
+ * HTTP 200, and no status at all (mapped from the HTTP status). TCP has no embedded counterpart (an app has no TCP
+ * filter); test/sidecar/grpc.test.ts has the HTTP/2 gRPC cases.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -39,6 +42,8 @@ type ClientAction = 'read' | 'abort-after-head';
 interface Scenario {
   readonly path: string;
   readonly client: ClientAction;
+  /** A gRPC call: POST with a body and content-type application/grpc. */
+  readonly grpc?: boolean;
   /** What the server app does with the request (the same in node:http and in fastify's raw response). */
   readonly serve: (res: http.ServerResponse) => void;
 }
@@ -71,6 +76,20 @@ const SCENARIOS: readonly Scenario[] = [
   },
   // Nothing comes back within the timeout.
   { path: '/slow', client: 'read', serve: (res) => void setTimeout(() => res.end('late'), SLOW_MS).unref() },
+  // gRPC: HTTP 200 with grpc-status 7 (PERMISSION_DENIED) in the trailers.
+  {
+    path: '/grpc-trailers',
+    client: 'read',
+    grpc: true,
+    serve: (res) => {
+      res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
+      res.write(Buffer.from([0, 0, 0, 0, 0]));
+      res.addTrailers({ 'grpc-status': '7' });
+      res.end();
+    },
+  },
+  // gRPC without any grpc-status: the HTTP 503 maps to UNAVAILABLE (14).
+  { path: '/grpc-unavailable', client: 'read', grpc: true, serve: (res) => ((res.statusCode = 503), res.end()) },
 ];
 
 function serveScenario(path: string, res: http.ServerResponse): void {
@@ -96,6 +115,8 @@ function tracerFor(meta: WorkloadMetadata, exporter: SpanExporter) {
 async function embeddedServer(embedding: MeshtelEmbedding): Promise<{ app: FastifyInstance; port: number }> {
   const app = Fastify();
   await app.register(meshtelFastify, { embedding });
+  // fastify answers 415 to a content type it has no parser for; the gRPC scenarios' app takes the bytes as they are.
+  app.addContentTypeParser('application/grpc', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.all('/*', (req, reply) => {
     reply.hijack();
     serveScenario(req.url, reply.raw);
@@ -123,7 +144,8 @@ async function runScenarios(url: string, dispatcher: Dispatcher): Promise<void> 
   for (const s of SCENARIOS) {
     const ac = new AbortController();
     try {
-      const res = await request(`${url}${s.path}`, { dispatcher, headers: { host: AUTHORITY }, headersTimeout: TIMEOUT_MS, signal: ac.signal });
+      const call = s.grpc === true ? { method: 'POST' as const, body: Buffer.from([0, 0, 0, 0, 0]), headers: { host: AUTHORITY, 'content-type': 'application/grpc' } } : { headers: { host: AUTHORITY } };
+      const res = await request(`${url}${s.path}`, { dispatcher, ...call, headersTimeout: TIMEOUT_MS, signal: ac.signal });
       if (s.client === 'abort-after-head') {
         ac.abort();
         await res.body.dump().catch(() => undefined);
@@ -272,5 +294,67 @@ describe('parity: one scenario table through a sidecar and through the embedding
     expect(tagsOf(spans.c2.spans)).toEqual(tagsOf(spans.c1.spans));
     expect(spans.s1.spans).toHaveLength(SCENARIOS.length);
     expect(tagsOf(spans.s2.spans, embeddedPortForC2)).toEqual(tagsOf(spans.s1.spans, (rawApp.address() as AddressInfo).port));
+  });
+});
+
+describe('parity: a refused connection through a client sidecar and through the interceptor', () => {
+  // A port nothing listens on: both clients fail to connect (ECONNREFUSED), no server records anything.
+  const spans = { c1: recorder(), c2: recorder() };
+  const c2 = createMeshtelEmbedding({ metadata: clientMeta, resolveService: () => SERVICE, tracer: tracerFor(clientMeta, spans.c2) });
+  const plainAgent = new Agent();
+  let agentC2: Dispatcher;
+  let c1: Sidecar;
+
+  beforeAll(async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    c1 = await startSidecar({
+      metadata: clientMeta,
+      bindAddress: '127.0.0.1',
+      env: {},
+      ports: { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 },
+      reportingIntervalMs: 0,
+      timeoutMs: TIMEOUT_MS,
+      // No retries on either side: the interceptor does not retry, so neither may add URX.
+      retries: 0,
+      mesh: { services: [{ name: 'httpbin', namespace: 'default', ports: [{ name: 'http', protocol: 'http', port: 8000 }], endpoints: [{ address: '127.0.0.1', ports: { http: closedPort } }] }] },
+      tracer: tracerFor(clientMeta, spans.c1),
+    });
+    agentC2 = serviceAgent(closedPort).compose(createMeshtelInterceptor(c2));
+    for (const [url, dispatcher] of [
+      [`http://127.0.0.1:${c1.ports.outbound}`, plainAgent],
+      [`http://${AUTHORITY}`, agentC2],
+    ] as const) {
+      try {
+        const res = await request(`${url}/refused`, { dispatcher, headers: { host: AUTHORITY }, headersTimeout: TIMEOUT_MS });
+        await res.body.text();
+      } catch {
+        // the interceptor's caller sees the connect error; the sidecar's caller gets its 503
+      }
+    }
+    await until(async () => total(await seriesOf(c1.registry.metrics(), COMPARED)) >= 1 && total(await seriesOf(c2.metrics(), COMPARED)) >= 1);
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([agentC2?.destroy(), plainAgent.destroy()]);
+    await c1?.close();
+    await c2.close();
+  });
+
+  it('records 503 UF on both, in identical series', async () => {
+    const sidecarSeries = await seriesOf(c1.registry.metrics(), COMPARED);
+    expect(Object.keys(sidecarSeries).some((k) => k.startsWith('istio_requests_total{') && k.includes('response_code="503"') && k.includes('response_flags="UF"'))).toBe(true);
+    expect(await seriesOf(c2.metrics(), COMPARED)).toEqual(sidecarSeries);
+  });
+
+  it('tags both client spans UF with the same cluster', async () => {
+    await c1.close();
+    await c2.close();
+    expect(spans.c1.spans).toHaveLength(1);
+    const tags = tagsOf(spans.c2.spans);
+    expect(tags).toEqual(tagsOf(spans.c1.spans));
+    expect(tags[0]).toMatchObject({ response_flags: 'UF', 'http.status_code': '503', upstream_cluster: 'outbound|8000||httpbin.default.svc.cluster.local' });
   });
 });

@@ -3,15 +3,7 @@ import { firstHeader } from '../../src/core/headers.js';
 import { takeByteDeltas } from '../../src/record/bytes.js';
 import { inboundClusterName, outboundClusterName, outboundClusterOf } from '../../src/record/cluster.js';
 import { connectionInfoOf, peerClosedConnection } from '../../src/record/connection.js';
-import {
-  clientErrorFlags,
-  clientResponseCode,
-  closedEarlyCode,
-  closedEarlyFlags,
-  isUpstreamProtocolError,
-  serverStreamOutcome,
-  upstreamFailureOutcome,
-} from '../../src/record/outcome.js';
+import { clientErrorFlags, clientResponseCode, closedEarlyCode, closedEarlyFlags, isUpstreamProtocolError, serverStreamOutcome, tcpUpstreamErrorFlag, upstreamFailureOutcome } from '../../src/record/outcome.js';
 import { principalsOf, spiffeFromSan } from '../../src/record/principal.js';
 import { spanEndOf } from '../../src/record/span.js';
 import { ResponseFlag } from '../../src/stats/types.js';
@@ -43,6 +35,11 @@ describe('record/outcome', () => {
     expect(closedEarlyFlags(ResponseFlag.UC, true)).toBe(ResponseFlag.UC);
     expect(closedEarlyFlags(ResponseFlag.UC, false)).toBe(ResponseFlag.UC | ResponseFlag.DC);
     expect(closedEarlyFlags(0, false)).toBe(ResponseFlag.DC);
+  });
+
+  it('tcpUpstreamErrorFlag() is UF before the upstream connected, UC after (Envoy tcp_proxy)', () => {
+    expect(tcpUpstreamErrorFlag(false)).toBe(ResponseFlag.UF);
+    expect(tcpUpstreamErrorFlag(true)).toBe(ResponseFlag.UC);
   });
 
   it('closedEarlyCode() is 0 when no head was sent, else the code sent', () => {

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { leftPartialHead } from '../../src/sidecar/http-listener.js';
-import type { ConnectionInfo } from '../../src/sidecar/http-proxy.js';
+import type { ConnectionInfo } from '../../src/record/connection.js';
 import type { ServiceRegistry } from '../../src/sidecar/registry.js';
 import { eventually, httpApp, rawExchange, refused, requestCount, send, serveHandler, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createServiceRegistry, loadMeshFile, parseEndpointWorkload, parseMesh } from '../../src/sidecar/registry.js';
-import { splitAuthority } from '../../src/core/service-names.js';
+import { hostOfAuthority, splitAuthority } from '../../src/core/service-names.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'meshtel-mesh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -173,5 +173,21 @@ describe('splitAuthority()', () => {
     ['host:notaport', 'host', undefined],
   ])('splits %s', (authority, host, port) => {
     expect(splitAuthority(authority)).toEqual({ host, port });
+  });
+});
+
+describe('hostOfAuthority() (built on splitAuthority: one authority parser for routing, service names and span names)', () => {
+  it.each([
+    ['Reviews.NS:9080', 'reviews.ns'],
+    ['reviews.ns.svc.cluster.local.', 'reviews.ns.svc.cluster.local'],
+    ['reviews.ns.:80', 'reviews.ns'],
+    ['[FD00::1]:8080', '[fd00::1]'],
+    ['[::1]', '[::1]'],
+    // A bare IPv6 address has more than one colon and no port.
+    ['fd00::1', 'fd00::1'],
+    ['host:notaport', 'host'],
+    ['', ''],
+  ])('%s → %s', (authority, host) => {
+    expect(hostOfAuthority(authority)).toBe(host);
   });
 });

@@ -2,7 +2,7 @@
  * grpc_response_status inference, response_flags ordering and `le` formatting.
  */
 import { describe, expect, it } from 'vitest';
-import { grpcStatusCode, grpcStatusLabel, httpToGrpcStatus } from '../../src/stats/grpc-status.js';
+import { grpcStatusCode, grpcStatusLabel, httpToGrpcStatus, requestProtocolOf } from '../../src/stats/grpc-status.js';
 import { formatResponseFlags, parseResponseFlags } from '../../src/stats/response-flags.js';
 import { ResponseFlag } from '../../src/stats/types.js';
 import { DEFAULT_BUCKETS, formatLe, validateBuckets } from '../../src/stats/definitions.js';
@@ -40,6 +40,18 @@ describe('grpc_response_status', () => {
     ['plain HTTP is always empty', 'http', '3', 500, ''],
   ] as const)('%s', (_n, proto, status, code, expected) => {
     expect(grpcLabel(proto, status, code)).toBe(expected);
+  });
+});
+
+describe('requestProtocolOf() (request_protocol for the sidecar, the fastify plugin and the interceptor)', () => {
+  it.each([
+    ['application/grpc', 'grpc'],
+    ['application/grpc+proto', 'grpc'],
+    ['application/json', 'http'],
+    ['text/plain; charset=application/grpc', 'http'],
+    [undefined, 'http'],
+  ] as const)('%s → %s', (contentType, protocol) => {
+    expect(requestProtocolOf(contentType)).toBe(protocol);
   });
 });
 

@@ -391,19 +391,24 @@ Examples:
           closed: sidecar.closed,
         });
       }
-      const stop = (signal: NodeJS.Signals): void => {
-        logger.info('sidecar stopping', { signal });
-        void sidecar.close();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      try {
-        await sidecar.closed;
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-      }
+      await runUntilClosed(sidecar, logger);
     });
+}
+
+/** Serve until `running` has closed; SIGINT or SIGTERM closes it (the sidecar, or the primary of its workers). */
+async function runUntilClosed(running: { close(): Promise<void>; readonly closed: Promise<unknown> }, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info('sidecar stopping', { signal });
+    void running.close();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await running.closed;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }
 
 /** Set in the environment of `--concurrency` workers (node:cluster runs the same command line in each). */
@@ -429,16 +434,5 @@ async function runPrimary(flags: SidecarFlags, env: NodeJS.ProcessEnv, concurren
     logger,
     workerEnv: { [WORKER_ENV]: '1' },
   });
-  const stop = (signal: NodeJS.Signals): void => {
-    logger.info('sidecar stopping', { signal });
-    void primary.close();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    await primary.closed;
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
+  await runUntilClosed(primary, logger);
 }
