@@ -22,6 +22,8 @@
  */
 import { ConfigError, quote } from '../core/errors.js';
 import { LAST_EXP, NO_EXPONENT, bucketKey } from './native-histogram-keys.js';
+import { DEFAULT_NATIVE_EXEMPLAR_TTL_MS, DEFAULT_NATIVE_MAX_EXEMPLARS, addNativeExemplar } from './native-exemplars.js';
+import type { Exemplar } from './series.js';
 
 export { NO_EXPONENT, bucketKey, classicOctaves, classicSlot } from './native-histogram-keys.js';
 
@@ -46,6 +48,17 @@ export interface NativeHistogramOptions {
    * schema 3), so an unbounded setting admits few series.
    */
   readonly maxBuckets?: number;
+  /**
+   * Most exemplars a series keeps for its native buckets (client_model `Histogram.exemplars`, protobuf only),
+   * 0 for none. Default 10, client_golang's `NativeHistogramMaxExemplars`. The classic buckets keep their own.
+   */
+  readonly maxExemplars?: number;
+  /**
+   * Once {@link maxExemplars} are kept, the oldest gives way to a new one when it is older than this; otherwise the
+   * older of the two closest in value does (see native-exemplars.ts). Default 300000 (5 min, client_golang's
+   * `NativeHistogramExemplarTTL`); 0 makes the oldest always give way, as a negative TTL does in client_golang.
+   */
+  readonly exemplarTtlMs?: number;
 }
 
 /** Default schema, see {@link NativeHistogramOptions.schema}. */
@@ -67,6 +80,9 @@ export class NativeHistogramConfig {
   readonly schema: number;
   readonly zeroThreshold: number;
   readonly maxBuckets: number;
+  readonly maxExemplars: number;
+  /** See {@link NativeHistogramOptions.exemplarTtlMs}. */
+  readonly exemplarTtlMs: number;
   /** Key at `schema` of every whole number 0..8191 ({@link ZERO_KEY} for the zero bucket). */
   readonly smallKeys: Int32Array;
   /**
@@ -92,9 +108,19 @@ export class NativeHistogramConfig {
     if (!Number.isInteger(max) || max < 0 || max > 100_000) {
       throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.maxBuckets must be an integer from 0 to 100000, got ${quote(max)}`, { field: `${field}.maxBuckets`, value: max });
     }
+    const maxEx = o.maxExemplars ?? DEFAULT_NATIVE_MAX_EXEMPLARS;
+    if (!Number.isInteger(maxEx) || maxEx < 0 || maxEx > 1000) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.maxExemplars must be an integer from 0 to 1000, got ${quote(maxEx)}`, { field: `${field}.maxExemplars`, value: maxEx });
+    }
+    const ttl = o.exemplarTtlMs ?? DEFAULT_NATIVE_EXEMPLAR_TTL_MS;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.exemplarTtlMs must be a finite number >= 0, got ${quote(ttl)}`, { field: `${field}.exemplarTtlMs`, value: ttl });
+    }
     this.schema = schema;
     this.zeroThreshold = zt;
     this.maxBuckets = max;
+    this.maxExemplars = maxEx;
+    this.exemplarTtlMs = ttl;
     // At the coarsest schema halving stops, so a series may hold every key of it; unbounded: every key of its own.
     const keysAt = (sc: number): number => 2 * (bucketKey(Infinity, sc) - bucketKey(Number.MIN_VALUE, sc) + 1);
     this.maxPopulated = max > 0 ? Math.max(max, keysAt(MIN_SCHEMA)) : keysAt(schema);
@@ -267,6 +293,8 @@ export class NativeHistogram {
   populated = 0;
   /** Times the resolution was halved (configured schema − {@link schema}). */
   reductions = 0;
+  /** Recent exemplars ordered by value, at most `config.maxExemplars` (created with the first one). */
+  exemplars: Exemplar[] | undefined = undefined;
   readonly config: NativeHistogramConfig;
   /** Key of every whole number 0..8191 at the current {@link schema} (the config's shared table). */
   private keys: Int32Array;
@@ -346,6 +374,12 @@ export class NativeHistogram {
       w.counts[key - w.lo] = 1;
     }
     this.newBucket();
+  }
+
+  /** Keep `e` among the recent exemplars (client_golang's `addExemplar`; NaN observations keep none). */
+  addExemplar(e: Exemplar): void {
+    if (e.value !== e.value || this.config.maxExemplars === 0) return;
+    addNativeExemplar((this.exemplars ??= []), e, this.config.maxExemplars, this.config.exemplarTtlMs / 1000);
   }
 
   /** A bucket got its first observation: the only time the bucket bound can be crossed. */
