@@ -19,6 +19,9 @@
  * populated key range, in the series object itself (grown when an observation falls outside): no Map, no
  * allocation per observation. NaN is in `_count` and `_sum` only, ±Inf one bucket past the largest
  * finite value, as in client_golang.
+ *
+ * Longer than most files (~500 lines) because the bucket storage, its reads, its merge across sidecar workers and
+ * its exemplars work on the same private windows.
  */
 import { ConfigError, quote } from '../core/errors.js';
 import { LAST_EXP, NO_EXPONENT, bucketKey } from './native-histogram-keys.js';
@@ -335,8 +338,11 @@ export class NativeHistogram {
    */
   observeOther(v: number): number {
     if (v > this.config.zeroThreshold) {
-      this.addPositive(bucketKey(v, this.schema));
-      return LAST_EXP[0] as number;
+      const key = bucketKey(v, this.schema);
+      // Read before counting: a resolution reduction builds a key table with bucketKey, which overwrites it.
+      const exp = LAST_EXP[0] as number;
+      this.addPositive(key);
+      return exp;
     }
     if (v < -this.config.zeroThreshold) this.addNegative(bucketKey(-v, this.schema));
     // NaN is in `_count` and `_sum` but in no bucket, as client_golang leaves it.
@@ -391,18 +397,69 @@ export class NativeHistogram {
 
   /** Halve the resolution until the populated buckets fit (or the coarsest schema is reached). */
   private reduce(max: number): void {
-    while (this.schema > MIN_SCHEMA && this.populated > max) {
-      const p = halved(this.posLo, this.pos);
-      const n = halved(this.negLo, this.neg);
-      this.posLo = p.lo;
-      this.pos = p.counts;
-      this.negLo = n.lo;
-      this.neg = n.counts;
-      this.populated = p.populated + n.populated;
-      this.schema--;
-      this.reductions++;
-    }
+    while (this.schema > MIN_SCHEMA && this.populated > max) this.halve();
     this.keys = this.config.smallKeysAt(this.schema);
+  }
+
+  /** One schema lower (the caller refreshes {@link keys}). */
+  private halve(): void {
+    const p = halved(this.posLo, this.pos);
+    const n = halved(this.negLo, this.neg);
+    this.posLo = p.lo;
+    this.pos = p.counts;
+    this.negLo = n.lo;
+    this.neg = n.counts;
+    this.populated = p.populated + n.populated;
+    this.schema--;
+    this.reductions++;
+  }
+
+  /**
+   * Add another histogram's buckets of the same configuration (a sidecar worker's, `--concurrency N`): both are
+   * brought to the lower of the two schemas (halving is exact, so that is what either would hold at it), the
+   * counts added, then the resolution halved while more than `maxBuckets` are populated. The result is what one
+   * process that saw both sets of observations holds: the bucket count only grows with more observations, so its
+   * schema is the highest one, at or below both, at which the union fits.
+   */
+  merge(schema: number, zeroCount: number, posLo: number, pos: ArrayLike<number>, negLo: number, neg: ArrayLike<number>): void {
+    while (this.schema > schema) this.halve();
+    const down = schema - this.schema;
+    this.zeroCount += zeroCount;
+    for (let sign = 0; sign < 2; sign++) {
+      const lo = sign === 0 ? posLo : negLo;
+      const c = sign === 0 ? pos : neg;
+      for (let i = 0; i < c.length; i++) {
+        const n = c[i] as number;
+        if (n === 0) continue;
+        let key = lo + i;
+        for (let d = 0; d < down; d++) key = ((key - 1) >> 1) + 1;
+        this.addCount(sign === 0, key, n);
+      }
+    }
+    const max = this.config.maxBuckets;
+    if (max > 0 && this.populated > max) this.reduce(max);
+    else this.keys = this.config.smallKeysAt(this.schema);
+  }
+
+  /** Add `n` to bucket `key` of one sign, counting a newly populated bucket (no reduction: the caller's). */
+  private addCount(positive: boolean, key: number, n: number): void {
+    let lo = positive ? this.posLo : this.negLo;
+    let c = positive ? this.pos : this.neg;
+    if (key < lo || key >= lo + c.length) {
+      const w = grown(lo, c, key);
+      lo = w.lo;
+      c = w.counts;
+      if (positive) {
+        this.posLo = lo;
+        this.pos = c;
+      } else {
+        this.negLo = lo;
+        this.neg = c;
+      }
+    }
+    const old = c[key - lo] as number;
+    c[key - lo] = old + n;
+    if (old === 0) this.populated++;
   }
 
   /** Buckets of both signs. */

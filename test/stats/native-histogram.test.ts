@@ -320,6 +320,22 @@ describe('observe() with native buckets', () => {
       expect([...n.counts]).toEqual([...c.counts]);
     }
   });
+
+  it('keeps the classic slot right when the observation halves the resolution (the reduction builds a key table)', () => {
+    const classic = new Family('c', 'histogram', 'c', 10, DEFAULT_BUCKETS);
+    const both = new Family('n', 'histogram', 'n', 10, DEFAULT_BUCKETS);
+    both.native = new NativeHistogramConfig({ schema: 8, maxBuckets: 4 });
+    const c = classic.get('', 0) as HistogramSeries;
+    const n = both.get('', 0) as HistogramSeries;
+    // Each value a fresh bucket, fractional and below 4096 (the table's last key has a higher exponent than theirs),
+    // so every few take the fractional path into a reduction.
+    for (let i = 0; i < 30; i++) {
+      const v = 0.0013 * 1.6 ** i;
+      expect(observe(n, both, v), `${v}`).toBe(observe(c, classic, v));
+    }
+    expect(n.native?.reductions).toBeGreaterThan(5);
+    expect([...n.counts]).toEqual([...c.counts]);
+  });
 });
 
 describe('IstioStats nativeHistograms', () => {
