@@ -279,6 +279,18 @@ export interface NativeHistogramSnapshot {
 }
 
 /**
+ * Where the record path reads a series' small-value state without going through its NativeHistogram (one
+ * dependent load less per observation): the series object itself, kept in step by {@link NativeHistogram.sync}.
+ */
+export interface SmallPath {
+  /** The key table of the current schema (undefined on a series without native buckets). */
+  nKeys: Int32Array | undefined;
+  /** The positive count window and the key of its first slot. */
+  nPos: Float64Array;
+  nPosLo: number;
+}
+
+/**
  * The native buckets of one series. The counts of each sign are a dense window (`posLo`/`pos`,
  * `negLo`/`neg`) held in the series object itself: an observation reaches its counter without a Map, an
  * allocation or a second object.
@@ -301,6 +313,8 @@ export class NativeHistogram {
   readonly config: NativeHistogramConfig;
   /** Key of every whole number 0..8191 at the current {@link schema} (the config's shared table). */
   private keys: Int32Array;
+  /** The series' copy of keys, pos and posLo for the record path (see {@link SmallPath}). */
+  private mirror: SmallPath | undefined = undefined;
 
   constructor(config: NativeHistogramConfig) {
     this.config = config;
@@ -362,6 +376,7 @@ export class NativeHistogram {
       this.posLo = w.lo;
       this.pos = w.counts;
       w.counts[key - w.lo] = 1;
+      this.sync();
     }
     this.newBucket();
   }
@@ -388,8 +403,29 @@ export class NativeHistogram {
     addNativeExemplar((this.exemplars ??= []), e, this.config.maxExemplars, this.config.exemplarTtlMs / 1000);
   }
 
+  /** Mirror keys, pos and posLo into `m` from now on (the series the record path reads them from). */
+  attach(m: SmallPath): void {
+    this.mirror = m;
+    this.sync();
+  }
+
+  /** Copy the record path's state to the mirror: after every change of keys, pos or posLo (all off the hot path). */
+  private sync(): void {
+    const m = this.mirror;
+    if (m === undefined) return;
+    m.nKeys = this.keys;
+    m.nPos = this.pos;
+    m.nPosLo = this.posLo;
+  }
+
+  /** The record path's slow case for a whole number below 8192: its key is outside the window, or the zero bucket's. */
+  smallMiss(key: number): void {
+    if (key === ZERO_KEY) this.zeroCount++;
+    else this.addPositive(key);
+  }
+
   /** A bucket got its first observation: the only time the bucket bound can be crossed. */
-  private newBucket(): void {
+  newBucket(): void {
     this.populated++;
     const max = this.config.maxBuckets;
     if (max > 0 && this.populated > max) this.reduce(max);
@@ -399,6 +435,7 @@ export class NativeHistogram {
   private reduce(max: number): void {
     while (this.schema > MIN_SCHEMA && this.populated > max) this.halve();
     this.keys = this.config.smallKeysAt(this.schema);
+    this.sync();
   }
 
   /** One schema lower (the caller refreshes {@link keys}). */
@@ -438,7 +475,10 @@ export class NativeHistogram {
     }
     const max = this.config.maxBuckets;
     if (max > 0 && this.populated > max) this.reduce(max);
-    else this.keys = this.config.smallKeysAt(this.schema);
+    else {
+      this.keys = this.config.smallKeysAt(this.schema);
+      this.sync();
+    }
   }
 
   /** Add `n` to bucket `key` of one sign, counting a newly populated bucket (no reduction: the caller's). */

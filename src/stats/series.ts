@@ -41,6 +41,8 @@ export class ScalarSeries {
   }
 }
 
+const NO_COUNTS = new Float64Array(0);
+
 /** A histogram for one label set: per-bucket (non-cumulative) counts, sum and count. */
 export class HistogramSeries {
   readonly labels: string;
@@ -54,6 +56,10 @@ export class HistogramSeries {
   exemplars: (Exemplar | undefined)[] | undefined = undefined;
   /** Native (sparse exponential) buckets of the same observations, when the family has them. */
   readonly native: NativeHistogram | undefined;
+  /** The native part's key table, positive window and its first key, mirrored here for {@link observe} (SmallPath). */
+  nKeys: Int32Array | undefined = undefined;
+  nPos: Float64Array = NO_COUNTS;
+  nPosLo = 0;
   /** Bytes this series holds in its family's {@link SeriesBudget}; 0 when unbudgeted. */
   charge = 0;
   /** True when the label set came from a plain-text peer (charged to the plain-text share). */
@@ -66,6 +72,7 @@ export class HistogramSeries {
     this.epoch = epoch;
     this.overflow = overflow;
     this.native = native === undefined ? undefined : new NativeHistogram(native);
+    this.native?.attach(this);
   }
 }
 
@@ -234,7 +241,18 @@ export function observe(s: HistogramSeries, f: Family, value: number): number {
   const native = s.native;
   if (value >= 0 && value < SMALL_VALUES && (value | 0) === value) {
     i = f.smallIndex[value] as number;
-    if (native !== undefined) native.observeSmall(value);
+    // The native key through the series' own mirror of the table and window (no hop through s.native).
+    const keys = s.nKeys;
+    if (keys !== undefined) {
+      const key = keys[value] as number;
+      const c = s.nPos;
+      const j = key - s.nPosLo;
+      if (j >= 0 && j < c.length) {
+        const n = c[j] as number;
+        c[j] = n + 1;
+        if (n === 0) (native as NativeHistogram).newBucket();
+      } else (native as NativeHistogram).smallMiss(key);
+    }
   } else {
     // A native key needs the value's binary exponent; the classic search then starts at that octave.
     const exp = native !== undefined ? native.observeOther(value) : NO_EXPONENT;
