@@ -11,8 +11,9 @@
  * bounds memory, and a reset would lose counts a scrape has not seen yet).
  *
  * Record path (what an observation costs beside the classic buckets, bench/native-histograms.bench.ts): a
- * whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its key with one
- * read of a per-schema table, the same small-integer check serving the classic slot (series.ts `observe`).
+ * whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its native key and its
+ * classic slot with one read of its family's packed per-schema table (`Family.packedAt`) and counts into a
+ * window the series object mirrors (SmallPath): no second table, no hop to this object (series.ts `observe`).
  * Other values take the frexp exponent and mantissa from the float's bits and place the fraction among
  * client_golang's bounds with one table read and a compare (no binary search, no `Math.log`); the exponent
  * also narrows the classic search to the value's octave. Counts live in dense Float64Array windows over the
@@ -73,10 +74,17 @@ export const DEFAULT_NATIVE_MAX_BUCKETS = 160;
 /** Lowest and highest schema Prometheus accepts. */
 const MIN_SCHEMA = -4;
 const MAX_SCHEMA = 8;
+/**
+ * Low bits of a packed small-value entry (`Family.packedAt`) that hold the classic slot; the key is the rest, so
+ * the zero bucket's key (-2^20) lies below every real key (about -275,000 at the lowest, schema 8 at 2^-1074).
+ */
+export const PACKED_SLOT_BITS = 11;
 /** Whole numbers below this find their key through the table. */
 export const SMALL_VALUES = 8192;
 /** Key of the zero bucket in the small-value table (no real key is this small). */
-const ZERO_KEY = -0x7fffffff;
+export const ZERO_KEY = -(1 << (31 - PACKED_SLOT_BITS));
+/** Lowest key a count window may start at: the zero bucket's key stays outside every window. */
+const MIN_WINDOW_KEY = ZERO_KEY + 1;
 
 /** Validated configuration of one family's native histograms, with its small-value key table. */
 export class NativeHistogramConfig {
@@ -160,12 +168,15 @@ const EMPTY = new Float64Array(0);
  * reallocate per observation.
  */
 function grown(lo: number, old: Float64Array, key: number): Window {
-  if (old.length === 0) return { lo: key - 4, counts: new Float64Array(8) };
+  if (old.length === 0) {
+    const lo0 = Math.max(MIN_WINDOW_KEY, key - 4);
+    return { lo: lo0, counts: new Float64Array(key - lo0 + 4) };
+  }
   const newLo0 = Math.min(lo, key);
   const hi = Math.max(lo + old.length - 1, key);
   const span = hi - newLo0 + 1;
   const slack = Math.max(4, span >> 1);
-  const newLo = key < lo ? newLo0 - slack : newLo0;
+  const newLo = key < lo ? Math.max(MIN_WINDOW_KEY, newLo0 - slack) : newLo0;
   const next = new Float64Array(span + slack);
   next.set(old, lo - newLo);
   return { lo: newLo, counts: next };
@@ -283,11 +294,19 @@ export interface NativeHistogramSnapshot {
  * dependent load less per observation): the series object itself, kept in step by {@link NativeHistogram.sync}.
  */
 export interface SmallPath {
-  /** The key table of the current schema (undefined on a series without native buckets). */
+  /**
+   * The family's packed table of the current schema, `key << PACKED_SLOT_BITS | classicSlot` per whole number
+   * below 8192: one read gives both (undefined on a series without native buckets).
+   */
   nKeys: Int32Array | undefined;
   /** The positive count window and the key of its first slot. */
   nPos: Float64Array;
   nPosLo: number;
+}
+
+/** Where a series' packed small-value tables come from (its family, `Family.packedAt`). */
+export interface PackedTables {
+  packedAt(schema: number): Int32Array;
 }
 
 /**
@@ -315,6 +334,7 @@ export class NativeHistogram {
   private keys: Int32Array;
   /** The series' copy of keys, pos and posLo for the record path (see {@link SmallPath}). */
   private mirror: SmallPath | undefined = undefined;
+  private packed: PackedTables | undefined = undefined;
 
   constructor(config: NativeHistogramConfig) {
     this.config = config;
@@ -404,8 +424,9 @@ export class NativeHistogram {
   }
 
   /** Mirror keys, pos and posLo into `m` from now on (the series the record path reads them from). */
-  attach(m: SmallPath): void {
+  attach(m: SmallPath, packed: PackedTables): void {
     this.mirror = m;
+    this.packed = packed;
     this.sync();
   }
 
@@ -413,7 +434,7 @@ export class NativeHistogram {
   private sync(): void {
     const m = this.mirror;
     if (m === undefined) return;
-    m.nKeys = this.keys;
+    m.nKeys = (this.packed as PackedTables).packedAt(this.schema);
     m.nPos = this.pos;
     m.nPosLo = this.posLo;
   }

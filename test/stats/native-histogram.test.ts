@@ -321,6 +321,23 @@ describe('observe() with native buckets', () => {
     }
   });
 
+  it('refuses native buckets on a family with more than 2047 classic bounds below 8192 (its slots do not fit the packed table)', () => {
+    const wide = new Family('w', 'histogram', 'w', 10, Array.from({ length: 2048 }, (_, i) => i + 1));
+    let err: unknown;
+    try {
+      wide.native = new NativeHistogramConfig({});
+    } catch (e) {
+      err = e;
+    }
+    expect((err as { code?: string }).code).toBe('MESHTEL_ERR_INVALID_BUCKETS');
+    expect(wide.native).toBeUndefined();
+    const fits = new Family('f', 'histogram', 'f', 10, Array.from({ length: 2047 }, (_, i) => i + 1));
+    fits.native = new NativeHistogramConfig({});
+    const s = fits.get('', 0) as HistogramSeries;
+    expect(observe(s, fits, 2047)).toBe(2046);
+    expect(observe(s, fits, 2048)).toBe(2047);
+  });
+
   it('keeps the classic slot right when the observation halves the resolution (the reduction builds a key table)', () => {
     const classic = new Family('c', 'histogram', 'c', 10, DEFAULT_BUCKETS);
     const both = new Family('n', 'histogram', 'n', 10, DEFAULT_BUCKETS);
