@@ -336,7 +336,7 @@ export function createSeriesMerger(): SeriesMerger {
           let s: Series | undefined = head.overflow ? f.overflowSeries : f.series.get(head.labels);
           const fresh = s === undefined;
           if (s === undefined) {
-            s = h.type === 'histogram' ? new HistogramSeries(head.labels, h.buckets.length, 0, head.overflow, f.native) : new ScalarSeries(head.labels, 0, head.overflow);
+            s = h.type === 'histogram' ? new HistogramSeries(head.labels, h.buckets.length, 0, head.overflow, f.native, f) : new ScalarSeries(head.labels, 0, head.overflow);
             if (head.overflow) f.overflowSeries = s;
             else f.series.set(head.labels, s);
           }

@@ -67,6 +67,7 @@ export class HistogramSeries {
   plainText = false;
   /** The label pairs as protobuf (Metric field 1), encoded at the first protobuf scrape (protobuf-writer.ts). */
   pbLabels: Uint8Array | undefined = undefined;
+  /** `packed` (the family) is required with `native`: the record path counts native buckets through its tables. */
   constructor(labels: string, buckets: number, epoch: number, overflow = false, native?: NativeHistogramConfig, packed?: PackedTables) {
     this.labels = labels;
     this.counts = new Float64Array(buckets + 1);
