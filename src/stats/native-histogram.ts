@@ -21,7 +21,7 @@
  * allocation per observation. NaN is in `_count` and `_sum` only, ±Inf one bucket past the largest
  * finite value, as in client_golang.
  *
- * Longer than most files (~500 lines) because the bucket storage, its reads, its merge across sidecar workers and
+ * Longer than most files (~570 lines) because the bucket storage, its reads, its merge across sidecar workers and
  * its exemplars work on the same private windows.
  */
 import { ConfigError, quote } from '../core/errors.js';
