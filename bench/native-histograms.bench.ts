@@ -7,17 +7,16 @@
  *    bytes per label set and CPU time.
  * 3. Series Prometheus stores per label set for each choice.
  */
-import { Bench } from 'tinybench';
 import { createIstioStats, type IstioStats } from '../src/stats/istio-stats.js';
 import { renderMetrics, type ExpositionFormat } from '../src/stats/exposition.js';
 import { DEFAULT_BUCKETS } from '../src/stats/definitions.js';
-import type { HistogramSeries} from '../src/stats/series.js';
+import type { HistogramSeries } from '../src/stats/series.js';
 import { Family, observe } from '../src/stats/series.js';
-import { NativeHistogramConfig } from '../src/stats/native-histogram.js';
+import { NativeHistogramConfig, type NativeHistogram } from '../src/stats/native-histogram.js';
 import type { PeerMetadata } from '../src/metadata/types.js';
 import type { HttpStreamAttributes } from '../src/stats/types.js';
 import { PRODUCTPAGE as LOCAL, reviewsPeer, reviewsRequest } from './support/fixtures.js';
-import { median } from './support/measure.js';
+import { interleaved, median, medianRatio, type Variant, type VariantResult } from './support/measure.js';
 
 const reviews = reviewsPeer;
 /** Durations and sizes spread over many native buckets. */
@@ -28,52 +27,88 @@ function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-const perOp = (bench: Bench, batch: number): number[] => bench.tasks.map((t) => (((t.result as { period?: number } | undefined)?.period ?? NaN) * 1e6) / batch);
+/** Print an {@link interleaved} comparison: per variant the median wall and CPU time per operation. */
+function printRounds(results: readonly VariantResult[]): void {
+  for (const r of results) console.log(`  ${r.name.padEnd(48)} ${fmt(r.ns, 2).padStart(7)} ns wall  ${fmt(r.cpuNs, 2).padStart(7)} ns CPU  (median of ${r.rounds.length} rounds)`);
+}
 
-async function observation(): Promise<void> {
+const ROUNDS = 21;
+
+function observation(): void {
   const BATCH = 4096;
-  // Durations as the recorder sees them (whole ms, mostly small) plus a share of fractional/large values.
+  // Durations as the recorder sees them (whole ms, mostly small) plus a share of fractional/large values. Both
+  // series get the same values in the same order.
   const values = Float64Array.from({ length: BATCH }, (_, i) => (i % 16 === 0 ? 20_000 + i * 3.7 : (i * 7) % 900));
   const classicFam = new Family('d', 'histogram', 'd', 10, DEFAULT_BUCKETS);
   const nativeFam = new Family('d', 'histogram', 'd', 10, DEFAULT_BUCKETS);
   nativeFam.native = new NativeHistogramConfig({});
   const classic = classicFam.get('a="b"', 0) as HistogramSeries;
   const native = nativeFam.get('a="b"', 0) as HistogramSeries;
-  const bench = new Bench({ time: 1500, warmup: true });
-  bench.add('classic observe()', () => {
-    for (let i = 0; i < BATCH; i++) observe(classic, classicFam, values[i] as number);
-  });
-  bench.add('classic + native observe()', () => {
-    for (let i = 0; i < BATCH; i++) observe(native, nativeFam, values[i] as number);
-  });
-  const nativeOnly = native.native;
-  bench.add('native part alone (NativeHistogram.observe)', () => {
-    for (let i = 0; i < BATCH; i++) nativeOnly?.observe(values[i] as number);
-  });
-  await bench.run();
-  const [c = NaN, both = NaN, n = NaN] = perOp(bench, BATCH);
-  console.log('one histogram observation');
-  bench.tasks.forEach((t, i) => console.log(`  ${t.name.padEnd(48)} ${fmt(perOp(bench, BATCH)[i] ?? NaN).padStart(7)} ns`));
-  console.log(`  ratio native part / classic: ${fmt(n / c, 2)}x; classic+native / classic: ${fmt(both / c, 2)}x (goal < 1.5x)`);
+  const nativeOnly = native.native as NativeHistogram;
+  // Each run returns the sum of the slots observe() returned, folded into a sink that is printed: no loop is dead.
+  const variants: Variant[] = [
+    {
+      name: 'classic observe()',
+      ops: BATCH,
+      run: () => {
+        let acc = 0;
+        for (let i = 0; i < BATCH; i++) acc += observe(classic, classicFam, values[i] as number);
+        return acc;
+      },
+    },
+    {
+      name: 'classic + native observe()',
+      ops: BATCH,
+      run: () => {
+        let acc = 0;
+        for (let i = 0; i < BATCH; i++) acc += observe(native, nativeFam, values[i] as number);
+        return acc;
+      },
+    },
+    {
+      name: 'native part alone (NativeHistogram.observe)',
+      ops: BATCH,
+      run: () => {
+        for (let i = 0; i < BATCH; i++) nativeOnly.observe(values[i] as number);
+        return nativeOnly.populated;
+      },
+    },
+  ];
+  const { results, sink } = interleaved(variants, { rounds: ROUNDS, reps: 400, warmupReps: 200 });
+  const [c, both, n] = results as [VariantResult, VariantResult, VariantResult];
+  console.log(`one histogram observation (${BATCH} values, 1 in 16 fractional above 8192; interleaved rounds, rotated order)`);
+  printRounds(results);
+  console.log(`  ratio classic+native / classic: ${fmt(both.ns / c.ns, 2)}x wall, ${fmt(both.cpuNs / c.cpuNs, 2)}x CPU, ${fmt(medianRatio(both, c), 2)}x median per-round (goal < 1.5x); native part alone / classic: ${fmt(n.ns / c.ns, 2)}x`);
 
   const RB = 1000;
   const attrs = Array.from({ length: RB }, (_, i) => request(reviews(1), i));
-  const off = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0 });
-  const on = createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0, nativeHistograms: true });
-  const rec = new Bench({ time: 1500, warmup: true });
-  rec.add('recordHttp, classic only', () => {
-    for (let i = 0; i < RB; i++) off.recordHttp(attrs[i] as HttpStreamAttributes);
-  });
-  rec.add('recordHttp, nativeHistograms: true', () => {
-    for (let i = 0; i < RB; i++) on.recordHttp(attrs[i] as HttpStreamAttributes);
-  });
-  await rec.run();
-  const [r0 = NaN, r1 = NaN] = perOp(rec, RB);
-  console.log('\nrecording one request (counter + 3 histograms, 25 labels, known peer)');
-  rec.tasks.forEach((t, i) => console.log(`  ${t.name.padEnd(48)} ${fmt(perOp(rec, RB)[i] ?? NaN).padStart(7)} ns`));
-  console.log(`  ratio native on / off: ${fmt(r1 / r0, 2)}x`);
-  off.close();
-  on.close();
+  // One loop function for every instance (the same optimised code records into each). How fast an instance
+  // records depends on its creation position (in trials the last-created was up to 1.7x faster than the first,
+  // whatever its configuration; not understood yet), so each configuration gets two instances in ABBA order (off,
+  // on, on, off) and its rounds are pooled; the per-instance lines show how far positions still differ.
+  const recordAll = (st: IstioStats): number => {
+    for (let i = 0; i < RB; i++) st.recordHttp(attrs[i] as HttpStreamAttributes);
+    return 0;
+  };
+  const configs = [false, true, true, false];
+  const instances = configs.map((nativeHistograms) => createIstioStats({ local: LOCAL, tcpReportingIntervalMs: 0, nativeHistograms }));
+  const rec = interleaved(
+    instances.map((st, i) => ({ name: `recordHttp, ${configs[i] === true ? 'nativeHistograms: true' : 'classic only'} (instance ${i + 1})`, ops: RB, run: () => recordAll(st) })),
+    { rounds: ROUNDS, reps: 20, warmupReps: 20 },
+  );
+  const pooled = (native: boolean): { ns: number; cpuNs: number; perRound: number[] } => {
+    const mine = rec.results.filter((_, i) => configs[i] === native);
+    const perRound = (mine[0] as VariantResult).rounds.map((x, r) => (x + ((mine[1] as VariantResult).rounds[r] as number)) / 2);
+    return { ns: median(mine.flatMap((m) => m.rounds)), cpuNs: (mine[0] as VariantResult).cpuNs / 2 + (mine[1] as VariantResult).cpuNs / 2, perRound };
+  };
+  const r0 = pooled(false);
+  const r1 = pooled(true);
+  console.log('\nrecording one request (counter + 3 histograms, 25 labels, known peer; two instances per configuration, ABBA)');
+  printRounds(rec.results);
+  console.log(`  classic only ${fmt(r0.ns, 2)} ns, nativeHistograms: true ${fmt(r1.ns, 2)} ns (pooled medians)`);
+  console.log(`  ratio native on / off: ${fmt(r1.ns / r0.ns, 2)}x wall, ${fmt(r1.cpuNs / r0.cpuNs, 2)}x CPU, ${fmt(median(r1.perRound.map((x, r) => x / (r0.perRound[r] as number))), 2)}x median per-round`);
+  console.log(`  (sink ${sink % 1000})`);
+  for (const st of instances) st.close();
 }
 
 function statsWith(n: number, native: boolean): IstioStats {
@@ -140,6 +175,9 @@ function seriesStored(): void {
   console.log(`  protobuf + native, 2.45+ scrape_classic_histograms:      ${1 + 3 * (classicPerHistogram + 1)}`);
 }
 
-await observation();
-await rendering();
-seriesStored();
+// BENCH_SECTIONS (bench/run.ts): a comma-separated subset of the sections above, by number (e.g. `1`).
+const only = (process.env.BENCH_SECTIONS ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+const wanted = (section: string): boolean => only.length === 0 || only.includes(section);
+if (wanted("1")) observation();
+if (wanted('2')) await rendering();
+if (wanted('3')) seriesStored();

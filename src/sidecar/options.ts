@@ -319,13 +319,16 @@ function resolveNativeHistograms(option: boolean | NativeHistogramOptions | unde
   const on = option !== undefined ? option !== false : (parseBool(env.MESHTEL_NATIVE_HISTOGRAMS, 'MESHTEL_NATIVE_HISTOGRAMS') ?? false);
   if (!on) return undefined;
   if (typeof option === 'object') {
-    const c = new NativeHistogramConfig(option, 'nativeHistograms');
-    return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets };
+    return resolvedNative(new NativeHistogramConfig(option, 'nativeHistograms'));
   }
   const schema = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_SCHEMA, 'MESHTEL_NATIVE_HISTOGRAM_SCHEMA', -4, 8);
   const maxBuckets = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS, 'MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS', 0, 100_000);
-  const c = new NativeHistogramConfig({ ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) });
-  return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets };
+  return resolvedNative(new NativeHistogramConfig({ ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) }));
+}
+
+/** The validated native-histogram settings as the options object the recorder is given. */
+function resolvedNative(c: NativeHistogramConfig): NativeHistogramOptions {
+  return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets, maxExemplars: c.maxExemplars, exemplarTtlMs: c.exemplarTtlMs };
 }
 
 function missing(field: string): never {

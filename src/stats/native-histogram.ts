@@ -11,17 +11,23 @@
  * bounds memory, and a reset would lose counts a scrape has not seen yet).
  *
  * Record path (what an observation costs beside the classic buckets, bench/native-histograms.bench.ts): a
- * whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its key with one
- * read of a per-schema table, the same small-integer check serving the classic slot (series.ts `observe`).
+ * whole-number observation below 8192 (durations are whole ms, sizes whole bytes) finds its native key and its
+ * classic slot with one read of its family's packed per-schema table (`Family.packedAt`) and counts into a
+ * window the series object mirrors (SmallPath): no second table, no hop to this object (series.ts `observe`).
  * Other values take the frexp exponent and mantissa from the float's bits and place the fraction among
  * client_golang's bounds with one table read and a compare (no binary search, no `Math.log`); the exponent
  * also narrows the classic search to the value's octave. Counts live in dense Float64Array windows over the
  * populated key range, in the series object itself (grown when an observation falls outside): no Map, no
  * allocation per observation. NaN is in `_count` and `_sum` only, ±Inf one bucket past the largest
  * finite value, as in client_golang.
+ *
+ * Longer than most files (~570 lines) because the bucket storage, its reads, its merge across sidecar workers and
+ * its exemplars work on the same private windows.
  */
 import { ConfigError, quote } from '../core/errors.js';
 import { LAST_EXP, NO_EXPONENT, bucketKey } from './native-histogram-keys.js';
+import { DEFAULT_NATIVE_EXEMPLAR_TTL_MS, DEFAULT_NATIVE_MAX_EXEMPLARS, addNativeExemplar } from './native-exemplars.js';
+import type { Exemplar } from './series.js';
 
 export { NO_EXPONENT, bucketKey, classicOctaves, classicSlot } from './native-histogram-keys.js';
 
@@ -46,6 +52,17 @@ export interface NativeHistogramOptions {
    * schema 3), so an unbounded setting admits few series.
    */
   readonly maxBuckets?: number;
+  /**
+   * Most exemplars a series keeps for its native buckets (client_model `Histogram.exemplars`, protobuf only),
+   * 0 for none. Default 10, client_golang's `NativeHistogramMaxExemplars`. The classic buckets keep their own.
+   */
+  readonly maxExemplars?: number;
+  /**
+   * Once {@link maxExemplars} are kept, the oldest gives way to a new one when it is older than this; otherwise the
+   * older of the two closest in value does (see native-exemplars.ts). Default 300000 (5 min, client_golang's
+   * `NativeHistogramExemplarTTL`); 0 makes the oldest always give way, as a negative TTL does in client_golang.
+   */
+  readonly exemplarTtlMs?: number;
 }
 
 /** Default schema, see {@link NativeHistogramOptions.schema}. */
@@ -57,16 +74,26 @@ export const DEFAULT_NATIVE_MAX_BUCKETS = 160;
 /** Lowest and highest schema Prometheus accepts. */
 const MIN_SCHEMA = -4;
 const MAX_SCHEMA = 8;
+/**
+ * Low bits of a packed small-value entry (`Family.packedAt`) that hold the classic slot; the key is the rest, so
+ * the zero bucket's key (-2^20) lies below every real key (about -275,000 at the lowest, schema 8 at 2^-1074).
+ */
+export const PACKED_SLOT_BITS = 11;
 /** Whole numbers below this find their key through the table. */
 export const SMALL_VALUES = 8192;
 /** Key of the zero bucket in the small-value table (no real key is this small). */
-const ZERO_KEY = -0x7fffffff;
+export const ZERO_KEY = -(1 << (31 - PACKED_SLOT_BITS));
+/** Lowest key a count window may start at: the zero bucket's key stays outside every window. */
+const MIN_WINDOW_KEY = ZERO_KEY + 1;
 
 /** Validated configuration of one family's native histograms, with its small-value key table. */
 export class NativeHistogramConfig {
   readonly schema: number;
   readonly zeroThreshold: number;
   readonly maxBuckets: number;
+  readonly maxExemplars: number;
+  /** See {@link NativeHistogramOptions.exemplarTtlMs}. */
+  readonly exemplarTtlMs: number;
   /** Key at `schema` of every whole number 0..8191 ({@link ZERO_KEY} for the zero bucket). */
   readonly smallKeys: Int32Array;
   /**
@@ -92,9 +119,19 @@ export class NativeHistogramConfig {
     if (!Number.isInteger(max) || max < 0 || max > 100_000) {
       throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.maxBuckets must be an integer from 0 to 100000, got ${quote(max)}`, { field: `${field}.maxBuckets`, value: max });
     }
+    const maxEx = o.maxExemplars ?? DEFAULT_NATIVE_MAX_EXEMPLARS;
+    if (!Number.isInteger(maxEx) || maxEx < 0 || maxEx > 1000) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.maxExemplars must be an integer from 0 to 1000, got ${quote(maxEx)}`, { field: `${field}.maxExemplars`, value: maxEx });
+    }
+    const ttl = o.exemplarTtlMs ?? DEFAULT_NATIVE_EXEMPLAR_TTL_MS;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_CONFIG', `${field}.exemplarTtlMs must be a finite number >= 0, got ${quote(ttl)}`, { field: `${field}.exemplarTtlMs`, value: ttl });
+    }
     this.schema = schema;
     this.zeroThreshold = zt;
     this.maxBuckets = max;
+    this.maxExemplars = maxEx;
+    this.exemplarTtlMs = ttl;
     // At the coarsest schema halving stops, so a series may hold every key of it; unbounded: every key of its own.
     const keysAt = (sc: number): number => 2 * (bucketKey(Infinity, sc) - bucketKey(Number.MIN_VALUE, sc) + 1);
     this.maxPopulated = max > 0 ? Math.max(max, keysAt(MIN_SCHEMA)) : keysAt(schema);
@@ -131,12 +168,15 @@ const EMPTY = new Float64Array(0);
  * reallocate per observation.
  */
 function grown(lo: number, old: Float64Array, key: number): Window {
-  if (old.length === 0) return { lo: key - 4, counts: new Float64Array(8) };
+  if (old.length === 0) {
+    const lo0 = Math.max(MIN_WINDOW_KEY, key - 4);
+    return { lo: lo0, counts: new Float64Array(key - lo0 + 4) };
+  }
   const newLo0 = Math.min(lo, key);
   const hi = Math.max(lo + old.length - 1, key);
   const span = hi - newLo0 + 1;
   const slack = Math.max(4, span >> 1);
-  const newLo = key < lo ? newLo0 - slack : newLo0;
+  const newLo = key < lo ? Math.max(MIN_WINDOW_KEY, newLo0 - slack) : newLo0;
   const next = new Float64Array(span + slack);
   next.set(old, lo - newLo);
   return { lo: newLo, counts: next };
@@ -250,6 +290,26 @@ export interface NativeHistogramSnapshot {
 }
 
 /**
+ * Where the record path reads a series' small-value state without going through its NativeHistogram (one
+ * dependent load less per observation): the series object itself, kept in step by {@link NativeHistogram.sync}.
+ */
+export interface SmallPath {
+  /**
+   * The family's packed table of the current schema, `key << PACKED_SLOT_BITS | classicSlot` per whole number
+   * below 8192: one read gives both (undefined on a series without native buckets).
+   */
+  nKeys: Int32Array | undefined;
+  /** The positive count window and the key of its first slot. */
+  nPos: Float64Array;
+  nPosLo: number;
+}
+
+/** Where a series' packed small-value tables come from (its family, `Family.packedAt`). */
+export interface PackedTables {
+  packedAt(schema: number): Int32Array;
+}
+
+/**
  * The native buckets of one series. The counts of each sign are a dense window (`posLo`/`pos`,
  * `negLo`/`neg`) held in the series object itself: an observation reaches its counter without a Map, an
  * allocation or a second object.
@@ -267,9 +327,14 @@ export class NativeHistogram {
   populated = 0;
   /** Times the resolution was halved (configured schema − {@link schema}). */
   reductions = 0;
+  /** Recent exemplars ordered by value, at most `config.maxExemplars` (created with the first one). */
+  exemplars: Exemplar[] | undefined = undefined;
   readonly config: NativeHistogramConfig;
   /** Key of every whole number 0..8191 at the current {@link schema} (the config's shared table). */
   private keys: Int32Array;
+  /** The series' copy of keys, pos and posLo for the record path (see {@link SmallPath}). */
+  private mirror: SmallPath | undefined = undefined;
+  private packed: PackedTables | undefined = undefined;
 
   constructor(config: NativeHistogramConfig) {
     this.config = config;
@@ -307,8 +372,11 @@ export class NativeHistogram {
    */
   observeOther(v: number): number {
     if (v > this.config.zeroThreshold) {
-      this.addPositive(bucketKey(v, this.schema));
-      return LAST_EXP[0] as number;
+      const key = bucketKey(v, this.schema);
+      // Read before counting: a resolution reduction builds a key table with bucketKey, which overwrites it.
+      const exp = LAST_EXP[0] as number;
+      this.addPositive(key);
+      return exp;
     }
     if (v < -this.config.zeroThreshold) this.addNegative(bucketKey(-v, this.schema));
     // NaN is in `_count` and `_sum` but in no bucket, as client_golang leaves it.
@@ -328,6 +396,7 @@ export class NativeHistogram {
       this.posLo = w.lo;
       this.pos = w.counts;
       w.counts[key - w.lo] = 1;
+      this.sync();
     }
     this.newBucket();
   }
@@ -350,8 +419,36 @@ export class NativeHistogram {
     this.newBucket();
   }
 
+  /** Keep `e` among the recent exemplars (client_golang's `addExemplar`; NaN observations keep none). */
+  addExemplar(e: Exemplar): void {
+    if (e.value !== e.value || this.config.maxExemplars === 0) return;
+    addNativeExemplar((this.exemplars ??= []), e, this.config.maxExemplars, this.config.exemplarTtlMs / 1000);
+  }
+
+  /** Mirror keys, pos and posLo into `m` from now on (the series the record path reads them from). */
+  attach(m: SmallPath, packed: PackedTables): void {
+    this.mirror = m;
+    this.packed = packed;
+    this.sync();
+  }
+
+  /** Copy the record path's state to the mirror: after every change of keys, pos or posLo (all off the hot path). */
+  private sync(): void {
+    const m = this.mirror;
+    if (m === undefined) return;
+    m.nKeys = (this.packed as PackedTables).packedAt(this.schema);
+    m.nPos = this.pos;
+    m.nPosLo = this.posLo;
+  }
+
+  /** The record path's slow case for a whole number below 8192: its key is outside the window, or the zero bucket's. */
+  smallMiss(key: number): void {
+    if (key === ZERO_KEY) this.zeroCount++;
+    else this.addPositive(key);
+  }
+
   /** A bucket got its first observation: the only time the bucket bound can be crossed. */
-  private newBucket(): void {
+  newBucket(): void {
     this.populated++;
     const max = this.config.maxBuckets;
     if (max > 0 && this.populated > max) this.reduce(max);
@@ -359,18 +456,73 @@ export class NativeHistogram {
 
   /** Halve the resolution until the populated buckets fit (or the coarsest schema is reached). */
   private reduce(max: number): void {
-    while (this.schema > MIN_SCHEMA && this.populated > max) {
-      const p = halved(this.posLo, this.pos);
-      const n = halved(this.negLo, this.neg);
-      this.posLo = p.lo;
-      this.pos = p.counts;
-      this.negLo = n.lo;
-      this.neg = n.counts;
-      this.populated = p.populated + n.populated;
-      this.schema--;
-      this.reductions++;
-    }
+    while (this.schema > MIN_SCHEMA && this.populated > max) this.halve();
     this.keys = this.config.smallKeysAt(this.schema);
+    this.sync();
+  }
+
+  /** One schema lower (the caller refreshes {@link keys}). */
+  private halve(): void {
+    const p = halved(this.posLo, this.pos);
+    const n = halved(this.negLo, this.neg);
+    this.posLo = p.lo;
+    this.pos = p.counts;
+    this.negLo = n.lo;
+    this.neg = n.counts;
+    this.populated = p.populated + n.populated;
+    this.schema--;
+    this.reductions++;
+  }
+
+  /**
+   * Add another histogram's buckets of the same configuration (a sidecar worker's, `--concurrency N`): both are
+   * brought to the lower of the two schemas (halving is exact, so that is what either would hold at it), the
+   * counts added, then the resolution halved while more than `maxBuckets` are populated. The result is what one
+   * process that saw both sets of observations holds: the bucket count only grows with more observations, so its
+   * schema is the highest one, at or below both, at which the union fits.
+   */
+  merge(schema: number, zeroCount: number, posLo: number, pos: ArrayLike<number>, negLo: number, neg: ArrayLike<number>): void {
+    while (this.schema > schema) this.halve();
+    const down = schema - this.schema;
+    this.zeroCount += zeroCount;
+    for (let sign = 0; sign < 2; sign++) {
+      const lo = sign === 0 ? posLo : negLo;
+      const c = sign === 0 ? pos : neg;
+      for (let i = 0; i < c.length; i++) {
+        const n = c[i] as number;
+        if (n === 0) continue;
+        let key = lo + i;
+        for (let d = 0; d < down; d++) key = ((key - 1) >> 1) + 1;
+        this.addCount(sign === 0, key, n);
+      }
+    }
+    const max = this.config.maxBuckets;
+    if (max > 0 && this.populated > max) this.reduce(max);
+    else {
+      this.keys = this.config.smallKeysAt(this.schema);
+      this.sync();
+    }
+  }
+
+  /** Add `n` to bucket `key` of one sign, counting a newly populated bucket (no reduction: the caller's). */
+  private addCount(positive: boolean, key: number, n: number): void {
+    let lo = positive ? this.posLo : this.negLo;
+    let c = positive ? this.pos : this.neg;
+    if (key < lo || key >= lo + c.length) {
+      const w = grown(lo, c, key);
+      lo = w.lo;
+      c = w.counts;
+      if (positive) {
+        this.posLo = lo;
+        this.pos = c;
+      } else {
+        this.negLo = lo;
+        this.neg = c;
+      }
+    }
+    const old = c[key - lo] as number;
+    c[key - lo] = old + n;
+    if (old === 0) this.populated++;
   }
 
   /** Buckets of both signs. */

@@ -234,7 +234,7 @@ function boundBytes(f: Family): Buffer[] {
   });
 }
 
-/** The `Histogram` of one series (fields 1, 2, 3, then the native 5..13). */
+/** The `Histogram` of one series (fields 1, 2, 3, then the native 5..13 and 16). */
 function histogramInto(h: Bytes, f: Family, s: HistogramSeries, bounds: readonly Buffer[], x: Scratch): void {
   h.reset();
   h.byte(0x08);
@@ -277,7 +277,18 @@ function histogramInto(h: Bytes, f: Family, s: HistogramSeries, bounds: readonly
     sub.field(0x1a, x.exemplar);
     h.field(0x1a, sub);
   }
-  if (s.native !== undefined) x.native.write(s.native);
+  if (s.native !== undefined) {
+    x.native.write(s.native);
+    // Histogram.exemplars (field 16, tag 0x82 0x01): the native buckets' recent exemplars, after every other field.
+    const nex = s.native.exemplars;
+    if (nex !== undefined) {
+      for (const e of nex) {
+        exemplarInto(x.exemplar, e);
+        h.byte(0x82);
+        h.field(0x01, x.exemplar);
+      }
+    }
+  }
 }
 
 /** The `Counter` or `Gauge` of one series. */

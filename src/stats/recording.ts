@@ -119,7 +119,10 @@ export class Recorder implements TcpRecorder {
     if (h.overflow) fam.overflowCount++;
     if (hasExemplar(traceId)) {
       h.exemplars ??= new Array<undefined>(h.counts.length);
-      h.exemplars[i] = { traceId, value: v, timestamp: this.clock() / 1000 };
+      const e = { traceId, value: v, timestamp: this.clock() / 1000 };
+      h.exemplars[i] = e;
+      // As client_golang: the classic bucket keeps its latest exemplar, the native buckets a bounded recent set.
+      h.native?.addExemplar(e);
     }
   }
 

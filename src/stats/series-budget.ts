@@ -79,9 +79,10 @@ const PB_NATIVE_BUCKET = 1 + 1 + (1 + 5 + 1 + 5) + 3 * VARINT_MAX;
 /** The fixed native fields: schema, zero threshold, zero count, two packed delta headers, the no-op span. */
 const PB_NATIVE_FIXED = 1 + 5 + 9 + 1 + VARINT_MAX + 2 * (1 + LEN_MAX) + 6;
 
-/** What a family's native buckets may hold per series (`NativeHistogramConfig.maxPopulated`). */
+/** What a family's native buckets may hold per series (`NativeHistogramConfig.maxPopulated`, `.maxExemplars`). */
 export interface NativeBucketBound {
   readonly maxPopulated: number;
+  readonly maxExemplars: number;
 }
 
 /**
@@ -110,7 +111,8 @@ function protobufValueBytes(type: MetricType, buckets: number, native: NativeBuc
   if (type === 'counter') return 9 + 1 + LEN_MAX + PB_EXEMPLAR;
   // count, sum, every classic bucket and the +Inf one (written when it carries an exemplar)
   let value = 1 + VARINT_MAX + 9 + (buckets + 1) * PB_BUCKET;
-  if (native !== undefined) value += PB_NATIVE_FIXED + native.maxPopulated * PB_NATIVE_BUCKET;
+  // Native exemplars (Histogram field 16) have a two-byte tag.
+  if (native !== undefined) value += PB_NATIVE_FIXED + native.maxPopulated * PB_NATIVE_BUCKET + native.maxExemplars * (1 + PB_EXEMPLAR);
   return value;
 }
 

@@ -7,7 +7,8 @@
  * set on every `inc()/observe()` (~6 µs with Istio's 25 labels, perf-anchors §3a).
  */
 
-import { NO_EXPONENT, NativeHistogram, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig } from './native-histogram.js';
+import { ConfigError } from '../core/errors.js';
+import { NO_EXPONENT, NativeHistogram, PACKED_SLOT_BITS, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig, type PackedTables } from './native-histogram.js';
 import { protobufSeriesBound, protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 import type { MetricType } from './definitions.js';
 
@@ -42,6 +43,8 @@ export class ScalarSeries {
   }
 }
 
+const NO_COUNTS = new Float64Array(0);
+
 /** A histogram for one label set: per-bucket (non-cumulative) counts, sum and count. */
 export class HistogramSeries {
   readonly labels: string;
@@ -55,18 +58,24 @@ export class HistogramSeries {
   exemplars: (Exemplar | undefined)[] | undefined = undefined;
   /** Native (sparse exponential) buckets of the same observations, when the family has them. */
   readonly native: NativeHistogram | undefined;
+  /** The native part's key table, positive window and its first key, mirrored here for {@link observe} (SmallPath). */
+  nKeys: Int32Array | undefined = undefined;
+  nPos: Float64Array = NO_COUNTS;
+  nPosLo = 0;
   /** Bytes this series holds in its family's {@link SeriesBudget}; 0 when unbudgeted. */
   charge = 0;
   /** True when the label set came from a plain-text peer (charged to the plain-text share). */
   plainText = false;
   /** The label pairs as protobuf (Metric field 1), encoded at the first protobuf scrape (protobuf-writer.ts). */
   pbLabels: Uint8Array | undefined = undefined;
-  constructor(labels: string, buckets: number, epoch: number, overflow = false, native?: NativeHistogramConfig) {
+  /** `packed` (the family) is required with `native`: the record path counts native buckets through its tables. */
+  constructor(labels: string, buckets: number, epoch: number, overflow = false, native?: NativeHistogramConfig, packed?: PackedTables) {
     this.labels = labels;
     this.counts = new Float64Array(buckets + 1);
     this.epoch = epoch;
     this.overflow = overflow;
     this.native = native === undefined ? undefined : new NativeHistogram(native);
+    if (this.native !== undefined && packed !== undefined) this.native.attach(this, packed);
   }
 }
 
@@ -76,8 +85,11 @@ export type Series = ScalarSeries | HistogramSeries;
 /** The label set of the overflow series (documented in docs: one series per metric). */
 export const OVERFLOW_LABELS = 'meshtel_overflow="true"';
 
+/** Mask of the classic slot in a packed small-value entry. */
+const SLOT_MASK = (1 << PACKED_SLOT_BITS) - 1;
+
 /** One metric family: its series map, cap and overflow series. */
-export class Family {
+export class Family implements PackedTables {
   readonly name: string;
   readonly type: MetricType;
   readonly help: string;
@@ -103,7 +115,44 @@ export class Family {
   /** Observations routed to the overflow series. */
   overflowCount = 0;
   /** Native-histogram configuration; series created while it is set carry native buckets too. */
-  native: NativeHistogramConfig | undefined = undefined;
+  get native(): NativeHistogramConfig | undefined {
+    return this.nativeConfig;
+  }
+
+  /**
+   * Set at configuration time. Throws `MESHTEL_ERR_INVALID_BUCKETS` when a whole number below 8192 has a classic
+   * slot the packed tables cannot hold (more than 2047 bounds below 8192).
+   */
+  set native(c: NativeHistogramConfig | undefined) {
+    const top = this.smallIndex.length === 0 ? 0 : (this.smallIndex[SMALL_VALUES - 1] as number);
+    if (c !== undefined && top > SLOT_MASK) {
+      throw new ConfigError('MESHTEL_ERR_INVALID_BUCKETS', `buckets for ${this.name} with native histograms must have at most ${SLOT_MASK} bounds below ${SMALL_VALUES}, got ${top}`, {
+        field: `buckets.${this.name}`,
+        value: top,
+      });
+    }
+    this.nativeConfig = c;
+    this.packed.length = 0;
+  }
+
+  private nativeConfig: NativeHistogramConfig | undefined = undefined;
+  /** Packed small-value tables by schema + 4, built when a series of the family first reaches that schema. */
+  private readonly packed: (Int32Array | undefined)[] = [];
+
+  /**
+   * The packed table at `schema`: per whole number below 8192 its native key (the configuration's table) shifted
+   * left by PACKED_SLOT_BITS, or'ed with its classic slot, so the record path reads both with one load.
+   */
+  packedAt(schema: number): Int32Array {
+    let t = this.packed[schema + 4];
+    if (t === undefined) {
+      const keys = (this.nativeConfig as NativeHistogramConfig).smallKeysAt(schema);
+      t = new Int32Array(SMALL_VALUES);
+      for (let v = 0; v < SMALL_VALUES; v++) t[v] = ((keys[v] as number) << PACKED_SLOT_BITS) | (this.smallIndex.length === 0 ? 0 : (this.smallIndex[v] as number));
+      this.packed[schema + 4] = t;
+    }
+    return t;
+  }
   /** Series removed by the TTL sweep. */
   expiredCount = 0;
   /**
@@ -191,7 +240,7 @@ export class Family {
 
   private create(labels: string, epoch: number, overflow: boolean): Series {
     return this.type === 'histogram'
-      ? new HistogramSeries(labels, this.buckets.length, epoch, overflow, this.native)
+      ? new HistogramSeries(labels, this.buckets.length, epoch, overflow, this.nativeConfig, this)
       : new ScalarSeries(labels, epoch, overflow);
   }
 
@@ -232,11 +281,25 @@ function flatten(s: string): string {
  */
 export function observe(s: HistogramSeries, f: Family, value: number): number {
   let i: number;
-  const native = s.native;
   if (value >= 0 && value < SMALL_VALUES && (value | 0) === value) {
-    i = f.smallIndex[value] as number;
-    if (native !== undefined) native.observeSmall(value);
+    // With native buckets, one read of the family's packed table gives the native key and the classic slot, and
+    // the series' own mirror of the positive window is counted (no hop through s.native).
+    const keys = s.nKeys;
+    if (keys === undefined) i = f.smallIndex[value] as number;
+    else {
+      const e = keys[value] as number;
+      i = e & SLOT_MASK;
+      const key = e >> PACKED_SLOT_BITS;
+      const c = s.nPos;
+      const j = key - s.nPosLo;
+      if (j >= 0 && j < c.length) {
+        const n = c[j] as number;
+        c[j] = n + 1;
+        if (n === 0) (s.native as NativeHistogram).newBucket();
+      } else (s.native as NativeHistogram).smallMiss(key);
+    }
   } else {
+    const native = s.native;
     // A native key needs the value's binary exponent; the classic search then starts at that octave.
     const exp = native !== undefined ? native.observeOther(value) : NO_EXPONENT;
     if (exp !== NO_EXPONENT) i = classicSlot(f.bounds, f.octaves, value, exp);

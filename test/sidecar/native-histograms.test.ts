@@ -21,6 +21,8 @@ describe('sidecar native-histogram settings', () => {
       schema: 2,
       zeroThreshold: 2 ** -128,
       maxBuckets: 40,
+      maxExemplars: 10,
+      exemplarTtlMs: 300_000,
     });
     expect(resolve({ nativeHistograms: false }, { MESHTEL_NATIVE_HISTOGRAMS: 'true' }).nativeHistograms).toBeUndefined();
     expect(resolve({ nativeHistograms: { schema: -1 } }, {}).nativeHistograms).toMatchObject({ schema: -1, maxBuckets: 160 });

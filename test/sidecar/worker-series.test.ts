@@ -11,6 +11,8 @@ import { Family, observe } from '../../src/stats/series.js';
 import { createSeriesMerger, createSeriesPublisher } from '../../src/sidecar/worker-series.js';
 import type { MergedSeries } from '../../src/sidecar/worker-series.js';
 import { flatStats } from '../../src/sidecar/agent-endpoints.js';
+import { NativeHistogramConfig, readNativeHistogram } from '../../src/stats/native-histogram.js';
+import { renderProtobufFamilies } from '../../src/stats/exposition-protobuf.js';
 
 /** One worker's recorder: a counter, a histogram and istio_build. */
 function recorder() {
@@ -111,7 +113,7 @@ describe('createSeriesMerger()', () => {
 
   it('refuses values of a series never announced', async () => {
     const merger = createSeriesMerger();
-    expect(() => merger.apply(1, { families: [], series: [], values: Float64Array.of(7, 1), metrics: [] })).toThrow(/unannounced series 7/);
+    expect(() => merger.apply(1, { families: [], series: [], values: Float64Array.of(7, 1), exemplars: [], metrics: [] })).toThrow(/unannounced series 7/);
   });
 
   it('shows the merged families in the admin /stats flat form', async () => {
@@ -125,5 +127,98 @@ describe('createSeriesMerger()', () => {
     const flat = await flatStats(merger.merge(new Registry()).registry as Registry);
     expect(flat).toContain('istiocustom.istio_requests_total.code.200: 2\n');
     expect(flat).toContain('meshtel_refused_total: 0\n');
+  });
+});
+
+describe('native buckets and exemplars across workers', () => {
+  /** A recorder with native buckets that records as the stats stage does (exemplars included). */
+  function nativeRecorder(o: { maxBuckets: number; maxExemplars?: number }) {
+    const requests = new Family('istio_requests_total', 'counter', 'Requests.', 100);
+    const duration = new Family('istio_request_duration_milliseconds', 'histogram', 'Duration.', 100, [1, 10, 100, 1000]);
+    duration.native = new NativeHistogramConfig({ schema: 3, ...o });
+    const families = [requests, duration];
+    return {
+      families,
+      request(code: string, ms: number, t: number, traceId?: string): void {
+        const c = requests.get(`code="${code}"`, 0) as ScalarSeries;
+        c.value += 1;
+        const h = duration.get(`code="${code}"`, 0) as HistogramSeries;
+        const slot = observe(h, duration, ms);
+        if (traceId === undefined) return;
+        c.exemplar = { traceId, value: 1, timestamp: t };
+        const e = { traceId, value: ms, timestamp: t };
+        h.exemplars ??= new Array<undefined>(h.counts.length);
+        h.exemplars[slot] = e;
+        h.native?.addExemplar(e);
+      },
+      publish: createSeriesPublisher(() => families, new Registry()),
+    };
+  }
+
+  const bytes = async (families: readonly Family[]): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const c of renderProtobufFamilies(families)) parts.push(c);
+    return Buffer.concat(parts);
+  };
+
+  it('N observations over 2 workers give the native buckets one process holds (resolution reductions included), and the same protobuf page', async () => {
+    const one = nativeRecorder({ maxBuckets: 12 });
+    const a = nativeRecorder({ maxBuckets: 12 });
+    const b = nativeRecorder({ maxBuckets: 12 });
+    const N = 600;
+    for (let i = 0; i < N; i++) {
+      // Whole ms, fractions, zeros and large values; worker b's share reaches further out than a's. Fractions are
+      // dyadic, so the sums do not depend on the order they are added in (the bytes of _sum then match too).
+      const ms = i % 7 === 0 ? 0 : i % 2 === 0 ? (i * 37) % 900 : 1.5 * 2 ** (i % 37) + (i % 5) * 0.25;
+      const code = i % 3 === 0 ? '503' : '200';
+      const traceId = i % 80 === 0 ? `trace${i}`.padEnd(32, '0') : undefined;
+      one.request(code, ms, 1_700_000_000 + i, traceId);
+      (i % 2 === 0 ? a : b).request(code, ms, 1_700_000_000 + i, traceId);
+    }
+    const merger = createSeriesMerger();
+    merger.apply(1, await a.publish());
+    merger.apply(2, await b.publish());
+    const merged = merger.merge(new Registry());
+    const series = (fams: readonly Family[]): HistogramSeries[] => [...(fams[1]?.series.values() ?? [])] as HistogramSeries[];
+    const want = series(one.families);
+    const got = series(merged.families);
+    expect(got.map((s) => s.labels)).toEqual(want.map((s) => s.labels));
+    // The workers reduced differently from each other and from the single process: the merge still agrees.
+    expect(want.every((s) => (s.native?.reductions ?? 0) > 0)).toBe(true);
+    expect(series(a.families).map((s) => s.native?.schema)).not.toEqual(series(b.families).map((s) => s.native?.schema));
+    for (const [i, s] of got.entries()) {
+      const w = want[i] as HistogramSeries;
+      expect(readNativeHistogram(s)).toEqual(readNativeHistogram(w));
+      expect(s.native?.populated).toBe(w.native?.populated);
+      expect(Array.from(s.counts)).toEqual(Array.from(w.counts));
+      expect(s.native?.exemplars).toEqual(w.native?.exemplars);
+    }
+    expect((await bytes(merged.families)).equals(await bytes(one.families))).toBe(true);
+    // A second merge of the same snapshots is the same page (nothing added twice).
+    expect((await bytes(merger.merge(new Registry()).families)).equals(await bytes(one.families))).toBe(true);
+  });
+
+  it('sends an exemplar only when it changed, and keeps a bounded native set over the workers', async () => {
+    const a = nativeRecorder({ maxBuckets: 160, maxExemplars: 3 });
+    const b = nativeRecorder({ maxBuckets: 160, maxExemplars: 3 });
+    for (let i = 0; i < 10; i++) (i % 2 === 0 ? a : b).request('200', 1 + i * 10, 100 + i, `t${i}`.padEnd(32, '0'));
+    const first = await a.publish();
+    // The counter's, one per classic bucket that got one, the native set.
+    // Worker a's durations 1, 21, 41, 61, 81 fall in the buckets le=1 (slot 0) and le=100 (slot 2).
+    expect(first.exemplars.map((u) => u.slot).sort((x, y) => x - y)).toEqual([-2, -1, 0, 2]);
+    expect(first.exemplars.find((u) => u.slot === -2)?.exemplars).toHaveLength(3);
+    expect((await a.publish()).exemplars).toEqual([]);
+    const merger = createSeriesMerger();
+    merger.apply(1, first);
+    merger.apply(2, await b.publish());
+    const h = [...(merger.merge(new Registry()).families[1]?.series.values() ?? [])][0] as HistogramSeries;
+    expect(h.native?.exemplars).toHaveLength(3);
+    const candidates = new Set([...(a.families[1]?.series.values() ?? []), ...(b.families[1]?.series.values() ?? [])].flatMap((s) => (s as HistogramSeries).native?.exemplars ?? []).map((e) => e.traceId));
+    expect(h.native?.exemplars?.every((e) => candidates.has(e.traceId))).toBe(true);
+    // Per classic bucket and on the counter: the most recent over the workers.
+    expect(h.exemplars?.[2]?.traceId).toBe('t9'.padEnd(32, '0'));
+    expect(h.exemplars?.[0]?.traceId).toBe('t0'.padEnd(32, '0'));
+    const c = [...(merger.merge(new Registry()).families[0]?.series.values() ?? [])][0] as ScalarSeries;
+    expect(c.exemplar?.traceId).toBe('t9'.padEnd(32, '0'));
   });
 });

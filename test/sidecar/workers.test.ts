@@ -1,7 +1,8 @@
 /**
  * `meshtel sidecar --concurrency 2`: two worker processes share the listeners and one scrape reports exact totals
  * over both (issue 16): N requests in are N in istio_requests_total, whichever worker took each, in every format
- * the scrape negotiates, and on the admin /stats.
+ * the scrape negotiates (with native histograms on: N in the native buckets of the protobuf page too, issue 14.3),
+ * and on the admin /stats.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -58,7 +59,7 @@ describe('meshtel sidecar --concurrency 2', () => {
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const appPort = (app.address() as AddressInfo).port;
     const zero = ['--inbound-port', '0', '--outbound-port', '0', '--prometheus-port', '0', '--status-port', '0', '--health-port', '0', '--admin-port', '0'];
-    sidecar = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'sidecar', '--concurrency', '2', '--app-port', String(appPort), '--bind', '127.0.0.1', ...zero], {
+    sidecar = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'sidecar', '--concurrency', '2', '--native-histograms', '--app-port', String(appPort), '--bind', '127.0.0.1', ...zero], {
       cwd: root,
       env: { ...process.env, POD_NAME: 'reviews-v1-abc', POD_NAMESPACE: 'default', SERVICE_ACCOUNT: 'reviews' },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -107,6 +108,22 @@ describe('meshtel sidecar --concurrency 2', () => {
       expect(sum('istio_request_duration_milliseconds_count'), `${port} ${accept}`).toBe(N);
       const inf = samples.filter((s) => s.name === 'istio_request_duration_milliseconds_bucket' && s.labels.le === '+Inf').reduce((n, s) => n + s.value, 0);
       expect(inf, `${port} ${accept}`).toBe(N);
+      if (accept === PROTOBUF) {
+        // The native buckets came across from both workers too: zero bucket plus buckets hold all N.
+        const decoded = decodeProtobufPage(page.body);
+        if (!decoded.ok) throw new Error(decoded.reason);
+        const fam = decoded.families.find((f) => f.name === 'istio_request_duration_milliseconds');
+        const dest = (fam?.metric ?? []).filter((m) => m.label.some((l) => l.name === 'reporter' && l.value === 'destination'));
+        let native = 0;
+        for (const m of dest) {
+          const h = m.histogram;
+          expect(h?.schema, `${port}`).toBe(3);
+          let c = 0;
+          for (const d of h?.positiveDelta ?? []) native += (c += d);
+          native += h?.zeroCount ?? 0;
+        }
+        expect(native, `${port} native`).toBe(N);
+      }
       expect(samples.find((s) => s.name === 'meshtel_proxy_workers')?.value).toBe(2);
       // One process's facts are not added up: one build, the earliest start.
       expect(samples.filter((s) => s.name === 'istio_build').map((s) => s.value)).toEqual([1]);

@@ -320,6 +320,39 @@ describe('observe() with native buckets', () => {
       expect([...n.counts]).toEqual([...c.counts]);
     }
   });
+
+  it('refuses native buckets on a family with more than 2047 classic bounds below 8192 (its slots do not fit the packed table)', () => {
+    const wide = new Family('w', 'histogram', 'w', 10, Array.from({ length: 2048 }, (_, i) => i + 1));
+    let err: unknown;
+    try {
+      wide.native = new NativeHistogramConfig({});
+    } catch (e) {
+      err = e;
+    }
+    expect((err as { code?: string }).code).toBe('MESHTEL_ERR_INVALID_BUCKETS');
+    expect(wide.native).toBeUndefined();
+    const fits = new Family('f', 'histogram', 'f', 10, Array.from({ length: 2047 }, (_, i) => i + 1));
+    fits.native = new NativeHistogramConfig({});
+    const s = fits.get('', 0) as HistogramSeries;
+    expect(observe(s, fits, 2047)).toBe(2046);
+    expect(observe(s, fits, 2048)).toBe(2047);
+  });
+
+  it('keeps the classic slot right when the observation halves the resolution (the reduction builds a key table)', () => {
+    const classic = new Family('c', 'histogram', 'c', 10, DEFAULT_BUCKETS);
+    const both = new Family('n', 'histogram', 'n', 10, DEFAULT_BUCKETS);
+    both.native = new NativeHistogramConfig({ schema: 8, maxBuckets: 4 });
+    const c = classic.get('', 0) as HistogramSeries;
+    const n = both.get('', 0) as HistogramSeries;
+    // Each value a fresh bucket, fractional and below 4096 (the table's last key has a higher exponent than theirs),
+    // so every few take the fractional path into a reduction.
+    for (let i = 0; i < 30; i++) {
+      const v = 0.0013 * 1.6 ** i;
+      expect(observe(n, both, v), `${v}`).toBe(observe(c, classic, v));
+    }
+    expect(n.native?.reductions).toBeGreaterThan(5);
+    expect([...n.counts]).toEqual([...c.counts]);
+  });
 });
 
 describe('IstioStats nativeHistograms', () => {
@@ -356,5 +389,84 @@ describe('IstioStats nativeHistograms', () => {
 
   it('refuses a bad option at construction', () => {
     expect(() => createIstioStats({ local: WEBAPP, nativeHistograms: { schema: -5 } })).toThrow(expect.objectContaining({ code: 'MESHTEL_ERR_INVALID_CONFIG' }));
+  });
+});
+
+describe('NativeHistogram against a reference model (property)', () => {
+  /** The straightforward model: a Map of key → count per sign, keys by the slow frexp-and-search reference. */
+  class Model {
+    schema: number;
+    zero = 0;
+    count = 0;
+    sum = 0;
+    readonly pos = new Map<number, number>();
+    readonly neg = new Map<number, number>();
+    constructor(
+      schema: number,
+      readonly zt: number,
+      readonly max: number,
+    ) {
+      this.schema = schema;
+    }
+    observe(v: number): void {
+      this.count++;
+      this.sum += v;
+      if (v !== v) return;
+      if (Math.abs(v) <= this.zt) this.zero++;
+      else {
+        const m = v > 0 ? this.pos : this.neg;
+        const k = goKey(Math.abs(v), this.schema);
+        m.set(k, (m.get(k) ?? 0) + 1);
+      }
+      // NativeHistogramMaxBucketNumber as meshtel applies it: halving until the populated buckets fit, at the
+      // observation that crossed the bound (client_golang halves once per observation while over it, so its
+      // state can stay over the bound until the next observations; once they come the two agree).
+      while (this.max > 0 && this.pos.size + this.neg.size > this.max && this.schema > -4) {
+        for (const m of [this.pos, this.neg]) {
+          const halved = new Map<number, number>();
+          for (const [k, c] of m) halved.set(Math.ceil(k / 2), (halved.get(Math.ceil(k / 2)) ?? 0) + c);
+          m.clear();
+          for (const [k, c] of halved) m.set(k, c);
+        }
+        this.schema--;
+      }
+    }
+  }
+
+  const value = fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: 0, max: 9000 }) },
+    { weight: 3, arbitrary: fc.double({ min: -1e6, max: 1e6, noNaN: true }) },
+    { weight: 2, arbitrary: fc.double({ noNaN: false }) },
+    { weight: 1, arbitrary: fc.constantFrom(0, -0, 1, 2, 0.5, Infinity, -Infinity, NaN, Number.MIN_VALUE, -Number.MAX_VALUE, 2 ** -128, 8191, 8192) },
+  );
+
+  it('has the count, sum, schema, zero bucket and buckets of the model for random sequences, reductions included', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -4, max: 8 }),
+        fc.constantFrom(0, 2 ** -128, 1e-3, 1, 5),
+        fc.constantFrom(0, 1, 2, 5, 12, 40),
+        fc.array(value, { maxLength: 300 }),
+        (schema, zeroThreshold, maxBuckets, values) => {
+          const f = new Family('h', 'histogram', 'h', 10, DEFAULT_BUCKETS);
+          f.native = new NativeHistogramConfig({ schema, zeroThreshold, maxBuckets });
+          const s = f.get('', 0) as HistogramSeries;
+          const model = new Model(schema, zeroThreshold, maxBuckets);
+          for (const v of values) {
+            observe(s, f, v);
+            model.observe(v);
+          }
+          const got = readNativeHistogram(s);
+          expect(got?.count).toBe(model.count);
+          expect(got?.sum).toBe(model.sum);
+          expect(got?.schema).toBe(model.schema);
+          expect(got?.zeroCount).toBe(model.zero);
+          expect(fromSpans(got?.positive as NativeBuckets)).toEqual(model.pos);
+          expect(fromSpans(got?.negative as NativeBuckets)).toEqual(model.neg);
+          expect(s.native?.populated).toBe(model.pos.size + model.neg.size);
+        },
+      ),
+      { numRuns: 1500 },
+    );
   });
 });

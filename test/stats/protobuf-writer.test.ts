@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIstioStats, type IstioStats } from '../../src/stats/istio-stats.js';
-import { encodeProtobufFamilies, labelPairsOf, renderProtobufFamilies } from '../../src/stats/exposition-protobuf.js';
+import { decodeProtobufPage, encodeProtobufFamilies, labelPairsOf, renderProtobufFamilies } from '../../src/stats/exposition-protobuf.js';
 import { METRIC_TYPE, type PbBucket, type PbExemplar, type PbHistogram, type PbMetric, type PbMetricFamily } from '../../src/stats/client-model.js';
 import { NativeHistogramConfig, nativeHistogramProto } from '../../src/stats/native-histogram.js';
 import { Family, observe, type Exemplar, type HistogramSeries, type ScalarSeries, type Series } from '../../src/stats/series.js';
@@ -39,7 +39,10 @@ function referenceMetric(f: Family, s: Series): PbMetric {
     const inf = h.exemplars?.[f.buckets.length];
     if (inf !== undefined) bucket.push({ cumulativeCount: h.count, upperBound: Infinity, exemplar: pbExemplar(inf) });
     const histogram: PbHistogram = { sampleCount: h.count, sampleSum: h.sum, bucket };
-    if (h.native !== undefined) Object.assign(histogram, nativeHistogramProto(h.native));
+    if (h.native !== undefined) {
+      Object.assign(histogram, nativeHistogramProto(h.native));
+      if (h.native.exemplars !== undefined) histogram.exemplars = h.native.exemplars.map(pbExemplar);
+    }
     return { label, histogram };
   }
   const c = s as ScalarSeries;
@@ -66,12 +69,12 @@ async function written(families: readonly Family[]): Promise<Buffer> {
 }
 
 describe('renderProtobufFamilies()', () => {
-  it('writes the bytes protobufjs writes for the recorder: counters, gauges, classic and native histograms, exemplars, TCP, overflow', async () => {
+  it('writes the bytes protobufjs writes for the recorder: counters, gauges, classic and native histograms, exemplars (native ones too), TCP, overflow', async () => {
     stats = createIstioStats({ local: WEBAPP, tcpReportingIntervalMs: 0, nativeHistograms: true, maxSeriesPerMetric: 3 });
     stats.recordHttp(inboundFromGateway({ traceId: '0af7651916cd43dd8448eb211c80319c', durationMs: 0 }));
     stats.recordHttp(inboundFromGateway({ responseCode: 503, durationMs: 1234.5, requestBytes: 0 }));
     // Escapes and non-ASCII in a label value; a spread of durations over many native buckets and spans.
-    for (let i = 0; i < 300; i++) stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: 'a\\b"c\nd-ü' }), traceId: i % 50 === 0 ? `t${i}` : undefined, durationMs: (i * 37) % 9000, responseBytes: 2 ** (i % 40) }));
+    for (let i = 0; i < 300; i++) stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: 'a\\b"c\nd-ü' }), traceId: i % 20 === 0 ? `t${i}` : undefined, durationMs: (i * 37) % 9000, responseBytes: 2 ** (i % 40) }));
     // Past the series cap: the overflow series.
     for (let i = 0; i < 5; i++) stats.recordHttp(outboundToCatalog({ peer: peer({ ...CATALOG, workload: `w${i}` }) }));
     const tcp = stats.openTcp({ reporter: 'destination', peer: CATALOG, peerPrincipal: 'spiffe://x', localPrincipal: 'spiffe://y', service: { host: 'webapp.istioinaction.svc.cluster.local', name: 'webapp', namespace: 'istioinaction' } } as never);
@@ -81,6 +84,9 @@ describe('renderProtobufFamilies()', () => {
     const families = stats.families();
     expect(families.some((f) => f.overflowSeries !== undefined)).toBe(true);
     expect(families.some((f) => f.type === 'gauge' && f.series.size > 0)).toBe(true);
+    // 15 traced durations into one series: its native exemplars are the bounded set of 10.
+    const traced = [...(families.find((f) => f.name === 'istio_request_duration_milliseconds')?.series.values() ?? [])].map((s) => (s as HistogramSeries).native?.exemplars?.length ?? 0);
+    expect(Math.max(...traced)).toBe(10);
     const got = await written(families);
     expect(got.equals(reference(families))).toBe(true);
     // A second scrape (label bytes cached on the series) writes the same bytes.
@@ -110,6 +116,34 @@ describe('renderProtobufFamilies()', () => {
     withExemplar.exemplar = { traceId: 'abc', value: 1, timestamp: 12.5 };
     fams.push(counter);
     expect((await written(fams)).equals(reference(fams))).toBe(true);
+  });
+
+  it('writes native exemplars as Histogram field 16, which the page decoder reads back; a classic-only series has none', async () => {
+    const f = new Family('h', 'histogram', 'h', 10, [1, 10]);
+    f.native = new NativeHistogramConfig({ maxExemplars: 3 });
+    const s = f.get('k="v"', 0) as HistogramSeries;
+    const plain = new Family('p', 'histogram', 'p', 10, [1, 10]);
+    const p = plain.get('k="v"', 0) as HistogramSeries;
+    for (const [i, v] of [0.5, 7, 300, 2, 9000].entries()) {
+      for (const [fam, series] of [[f, s], [plain, p]] as const) {
+        const slot = observe(series, fam, v);
+        const e = { traceId: `${i}`.repeat(32), value: v, timestamp: 1_700_000_000 + i * 0.25 };
+        series.exemplars ??= new Array<undefined>(series.counts.length);
+        series.exemplars[slot] = e;
+        series.native?.addExemplar(e);
+      }
+    }
+    const page = await written([f, plain]);
+    expect(page.equals(reference([f, plain]))).toBe(true);
+    const decoded = decodeProtobufPage(page);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    const [h, c] = decoded.families.map((x) => x.metric[0]?.histogram);
+    expect(h?.exemplars?.map((e) => e.value)).toEqual((s.native?.exemplars ?? []).map((e) => e.value));
+    expect(h?.exemplars).toHaveLength(3);
+    expect(h?.exemplars?.[0]).toEqual(pbExemplar(s.native?.exemplars?.[0] as Exemplar));
+    // Prometheus 2.42 reads a native histogram's exemplars from its buckets: those are still there.
+    expect(h?.bucket?.filter((b) => b.exemplar !== undefined && b.exemplar !== null)).toHaveLength(3);
+    expect(c?.exemplars ?? []).toEqual([]);
   });
 
   it("encodes a series' label pairs once in its life, shared by the counter and the histograms of its label set", async () => {
