@@ -61,6 +61,8 @@ interface InboundState {
   readonly traceHeaders: Readonly<Record<string, string>> | undefined;
   readonly req: IncomingMessage;
   readonly res: RawWithState;
+  /** For its headers: fastify hands its own to writeHead, so the raw response alone does not list them. */
+  readonly reply: FastifyReply;
   readonly conn: InboundConnection;
   /** The recorder of the plugin instance that started it (one process may run several apps and embeddings). */
   readonly record: (state: InboundState, finished: boolean) => void;
@@ -118,7 +120,15 @@ function onConnectionClose(this: SocketWithConnection): void {
   }
 }
 
-/** The fallback for responses node:http does not publish (fastify's inject(), HTTP/2): their own 'close'. */
+/**
+ * The fallback for responses node:http does not publish (fastify's inject(), HTTP/2): their own 'finish', and
+ * 'close' for one that never finishes. 'finish' is the fact itself: inject()'s response never reads as
+ * `writableFinished` (its mock socket has no `writableLength`), so a close alone recorded it as UC.
+ */
+function onFallbackFinish(this: RawWithState): void {
+  const state = this[STATE];
+  if (state !== undefined) state.record(state, true);
+}
 function onResponseClose(this: RawWithState): void {
   const state = this[STATE];
   if (state !== undefined) state.record(state, this.writableFinished);
@@ -208,10 +218,11 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
     // calls continue from there (trace-context.ts).
     span.inject(req.headers);
     const traceHeaders = inboundTraceContextRead() ? pickTraceHeaders(req.headers) : undefined;
-    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, req, res, conn, record };
+    const state: InboundState = { start: performance.now(), extract, span, traceHeaders, req, res, reply, conn, record };
     res[STATE] = state;
     if (!published) {
       // 'on', not 'once' (no wrapper per request): record() runs once per state anyway.
+      res.on('finish', onFallbackFinish);
       res.on('close', onResponseClose);
     } else if (conn.pending === undefined) {
       conn.pending = state;
@@ -306,7 +317,8 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
         method: req.method ?? 'GET',
         path: req.url ?? '/',
         requestHeaders: req.headers,
-        responseHeaders: copyResponseHeaders ? (res.getHeaders() as Record<string, string | string[] | undefined>) : undefined,
+        // fastify's and the raw response's headers (reply.getHeaders merges both), as the wire carried them.
+        responseHeaders: copyResponseHeaders ? (state.reply.getHeaders() as Record<string, string | string[] | undefined>) : undefined,
         traceId: span.sampled ? span.traceId : undefined,
       };
       stats.recordHttp(attrs);
