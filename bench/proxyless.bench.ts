@@ -4,7 +4,9 @@
  * - bare;
  * - with `meshtelFastify` (MX read and answer, the four istio_* request series, reporter=destination);
  * - with `fastify-metrics` 12 (prom-client; its defaults: a Histogram and a Summary per route labelled
- *   method/route/status_code, and prom-client's default process metrics), the plugin an app would use instead.
+ *   method/route/status_code, and prom-client's default process metrics), the plugin an app would use instead;
+ * - bare but answering with the same two MX headers as the plugin (the floor: their ~470 bytes per response cost
+ *   the app's writev and the client's parser, which share the machine's cores, whatever the plugin does).
  * Goals (issue 16): plugin / bare ≥ 0.90, plugin / fastify-metrics ≥ 1.3. autocannon, 16 connections, requests
  * carry a client sidecar's MX headers. CPU per request is the app process's own.
  */
@@ -21,25 +23,39 @@ const CONNECTIONS = 16;
 const BODY = 'x'.repeat(1024);
 const FILE = fileURLToPath(import.meta.url);
 
+/** The identity the meshtel role serves as, in one place for the plugin and the floor role. */
+async function localMetadata() {
+  const { createWorkloadMetadata } = await import('../src/metadata/workload.js');
+  return createWorkloadMetadata({ name: 'reviews-v1-abc', namespace: 'default', workload: 'reviews-v1', labels: { app: 'reviews', version: 'v1' }, instanceIps: ['10.0.0.1'] });
+}
+
+/** The MX id and value the plugin answers with (the exchange encodes them, as the embedding does). */
+async function localMxHeaders(): Promise<{ id: string; value: string }> {
+  const { createHttpMetadataExchange } = await import('../src/exchange/http-exchange.js');
+  const mx = createHttpMetadataExchange({ local: await localMetadata() });
+  return { id: mx.headerId, value: mx.headerValue };
+}
+
 async function runRole(role: string): Promise<void> {
   const { default: Fastify } = await import('fastify');
   const app = Fastify({ logger: false });
   if (role === 'meshtel') {
     const { createMeshtelEmbedding, meshtelFastify } = await import('../src/embed/index.js');
-    const { createWorkloadMetadata } = await import('../src/metadata/workload.js');
-    const embedding = createMeshtelEmbedding({
-      metadata: createWorkloadMetadata({ name: 'reviews-v1-abc', namespace: 'default', workload: 'reviews-v1', labels: { app: 'reviews', version: 'v1' }, instanceIps: ['10.0.0.1'] }),
-    });
+    const embedding = createMeshtelEmbedding({ metadata: await localMetadata() });
     await app.register(meshtelFastify, { embedding });
   } else if (role === 'fastify-metrics') {
     // A CommonJS module whose plugin is its `default` export: ESM sees it as `default.default`.
     const mod = (await import('fastify-metrics')) as { default: unknown };
     const plugin = (mod.default as { default?: unknown }).default ?? mod.default;
     await app.register(plugin as Parameters<typeof app.register>[0], { endpoint: '/metrics' });
-  } else if (role !== 'bare') {
+  } else if (role !== 'bare' && role !== 'bare-mx') {
     throw new Error(`unknown role ${role}`);
   }
+  // The floor: no telemetry, but the same two MX answer headers the plugin sends (their bytes on the wire and the
+  // client's parsing of them are part of every ratio against the bare app, and no plugin code can remove them).
+  const mx = role === 'bare-mx' ? await localMxHeaders() : undefined;
   app.get('/reviews/:id', (_req, reply) => {
+    if (mx !== undefined) reply.header('x-envoy-peer-metadata-id', mx.id).header('x-envoy-peer-metadata', mx.value);
     reply.header('content-type', 'text/plain').send(BODY);
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -56,6 +72,7 @@ async function main(): Promise<void> {
   const roles: [string, string][] = [
     ['bare fastify app', 'bare'],
     ['app + meshtelFastify', 'meshtel'],
+    ['bare app + MX headers only', 'bare-mx'],
   ];
   // A devDependency: missing only in a node_modules installed before it was added (npm ci brings it).
   let hasFastifyMetrics = true;
@@ -91,6 +108,8 @@ async function main(): Promise<void> {
     const M = 'app + meshtelFastify';
     row('meshtelFastify / bare app (req/s)', ratio(M, 'bare fastify app'), 0.9);
     console.log(`  CPU per request added by meshtelFastify: ${(cpu.get(M)! - cpu.get('bare fastify app')!).toFixed(1)} µs`);
+    const F = 'bare app + MX headers only';
+    console.log(`  floor, the MX answer headers alone / bare app: ${ratio(F, 'bare fastify app').toFixed(3)} (${(cpu.get(F)! - cpu.get('bare fastify app')!).toFixed(1)} µs CPU per request); meshtelFastify / that floor: ${ratio(M, F).toFixed(3)}`);
     if (hasFastifyMetrics) row('meshtelFastify / fastify-metrics (req/s)', ratio(M, 'app + fastify-metrics'), 1.3);
     if (hasFastifyMetrics) console.log(`  CPU per request, fastify-metrics / meshtelFastify: ${(cpu.get('app + fastify-metrics')! / cpu.get(M)!).toFixed(2)}`);
     console.log(loadAverage());

@@ -88,6 +88,12 @@ export interface IstioStats {
   readonly registry: Registry<RegistryContentType>;
   /** One finished HTTP/gRPC stream: requests_total +1 and the three histograms. Never throws. */
   recordHttp(attrs: HttpStreamAttributes): void;
+  /**
+   * Whether {@link recordHttp} can read `requestHeaders` / `responseHeaders`: only a Telemetry tag override or a
+   * custom metric's expression does. When false a caller may leave them undefined instead of copying headers
+   * per request (the fastify plugin skips `res.getHeaders()`).
+   */
+  readonly readsHeaders: boolean;
   /** gRPC message-count deltas (periodic and final reports of streaming calls). Never throws. */
   recordGrpcMessages(attrs: HttpStreamAttributes, requestMessages: number, responseMessages: number): void;
   /** A TCP connection whose peer is known: opened_total +1 now. Never throws. */
@@ -112,6 +118,7 @@ export function createIstioStats(options: IstioStatsOptions): IstioStats {
 
 class IstioStatsImpl implements IstioStats {
   readonly registry: Registry<RegistryContentType>;
+  readonly readsHeaders: boolean;
   private readonly recorder: Recorder;
   private readonly cache: SeriesCache;
   private readonly connections = new TcpConnections();
@@ -123,6 +130,8 @@ class IstioStatsImpl implements IstioStats {
     const { local, bounds, istio, custom, clock, logger } = settings;
     const limits = new LabelLimits(bounds.maxLabelValueLength, bounds.labelAllowList);
     const plan = compileStatsPlan(settings.telemetry, custom);
+    // Every header read is an expression: a tag override (plan.exprs) or a custom metric's value.
+    this.readsHeaders = plan.exprs.length > 0 || custom.length > 0;
     const tags = new TagValues(local, plan, limits);
     this.cache = new SeriesCache({
       istio,
