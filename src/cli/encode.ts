@@ -7,7 +7,8 @@
  * Istio's node-metadata keys (`NAME`, `NAMESPACE`, `LABELS`, `OWNER`, ... as `meshtel decode` prints
  * them in `struct`), so a decoded value can be edited and re-encoded.
  */
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import { PAYLOAD_PROFILES } from '../metadata/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
@@ -65,7 +66,8 @@ export function inputFromObject(obj: unknown, origin: string): Partial<WorkloadM
 export function inputFromText(text: string, origin: string): Partial<WorkloadMetadataInput> {
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    // yaml is required on first use, not at import: `meshtel sidecar` loads this module with the CLI (issue 16 RSS).
+    parsed = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `${origin} is not YAML/JSON: ${(err as Error).message}`, { path: origin });
   }

@@ -14,7 +14,8 @@
  * {@link TelemetryConfig.expressionErrors} so the recorder logs and counts it and `meshtel lint`
  * warns about it.
  */
-import { parseAllDocuments } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
 import { parseDurationMs } from '../core/config.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
@@ -88,7 +89,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseTelemetry(input: string | object | readonly object[]): TelemetryConfig {
   let docs: unknown[];
   if (typeof input === 'string') {
-    const parsed = parseAllDocuments(input);
+    // yaml is required here, on first use: a sidecar given its Telemetry resources as objects (or none) never loads it.
+    const parsed = (createRequire(import.meta.url)('yaml') as typeof Yaml).parseAllDocuments(input);
     docs = [];
     for (const [i, d] of parsed.entries()) {
       if (d.errors.length > 0) {
