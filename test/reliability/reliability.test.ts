@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintCertificates } from '../../src/sidecar/certs.js';
+import { mintDefaultWorkloads } from '../sidecar/helpers.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import { expectedTotals, faultPlan, latencyKept, parseDuration, rssMiB, runAccounting, runHostile, runSecurity, runSpoofFlood, scrape, startMesh, sum, HTTP_FAMILIES } from './harness.js';
 import type { Mesh } from './harness.js';
@@ -98,13 +98,7 @@ describe('reliability: a plain-text flood against a PERMISSIVE sidecar whose rea
   let productpage: MintedWorkload;
   beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'meshtel-flood-mtls-'));
-    [reviews, productpage] = mintCertificates({
-      outDir: dir,
-      workloads: [
-        { namespace: 'default', serviceAccount: 'bookinfo-reviews' },
-        { namespace: 'default', serviceAccount: 'bookinfo-productpage' },
-      ],
-    }).workloads as [MintedWorkload, MintedWorkload];
+    [reviews, productpage] = mintDefaultWorkloads(dir, 'bookinfo-reviews', 'bookinfo-productpage') as [MintedWorkload, MintedWorkload];
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,10 +5,9 @@
  * HTTP/1.1 uses, `meshtel_proxy_refused_total{reason="headers_too_large"}`.
  */
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { headerListBytes, nodeHeaderListLimit } from '../../src/sidecar/http-listener.js';
-import { eventually, refused, requestCount, sidecar, workload } from './helpers.js';
+import { eventually, h2Reviews, refused, requestCount } from './helpers.js';
 import type { Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
@@ -16,19 +15,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-/** An h2c app that counts the requests it saw, behind a reviews sidecar whose inbound speaks h2c. */
-async function h2Reviews(limits: { maxRequestHeadersBytes?: number } = {}): Promise<{ port: number; seen: () => number; sc: Awaited<ReturnType<typeof sidecar>> }> {
-  let seen = 0;
-  const app = http2.createServer((_req, res) => {
-    seen++;
-    res.end('ok');
-  });
-  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
-  const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: (app.address() as AddressInfo).port, protocol: 'http2' }, limits });
-  cleanups.push(sc.close);
-  return { port: sc.ports.inbound, seen: () => seen, sc };
-}
 
 /** One stream on `session`: its status, or the RST_STREAM code it was closed with. */
 function h2Stream(session: http2.ClientHttp2Session, headers: Record<string, string>): Promise<{ status: number; rstCode: number }> {
@@ -53,7 +39,7 @@ function h2cSession(port: number): http2.ClientHttp2Session {
 
 describe('HTTP/2 request headers over the limit', () => {
   it('resets the stream with INTERNAL_ERROR as Envoy does, counts headers_too_large and records no request', async () => {
-    const { port, seen, sc } = await h2Reviews();
+    const { port, seen, sc } = await h2Reviews(cleanups);
     const session = h2cSession(port);
     // 70 KiB: over Envoy's 60 KiB default, under node's own limit (twice ours), so node lets it reach the check.
     const big = await h2Stream(session, { 'x-big': 'a'.repeat(70 * 1024) });
@@ -69,7 +55,7 @@ describe('HTTP/2 request headers over the limit', () => {
   });
 
   it('applies a configured limit, sized as Envoy sizes a header map (names and values, pseudo-headers included)', async () => {
-    const { port, seen, sc } = await h2Reviews({ maxRequestHeadersBytes: 8 * 1024 });
+    const { port, seen, sc } = await h2Reviews(cleanups, { maxRequestHeadersBytes: 8 * 1024 });
     const session = h2cSession(port);
     // :method GET, :path /, :scheme http, :authority 127.0.0.1:<port> — the rest of the budget goes to x-pad.
     const pseudo = headerListBytes([':method', 'GET', ':path', '/', ':scheme', 'http', ':authority', `127.0.0.1:${port}`]);
@@ -81,7 +67,7 @@ describe('HTTP/2 request headers over the limit', () => {
   });
 
   it('counts a stream node’s codec resets on its own (over twice the limit) as h2_codec_refused, also as the session’s last', async () => {
-    const { port, seen, sc } = await h2Reviews({ maxRequestHeadersBytes: 8 * 1024 });
+    const { port, seen, sc } = await h2Reviews(cleanups, { maxRequestHeadersBytes: 8 * 1024 });
     const session = h2cSession(port);
     // Node applies its own limit once the client acknowledged the sidecar's SETTINGS: wait for a first stream.
     expect(await h2Stream(session, {})).toEqual({ status: 200, rstCode: 0 });

@@ -5,11 +5,10 @@
  * Each refusal is `meshtel_proxy_refused_total{reason="too_many_headers"}`.
  */
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sidecarOptionsFromFlags } from '../../src/cli/commands/sidecar.js';
 import { nodeHeaderPairLimit } from '../../src/sidecar/http-listener.js';
-import { eventually, httpApp, rawExchange, refused, requestCount, sidecar, workload } from './helpers.js';
+import { eventually, h2Reviews, httpApp, rawExchange, refused, requestCount, sidecar, workload } from './helpers.js';
 import type { Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
@@ -63,15 +62,7 @@ describe('HTTP/1.1 requests with more header fields than max_headers_count', () 
 
 describe('HTTP/2 requests with more header fields than max_headers_count', () => {
   it('resets the stream with INTERNAL_ERROR (pseudo-headers count), records nothing, keeps the connection', async () => {
-    let seen = 0;
-    const app = http2.createServer((_req, res) => {
-      seen++;
-      res.end('ok');
-    });
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
-    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: (app.address() as AddressInfo).port, protocol: 'http2' } });
-    cleanups.push(sc.close);
+    const { seen, sc } = await h2Reviews(cleanups);
     const session = http2.connect(`http://127.0.0.1:${sc.ports.inbound}`, { peerMaxConcurrentStreams: 10 });
     session.on('error', () => {});
     cleanups.push(async () => void session.destroy());
@@ -96,6 +87,6 @@ describe('HTTP/2 requests with more header fields than max_headers_count', () =>
     expect(await refused(sc, 'inbound', 'too_many_headers')).toBe(2);
     expect(await stream(50)).toEqual({ status: 200, rstCode: 0 });
     await eventually(async () => expect(await requestCount(sc)).toBe(2));
-    expect(seen).toBe(2);
+    expect(seen()).toBe(2);
   });
 });

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createWorkloadMetadata } from '../../src/metadata/workload.js';
@@ -17,6 +18,8 @@ import { createProxyRefusals } from '../../src/sidecar/listener-limits.js';
 import { createReportingTicker } from '../../src/sidecar/reporting-ticker.js';
 import { createSidecarTelemetry } from '../../src/sidecar/telemetry-binding.js';
 import { createUpstreamPool } from '../../src/sidecar/upstream.js';
+import { mintCertificates } from '../../src/sidecar/certs.js';
+import type { MintedWorkload } from '../../src/sidecar/certs.js';
 
 /** Every port on 0, every listener on loopback. */
 export const EPHEMERAL = { inbound: 0, outbound: 0, prometheus: 0, status: 0, health: 0, admin: 0 } as const;
@@ -293,4 +296,37 @@ export async function serveHandler(
     telemetry.close();
   });
   return { port: (server.address() as AddressInfo).port, telemetry };
+}
+
+/** Workload certificates for `default`-namespace service accounts, minted into `dir` (one CA), in the order given. */
+export function mintDefaultWorkloads(dir: string, ...serviceAccounts: string[]): readonly MintedWorkload[] {
+  return mintCertificates({ outDir: dir, workloads: serviceAccounts.map((serviceAccount) => ({ namespace: 'default', serviceAccount })) }).workloads;
+}
+
+/** A TCP exchange as Istio's Go driver makes it (driver.TCPConnection): write `text`, read one line back, close. */
+export function tcpLine(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(text));
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString();
+      if (got.endsWith('\n')) s.end();
+    });
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+  });
+}
+
+/** An h2c app that counts the requests it saw, behind a reviews sidecar whose inbound speaks h2c. */
+export async function h2Reviews(cleanups: Cleanups, limits: { maxRequestHeadersBytes?: number; maxRequestHeadersCount?: number } = {}): Promise<{ port: number; seen: () => number; sc: Awaited<ReturnType<typeof sidecar>> }> {
+  let seen = 0;
+  const app = http2.createServer((_req, res) => {
+    seen++;
+    res.end('ok');
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
+  const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: (app.address() as AddressInfo).port, protocol: 'http2' }, limits });
+  cleanups.push(sc.close);
+  return { port: sc.ports.inbound, seen: () => seen, sc };
 }

@@ -13,12 +13,11 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarOptionsFromFlags } from '../../src/cli/commands/sidecar.js';
 import { encodeTcpFrame } from '../../src/metadata/tcp-frame.js';
-import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import { resolveSidecarOptions } from '../../src/sidecar/options.js';
 import type { SidecarOptions } from '../../src/sidecar/options.js';
 import { ALPN_SERVER, ALPN_TCP_CLIENT, loadSidecarTls } from '../../src/sidecar/tls.js';
-import { eventually, series, sidecar, workload } from './helpers.js';
+import { eventually, mintDefaultWorkloads, series, sidecar, tcpLine, workload } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -29,13 +28,7 @@ let reviews: MintedWorkload;
 let productpage: MintedWorkload;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'meshtel-alpn-'));
-  [reviews, productpage] = mintCertificates({
-    outDir: dir,
-    workloads: [
-      { namespace: 'default', serviceAccount: 'bookinfo-reviews' },
-      { namespace: 'default', serviceAccount: 'bookinfo-productpage' },
-    ],
-  }).workloads as [MintedWorkload, MintedWorkload];
+  [reviews, productpage] = mintDefaultWorkloads(dir, 'bookinfo-reviews', 'bookinfo-productpage') as [MintedWorkload, MintedWorkload];
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -50,20 +43,6 @@ async function recordingApp(): Promise<{ port: number; got: () => string }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
   return { port: (server.address() as AddressInfo).port, got: () => Buffer.concat(chunks).toString('latin1') };
-}
-
-/** Write `line` to `port`, read one line back, close. */
-function line(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(text));
-    let got = '';
-    s.on('data', (c: Buffer) => {
-      got += c.toString();
-      if (got.endsWith('\n')) s.end();
-    });
-    s.on('close', () => resolve(got));
-    s.on('error', reject);
-  });
 }
 
 async function reviewsServer(appPort: number, extra: Partial<SidecarOptions> = {}): Promise<Awaited<ReturnType<typeof sidecar>>> {
@@ -135,7 +114,7 @@ describe('Sidecar outbound TCP ALPN', () => {
   ])('offers istio-peer-exchange only while the exchange runs: $what', async ({ extra, want }) => {
     const probe = await alpnProbe(['istio-peer-exchange', 'istio']);
     const client = await productpageClient(probe.port, extra);
-    await line(client.ports.serviceListeners[0]!, 'hi\n');
+    await tcpLine(client.ports.serviceListeners[0]!, 'hi\n');
     await eventually(async () => expect(probe.chosen).toEqual([want]));
   });
 
@@ -144,7 +123,7 @@ describe('Sidecar outbound TCP ALPN', () => {
     // Only the server has the flag: the client still offers istio-peer-exchange, the handshake settles on istio.
     const server = await reviewsServer(app.port, { env: { PILOT_DISABLE_MX_ALPN: 'true' } });
     const client = await productpageClient(server.ports.inbound);
-    expect(await line(client.ports.serviceListeners[0]!, 'hello\n')).toBe('ok\n');
+    expect(await tcpLine(client.ports.serviceListeners[0]!, 'hello\n')).toBe('ok\n');
     expect(app.got()).toBe('hello\n');
     await eventually(async () => {
       const [opened] = await series(server, 'istio_tcp_connections_opened_total');

@@ -4,6 +4,7 @@
  * certificates of sa/client and sa/server (testdata/certs).
  */
 import net from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { AddressInfo, Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { mintCertificates } from '../../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../../src/sidecar/certs.js';
 import type { Sidecar } from '../../../src/sidecar/sidecar.js';
 import type { SidecarOptions } from '../../../src/sidecar/options.js';
-import { sidecar } from '../../sidecar/helpers.js';
+import { sidecar, tcpLine } from '../../sidecar/helpers.js';
 import type { Cleanups } from '../../sidecar/helpers.js';
 import { DEFAULT_129, fromNodeMetadata } from './support.js';
 
@@ -54,18 +55,7 @@ export function acceptAndCloseApp(cleanups: Cleanups): Promise<number> {
 }
 
 /** driver.TCPConnection: write one line, read one line back, close. */
-export function connection(port: number, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(line));
-    let got = '';
-    s.on('data', (c: Buffer) => {
-      got += c.toString();
-      if (got.endsWith('\n')) s.end();
-    });
-    s.on('close', () => resolve(got));
-    s.on('error', reject);
-  });
-}
+export const connection = tcpLine;
 
 /**
  * driver.InterceptedTCPConnection: write one line and expect the connection to be ended (EOF) with nothing read,
@@ -165,4 +155,27 @@ export async function driverClient(
   });
   cleanups.push(client.close);
   return client;
+}
+
+/**
+ * The Go driver's per-test setup for a TCP scenario file: the driver's certificates minted once for the file (removed
+ * after it), and the cleanups of each test run after it.
+ */
+export function useDriverMesh(): { readonly cleanups: Cleanups; readonly certs: DriverCerts } {
+  const cleanups: Cleanups = [];
+  let certs: DriverCerts | undefined;
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  });
+  beforeAll(() => {
+    certs = driverCerts();
+  });
+  afterAll(() => certs?.remove());
+  return {
+    cleanups,
+    get certs(): DriverCerts {
+      if (certs === undefined) throw new Error('driver certificates are minted in beforeAll');
+      return certs;
+    },
+  };
 }

@@ -20,14 +20,12 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ALPN_PEER_EXCHANGE, MX_MAGIC } from '../../../src/index.js';
 import { eventually, get } from '../../sidecar/helpers.js';
-import type { Cleanups } from '../../sidecar/helpers.js';
 import { expectExactStat, expectExistStat, fixture, telemetryOfPluginConfig } from './support.js';
 import type { MetricFamily, StatsPluginConfig } from './support.js';
-import { acceptAndCloseApp, connection, driverCerts, driverClient, driverServer, interceptedConnection, prefixApp, tcpLoad } from './tcp-driver.js';
-import type { DriverCerts } from './tcp-driver.js';
+import { acceptAndCloseApp, connection, useDriverMesh, driverClient, driverServer, interceptedConnection, prefixApp, tcpLoad } from './tcp-driver.js';
 
 interface Scenario {
   readonly vars: Record<string, string>;
@@ -38,15 +36,8 @@ const T = fixture<{ commit: string; scenarios: Record<string, Scenario> }>('tcp-
 const S = T.scenarios;
 const family = (s: Scenario, k: string): MetricFamily => s.files[k]!.value as MetricFamily;
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-let certs: DriverCerts;
-beforeAll(() => {
-  certs = driverCerts();
-});
-afterAll(() => certs.remove());
+const mesh = useDriverMesh();
+const { cleanups } = mesh;
 
 async function scrape(port: number): Promise<string> {
   return (await get(`http://127.0.0.1:${port}/stats/prometheus`)).body;
@@ -62,8 +53,8 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
     const additionalLabels = mx[0]!.typed_config.value.additional_labels;
     const clientCfg = telemetryOfPluginConfig(s.files.client_stats_network_filter!.value as StatsPluginConfig, 'CLIENT');
     const serverCfg = telemetryOfPluginConfig(s.files.server_stats_network_filter!.value as StatsPluginConfig, 'SERVER');
-    const server = await driverServer(cleanups, certs, await prefixApp(cleanups, 'hello '), { additionalLabels, telemetryResources: serverCfg.telemetry });
-    const client = await driverClient(cleanups, certs, server.ports.inbound, { additionalLabels, telemetryResources: clientCfg.telemetry });
+    const server = await driverServer(cleanups, mesh.certs, await prefixApp(cleanups, 'hello '), { additionalLabels, telemetryResources: serverCfg.telemetry });
+    const client = await driverClient(cleanups, mesh.certs, server.ports.inbound, { additionalLabels, telemetryResources: clientCfg.telemetry });
     for (let i = 0; i < 10; i++) expect(await connection(client.ports.serviceListeners[0]!, 'world\n')).toBe('hello world\n');
     await eventually(async () => {
       const body = await scrape(client.ports.prometheus);
@@ -79,8 +70,8 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
     const s = S.TestTCPMetricsDuringActiveConnection!;
     const d = s.driver!;
     // tcp_reporting_duration: 1s on both stats filters.
-    const server = await driverServer(cleanups, certs, await prefixApp(cleanups, 'hello '), { reportingIntervalMs: 1000 });
-    const client = await driverClient(cleanups, certs, server.ports.inbound, { reportingIntervalMs: 1000 });
+    const server = await driverServer(cleanups, mesh.certs, await prefixApp(cleanups, 'hello '), { reportingIntervalMs: 1000 });
+    const client = await driverClient(cleanups, mesh.certs, server.ports.inbound, { reportingIntervalMs: 1000 });
     tcpLoad(cleanups, client.ports.serviceListeners[0]!, d.writes, d.everyMs!);
     await new Promise((r) => setTimeout(r, d.checkAfterMs));
     const body = await scrape(server.ports.prometheus);
@@ -94,7 +85,7 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
     // testdata/cluster/tcp_client_unknown.yaml.tmpl: the endpoint is the backend itself, no sidecar, no TLS.
     const cluster = s.files.tcp_client_unknown_cluster!.value as { metadata: { filter_metadata: { istio: { services: Array<{ namespace: string }> } } } };
     // tcp_reporting_duration: 1s: the series is reported while the connection is open.
-    const client = await driverClient(cleanups, certs, await prefixApp(cleanups, ' '), { reportingIntervalMs: 1000 }, false);
+    const client = await driverClient(cleanups, mesh.certs, await prefixApp(cleanups, ' '), { reportingIntervalMs: 1000 }, false);
     tcpLoad(cleanups, client.ports.serviceListeners[0]!, s.driver!.writes, s.driver!.everyMs!);
     // The template's destination_service_namespace is `unknown`, which the Go ExistStat never compares; Envoy takes
     // it from the cluster's istio.services[0].namespace (istio_stats.cc populatePeerInfo), as meshtel does.
@@ -112,8 +103,8 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
   it('TestTCPMetadataExchangeNoAlpn: without the MX ALPN no frame is sent; the server knows the client by its certificate', async () => {
     const s = S.TestTCPMetadataExchangeNoAlpn!;
     const env = { PILOT_DISABLE_MX_ALPN: 'true' };
-    const server = await driverServer(cleanups, certs, await prefixApp(cleanups, 'hello '), { env });
-    const client = await driverClient(cleanups, certs, server.ports.inbound, { env });
+    const server = await driverServer(cleanups, mesh.certs, await prefixApp(cleanups, 'hello '), { env });
+    const client = await driverClient(cleanups, mesh.certs, server.ports.inbound, { env });
     // The app sees the client's bytes only: no frame reached it.
     for (let i = 0; i < 10; i++) expect(await connection(client.ports.serviceListeners[0]!, 'world\n')).toBe('hello world\n');
     await eventually(async () => expectExactStat(await scrape(server.ports.prometheus), family(s, 'tcp_server_connection_open_without_mx')));
@@ -127,7 +118,7 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
     const appPort = await acceptAndCloseApp(cleanups);
     const appGot: Buffer[] = [];
     const server = tls.createServer(
-      { cert: readFileSync(certs.server.certFile), key: readFileSync(certs.server.keyFile), ca: readFileSync(certs.server.caFile), requestCert: true, rejectUnauthorized: true, ALPNProtocols: [ALPN_PEER_EXCHANGE] },
+      { cert: readFileSync(mesh.certs.server.certFile), key: readFileSync(mesh.certs.server.keyFile), ca: readFileSync(mesh.certs.server.caFile), requestCert: true, rejectUnauthorized: true, ALPNProtocols: [ALPN_PEER_EXCHANGE] },
       (down) => {
         const up: Socket = net.connect(appPort, '127.0.0.1');
         down.on('data', (c: Buffer) => appGot.push(c));
@@ -138,7 +129,7 @@ describe(`tcp_metadata_exchange scenarios through sidecars (release-1.29@${T.com
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    const client = await driverClient(cleanups, certs, (server.address() as AddressInfo).port);
+    const client = await driverClient(cleanups, mesh.certs, (server.address() as AddressInfo).port);
     for (let i = 0; i < d.connections!; i++) expect(await interceptedConnection(client.ports.serviceListeners[0]!, d.writes, d.readTimeoutMs!)).toBe('');
     // The client did send its frame first (the MX ALPN was negotiated).
     expect(Buffer.concat(appGot).readUInt32BE(0)).toBe(MX_MAGIC);

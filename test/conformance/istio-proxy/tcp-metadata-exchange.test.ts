@@ -7,33 +7,24 @@
  * testdata/metric/tcp_{client,server}_*.yaml.tmpl (fixtures/tcp-metadata-exchange.json).
  * The `/true` variant (workload discovery instead of MX) needs Istio's WDS and is not replayed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, get } from '../../sidecar/helpers.js';
-import type { Cleanups } from '../../sidecar/helpers.js';
 import { expectExactStat, fixture } from './support.js';
 import type { MetricFamily } from './support.js';
-import { connection, driverCerts, driverClient, driverServer, prefixApp } from './tcp-driver.js';
-import type { DriverCerts } from './tcp-driver.js';
+import { connection, useDriverMesh, driverClient, driverServer, prefixApp } from './tcp-driver.js';
 
 const T = fixture<{ commit: string; files: Record<string, { value: MetricFamily }>; driver: { connections: number; clientWrites: string; serverPrefix: string } }>(
   'tcp-metadata-exchange.json',
 );
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-let certs: DriverCerts;
-beforeAll(() => {
-  certs = driverCerts();
-});
-afterAll(() => certs.remove());
+const mesh = useDriverMesh();
+const { cleanups } = mesh;
 
 describe(`tcp_metadata_exchange through two sidecars, mTLS (release-1.29@${T.commit.slice(0, 8)})`, () => {
   it('both reporters emit exactly Istio\'s TCP series: labels from the exchanged frames, app bytes only', async () => {
     const appPort = await prefixApp(cleanups, T.driver.serverPrefix);
-    const server = await driverServer(cleanups, certs, appPort);
-    const client = await driverClient(cleanups, certs, server.ports.inbound);
+    const server = await driverServer(cleanups, mesh.certs, appPort);
+    const client = await driverClient(cleanups, mesh.certs, server.ports.inbound);
     for (let i = 0; i < T.driver.connections; i++) {
       expect(await connection(client.ports.serviceListeners[0]!, T.driver.clientWrites)).toBe(`${T.driver.serverPrefix}${T.driver.clientWrites}`);
     }
