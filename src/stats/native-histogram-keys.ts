@@ -118,8 +118,12 @@ export function bucketKey(v: number, schema: number): number {
   if (schema > 0) {
     const t = CELLS[schema] as BoundCells;
     const c = mHi >>> t.shift;
-    const bHi = t.inHi[c] as number;
-    const above = bHi < mHi || (bHi === mHi && (t.inLo[c] as number) < mLo) ? 1 : 0;
+    // 1 when the cell's bound is below frac: the sign bit of bHi - mHi (both under 2^21), no data-dependent
+    // branch (whether a value is above its cell's bound is a coin toss, and a mispredicted branch cost more than
+    // the rest of the key); the low words decide only on the rare equal high bits.
+    const d = (t.inHi[c] as number) - mHi;
+    let above = d >>> 31;
+    if (d === 0 && (t.inLo[c] as number) < mLo) above = 1;
     return (t.below[c] as number) + above + (exp - 1) * t.n;
   }
   // frac === 0.5 exactly when the mantissa bits are all zero.
