@@ -98,6 +98,20 @@ export function classicSlot(bounds: Float64Array, octaves: Uint16Array, v: numbe
 }
 
 export function bucketKey(v: number, schema: number): number {
+  // The common case alone (a normal double, positive schema), small enough for the record path to inline
+  // with everything around it (V8's cumulative inlining budget); the rest in otherKey.
+  F64[0] = v;
+  const hi = U32[HI] as number;
+  const e = (hi >>> 20) & 0x7ff;
+  if (e === 0 || e === 0x7ff || schema <= 0) return otherKey(v, schema);
+  // frexp's exponent: v = frac * 2^exp with frac in [0.5, 1).
+  const exp = e - 1022;
+  LAST_EXP[0] = exp;
+  return cellKey(schema, exp, hi & 0xfffff, U32[LO] as number);
+}
+
+/** {@link bucketKey} of a subnormal or infinite `v`, or at a schema <= 0. */
+function otherKey(v: number, schema: number): number {
   F64[0] = v;
   let hi = U32[HI] as number;
   let e = (hi >>> 20) & 0x7ff;
@@ -110,20 +124,26 @@ export function bucketKey(v: number, schema: number): number {
     e = (hi >>> 20) & 0x7ff;
     shift = 64;
   }
-  // frexp's exponent: v = frac * 2^exp with frac in [0.5, 1).
   const exp = e - 1022 - shift;
   LAST_EXP[0] = exp;
   const mHi = hi & 0xfffff;
   const mLo = U32[LO] as number;
-  if (schema > 0) {
-    const t = CELLS[schema] as BoundCells;
-    const c = mHi >>> t.shift;
-    const bHi = t.inHi[c] as number;
-    const above = bHi < mHi || (bHi === mHi && (t.inLo[c] as number) < mLo) ? 1 : 0;
-    return (t.below[c] as number) + above + (exp - 1) * t.n;
-  }
+  if (schema > 0) return cellKey(schema, exp, mHi, mLo);
   // frac === 0.5 exactly when the mantissa bits are all zero.
   const key = mHi === 0 && mLo === 0 ? exp - 1 : exp;
   return (key + (1 << -schema) - 1) >> -schema;
+}
+
+/** The key at a positive `schema` of frac * 2^exp, frac's mantissa bits being mHi:mLo (see {@link BoundCells}). */
+function cellKey(schema: number, exp: number, mHi: number, mLo: number): number {
+  const t = CELLS[schema] as BoundCells;
+  const c = mHi >>> t.shift;
+  // 1 when the cell's bound is below frac: the sign bit of bHi - mHi (both under 2^21), no data-dependent
+  // branch (whether a value is above its cell's bound is a coin toss, and a mispredicted branch cost more than
+  // the rest of the key); the low words decide only on the rare equal high bits.
+  const d = (t.inHi[c] as number) - mHi;
+  let above = d >>> 31;
+  if (d === 0 && (t.inLo[c] as number) < mLo) above = 1;
+  return (t.below[c] as number) + above + (exp - 1) * t.n;
 }
 

@@ -335,9 +335,12 @@ export class NativeHistogram {
   /** The series' copy of keys, pos and posLo for the record path (see {@link SmallPath}). */
   private mirror: SmallPath | undefined = undefined;
   private packed: PackedTables | undefined = undefined;
+  /** `config.zeroThreshold`, held here so that {@link observeOther} reads it with one load. */
+  private readonly zt: number;
 
   constructor(config: NativeHistogramConfig) {
     this.config = config;
+    this.zt = config.zeroThreshold;
     this.schema = config.schema;
     this.keys = config.smallKeys;
   }
@@ -371,14 +374,15 @@ export class NativeHistogram {
    * exponent of a positive `v` above the zero threshold (for {@link classicSlot}), else {@link NO_EXPONENT}.
    */
   observeOther(v: number): number {
-    if (v > this.config.zeroThreshold) {
+    const zt = this.zt;
+    if (v > zt) {
       const key = bucketKey(v, this.schema);
       // Read before counting: a resolution reduction builds a key table with bucketKey, which overwrites it.
       const exp = LAST_EXP[0] as number;
       this.addPositive(key);
       return exp;
     }
-    if (v < -this.config.zeroThreshold) this.addNegative(bucketKey(-v, this.schema));
+    if (v < -zt) this.addNegative(bucketKey(-v, this.schema));
     // NaN is in `_count` and `_sum` but in no bucket, as client_golang leaves it.
     else if (v === v) this.zeroCount++;
     return NO_EXPONENT;
@@ -386,8 +390,9 @@ export class NativeHistogram {
 
   private addPositive(key: number): void {
     const c = this.pos;
-    const i = key - this.posLo;
-    if (i >= 0 && i < c.length) {
+    // One unsigned compare: a key below the window wraps to a huge index.
+    const i = (key - this.posLo) >>> 0;
+    if (i < c.length) {
       const n = c[i] as number;
       c[i] = n + 1;
       if (n !== 0) return;

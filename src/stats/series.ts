@@ -291,8 +291,9 @@ export function observe(s: HistogramSeries, f: Family, value: number): number {
       i = e & SLOT_MASK;
       const key = e >> PACKED_SLOT_BITS;
       const c = s.nPos;
-      const j = key - s.nPosLo;
-      if (j >= 0 && j < c.length) {
+      // One unsigned compare: a key below the window wraps to a huge index.
+      const j = (key - s.nPosLo) >>> 0;
+      if (j < c.length) {
         const n = c[j] as number;
         c[j] = n + 1;
         if (n === 0) (s.native as NativeHistogram).newBucket();
