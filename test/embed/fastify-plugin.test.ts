@@ -119,6 +119,21 @@ describe('meshtelFastify', () => {
       const keys = Object.keys(await seriesOf(mesh!.metrics(), REQUESTS));
       expect(keys.some((k) => k.includes('cache="HIT"'))).toBe(true);
     });
+
+    it("read a grpc-status set through fastify's reply (handed to writeHead, not kept on the raw response)", async () => {
+      const port = await start({
+        routes: (a) => {
+          a.addContentTypeParser('application/grpc', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+          a.post('/g', (_req, reply) => void reply.header('content-type', 'application/grpc').header('grpc-status', '5').send(''));
+        },
+      });
+      // No MX headers: the raw response has no header of its own, so node keeps none of fastify's.
+      const r = await request(`http://127.0.0.1:${port}/g`, { method: 'POST', body: Buffer.from([0, 0, 0, 0, 0]), headers: { 'content-type': 'application/grpc' } });
+      await r.body.dump();
+      expect(r.headers['grpc-status']).toBe('5');
+      const keys = Object.keys(await seriesOf(mesh!.metrics(), REQUESTS));
+      expect(keys.map((k) => /grpc_response_status="([^"]*)"/.exec(k)?.[1])).toEqual(['5']);
+    });
   });
 
   describe('trace context', () => {
