@@ -319,16 +319,11 @@ function resolveNativeHistograms(option: boolean | NativeHistogramOptions | unde
   const on = option !== undefined ? option !== false : (parseBool(env.MESHTEL_NATIVE_HISTOGRAMS, 'MESHTEL_NATIVE_HISTOGRAMS') ?? false);
   if (!on) return undefined;
   if (typeof option === 'object') {
-    return resolvedNative(new NativeHistogramConfig(option, 'nativeHistograms'));
+    return new NativeHistogramConfig(option, 'nativeHistograms').options();
   }
   const schema = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_SCHEMA, 'MESHTEL_NATIVE_HISTOGRAM_SCHEMA', -4, 8);
   const maxBuckets = parseIntInRange(env.MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS, 'MESHTEL_NATIVE_HISTOGRAM_MAX_BUCKETS', 0, 100_000);
-  return resolvedNative(new NativeHistogramConfig({ ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) }));
-}
-
-/** The validated native-histogram settings as the options object the recorder is given. */
-function resolvedNative(c: NativeHistogramConfig): NativeHistogramOptions {
-  return { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets, maxExemplars: c.maxExemplars, exemplarTtlMs: c.exemplarTtlMs };
+  return new NativeHistogramConfig({ ...(schema !== undefined ? { schema } : {}), ...(maxBuckets !== undefined ? { maxBuckets } : {}) }).options();
 }
 
 function missing(field: string): never {

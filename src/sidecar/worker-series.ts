@@ -107,7 +107,7 @@ export function createSeriesPublisher(families: (() => readonly Family[]) | unde
         fi = familyIds.size;
         familyIds.set(f, fi);
         const c = f.native;
-        const native = c === undefined ? {} : { native: { schema: c.schema, zeroThreshold: c.zeroThreshold, maxBuckets: c.maxBuckets, maxExemplars: c.maxExemplars, exemplarTtlMs: c.exemplarTtlMs } };
+        const native = c === undefined ? {} : { native: c.options() };
         newFamilies.push({ name: f.name, type: f.type, help: f.help, buckets: [...f.buckets], emptyBraces: f.emptyBraces, ...native });
       }
       const put = (s: Series): void => {

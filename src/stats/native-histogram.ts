@@ -142,6 +142,11 @@ export class NativeHistogramConfig {
   /** Key tables by schema − MIN_SCHEMA, built when a series' resolution is first reduced to that schema. */
   private readonly tables: (Int32Array | undefined)[] = [];
 
+  /** The validated settings as options (what a `--concurrency` worker announces, what a resolved sidecar config holds). */
+  options(): NativeHistogramOptions {
+    return { schema: this.schema, zeroThreshold: this.zeroThreshold, maxBuckets: this.maxBuckets, maxExemplars: this.maxExemplars, exemplarTtlMs: this.exemplarTtlMs };
+  }
+
   /** The small-value key table at `schema` (shared by every series of this config at that schema). */
   smallKeysAt(schema: number): Int32Array {
     return (this.tables[schema - MIN_SCHEMA] ??= keyTable(schema, this.zeroThreshold));
