@@ -72,7 +72,7 @@ export const DEFAULT_NATIVE_ZERO_THRESHOLD = 2 ** -128;
 /** Default bucket bound per series. */
 export const DEFAULT_NATIVE_MAX_BUCKETS = 160;
 /** Lowest and highest schema Prometheus accepts. */
-const MIN_SCHEMA = -4;
+export const MIN_SCHEMA = -4;
 const MAX_SCHEMA = 8;
 /**
  * Low bits of a packed small-value entry (`Family.packedAt`) that hold the classic slot; the key is the rest, so

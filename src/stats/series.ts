@@ -8,7 +8,7 @@
  */
 
 import { ConfigError } from '../core/errors.js';
-import { NO_EXPONENT, NativeHistogram, PACKED_SLOT_BITS, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig, type PackedTables } from './native-histogram.js';
+import { MIN_SCHEMA, NO_EXPONENT, NativeHistogram, PACKED_SLOT_BITS, SMALL_VALUES, classicOctaves, classicSlot, type NativeHistogramConfig, type PackedTables } from './native-histogram.js';
 import { protobufSeriesBound, protobufSeriesBytes, seriesCostShape, type SeriesBudget, type SeriesCostShape } from './series-budget.js';
 import type { MetricType } from './definitions.js';
 
@@ -136,7 +136,7 @@ export class Family implements PackedTables {
   }
 
   private nativeConfig: NativeHistogramConfig | undefined = undefined;
-  /** Packed small-value tables by schema + 4, built when a series of the family first reaches that schema. */
+  /** Packed small-value tables by schema − MIN_SCHEMA, built when a series of the family first reaches that schema. */
   private readonly packed: (Int32Array | undefined)[] = [];
 
   /**
@@ -144,12 +144,12 @@ export class Family implements PackedTables {
    * left by PACKED_SLOT_BITS, or'ed with its classic slot, so the record path reads both with one load.
    */
   packedAt(schema: number): Int32Array {
-    let t = this.packed[schema + 4];
+    let t = this.packed[schema - MIN_SCHEMA];
     if (t === undefined) {
       const keys = (this.nativeConfig as NativeHistogramConfig).smallKeysAt(schema);
       t = new Int32Array(SMALL_VALUES);
       for (let v = 0; v < SMALL_VALUES; v++) t[v] = ((keys[v] as number) << PACKED_SLOT_BITS) | (this.smallIndex.length === 0 ? 0 : (this.smallIndex[v] as number));
-      this.packed[schema + 4] = t;
+      this.packed[schema - MIN_SCHEMA] = t;
     }
     return t;
   }
