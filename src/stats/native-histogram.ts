@@ -187,17 +187,22 @@ function grown(lo: number, old: Float64Array, key: number): Window {
   return { lo: newLo, counts: next };
 }
 
+/** The key at one schema lower of bucket `key`: bucket k at schema s lies in bucket ceil(k / 2) at s − 1. */
+function keyOneSchemaLower(key: number): number {
+  return ((key - 1) >> 1) + 1;
+}
+
 /** One schema lower: key k becomes ceil(k / 2), merging bucket pairs `2j-1, 2j` into `j`. */
 function halved(lo: number, old: Float64Array): Window & { populated: number } {
   if (old.length === 0) return { lo, counts: old, populated: 0 };
-  const newLo = ((lo - 1) >> 1) + 1;
-  const hi = ((lo + old.length - 2) >> 1) + 1;
+  const newLo = keyOneSchemaLower(lo);
+  const hi = keyOneSchemaLower(lo + old.length - 1);
   const next = new Float64Array(hi - newLo + 1);
   let populated = 0;
   for (let i = 0; i < old.length; i++) {
     const c = old[i] as number;
     if (c === 0) continue;
-    const j = ((lo + i - 1) >> 1) + 1 - newLo;
+    const j = keyOneSchemaLower(lo + i) - newLo;
     if (next[j] === 0) populated++;
     next[j] = (next[j] as number) + c;
   }
@@ -502,7 +507,7 @@ export class NativeHistogram {
         const n = c[i] as number;
         if (n === 0) continue;
         let key = lo + i;
-        for (let d = 0; d < down; d++) key = ((key - 1) >> 1) + 1;
+        for (let d = 0; d < down; d++) key = keyOneSchemaLower(key);
         this.addCount(sign === 0, key, n);
       }
     }
