@@ -7,8 +7,6 @@
  * Istio's node-metadata keys (`NAME`, `NAMESPACE`, `LABELS`, `OWNER`, ... as `meshtel decode` prints
  * them in `struct`), so a decoded value can be edited and re-encoded.
  */
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import { PAYLOAD_PROFILES } from '../metadata/types.js';
 import type { PayloadProfile, WorkloadMetadata } from '../metadata/types.js';
@@ -18,6 +16,7 @@ import { encodeMxHeader } from '../metadata/mx-header.js';
 import { encodeBaggage } from '../metadata/baggage.js';
 import { encodeTcpFrame } from '../metadata/tcp-frame.js';
 import { formatNodeId } from '../metadata/node-id.js';
+import { yamlModule } from '../core/lazy-yaml.js';
 
 /** Output formats of `meshtel encode`. */
 export type EncodeFormat = 'header' | 'baggage' | 'tcp' | 'id' | 'all';
@@ -66,8 +65,7 @@ export function inputFromObject(obj: unknown, origin: string): Partial<WorkloadM
 export function inputFromText(text: string, origin: string): Partial<WorkloadMetadataInput> {
   let parsed: unknown;
   try {
-    // yaml is required on first use, not at import: `meshtel sidecar` loads this module with the CLI (issue 16 RSS).
-    parsed = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
+    parsed = yamlModule().parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `${origin} is not YAML/JSON: ${(err as Error).message}`, { path: origin });
   }

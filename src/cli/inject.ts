@@ -12,11 +12,10 @@
  * Injection is idempotent: a pod template that already carries `sidecar.istio.io/status` or an
  * `istio-proxy` container is left byte-for-byte as it was, as the injector's `injectRequired` does.
  */
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import { ISTIO_PORTS } from '../core/config.js';
 import { LABEL_APP, LABEL_APP_QUALIFIED, LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_VERSION, LABEL_VERSION_QUALIFIED } from '../metadata/owner.js';
+import { yamlModule } from '../core/lazy-yaml.js';
 
 /** Name of the injected container (Istio's; `kubectl logs -c istio-proxy` keeps working). */
 export const SIDECAR_CONTAINER_NAME = 'istio-proxy';
@@ -101,8 +100,7 @@ function stringMap(v: unknown): Record<string, string> {
 export function injectManifests(text: string, options: InjectOptions = {}): InjectResult {
   const injected: string[] = [];
   const skipped: string[] = [];
-  // yaml is required on first use, not at import: `meshtel sidecar` loads this module with the CLI (issue 16 RSS).
-  const { parseAllDocuments, stringify, isMap } = createRequire(import.meta.url)('yaml') as typeof Yaml;
+  const { parseAllDocuments, stringify, isMap } = yamlModule();
   const docs = parseAllDocuments(text);
   const out: string[] = [];
   docs.forEach((doc, index) => {

@@ -8,8 +8,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
 import { ConfigError, quote } from '../core/errors.js';
 import type { Env } from '../core/config.js';
 import type { WorkloadMetadata } from './types.js';
@@ -17,6 +15,7 @@ import { LABEL_POD_TEMPLATE_HASH } from './owner.js';
 import { DEFAULT_ANNOTATIONS_PATH, DEFAULT_LABELS_PATH, readDownwardApiFile } from './downward-api.js';
 import { DNS_SUBDOMAIN, INPUT_KEYS, buildWorkloadMetadata } from './workload-fields.js';
 import type { Origins, WorkloadMetadataInput } from './workload-fields.js';
+import { yamlModule } from '../core/lazy-yaml.js';
 
 // Importers of the identity stage keep one module to import from: building from fields lives in workload-fields.ts.
 export { createWorkloadMetadata } from './workload-fields.js';
@@ -209,8 +208,7 @@ function readMetadataFile(file: string): Partial<WorkloadMetadataInput> {
   }
   let doc: unknown;
   try {
-    // yaml is required here, on first use: a process without a metadata file never loads it (issue 16 RSS).
-    doc = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
+    doc = yamlModule().parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_CONFIG_FILE', `workload metadata file ${file} is not valid YAML/JSON: ${(err as Error).message}`, { file }, { cause: err });
   }

@@ -9,7 +9,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
 import type * as Zod from 'zod';
 import { ConfigError, quote } from '../core/errors.js';
 import { hostOfAuthority, resolveServiceName, splitAuthority } from '../core/service-names.js';
@@ -17,6 +16,7 @@ import { parseEndpointMetadata } from '../metadata/endpoint-metadata.js';
 import type { PeerMetadata } from '../metadata/types.js';
 import type { ServiceInfo } from '../stats/types.js';
 import { outboundClusterName } from '../record/cluster.js';
+import { yamlModule } from '../core/lazy-yaml.js';
 
 /** Protocols a service port can declare (Istio's port-name prefixes `http-`, `http2-`, `grpc-`, `tcp-`). */
 export type PortProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
@@ -228,7 +228,7 @@ export function loadMeshFile(file: string): MeshConfig {
   }
   let doc: unknown;
   try {
-    doc = (requireLazy('yaml') as typeof Yaml).parse(text);
+    doc = yamlModule().parse(text);
   } catch (err) {
     throw new ConfigError('MESHTEL_ERR_INVALID_MESH', `${file}: not valid YAML: ${(err as Error).message}`, { origin: file }, { cause: err });
   }

@@ -14,12 +14,11 @@
  * {@link TelemetryConfig.expressionErrors} so the recorder logs and counts it and `meshtel lint`
  * warns about it.
  */
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
 import { ConfigError, isMeshtelError, quote } from '../core/errors.js';
 import { parseDurationMs } from '../core/config.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { METRICS, type TelemetryMetricName } from './definitions.js';
+import { yamlModule } from '../core/lazy-yaml.js';
 
 /** Modes a Telemetry override can match (istio/api `WorkloadMode`). */
 export type TelemetryMode = 'CLIENT' | 'SERVER' | 'CLIENT_AND_SERVER';
@@ -89,8 +88,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseTelemetry(input: string | object | readonly object[]): TelemetryConfig {
   let docs: unknown[];
   if (typeof input === 'string') {
-    // yaml is required here, on first use: a sidecar given its Telemetry resources as objects (or none) never loads it.
-    const parsed = (createRequire(import.meta.url)('yaml') as typeof Yaml).parseAllDocuments(input);
+    const parsed = yamlModule().parseAllDocuments(input);
     docs = [];
     for (const [i, d] of parsed.entries()) {
       if (d.errors.length > 0) {
