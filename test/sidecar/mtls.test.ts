@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import { loadSidecarTls } from '../../src/sidecar/tls.js';
-import { bookinfoLabels, eventually, httpApp, rawExchange, refused, requestCount, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
+import { bookinfoLabels, eventually, httpApp, mintDefaultWorkloads, rawExchange, refused, requestCount, reviewsMesh, send, series, sidecar, workload } from './helpers.js';
 import { resolveSidecarOptions } from '../../src/sidecar/options.js';
 
 const PP = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
@@ -20,14 +20,7 @@ let foreign: MintedWorkload;
 let ratings: MintedWorkload;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'meshtel-mtls-'));
-  [reviews, productpage, ratings] = mintCertificates({
-    outDir: dir,
-    workloads: [
-      { namespace: 'default', serviceAccount: 'bookinfo-reviews' },
-      { namespace: 'default', serviceAccount: 'bookinfo-productpage' },
-      { namespace: 'default', serviceAccount: 'bookinfo-ratings' },
-    ],
-  }).workloads as [MintedWorkload, MintedWorkload, MintedWorkload];
+  [reviews, productpage, ratings] = mintDefaultWorkloads(dir, 'bookinfo-reviews', 'bookinfo-productpage', 'bookinfo-ratings') as [MintedWorkload, MintedWorkload, MintedWorkload];
   // A workload certificate from another CA: must not be accepted.
   [foreign] = mintCertificates({ outDir: path.join(dir, 'other'), workloads: [{ namespace: 'evil', serviceAccount: 'mallory' }] }).workloads as [MintedWorkload];
 });

@@ -5,10 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintCertificates } from '../../src/sidecar/certs.js';
 import type { MintedWorkload } from '../../src/sidecar/certs.js';
 import type { Sidecar } from '../../src/sidecar/sidecar.js';
-import { deadPort, eventually, series, sidecar, workload } from './helpers.js';
+import { deadPort, eventually, mintDefaultWorkloads, series, sidecar, workload } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -20,8 +19,7 @@ let reviewsCert: MintedWorkload;
 let productpageCert: MintedWorkload;
 beforeAll(() => {
   certDir = mkdtempSync(path.join(tmpdir(), 'meshtel-tcp-'));
-  const minted = mintCertificates({ outDir: certDir, workloads: [{ namespace: 'default', serviceAccount: 'bookinfo-reviews' }, { namespace: 'default', serviceAccount: 'bookinfo-productpage' }] });
-  [reviewsCert, productpageCert] = minted.workloads as [MintedWorkload, MintedWorkload];
+  [reviewsCert, productpageCert] = mintDefaultWorkloads(certDir, 'bookinfo-reviews', 'bookinfo-productpage') as [MintedWorkload, MintedWorkload];
 });
 afterAll(() => rmSync(certDir, { recursive: true, force: true }));
 
