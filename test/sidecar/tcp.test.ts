@@ -273,53 +273,34 @@ async function unansweredPort(): Promise<number> {
 }
 
 describe('Sidecar TCP backpressure', () => {
-  it('bounds what it buffers while the connection to the inbound app is still connecting', async () => {
-    const appPort = await unansweredPort();
+  // The upstream either stays connecting (node queues the writes made while connecting; past its 16 KiB mark the
+  // client is paused) or never reads (only the kernel's loopback buffers, a few MiB each way, and one 16 KiB write
+  // buffer hold data). Without backpressure the sidecar read all 64 MiB into memory.
+  const upstreams = [
+    { what: 'is still connecting', start: unansweredPort, pushMs: 2000 },
+    { what: 'does not read (64 MiB pushed)', start: stuckApp, pushMs: 3000 },
+  ];
+
+  it.each(upstreams)('bounds what it buffers toward an inbound app that $what', async ({ start, pushMs }) => {
+    const appPort = await start();
     const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' } });
     cleanups.push(sc.close);
     const rssBefore = process.memoryUsage().rss;
-    const accepted = await push(sc.ports.inbound, 64 * 1024 * 1024, 2000);
+    const accepted = await push(sc.ports.inbound, 64 * 1024 * 1024, pushMs);
     const grown = process.memoryUsage().rss - rssBefore;
-    // Node queues the writes made while connecting; past its 16 KiB mark the client is paused. Without it the
-    // sidecar read all 64 MiB into that queue.
     expect(accepted).toBeLessThan(24 * 1024 * 1024);
     expect(grown).toBeLessThan(48 * 1024 * 1024);
   });
 
-  it('bounds what it buffers while the connection to an outbound endpoint is still connecting', async () => {
-    const endpointPort = await unansweredPort();
+  it.each(upstreams)('bounds what it buffers toward an outbound endpoint that $what', async ({ start, pushMs }) => {
+    const endpointPort = await start();
     const client = await sidecar({
       metadata: workload('productpage', 'bookinfo-productpage'),
       mesh: { services: [{ name: 'sink', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: endpointPort }, sidecar: false }] }] },
       serviceListeners: [{ host: 'sink', port: 9000, listenPort: 0 }],
     });
     cleanups.push(client.close);
-    expect(await push(client.ports.serviceListeners[0]!, 64 * 1024 * 1024, 2000)).toBeLessThan(24 * 1024 * 1024);
-  });
-
-  it('bounds what it buffers toward an inbound app that does not read (64 MiB pushed)', async () => {
-    const appPort = await stuckApp();
-    const sc = await sidecar({ metadata: workload('reviews', 'bookinfo-reviews'), app: { port: appPort, protocol: 'tcp' } });
-    cleanups.push(sc.close);
-    const rssBefore = process.memoryUsage().rss;
-    const accepted = await push(sc.ports.inbound, 64 * 1024 * 1024, 3000);
-    const grown = process.memoryUsage().rss - rssBefore;
-    // Only the kernel's loopback buffers (a few MiB each way) and one 16 KiB write buffer hold data:
-    // without backpressure the sidecar read all 64 MiB into memory.
-    expect(accepted).toBeLessThan(24 * 1024 * 1024);
-    expect(grown).toBeLessThan(48 * 1024 * 1024);
-  });
-
-  it('bounds what it buffers toward an outbound endpoint that does not read', async () => {
-    const appPort = await stuckApp();
-    const client = await sidecar({
-      metadata: workload('productpage', 'bookinfo-productpage'),
-      mesh: { services: [{ name: 'sink', ports: [{ name: 'tcp', protocol: 'tcp', port: 9000 }], endpoints: [{ address: '127.0.0.1', ports: { tcp: appPort }, sidecar: false }] }] },
-      serviceListeners: [{ host: 'sink', port: 9000, listenPort: 0 }],
-    });
-    cleanups.push(client.close);
-    const accepted = await push(client.ports.serviceListeners[0]!, 64 * 1024 * 1024, 3000);
-    expect(accepted).toBeLessThan(24 * 1024 * 1024);
+    expect(await push(client.ports.serviceListeners[0]!, 64 * 1024 * 1024, pushMs)).toBeLessThan(24 * 1024 * 1024);
   });
 });
 
