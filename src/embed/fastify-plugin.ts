@@ -317,9 +317,11 @@ function plugin(app: FastifyInstance, options: MeshtelFastifyOptions, done: (err
       });
       const peer: PeerMetadata | null = state.extract.result.ok ? state.extract.result.peer : null;
       const unknownReason = state.extract.result.ok ? undefined : state.extract.result.reason;
-      // Trailers first, then headers (Envoy Grpc::Common::getGrpcStatus), read through the reply: fastify hands its
-      // own headers to writeHead, so the raw response alone may not list them (as for responseHeaders below).
-      const grpcStatus = state.trailerGrpcStatus ?? firstHeader(state.reply.getHeader('grpc-status') as string | string[] | number | undefined);
+      // gRPC only, as the sidecar reads it (stream-record.ts): trailers first, then headers (Envoy
+      // Grpc::Common::getGrpcStatus), read through the reply: fastify hands its own headers to writeHead, so the raw
+      // response alone may not list them (as for responseHeaders below).
+      const grpcStatus =
+        state.protocol === 'grpc' ? (state.trailerGrpcStatus ?? firstHeader(state.reply.getHeader('grpc-status') as string | string[] | number | undefined)) : undefined;
       const span = state.span;
       // Every field always present (undefined when absent), no spreads: one object shape for the stats stage, and
       // on Node 20 each property added to a spread-built object costs far more than a literal's.

@@ -7,7 +7,11 @@ import { formatResponseFlags } from '../stats/response-flags.js';
 import type { HttpStreamAttributes } from '../stats/types.js';
 import type { SpanEndInfo } from '../tracing/types.js';
 
-/** Span end tags of a finished request: code, flags (`-` when none), sizes, gRPC status, peer, cluster. */
+/**
+ * Span end tags of a finished request: code, flags (`-` when none), sizes, gRPC status, peer, cluster. The gRPC
+ * status is a gRPC request's only, as the stats stage reads it (grpcStatusCode) and Envoy's tracer tags it: a
+ * `grpc-status` header on a plain HTTP response is neither a tag nor an error.
+ */
 export function spanEndOf(attrs: HttpStreamAttributes, upstreamCluster: string): SpanEndInfo {
   return {
     statusCode: attrs.responseCode,
@@ -15,7 +19,7 @@ export function spanEndOf(attrs: HttpStreamAttributes, upstreamCluster: string):
     upstreamCluster,
     requestSize: attrs.requestBytes,
     responseSize: attrs.responseBytes,
-    ...(attrs.grpcStatus !== undefined ? { grpcStatus: attrs.grpcStatus } : {}),
+    ...(attrs.protocol === 'grpc' && attrs.grpcStatus !== undefined ? { grpcStatus: attrs.grpcStatus } : {}),
     peer: attrs.peer,
   };
 }

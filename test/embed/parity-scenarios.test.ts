@@ -90,6 +90,16 @@ const SCENARIOS: readonly Scenario[] = [
   },
   // gRPC without any grpc-status: the HTTP 503 maps to UNAVAILABLE (14).
   { path: '/grpc-unavailable', client: 'read', grpc: true, serve: (res) => ((res.statusCode = 503), res.end()) },
+  // A plain HTTP request whose response carries a grpc-status header: not gRPC, so neither path reads it (no
+  // grpc_response_status, no span grpc.status_code), as Envoy reads the status of gRPC requests only.
+  {
+    path: '/http-with-grpc-status',
+    client: 'read',
+    serve: (res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'grpc-status': '5' });
+      res.end('not grpc');
+    },
+  },
 ];
 
 function serveScenario(path: string, res: http.ServerResponse): void {
