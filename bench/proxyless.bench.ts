@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { loadAverage, measure, serveRole, spawnRole } from './support/children.js';
 import type { AutocannonResult, Child, ChildUsage } from './support/children.js';
 import { median } from './support/measure.js';
+import { LOAD_CPU, SERVER_CPU, pin, pinningLine } from './support/pinning.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -85,8 +86,14 @@ async function main(): Promise<void> {
   }
   const children: [string, Child][] = [];
   try {
-    for (const [name, role] of roles) children.push([name, await spawnRole(FILE, role)]);
+    pin(process.pid, LOAD_CPU);
+    for (const [name, role] of roles) {
+      const child = await spawnRole(FILE, role);
+      pin(child.pid, SERVER_CPU);
+      children.push([name, child]);
+    }
     console.log(`node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S}s per run, ${ROUNDS} interleaved rounds (median), 1 KB reply, MX headers on every request`);
+    console.log(pinningLine());
     const samples = new Map<string, { r: AutocannonResult; usage: ChildUsage }[]>();
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? children : [...children].reverse();

@@ -31,6 +31,7 @@ export interface ChildUsage {
 /** A running role. */
 export interface Child {
   readonly port: number;
+  readonly pid: number;
   request<T>(msg: string): Promise<T>;
   kill(): void;
 }
@@ -74,6 +75,7 @@ export function spawnRole(file: string, role: string, args: readonly string[] = 
       const { port } = msg as { port: number };
       resolve({
         port,
+        pid: cp.pid ?? 0,
         request: <T>(m: string) =>
           new Promise<T>((res) => {
             cp.once('message', (reply) => res(reply as T));
