@@ -22,6 +22,7 @@ const SETTINGS: readonly (readonly [string, string])[] = [
   ['BENCH_SKIP_LATENCY', '1 skips the fixed-rate latency part of the sidecar bench'],
   ['BENCH_RSS_REQUESTS', 'requests of the rss bench\'s loaded figure, over 200 connections from 200 MX peers (default 100000)'],
   ['BENCH_SKIP_CONCURRENCY', '1 skips the --concurrency 1 vs 2 throughput part of the sidecar bench'],
+  ['BENCH_PIN', '0 turns off CPU pinning of the sidecar and proxyless benches (default: the process under test on CPU 1, autocannon and the app on CPU 0, when taskset and 2 cores are there)'],
   ['BENCH_SECTIONS', 'comma-separated section numbers of the stats bench (e.g. 4; 2 and 3 run together) or the native-histograms bench (e.g. 1) to run (default: all)'],
 ];
 

@@ -11,13 +11,17 @@
  * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app against
  *    client → app, compared with a pair of bare node:http pipe proxies (goal ≤ 2×), and CPU per sidecar
  *    (≤ 0.08 vCPU; Envoy's published figure is 0.20).
- * 3. Throughput of `meshtel sidecar --concurrency 1` and `2`.
+ * 3. Throughput of `meshtel sidecar --concurrency 1` (one core) and `2` (both), with the ceiling the machine allows
+ *    (see concurrencyRows).
  *
+ * Pinned (bench/support/pinning.ts): the proxy under test runs on a core of its own, autocannon and the app on the
+ * other, so a round no longer depends on where the scheduler puts three busy processes on two cores.
  * The app and each proxy run in their own child process (roles below), autocannon in this one. The machine has 2
  * cores shared by the load generator, the proxy and the app: absolute numbers are low, the ratios are what to read.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import { cpus } from 'node:os';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { load, loadAverage, measure as measureChild, serveRole, spawnRole as spawnChild } from './support/children.js';
 import type { AutocannonResult, Child, ChildUsage } from './support/children.js';
 import { median } from './support/measure.js';
+import { LOAD_CPU, SERVER_CPU, pin, pinningLine, pinningOn } from './support/pinning.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = 16;
@@ -155,7 +160,10 @@ const measure = (child: Child, extra: Record<string, unknown> = {}): Promise<{ r
   measureChild(child, { connections: CONNECTIONS, duration: DURATION_S, ...extra });
 
 async function main(): Promise<void> {
+  // The proxy under test on a core of its own; autocannon (this process) and the app share the other.
+  pin(process.pid, LOAD_CPU);
   const app = await spawnRole('app');
+  pin(app.pid, LOAD_CPU);
   const children: Child[] = [app];
   // A peer's MX headers as a client sidecar sends them, so the inbound sidecar decodes (then caches) a real peer.
   const { createWorkloadMetadata } = await import('../src/metadata/workload.js');
@@ -178,6 +186,7 @@ async function main(): Promise<void> {
   const CHURN = `sidecar, ${CHURN_PEERS} peers + override`;
   try {
     console.log(`node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S}s per run, 1 KB response, HTTP/1.1 keep-alive`);
+    console.log(pinningLine());
     console.log(`\n-- throughput, one inbound sidecar (autocannon, max rate; ${ROUNDS} interleaved rounds, median) --`);
     // BENCH_CONFIGS=on,off,fastify runs only those (development aid; the default runs all of them).
     const only = process.env.BENCH_CONFIGS?.split(',').filter((x) => x !== '');
@@ -196,6 +205,7 @@ async function main(): Promise<void> {
     for (const [name, role, key] of roles) {
       if (only && !only.includes(key)) continue;
       const c = await spawnRole(role, String(app.port));
+      pin(c.pid, SERVER_CPU);
       // RSS of a sidecar that has served nothing yet (telemetry on, agent ports up).
       if (role === 'sidecar-on') idleRssMb = (await c.request<ChildUsage>('usage')).rssBytes / 1048576;
       configs.push([name, c]);
@@ -268,6 +278,8 @@ async function main(): Promise<void> {
       const rate = { overallRate: 1000, headers: { host: 'reviews:9080' } };
       const pair = await spawnRole('pair', String(app.port));
       const pipes = await spawnRole('node-pipe-pair', String(app.port));
+      pin(pair.pid, SERVER_CPU);
+      pin(pipes.pid, SERVER_CPU);
       children.push(pair, pipes);
       const direct: AutocannonResult[] = [];
       const mesh: { r: AutocannonResult; usage: ChildUsage }[] = [];
@@ -298,22 +310,58 @@ async function main(): Promise<void> {
       console.log(loadAverage());
     }
 
-    if (process.env.BENCH_SKIP_CONCURRENCY !== '1') await concurrencyRows(app.port, mxHeaders);
+    if (process.env.BENCH_SKIP_CONCURRENCY !== '1') await concurrencyRows(app, mxHeaders);
   } finally {
     for (const c of children) c.kill();
   }
 }
 
 /**
- * Throughput of `meshtel sidecar --concurrency 1` and `2` (the CLI, as a pod runs it), interleaved rounds. Scaling
- * needs free cores: on a 2-core machine that also runs the load generator and the app, 2 workers cannot double it.
+ * CPU seconds (user + system) used so far by a process and its children (the --concurrency workers), from
+ * /proc: the workers are processes of their own, which the primary's process.cpuUsage() does not see.
  */
-async function concurrencyRows(appPort: number, headers: Record<string, string>): Promise<void> {
-  console.log(`\n-- throughput by --concurrency (meshtel sidecar CLI, inbound hop; ${ROUNDS} interleaved rounds, median; ${cpus().length} cores) --`);
+function treeCpuMicros(pid: number): number {
+  const ticks = (p: number): number => {
+    try {
+      // Fields after the parenthesised command: state is 3rd; utime 14th and stime 15th of the whole line.
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let total = ticks(pid);
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${e}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === pid) total += ticks(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  // USER_HZ is 100 on Linux.
+  return total * 10_000;
+}
+
+/**
+ * Throughput of `meshtel sidecar --concurrency 1` and `2` (the CLI, as a pod runs it), interleaved rounds. With
+ * pinning, `--concurrency 1` gets one core and `2` both (as a pod's CPU limit would). A 2-core machine that also
+ * runs the load generator and the app cannot give 2 workers 2 free cores, so beside the ratio the bench prints the
+ * ceiling the machine allows: 2 cores divided by the CPU per request of every process (sidecar workers, app,
+ * autocannon), each measured in the same rounds. Scaling is shown when `--concurrency 2` reaches that ceiling
+ * while `--concurrency 1` is held to what one core gives the sidecar.
+ */
+async function concurrencyRows(app: Child, headers: Record<string, string>): Promise<void> {
+  const cores = cpus().length;
+  console.log(`\n-- throughput by --concurrency (meshtel sidecar CLI, inbound hop; ${ROUNDS} interleaved rounds, median; ${cores} cores) --`);
   const start = (n: number): Promise<{ cp: ChildProcess; port: number }> =>
     new Promise((resolve, reject) => {
       const zero = ['--outbound-port', '0', '--prometheus-port', '0', '--status-port', '0', '--health-port', '0', '--admin-port', '0'];
-      const cp = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), 'sidecar', '--concurrency', String(n), '--app-port', String(appPort), '--bind', '127.0.0.1', '--inbound-port', '0', ...zero], {
+      const node = [process.execPath, '--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), 'sidecar', '--concurrency', String(n), '--app-port', String(app.port), '--bind', '127.0.0.1', '--inbound-port', '0', ...zero];
+      // One core for one worker, every core for two (the workers inherit the affinity the primary starts with).
+      const argv = pinningOn() ? ['taskset', '-c', n === 1 ? SERVER_CPU : `0-${cores - 1}`, ...node] : node;
+      const cp = spawn(argv[0]!, argv.slice(1), {
         env: { ...process.env, POD_NAME: 'reviews-v1-abc', POD_NAMESPACE: 'default', MESHTEL_LOG_LEVEL: 'info' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -330,16 +378,40 @@ async function concurrencyRows(appPort: number, headers: Record<string, string>)
   const runs = [await start(1), await start(2)];
   try {
     const rps: number[][] = [[], []];
+    // CPU µs per request of the sidecar (all its processes), the app and autocannon (this process), per run.
+    const cpu: { sidecar: number; app: number; load: number }[][] = [[], []];
     for (let round = 0; round < ROUNDS; round++) {
       for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
         const target = runs[i]!;
         await load(target.port, { connections: CONNECTIONS, duration: 1, headers });
-        rps[i]!.push((await load(target.port, { connections: CONNECTIONS, duration: DURATION_S, headers })).requests.average);
+        const pid = target.cp.pid ?? 0;
+        const s0 = treeCpuMicros(pid);
+        await app.request('reset');
+        const l0 = process.cpuUsage();
+        const r = await load(target.port, { connections: CONNECTIONS, duration: DURATION_S, headers });
+        const l = process.cpuUsage(l0);
+        const a = await app.request<ChildUsage>('usage');
+        const n = Math.max(1, r.requests.total);
+        rps[i]!.push(r.requests.average);
+        cpu[i]!.push({ sidecar: (treeCpuMicros(pid) - s0) / n, app: a.cpuMicros / n, load: (l.user + l.system) / n });
       }
     }
     console.log(`--concurrency 1: ${median(rps[0]!).toFixed(0)} req/s   --concurrency 2: ${median(rps[1]!).toFixed(0)} req/s   (per round: ${rps[0]!.map((x) => x.toFixed(0)).join(', ')} / ${rps[1]!.map((x) => x.toFixed(0)).join(', ')})`);
     const ratios = rps[1]!.map((x, i) => x / (rps[0]![i] ?? 1));
-    console.log(`throughput --concurrency 2 / 1: ${median(ratios).toFixed(3)} (goal: scales with N given N free cores)`);
+    const med = (i: number, k: 'sidecar' | 'app' | 'load'): number => median(cpu[i]!.map((c) => c[k]));
+    for (const i of [0, 1]) {
+      console.log(`  --concurrency ${i + 1}, CPU µs per request: sidecar (every worker) ${med(i, 'sidecar').toFixed(1)}, app ${med(i, 'app').toFixed(1)}, autocannon ${med(i, 'load').toFixed(1)}`);
+    }
+    // What the machine allows: all its cores over the CPU every request costs in all three processes.
+    const ceiling2 = (cores * 1e6) / (med(1, 'sidecar') + med(1, 'app') + med(1, 'load'));
+    // --concurrency 1 is held to one core's worth of sidecar CPU (pinned: exactly one core).
+    const ceiling1 = Math.min(1e6 / med(0, 'sidecar'), (cores * 1e6) / (med(0, 'sidecar') + med(0, 'app') + med(0, 'load')));
+    const ideal = ceiling2 / ceiling1;
+    console.log(`throughput --concurrency 2 / 1: ${median(ratios).toFixed(3)}   (per round ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
+    console.log(
+      `  the machine's ceilings: --concurrency 1 ${ceiling1.toFixed(0)} req/s (one core of sidecar), --concurrency 2 ${ceiling2.toFixed(0)} req/s (${cores} cores shared with the app and autocannon): at most ${ideal.toFixed(3)}x here`,
+    );
+    console.log(`  --concurrency 2 reaches ${((median(rps[1]!) / ceiling2) * 100).toFixed(0)}% of its ceiling, --concurrency 1 ${((median(rps[0]!) / ceiling1) * 100).toFixed(0)}% of its own (goal: throughput scales with N given N free cores)`);
     console.log(loadAverage());
   } finally {
     for (const r of runs) r.cp.kill('SIGTERM');
