@@ -8,7 +8,7 @@
  *    and loaded as information only (these children run under tsx; the RSS goal rows are bench/rss.bench.ts's, on
  *    the compiled package). The bare node:http and undici proxies also justify the upstream
  *    client choice in src/sidecar/upstream.ts.
- * 2. At a fixed 1000 rps (Istio's perf setup): added p50/p99 of client → sidecar → sidecar → app against
+ * 2. At a fixed 1000 rps (Istio's perf setup; open loop, latencies in µs): added p50/p99 of client → sidecar → sidecar → app against
  *    client → app, compared with a pair of bare node:http pipe proxies (goal ≤ 2×), and CPU per sidecar
  *    (≤ 0.08 vCPU; Envoy's published figure is 0.20).
  * 3. Throughput of `meshtel sidecar --concurrency 1` (one core) and `2` (both), with the ceiling the machine allows
@@ -28,6 +28,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { load, loadAverage, measure as measureChild, serveRole, spawnRole as spawnChild } from './support/children.js';
 import type { AutocannonResult, Child, ChildUsage } from './support/children.js';
+import { fixedRate, quantile } from './support/fixed-rate.js';
+import type { FixedRateResult } from './support/fixed-rate.js';
 import { median } from './support/measure.js';
 import { LOAD_CPU, SERVER_CPU, pin, pinningLine, pinningOn } from './support/pinning.js';
 
@@ -274,36 +276,46 @@ async function main(): Promise<void> {
     children.length = 1;
 
     if (process.env.BENCH_SKIP_LATENCY !== '1') {
-      console.log(`\n-- fixed 1000 rps: client -> two proxies -> app vs client -> app (${ROUNDS} interleaved rounds, median) --`);
-      const rate = { overallRate: 1000, headers: { host: 'reviews:9080' } };
+      console.log(`\n-- fixed 1000 rps, open loop, µs latencies (bench/support/fixed-rate.ts): client -> two proxies -> app vs client -> app (${ROUNDS} interleaved rounds, median) --`);
       const pair = await spawnRole('pair', String(app.port));
       const pipes = await spawnRole('node-pipe-pair', String(app.port));
       pin(pair.pid, SERVER_CPU);
       pin(pipes.pid, SERVER_CPU);
       children.push(pair, pipes);
-      const direct: AutocannonResult[] = [];
-      const mesh: { r: AutocannonResult; usage: ChildUsage }[] = [];
-      const pipe: AutocannonResult[] = [];
+      const at1000 = (port: number): Promise<FixedRateResult> => fixedRate({ port, rate: 1000, durationS: DURATION_S, connections: CONNECTIONS, headers: { host: 'reviews:9080' } });
+      /** One fixed-rate run against `c` after a 1 s warm-up, with the CPU `c` used during it. */
+      const timed = async (c: Child): Promise<{ r: FixedRateResult; usage: ChildUsage }> => {
+        await fixedRate({ port: c.port, rate: 1000, durationS: 1, connections: CONNECTIONS, headers: { host: 'reviews:9080' } });
+        await c.request('reset');
+        const r = await at1000(c.port);
+        const usage = await c.request<ChildUsage>('usage');
+        if (r.errors > 0) console.log(`  warning: ${r.errors} failed requests`);
+        return { r, usage };
+      };
+      const direct: FixedRateResult[] = [];
+      const mesh: { r: FixedRateResult; usage: ChildUsage }[] = [];
+      const pipe: FixedRateResult[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        direct.push((await measure(app, rate)).r);
-        mesh.push(await measure(pair, rate));
-        pipe.push((await measure(pipes, rate)).r);
+        direct.push((await timed(app)).r);
+        mesh.push(await timed(pair));
+        pipe.push((await timed(pipes)).r);
       }
-      const p50 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p50));
-      const p99 = (rs: readonly AutocannonResult[]): number => median(rs.map((r) => r.latency.p99));
+      const ms = (us: number): string => `${(us / 1000).toFixed(2)} ms`;
+      const p50 = (rs: readonly FixedRateResult[]): number => median(rs.map((r) => quantile(r.latenciesUs, 0.5)));
+      const p99 = (rs: readonly FixedRateResult[]): number => median(rs.map((r) => quantile(r.latenciesUs, 0.99)));
       const meshR = mesh.map((m) => m.r);
-      const total = (rs: readonly AutocannonResult[]): number => rs.reduce((n, r) => n + r.requests.total, 0);
-      console.log(`direct:              p50 ${p50(direct)} ms   p99 ${p99(direct)} ms   (${total(direct)} requests)`);
-      console.log(`node:http pipe pair: p50 ${p50(pipe)} ms   p99 ${p99(pipe)} ms   (${total(pipe)} requests)`);
-      console.log(`two sidecars:        p50 ${p50(meshR)} ms   p99 ${p99(meshR)} ms   (${total(meshR)} requests)`);
-      const added = (rs: readonly AutocannonResult[]): [number, number] => [p50(rs) - p50(direct), p99(rs) - p99(direct)];
+      const total = (rs: readonly FixedRateResult[]): number => rs.reduce((n, r) => n + r.ok, 0);
+      console.log(`direct:              p50 ${ms(p50(direct))}   p99 ${ms(p99(direct))}   (${total(direct)} requests)`);
+      console.log(`node:http pipe pair: p50 ${ms(p50(pipe))}   p99 ${ms(p99(pipe))}   (${total(pipe)} requests)`);
+      console.log(`two sidecars:        p50 ${ms(p50(meshR))}   p99 ${ms(p99(meshR))}   (${total(meshR)} requests)`);
+      const added = (rs: readonly FixedRateResult[]): [number, number] => [p50(rs) - p50(direct), p99(rs) - p99(direct)];
       const [m50, m99] = added(meshR);
       const [n50, n99] = added(pipe);
-      console.log(`added by the sidecar pair: p50 +${m50.toFixed(2)} ms   p99 +${m99.toFixed(2)} ms; by the node pipe pair: p50 +${n50.toFixed(2)} ms   p99 +${n99.toFixed(2)} ms`);
+      console.log(`added by the sidecar pair: p50 +${ms(m50)}   p99 +${ms(m99)}; by the node pipe pair: p50 +${ms(n50)}   p99 +${ms(n99)}`);
       goalRow('added p50, sidecar pair / node pipe pair', n50 > 0 ? m50 / n50 : m50 <= 0 ? 1 : Infinity, 2, true);
-      goalRow('added p99, sidecar pair / node pipe pair', n99 > 0 ? m99 / n99 : m99 <= 0 ? 1 : Infinity, 2, true, '   (autocannon reports whole milliseconds)');
+      goalRow('added p99, sidecar pair / node pipe pair', n99 > 0 ? m99 / n99 : m99 <= 0 ? 1 : Infinity, 2, true);
       // CPU seconds per 1000 requests = vCPU used at 1000 rps.
-      const cpuPerK = median(mesh.map((m) => m.usage.cpuMicros / 1e6 / (m.r.requests.total / 1000)));
+      const cpuPerK = median(mesh.map((m) => m.usage.cpuMicros / 1e6 / (m.r.ok / 1000)));
       goalRow('CPU per sidecar at 1000 rps (vCPU; pair / 2)', cpuPerK / 2, 0.08, true, '   (Istio 1.24 Envoy: 0.20)');
       const rssMb = Math.max(...mesh.map((m) => m.usage.maxRssKb)) / 1024;
       console.log(`sidecar pair peak RSS: ${rssMb.toFixed(1)} MB for both (one process; Istio 1.24 Envoy: 60 MB per sidecar at 1000 rps)`);
